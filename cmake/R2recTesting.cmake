@@ -1,0 +1,46 @@
+# r2rec_add_test(<name> SOURCES ... [LIBS ...] [NP n ...] [LABELS ...] [TIMEOUT s] [MPI_MAIN])
+#
+# Builds build/tests/<name> and registers it with CTest:
+#  - without NP: one test <name>, run directly;
+#  - with NP n1 n2 ...: one test <name>_np<n> per n, each run as `mpirun -np n build/tests/<name>`, labelled
+#    "mpi"; such executables use tests/mpi_gtest_main.cpp so every rank agrees on pass/fail.
+# Every test gets a TIMEOUT (default 120 s) so a hang fails instead of stalling CI, and the labels given
+# (unit, mpi, gpu, slow) so `ctest -L unit` or `ctest -LE slow` select them.
+set(R2REC_TEST_ENV
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # CI and dev boxes run as root
+  OMPI_MCA_rmaps_base_oversubscribe=1                         # more ranks than cores on 2-core machines
+  OMPI_MCA_btl_vader_single_copy_mechanism=none               # containers forbid the CMA ptrace path
+  R2REC_SOURCE_DIR=${PROJECT_SOURCE_DIR}
+  R2REC_DATA_DIR=${PROJECT_SOURCE_DIR}/../shared/data
+  R2REC_BINARY=$<TARGET_FILE:r2rec>
+  R2REC_MPIEXEC=${MPIEXEC_EXECUTABLE})
+
+function(r2rec_add_test name)
+  cmake_parse_arguments(T "MPI_MAIN" "TIMEOUT" "SOURCES;LIBS;NP;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  if(T_NP OR T_MPI_MAIN)
+    target_sources(${name} PRIVATE "${PROJECT_SOURCE_DIR}/tests/mpi_gtest_main.cpp")
+    target_link_libraries(${name} PRIVATE GTest::gtest GTest::gmock MPI::MPI_CXX)
+  else()
+    target_link_libraries(${name} PRIVATE GTest::gtest GTest::gmock GTest::gtest_main)
+  endif()
+  target_link_libraries(${name} PRIVATE ${T_LIBS} r2rec_test_support)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/tests")
+  r2rec_target_warnings(${name})
+  if(T_NP)
+    foreach(np IN LISTS T_NP)
+      add_test(NAME ${name}_np${np}
+               COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${MPIEXEC_PREFLAGS}
+                       $<TARGET_FILE:${name}> ${MPIEXEC_POSTFLAGS})
+      set_tests_properties(${name}_np${np} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "mpi;${T_LABELS}"
+                           ENVIRONMENT "${R2REC_TEST_ENV}" PROCESSORS ${np})
+    endforeach()
+  else()
+    add_test(NAME ${name} COMMAND $<TARGET_FILE:${name}>)
+    set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}"
+                         ENVIRONMENT "${R2REC_TEST_ENV}")
+  endif()
+endfunction()

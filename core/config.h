@@ -1,0 +1,163 @@
+// The r2rec configuration: YAML -> typed structs, one struct per section.
+//
+// Every field is declared once in core/config.cpp's schema table with its meaning, default and valid range;
+// that table drives parsing, `key.sub=value` overrides, validation, the printed/saved resolved config and the
+// reference in docs/config.md (`r2rec config-doc` regenerates it). The defaults below are the initialisers.
+//
+// Paths written in a config file are relative to that file's folder; paths given as command-line overrides
+// are relative to the current directory. Both are stored absolute.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace r2rec {
+
+struct DataConfig {
+  std::string name = "ml-100k";          // label used in shard attributes and reports
+  std::string format = "ml-100k";        // ml-100k | lastfm-hetrec | recbole | recbole-llmrank
+  std::string path;                      // dataset folder (required for prepare)
+  std::string prefix;                    // RecBole atomic-file stem ("" = folder name)
+  std::string title_field = "title";     // RecBole .item field holding the item text
+  double min_rating = 0.0;               // drop interactions rated below this (0 keeps all)
+  int64_t kcore = 5;                     // iterated k-core filter on users and items (0 = off)
+  int64_t min_history = 5;               // users with fewer interactions (after k-core) are dropped
+  bool skip_malformed = false;           // count and skip malformed lines instead of failing
+};
+
+struct SamplerConfig {
+  int64_t history_len = 10;              // H: last H items of the history shown in a prompt
+  int64_t num_candidates = 20;           // C: target + C-1 never-touched items
+  int64_t chains_per_example = 4;        // K
+  int64_t max_hops = 4;                  // longest alternating walk (edges)
+  std::vector<std::string> chain_types = {"closed", "bridge", "walk"};
+  int64_t min_shared_items = 2;          // closure constraint of closed chains
+  int64_t train_examples_per_user = 5;   // sliding target positions per user in the train split
+  int64_t num_shards = 4;
+  int64_t compression = 4;               // HDF5 deflate level
+  std::string output_dir;                // "" = <run.dir>/data
+};
+
+struct TokenizerConfig {
+  std::string path;                      // tokenizer.json(.gz) / folder / vocab.json+merges.txt; "" = learn one
+  int64_t vocab_size = 4096;             // size of the learnt byte-level BPE vocabulary
+};
+
+struct LoraConfig {
+  int64_t rank = 0;                      // 0 = full fine-tuning
+  double alpha = 16.0;
+  double dropout = 0.0;
+  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+};
+
+struct ModelConfig {
+  std::string path;                      // Hugging Face checkpoint folder; "" = from scratch with the shape below
+  int64_t hidden_size = 256;
+  int64_t num_layers = 4;
+  int64_t num_heads = 4;
+  int64_t num_kv_heads = 2;
+  int64_t intermediate_size = 688;
+  int64_t max_position = 2048;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_embeddings = true;
+  bool qkv_bias = false;
+  std::string dtype = "auto";            // auto | float32 | bfloat16
+  bool activation_checkpointing = false;
+  LoraConfig lora;
+};
+
+struct SftConfig {
+  int64_t epochs = 1;
+  double learning_rate = 3e-4;
+  double weight_decay = 0.0;
+  int64_t warmup_steps = 20;
+  int64_t batch_size = 32;               // global, summed over learner ranks and accumulation micro-steps
+  int64_t micro_batch_size = 4;          // per learner rank and forward pass
+  double grad_clip = 1.0;                // 0 = off
+  int64_t max_seq_len = 1024;
+  int64_t save_every = 0;                // steps between checkpoints (0 = end only)
+  bool skip_unreached = false;           // leave out examples whose prompt chains never reach the target
+};
+
+struct RlConfig {
+  int64_t steps = 100;
+  int64_t prompts_per_step = 8;          // global
+  int64_t group_size = 8;                // G completions per prompt
+  int64_t micro_batch_size = 4;
+  int64_t inner_epochs = 1;
+  double learning_rate = 1e-6;
+  double clip_low = 0.2;                 // epsilon_low
+  double clip_high = 0.28;               // epsilon_high
+  double kl_beta = 0.04;
+  bool std_scale = true;                 // divide advantages by the group's std
+  double answer_reward = 1.0;
+  double format_reward = 0.1;
+  int64_t max_new_tokens = 256;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  bool async = false;
+  int64_t max_staleness = 1;             // async mode: versions rollout may run ahead
+};
+
+struct EvalConfig {
+  std::string split = "test";            // valid | test
+  std::vector<int64_t> ks = {1, 3, 5, 10};
+  int64_t max_examples = 0;              // 0 = all
+  bool generate = true;                  // HR@1 by generation in addition to likelihood ranking
+  int64_t max_new_tokens = 256;
+};
+
+struct DistributedConfig {
+  std::string backend = "auto";          // auto | mpi | nccl
+  bool colocated = true;                 // every rank is both learner and rollout worker
+  int64_t learner_ranks = 0;             // split mode only
+  int64_t rollout_ranks = 0;             // split mode only
+  double bucket_mb = 25.0;               // gradient / broadcast bucket cap
+  double timeout_s = 300.0;              // watchdog deadline of every blocking operation
+  int64_t threads = 0;                   // intra-op threads per rank (0 = cores available to the rank)
+};
+
+struct RunConfig {
+  std::string dir = "runs/default";
+  int64_t seed = 1234;
+  std::string log_level = "info";        // info | warning | error
+  bool log_all_ranks = false;            // echo every rank's INFO lines to the terminal
+  bool force = false;                    // redo stages whose outputs already exist
+};
+
+struct Config {
+  DataConfig data;
+  SamplerConfig sampler;
+  TokenizerConfig tokenizer;
+  ModelConfig model;
+  SftConfig sft;
+  RlConfig rl;
+  EvalConfig eval;
+  DistributedConfig distributed;
+  RunConfig run;
+
+  std::string source;                    // the config file it came from ("" = defaults only)
+};
+
+// Parses `path` (may be empty: defaults only), applies `overrides` ("key.sub=value", in order), checks
+// types, ranges and cross-field rules. Throws ConfigError with a one-line message on any problem.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Checks the rules that need the world size (role split, batch divisibility). Throws ConfigError.
+void validate_for_world(const Config& config, int world_size);
+
+// The resolved config as YAML (every field, in schema order), for printing and saving.
+std::string to_yaml(const Config& config);
+
+// Every field with its default and a comment giving meaning and range (configs/defaults.yaml).
+std::string config_template_yaml();
+
+// The field reference as Markdown (the body of docs/config.md).
+std::string config_reference_markdown();
+
+// Every dotted key the schema knows, in schema order.
+std::vector<std::string> config_keys();
+
+}  // namespace r2rec

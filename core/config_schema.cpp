@@ -1,0 +1,289 @@
+// The table of every config key: type, range, meaning. The default is the initialiser in core/config.h.
+#include "core/config_schema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <type_traits>
+
+namespace r2rec::config_detail {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// R2_REF(data.path) -> a function returning &config.data.path; the key string is the member path itself.
+#define R2_REF(member) [](Config& c) -> void* { return &c.member; }
+#define R2_KEY(member) #member
+
+Field make(std::string key, Kind kind, std::function<void*(Config&)> ref, std::string doc) {
+  Field f;
+  f.key = std::move(key);
+  f.kind = kind;
+  f.ref = std::move(ref);
+  f.doc = std::move(doc);
+  return f;
+}
+Field ranged(Field f, double lo, double hi, bool lo_exclusive = false) {
+  f.min = lo;
+  f.max = hi;
+  f.min_exclusive = lo_exclusive;
+  return f;
+}
+Field with_choices(Field f, std::vector<std::string> choices) {
+  f.choices = std::move(choices);
+  return f;
+}
+Field existing(Field f) {
+  f.must_exist = true;
+  return f;
+}
+
+#define INT(m, lo, hi, doc) ranged(make(R2_KEY(m), Kind::kInt, R2_REF(m), doc), lo, hi)
+#define FLOAT(m, lo, hi, doc) ranged(make(R2_KEY(m), Kind::kFloat, R2_REF(m), doc), lo, hi)
+#define FLOAT_POS(m, hi, doc) ranged(make(R2_KEY(m), Kind::kFloat, R2_REF(m), doc), 0, hi, true)
+#define BOOL(m, doc) make(R2_KEY(m), Kind::kBool, R2_REF(m), doc)
+#define STR(m, doc) make(R2_KEY(m), Kind::kString, R2_REF(m), doc)
+#define PATH(m, doc) make(R2_KEY(m), Kind::kPath, R2_REF(m), doc)
+#define ENUM(m, choices, doc) with_choices(make(R2_KEY(m), Kind::kEnum, R2_REF(m), doc), choices)
+
+std::vector<Field> build() {
+  using V = std::vector<std::string>;
+  std::vector<Field> s = {
+      // data
+      STR(data.name, "Dataset label written into shard attributes and reports."),
+      ENUM(data.format, (V{"ml-100k", "lastfm-hetrec", "recbole", "recbole-llmrank"}),
+           "Reader for data.path: MovieLens-100K files (u.data, u.item), Last.fm HetRec (user_artists.dat, "
+           "artists.dat), RecBole atomic files (<prefix>.inter, <prefix>.item), or RecBole LLMRank sequences "
+           "(<prefix>.test.inter holding each user's full sequence, <prefix>.item)."),
+      existing(PATH(data.path, "Dataset folder. Required by prepare.")),
+      STR(data.prefix, "RecBole atomic-file stem, e.g. Games-6k; empty means the folder's name."),
+      STR(data.title_field, "RecBole .item field whose text names an item in prompts."),
+      FLOAT(data.min_rating, 0, kInf, "Interactions rated below this are dropped; 0 keeps every interaction."),
+      INT(data.kcore, 0, 1000, "Iterated k-core filter: users and items with fewer interactions are removed "
+                               "until none remain; 0 turns it off."),
+      INT(data.min_history, 3, 100000, "Users with fewer interactions after filtering are dropped (leave-one-out "
+                                       "needs at least one train, one validation and one test item)."),
+      BOOL(data.skip_malformed, "Count and skip malformed input lines instead of stopping at the first one."),
+      // sampler
+      INT(sampler.history_len, 1, 512, "H: the last H items of a user's history shown in a prompt."),
+      INT(sampler.num_candidates, 2, 1000, "C: candidates per example, the target plus C-1 items the user never "
+                                           "touched (uniform, seeded)."),
+      INT(sampler.chains_per_example, 0, 256, "K: interaction chains sampled per example."),
+      INT(sampler.max_hops, 2, 16, "Longest alternating user/item walk, in edges (a closed chain has 4, a "
+                                   "bridge chain 3)."),
+      with_choices(make("sampler.chain_types", Kind::kStringList, R2_REF(sampler.chain_types),
+                        "Chain forms to sample: closed (u0-i0-u1-i1-u0), bridge (u0-i-u1-candidate), walk "
+                        "(alternating walk up to max_hops)."),
+                   {"closed", "bridge", "walk"}),
+      INT(sampler.min_shared_items, 1, 64, "Closure constraint: a closed chain's u1 shares at least this many "
+                                           "history items with u0."),
+      INT(sampler.train_examples_per_user, 0, 100000, "Training examples per user, from sliding target positions "
+                                                      "at the end of the train history."),
+      INT(sampler.num_shards, 1, 65536, "HDF5 shards written by prepare (independent of the world size)."),
+      INT(sampler.compression, 0, 9, "HDF5 deflate level of the shard datasets (0 = none)."),
+      PATH(sampler.output_dir, "Where prepare writes shards; empty means <run.dir>/data."),
+      // tokenizer
+      existing(PATH(tokenizer.path, "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
+                                    "means learn a byte-level BPE vocabulary from the dataset's text.")),
+      INT(tokenizer.vocab_size, 300, 1 << 20, "Size of the learnt vocabulary (bytes + merges + special tokens)."),
+      // model
+      existing(PATH(model.path, "Hugging Face checkpoint folder (config.json, *.safetensors); empty means a "
+                                "new model of the shape below.")),
+      INT(model.hidden_size, 8, 65536, "Width of the residual stream."),
+      INT(model.num_layers, 1, 512, "Decoder layers."),
+      INT(model.num_heads, 1, 1024, "Attention (query) heads; must divide hidden_size."),
+      INT(model.num_kv_heads, 1, 1024, "Key/value heads (grouped-query attention); must divide num_heads."),
+      INT(model.intermediate_size, 8, 1 << 20, "Width of the SwiGLU MLP."),
+      INT(model.max_position, 16, 1 << 20, "Longest sequence the model is built for."),
+      FLOAT_POS(model.rope_theta, kInf, "Rotary position base frequency."),
+      FLOAT_POS(model.rms_norm_eps, 1, "Epsilon of RMSNorm."),
+      BOOL(model.tie_embeddings, "Share the input embedding with the output projection."),
+      BOOL(model.qkv_bias, "Bias on the q/k/v projections (Qwen2 style)."),
+      ENUM(model.dtype, (V{"auto", "float32", "bfloat16"}), "Compute dtype; auto is float32 on CPU, bfloat16 on CUDA."),
+      BOOL(model.activation_checkpointing, "Recompute layer activations in backward to save memory."),
+      INT(model.lora.rank, 0, 4096, "LoRA rank; 0 means full fine-tuning."),
+      FLOAT_POS(model.lora.alpha, kInf, "LoRA scaling numerator (scale = alpha / rank)."),
+      FLOAT(model.lora.dropout, 0, 0.99, "Dropout on the LoRA input."),
+      make("model.lora.targets", Kind::kStringList, R2_REF(model.lora.targets),
+           "Module names that get adapters (Hugging Face names: q_proj, k_proj, v_proj, o_proj, gate_proj, "
+           "up_proj, down_proj)."),
+      // sft
+      INT(sft.epochs, 1, 100000, "Passes over the SFT traces."),
+      FLOAT_POS(sft.learning_rate, 10, "Peak AdamW learning rate."),
+      FLOAT(sft.weight_decay, 0, 10, "AdamW decoupled weight decay."),
+      INT(sft.warmup_steps, 0, 1 << 30, "Linear warm-up steps, then cosine decay."),
+      INT(sft.batch_size, 1, 1 << 30, "Global batch (sequences per optimizer step, all learner ranks); must be a "
+                                      "multiple of learner ranks x micro_batch_size."),
+      INT(sft.micro_batch_size, 1, 1 << 20, "Sequences per forward pass per learner rank."),
+      FLOAT(sft.grad_clip, 0, kInf, "Global gradient-norm clip; 0 turns it off."),
+      INT(sft.max_seq_len, 16, 1 << 20, "Longer training sequences are truncated from the left of the prompt."),
+      INT(sft.save_every, 0, 1 << 30, "Optimizer steps between checkpoints; 0 saves at the end only."),
+      BOOL(sft.skip_unreached, "Leave out examples none of whose prompt chains reaches the target (otherwise "
+                               "the trace says the evidence is weak)."),
+      // rl
+      INT(rl.steps, 1, 1 << 30, "GRPO policy updates."),
+      INT(rl.prompts_per_step, 1, 1 << 20, "Prompts per update, all ranks together."),
+      INT(rl.group_size, 2, 1024, "G: completions sampled per prompt."),
+      INT(rl.micro_batch_size, 1, 1 << 20, "Completions per forward pass per learner rank."),
+      INT(rl.inner_epochs, 1, 64, "Optimisation passes over each batch of rollouts."),
+      FLOAT_POS(rl.learning_rate, 10, "AdamW learning rate of the policy."),
+      FLOAT(rl.clip_low, 0, 1, "epsilon_low: ratio clipped below at 1 - clip_low."),
+      FLOAT(rl.clip_high, 0, 10, "epsilon_high: ratio clipped above at 1 + clip_high."),
+      FLOAT(rl.kl_beta, 0, kInf, "Weight of the k3 KL estimate to the frozen SFT reference."),
+      BOOL(rl.std_scale, "Divide group advantages by the group's reward std."),
+      FLOAT(rl.answer_reward, 0, kInf, "Reward when the answer names the target."),
+      FLOAT(rl.format_reward, 0, kInf, "Reward for a well-formed <think>...</think><answer>...</answer>."),
+      INT(rl.max_new_tokens, 1, 1 << 20, "Longest completion sampled by rollout workers."),
+      FLOAT(rl.temperature, 0, 100, "Sampling temperature of rollouts; 0 is greedy."),
+      FLOAT(rl.top_p, 0, 1, "Nucleus sampling mass of rollouts."),
+      BOOL(rl.async, "Let rollout workers run ahead of the learners (bounded by max_staleness)."),
+      INT(rl.max_staleness, 0, 1024, "Async mode: policy versions a trajectory may lag behind the learner."),
+      // eval
+      ENUM(eval.split, (V{"valid", "test"}), "Split scored by eval."),
+      make("eval.ks", Kind::kIntList, R2_REF(eval.ks), "Cut-offs k of HR@k and NDCG@k; each at most "
+                                                       "sampler.num_candidates."),
+      INT(eval.max_examples, 0, 1 << 30, "Score only the first N examples of the split; 0 scores all."),
+      BOOL(eval.generate, "Also measure HR@1 by generation (slower than likelihood ranking)."),
+      INT(eval.max_new_tokens, 1, 1 << 20, "Longest completion generated during eval."),
+      // distributed
+      ENUM(distributed.backend, (V{"auto", "mpi", "nccl"}), "Communicator: auto is NCCL for CUDA tensors when "
+                                                            "built with it, else MPI."),
+      BOOL(distributed.colocated, "Every rank is both learner and rollout worker (time-sliced)."),
+      INT(distributed.learner_ranks, 0, 1 << 20, "Split mode: ranks 0..L-1 learn. Must be 0 when colocated."),
+      INT(distributed.rollout_ranks, 0, 1 << 20, "Split mode: the remaining R ranks roll out; L + R must equal "
+                                                 "the world size."),
+      FLOAT_POS(distributed.bucket_mb, 4096, "Cap of one gradient / weight-broadcast bucket, in MiB."),
+      FLOAT_POS(distributed.timeout_s, 86400, "Watchdog deadline of every blocking operation, in seconds."),
+      INT(distributed.threads, 0, 4096, "Intra-op threads per rank; 0 means the cores available to the rank."),
+      // run
+      PATH(run.dir, "Run directory: logs, resolved config, shards, checkpoints, report."),
+      INT(run.seed, 0, 9007199254740991.0, "Seed of every random choice (sampling, init, shuffles)."),
+      ENUM(run.log_level, (V{"info", "warning", "error"}), "Least severe log level written."),
+      BOOL(run.log_all_ranks, "Echo every rank's INFO lines to the terminal, not only rank 0's."),
+      BOOL(run.force, "Redo stages whose outputs already exist."),
+  };
+  return s;
+}
+
+}  // namespace
+
+const std::vector<Field>& schema() {
+  static const std::vector<Field> fields = build();
+  return fields;
+}
+
+const std::vector<std::pair<std::string, std::string>>& sections() {
+  static const std::vector<std::pair<std::string, std::string>> s = {
+      {"data", "Which dataset, and how it is read and filtered."},
+      {"sampler", "Examples, candidates and interaction chains written by `prepare`."},
+      {"tokenizer", "Byte-level BPE tokenizer: loaded, or learnt from the dataset."},
+      {"model", "Llama/Qwen2 decoder: a checkpoint to load, or the shape of a new one; LoRA."},
+      {"sft", "Supervised fine-tuning on reasoning traces."},
+      {"rl", "GRPO reinforcement learning."},
+      {"eval", "Evaluation on the stored candidate lists."},
+      {"distributed", "Roles, communicators, buckets, watchdog, threads."},
+      {"run", "Run directory, seed, logging."},
+  };
+  return s;
+}
+
+namespace {
+std::string num(double v) {
+  if (v == kInf) return "inf";
+  std::ostringstream os;
+  if (v == static_cast<double>(static_cast<int64_t>(v)) && std::abs(v) < 1e15) {
+    os << static_cast<int64_t>(v);
+  } else {
+    os << v;
+  }
+  return os.str();
+}
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+std::string range_text(const Field& f, const char* what) {
+  const bool has_lo = f.min != -kInf, has_hi = f.max != kInf;
+  if (has_lo && has_hi) return std::string(what) + (f.min_exclusive ? " in (" : " in [") + num(f.min) + ", " + num(f.max) + "]";
+  if (has_lo) return std::string(what) + (f.min_exclusive ? " > " : " >= ") + num(f.min);
+  return what;
+}
+}  // namespace
+
+std::string expectation(const Field& f) {
+  switch (f.kind) {
+    case Kind::kBool: return "true or false";
+    case Kind::kInt: return range_text(f, "an integer");
+    case Kind::kFloat: return range_text(f, "a number");
+    case Kind::kString: return "a string";
+    case Kind::kPath: return f.must_exist ? "a path to an existing file or folder" : "a path";
+    case Kind::kEnum: return "one of " + join(f.choices, ", ");
+    case Kind::kStringList:
+      return f.choices.empty() ? "a list of strings" : "a list of " + join(f.choices, ", ");
+    case Kind::kIntList: return "a list of integers";
+  }
+  return "";
+}
+
+std::string value_text(const Field& f, const Config& config) {
+  void* p = f.ref(const_cast<Config&>(config));
+  auto quote = [](const std::string& s) { return "\"" + s + "\""; };
+  switch (f.kind) {
+    case Kind::kBool: return *static_cast<bool*>(p) ? "true" : "false";
+    case Kind::kInt: return std::to_string(*static_cast<int64_t*>(p));
+    case Kind::kFloat: {
+      std::ostringstream os;
+      os.precision(17);
+      os << *static_cast<double*>(p);
+      std::string s = os.str();
+      if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+      return s;
+    }
+    case Kind::kString:
+    case Kind::kPath:
+    case Kind::kEnum: return quote(*static_cast<std::string*>(p));
+    case Kind::kStringList: {
+      std::vector<std::string> q;
+      for (const auto& s : *static_cast<std::vector<std::string>*>(p)) q.push_back(quote(s));
+      return "[" + join(q, ", ") + "]";
+    }
+    case Kind::kIntList: {
+      std::vector<std::string> q;
+      for (int64_t v : *static_cast<std::vector<int64_t>*>(p)) q.push_back(std::to_string(v));
+      return "[" + join(q, ", ") + "]";
+    }
+  }
+  return "";
+}
+
+namespace {
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+}  // namespace
+
+std::string suggest(const std::string& wrong, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(wrong, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  const size_t limit = std::max<size_t>(2, wrong.size() / 3);  // keeps wild guesses out
+  return best_d <= limit ? best : "";
+}
+
+}  // namespace r2rec::config_detail

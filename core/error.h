@@ -1,0 +1,56 @@
+// Error tiers and exit codes shared by every r2rec component.
+//
+//  - Broken internal invariants: glog CHECK with context (a bug in r2rec; aborts).
+//  - Bad input at a boundary (config, dataset, shard, checkpoint, tokenizer file, world size): a typed
+//    exception below, whose message is ONE line naming the file / key / line / rank and what was expected.
+//  - Communication or runtime failure (dead peer, timeout, library error): CommError / RuntimeFailure.
+// Library code never calls exit(); the top level (launch/main.cpp) catches, prints one line, and exits
+// with the code below.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace r2rec {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitUsage = 2,    // user error: config, command line, input data
+  kExitRuntime = 3,  // runtime or communication failure
+};
+
+// Base of every error r2rec reports to a user. what() is the complete one-line message.
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& message, ExitCode code) : std::runtime_error(message), code_(code) {}
+  ExitCode exit_code() const { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+// A config file or command-line override is wrong. Message: "<source>: <key>: <what>".
+class ConfigError : public Error {
+ public:
+  explicit ConfigError(const std::string& message) : Error(message, kExitUsage) {}
+};
+
+// An input file (dataset, shard, checkpoint, tokenizer) is missing or malformed.
+class DataError : public Error {
+ public:
+  explicit DataError(const std::string& message) : Error(message, kExitUsage) {}
+};
+
+// A peer died, hung past its deadline, or a communication library reported an error.
+class CommError : public Error {
+ public:
+  explicit CommError(const std::string& message) : Error(message, kExitRuntime) {}
+};
+
+// Any other failure at run time that is not the user's input (out of memory, I/O error on write, ...).
+class RuntimeFailure : public Error {
+ public:
+  explicit RuntimeFailure(const std::string& message) : Error(message, kExitRuntime) {}
+};
+
+}  // namespace r2rec

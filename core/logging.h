@@ -1,0 +1,24 @@
+// glog set-up, once per process. Every line carries the rank and role ("r1 rollout"); each rank writes
+// <run_dir>/logs/rank<R>.log; only rank 0 echoes INFO to the terminal unless `echo_all` (other ranks still
+// echo warnings and errors).
+#pragma once
+
+#include <string>
+
+namespace r2rec {
+
+struct LogOptions {
+  int rank = 0;
+  std::string role = "-";
+  std::string run_dir;        // "" = terminal only
+  std::string level = "info"; // info | warning | error
+  bool echo_all = false;
+};
+
+// Safe to call more than once: the first call installs glog, later calls update rank/role/files/levels.
+void init_logging(const char* argv0, const LogOptions& options);
+
+// Path of this rank's log file ("" when logging to the terminal only).
+std::string log_file_path();
+
+}  // namespace r2rec

@@ -1,0 +1,29 @@
+// The compute runtime of this process: libtorch version, BLAS library, intra-op threads, CUDA.
+// Kept free of torch includes so the CLI and tests can use it without torch's compile cost.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace r2rec {
+
+struct RuntimeInfo {
+  std::string torch_version;    // "1.13.0"
+  std::string blas_info;        // libtorch's build-time BLAS (at::show_config's BLAS_INFO)
+  std::string blas_library;     // the BLAS shared object actually mapped into this process
+  int intra_op_threads = 1;
+  int inter_op_threads = 1;
+  bool cuda_available = false;
+  int cuda_devices = 0;
+};
+
+// Intra-op thread count for a rank: `requested` when > 0, else the cores this process may run on
+// (sched affinity), shared among the `local_size` ranks of the node when they all see the same cores.
+int choose_thread_count(int64_t requested, int local_size);
+
+// Sets libtorch's intra-op thread pool size (call before the first parallel op).
+void set_intra_op_threads(int n);
+
+RuntimeInfo runtime_info();
+
+}  // namespace r2rec

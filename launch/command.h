@@ -1,0 +1,40 @@
+// What every r2rec subcommand shares: the process, the resolved config, the topology, the run directory.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "distributed/process.h"
+#include "distributed/topology.h"
+
+namespace r2rec {
+
+// Options common to every subcommand, filled by CLI11 in main.cpp.
+struct CommonOptions {
+  std::string config_path;             // --config
+  std::vector<std::string> overrides;  // key.sub=value ...
+  std::string run_dir;                 // --run-dir (overrides run.dir)
+};
+
+struct CommandContext {
+  const ProcessInfo* process = nullptr;
+  Config config;
+  Topology topology;
+  Role role = Role::kBoth;
+};
+
+// Loads and validates the config on every rank and agrees on the outcome: when any rank fails, the
+// lowest failing rank's message is thrown as ConfigError on rank 0 and every other rank exits quietly
+// with the same code (see main.cpp). Does not touch the run directory.
+CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0);
+
+// For stages that write outputs: creates run.dir, starts per-rank log files there, sets the thread count,
+// prints the resolved config on rank 0 and saves it as <run.dir>/config.yaml.
+void open_run_dir(CommandContext& context, const char* argv0, const std::string& stage);
+
+// Subcommand bodies. Each returns the process exit code.
+int command_info(const CommandContext& context, bool json);
+int command_check(const CommandContext& context);
+
+}  // namespace r2rec

@@ -1,0 +1,153 @@
+// r2rec: one binary, one subcommand per pipeline stage (DESIGN.md §2).
+//
+//   r2rec <command> --config FILE [key.sub=value ...] [--run-dir DIR]
+//
+// Exit codes: 0 ok, 2 user error (command line, config, input data), 3 runtime or communication failure.
+// Every error is one line on stderr: "r2rec <command>: <file>:<line>: <key>: <what>".
+#include <CLI/CLI.hpp>
+#include <glog/logging.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "launch/command.h"
+
+using namespace r2rec;
+
+namespace {
+
+// The first line of a message (library exceptions such as c10::Error append multi-line traces).
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+bool is_env_rank_zero() {
+  const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
+  if (!r) r = std::getenv("SLURM_PROCID");
+  return !r || std::string(r) == "0";
+}
+
+struct Subcommand {
+  CLI::App* app = nullptr;
+  // Body run after MPI is up and the config is loaded; returns the exit code.
+  std::function<int(CommandContext&, const char* argv0)> run;
+  bool needs_mpi = true;
+};
+
+void add_common(CLI::App* app, CommonOptions& common, bool config_required) {
+  auto* opt = app->add_option("-c,--config", common.config_path, "YAML config file (see docs/config.md)");
+  if (config_required) opt->required();
+  app->add_option("--run-dir", common.run_dir, "Run directory for outputs and logs (sets run.dir)");
+  app->add_option("overrides", common.overrides, "Config overrides, key.sub=value, applied in order after the file");
+}
+
+int not_built(const std::string& stage) {
+  throw RuntimeFailure("r2rec " + stage + " is not in this version yet (README: Status lists the stages that are)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"r2rec " R2REC_VERSION ": teach a language model to recommend by reasoning over interaction chains"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("r2rec ") + R2REC_VERSION + " (" + R2REC_GIT_REV + ")");
+  CommonOptions common;
+  std::map<std::string, Subcommand> commands;
+
+  auto stage = [&](const std::string& name, const std::string& help, bool config_required = true) -> Subcommand& {
+    Subcommand& s = commands[name];
+    s.app = app.add_subcommand(name, help);
+    add_common(s.app, common, config_required);
+    return s;
+  };
+
+  // Pipeline stages.
+  stage("prepare", "Read a dataset, filter, split, sample candidates and chains, write HDF5 shards")
+      .run = [](CommandContext&, const char*) { return not_built("prepare"); };
+  stage("annotate", "Write SFT reasoning traces by progressive masked prompting (template or model teacher)")
+      .run = [](CommandContext&, const char*) { return not_built("annotate"); };
+  stage("sft", "Data-parallel supervised fine-tuning on the traces")
+      .run = [](CommandContext&, const char*) { return not_built("sft"); };
+  stage("rl", "GRPO: rollout workers generate and score, learners update, weights synced back")
+      .run = [](CommandContext&, const char*) { return not_built("rl"); };
+  stage("eval", "HR@1 by generation, HR@k/NDCG@k by likelihood, valid-answer rate, baselines")
+      .run = [](CommandContext&, const char*) { return not_built("eval"); };
+  std::string method = "popularity";
+  Subcommand& baseline = stage("baseline", "Train and score a classical recommender on the stored candidate lists");
+  baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn");
+  baseline.run = [](CommandContext&, const char*) { return not_built("baseline"); };
+  stage("run", "Every stage in order from one config: prepare, annotate, sft, rl, eval")
+      .run = [](CommandContext&, const char*) { return not_built("run"); };
+  stage("explain", "Show one example: its prompt, chains, trace and the model's answer")
+      .run = [](CommandContext&, const char*) { return not_built("explain"); };
+
+  // Tools.
+  std::string model_dir, tokenizer_path;
+  Subcommand& generate = stage("generate", "Complete prompts read from stdin with a checkpoint", false);
+  generate.app->add_option("--model", model_dir, "Hugging Face checkpoint folder");
+  generate.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt");
+  generate.run = [](CommandContext&, const char*) { return not_built("generate"); };
+  Subcommand& tokenize = stage("tokenize", "Encode stdin lines to token ids (or decode ids with --decode)", false);
+  tokenize.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt");
+  tokenize.run = [](CommandContext&, const char*) { return not_built("tokenize"); };
+
+  bool json = false;
+  Subcommand& info = stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);
+  info.app->add_flag("--json", json, "One JSON object per rank, one line each");
+  info.run = [&json](CommandContext& ctx, const char*) { return command_info(ctx, json); };
+  Subcommand& check = stage("check", "Validate a config for this world size and print it resolved", false);
+  check.run = [](CommandContext& ctx, const char*) { return command_check(ctx); };
+  bool doc_yaml = false;
+  Subcommand& doc = stage("config-doc", "Print the configuration reference (docs/config.md, or --yaml: configs/defaults.yaml)", false);
+  doc.app->add_flag("--yaml", doc_yaml, "A commented YAML file of every key at its default");
+  doc.needs_mpi = false;
+  doc.run = [&doc_yaml](CommandContext&, const char*) {
+    std::cout << (doc_yaml ? config_template_yaml() : config_reference_markdown());
+    return 0;
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    if (is_env_rank_zero()) {
+      std::fprintf(stderr, "r2rec: error: %s (r2rec --help lists commands and options)\n", first_line(e.what()).c_str());
+    }
+    return kExitUsage;
+  }
+
+  std::string name;
+  for (auto& [n, s] : commands) {
+    if (s.app->parsed()) name = n;
+  }
+  Subcommand& cmd = commands.at(name);
+  if (!cmd.needs_mpi) {
+    CommandContext none;
+    return cmd.run(none, argv[0]);
+  }
+
+  std::unique_ptr<MpiSession> mpi;
+  int world_size = 1;
+  try {
+    mpi = std::make_unique<MpiSession>(&argc, &argv);
+    world_size = mpi->info().world_size;
+    CommandContext ctx = load_context(mpi->info(), common, argv[0]);
+    return cmd.run(ctx, argv[0]);
+  } catch (const Error& e) {
+    if (*e.what()) std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), e.what());
+    // A config error is seen by every rank alike (load_context agrees on it), so all can simply return.
+    // Any other failure may have struck this rank alone: end the job so no peer waits for it forever.
+    if (world_size > 1 && !dynamic_cast<const ConfigError*>(&e) && *e.what()) MpiSession::abort_job(e.exit_code());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "r2rec %s: internal error: %s\n", name.c_str(), first_line(e.what()).c_str());
+    if (world_size > 1) MpiSession::abort_job(kExitRuntime);
+    return kExitRuntime;
+  }
+}

@@ -1,0 +1,85 @@
+// The r2rec command line end to end: help, info --json on 1 and 2 ranks, check, exit codes.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tests/test_support.h"
+
+namespace r2rec {
+namespace {
+using testing::CommandResult;
+using testing::run_command;
+
+const char* kCommands[] = {"prepare", "annotate", "sft",     "rl",       "eval", "baseline", "run",
+                           "explain", "generate", "tokenize", "info",     "check", "config-doc"};
+
+TEST(Cli, HelpForEveryCommand) {
+  CommandResult top = run_command({testing::r2rec_binary(), "--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* c : kCommands) {
+    EXPECT_NE(top.out.find(c), std::string::npos) << c;
+    CommandResult r = run_command({testing::r2rec_binary(), c, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << c;
+    EXPECT_NE(r.out.find("--config"), std::string::npos) << c;
+    EXPECT_NE(r.out.find("--run-dir"), std::string::npos) << c;
+  }
+  CommandResult v = run_command({testing::r2rec_binary(), "--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.out.rfind("r2rec ", 0), 0u) << v.out;
+}
+
+void expect_info_object(const nlohmann::json& j, int world) {
+  for (const char* key : {"version", "torch_version", "blas", "blas_library", "intra_op_threads", "cuda_available",
+                          "nccl_compiled", "rank", "world_size", "local_rank", "role", "mpi_library"}) {
+    EXPECT_TRUE(j.contains(key)) << key << " in " << j.dump();
+  }
+  EXPECT_EQ(j["world_size"], world);
+  EXPECT_EQ(j["role"], "learner+rollout");
+  EXPECT_GE(j["intra_op_threads"].get<int>(), 1);
+}
+
+TEST(Cli, InfoJsonSingleProcess) {
+  CommandResult r = run_command({testing::r2rec_binary(), "info", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = testing::lines_of(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  const auto j = nlohmann::json::parse(lines[0]);
+  expect_info_object(j, 1);
+  EXPECT_EQ(j["rank"], 0);
+  EXPECT_EQ(j["launcher"], "none");
+}
+
+TEST(Cli, InfoJsonTwoRanksUnderMpirun) {
+  CommandResult r = run_command({testing::mpiexec(), "-np", "2", testing::r2rec_binary(), "info", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = testing::lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  std::set<int> ranks;
+  for (const auto& line : lines) {
+    const auto j = nlohmann::json::parse(line);  // throws (test fails) on anything but one JSON object
+    expect_info_object(j, 2);
+    ranks.insert(j["rank"].get<int>());
+    EXPECT_EQ(j["launcher"], "mpirun");
+  }
+  EXPECT_EQ(ranks, (std::set<int>{0, 1}));
+}
+
+TEST(Cli, InfoThreadsFollowConfig) {
+  CommandResult r = run_command({testing::r2rec_binary(), "info", "--json", "distributed.threads=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(testing::lines_of(r.out).at(0))["intra_op_threads"], 1);
+}
+
+TEST(Cli, CheckPrintsTheResolvedConfigOnRankZeroOnly) {
+  CommandResult r = run_command({testing::mpiexec(), "-np", "2", testing::r2rec_binary(), "check", "--config",
+                                 testing::source_dir() + "/configs/ml-100k.yaml", "sft.epochs=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  size_t first = r.out.find("# r2rec resolved config");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(r.out.find("# r2rec resolved config", first + 1), std::string::npos) << "printed twice";
+  EXPECT_NE(r.out.find("  epochs: 2\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace r2rec
