@@ -1,0 +1,258 @@
+// The generic walk loop and the step rules of each chain kind (see chains.h for the contract).
+#include "sampler/chains.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace r2rec {
+namespace {
+
+constexpr int kRejectionTries = 8;  // cheap random probes before an exact scan / giving up
+
+using Walk = ChainSampler::Walk;
+
+inline void push(Walk& w, int32_t node, NodeType type) {
+  w.nodes[w.len] = node;
+  w.types[w.len] = static_cast<uint8_t>(type);
+  ++w.len;
+}
+
+inline bool in_chain(const Walk& w, int32_t node, NodeType type) {
+  for (int32_t k = 0; k < w.len; ++k)
+    if (w.nodes[k] == node && w.types[k] == static_cast<uint8_t>(type)) return true;
+  return false;
+}
+
+// u0 -> i, i uniform in V (the only way out of u0).
+bool step_visible_item(Walk& w) {
+  if (w.visible.size == 0) return false;
+  push(w, w.visible[static_cast<int64_t>(w.rng.below(w.visible.size))], NodeType::kItem);
+  return true;
+}
+
+// i -> u, u uniform over i's users not yet in the chain (rejection; u0 is in the chain from the start).
+bool step_fresh_user(Walk& w) {
+  const ItemSpan users = w.graph->users_of(w.nodes[w.len - 1]);
+  if (users.size == 0) return false;
+  for (int t = 0; t < kRejectionTries; ++t) {
+    const int32_t u = users[static_cast<int64_t>(w.rng.below(users.size))];
+    if (!in_chain(w, u, NodeType::kUser)) {
+      push(w, u, NodeType::kUser);
+      return true;
+    }
+  }
+  return false;
+}
+
+// u -> i, i uniform over u's items not yet in the chain (rejection). Never leaves u0 (u0 is not revisited).
+bool step_fresh_item(Walk& w) {
+  const ItemSpan items = w.graph->items_of(w.nodes[w.len - 1]);
+  if (items.size == 0) return false;
+  for (int t = 0; t < kRejectionTries; ++t) {
+    const int32_t i = items[static_cast<int64_t>(w.rng.below(items.size))];
+    if (!in_chain(w, i, NodeType::kItem)) {
+      push(w, i, NodeType::kItem);
+      return true;
+    }
+  }
+  return false;
+}
+
+// u1 -> i1 (closed): i1 uniform over items(u1) ∩ V \ {i0}. A few random probes first (enough when
+// min_shared <= 2: i0 and i1 make two shared items); otherwise an exact scan, which also counts
+// |items(u1) ∩ V| for the min_shared constraint.
+bool step_shared_item(Walk& w) {
+  const int32_t i0 = w.nodes[w.len - 2];
+  const ItemSpan items = w.graph->items_of(w.nodes[w.len - 1]);
+  if (items.size == 0) return false;
+  if (w.min_shared <= 2) {
+    for (int t = 0; t < kRejectionTries; ++t) {
+      const int32_t i = items[static_cast<int64_t>(w.rng.below(items.size))];
+      if (i != i0 && w.visible_mark[i] == w.stamp) {
+        push(w, i, NodeType::kItem);
+        return true;
+      }
+    }
+  }
+  std::vector<int32_t>& shared = *w.scratch;
+  shared.clear();
+  for (int32_t i : items)
+    if (i != i0 && w.visible_mark[i] == w.stamp) shared.push_back(i);
+  if (shared.empty() || static_cast<int32_t>(shared.size()) + 1 < w.min_shared) return false;
+  push(w, shared[static_cast<size_t>(w.rng.below(shared.size()))], NodeType::kItem);
+  return true;
+}
+
+// i1 -> u0 (closed): the closing hop; valid because i1 is in V.
+bool step_close(Walk& w) {
+  push(w, w.u0, NodeType::kUser);
+  return true;
+}
+
+// u1 -> c (bridge): c uniform over items(u1) ∩ candidates. Two random probes, then an exact pass.
+bool step_candidate(Walk& w) {
+  const ItemSpan items = w.graph->items_of(w.nodes[w.len - 1]);
+  if (items.size == 0) return false;
+  for (int t = 0; t < 2; ++t) {
+    const int32_t i = items[static_cast<int64_t>(w.rng.below(items.size))];
+    if (w.candidate_mark[i] == w.stamp) {
+      push(w, i, NodeType::kItem);
+      return true;
+    }
+  }
+  // Exact pass: a linear scan of u1's list against the candidate stamps (~1 cycle per item, no branches to
+  // mispredict). Binary-searching the C candidates in the sorted list instead measured 3x slower on ML-100K
+  // (C * log2(deg) mispredicted branches), even for the heaviest users.
+  std::vector<int32_t>& hits = *w.scratch;
+  hits.clear();
+  for (int32_t i : items)
+    if (w.candidate_mark[i] == w.stamp) hits.push_back(i);
+  if (hits.empty()) return false;
+  push(w, hits[static_cast<size_t>(w.rng.below(hits.size()))], NodeType::kItem);
+  return true;
+}
+
+}  // namespace
+
+const char* chain_kind_name(ChainKind kind) {
+  switch (kind) {
+    case ChainKind::kClosed:
+      return "closed";
+    case ChainKind::kBridge:
+      return "bridge";
+    case ChainKind::kWalk:
+      return "walk";
+  }
+  return "?";
+}
+
+ChainOptions chain_options(const SamplerConfig& s) {
+  ChainOptions o;
+  o.chains_per_example = static_cast<int32_t>(s.chains_per_example);
+  if (s.max_hops < 2 || s.max_hops > kMaxChainHops)
+    throw ConfigError("sampler.max_hops: " + std::to_string(s.max_hops) + " is outside 2.." +
+                      std::to_string(kMaxChainHops));
+  o.max_hops = static_cast<int32_t>(s.max_hops);
+  o.min_shared_items = static_cast<int32_t>(s.min_shared_items);
+  o.kinds.clear();
+  for (const std::string& name : s.chain_types) {
+    if (name == "closed")
+      o.kinds.push_back(ChainKind::kClosed);
+    else if (name == "bridge")
+      o.kinds.push_back(ChainKind::kBridge);
+    else if (name == "walk")
+      o.kinds.push_back(ChainKind::kWalk);
+    else
+      throw ConfigError("sampler.chain_types: unknown chain type '" + name + "' (expected closed, bridge, walk)");
+  }
+  if (o.kinds.empty() && o.chains_per_example > 0)
+    throw ConfigError("sampler.chain_types: empty while sampler.chains_per_example > 0");
+  return o;
+}
+
+ChainSampler::ChainSampler(const InteractionGraph& graph, const Dataset& dataset, ChainOptions options, uint64_t seed)
+    : graph_(graph), dataset_(dataset), options_(std::move(options)), seed_(seed) {
+  if (options_.max_hops < 2 || options_.max_hops > kMaxChainHops)
+    throw ConfigError("sampler.max_hops: " + std::to_string(options_.max_hops) + " is outside 2.." +
+                      std::to_string(kMaxChainHops));
+  Plan& closed = plans_[static_cast<int>(ChainKind::kClosed)];
+  closed.kind = ChainKind::kClosed;
+  closed.num_steps = closed.min_steps = 4;
+  closed.steps[0] = step_visible_item;
+  closed.steps[1] = step_fresh_user;
+  closed.steps[2] = step_shared_item;
+  closed.steps[3] = step_close;
+  Plan& bridge = plans_[static_cast<int>(ChainKind::kBridge)];
+  bridge.kind = ChainKind::kBridge;
+  bridge.num_steps = bridge.min_steps = 3;
+  bridge.steps[0] = step_visible_item;
+  bridge.steps[1] = step_fresh_user;
+  bridge.steps[2] = step_candidate;
+  Plan& walk = plans_[static_cast<int>(ChainKind::kWalk)];
+  walk.kind = ChainKind::kWalk;
+  walk.num_steps = options_.max_hops;
+  walk.min_steps = std::min(3, options_.max_hops);
+  walk.steps[0] = step_visible_item;
+  for (int s = 1; s < walk.num_steps; ++s) walk.steps[s] = (s % 2 == 1) ? step_fresh_user : step_fresh_item;
+
+  visible_mark_.assign(graph_.num_items, 0);
+  candidate_mark_.assign(graph_.num_items, 0);
+  scratch_.reserve(1024);
+  walk_.graph = &graph_;
+  walk_.visible_mark = visible_mark_.data();
+  walk_.candidate_mark = candidate_mark_.data();
+  walk_.min_shared = options_.min_shared_items;
+  walk_.scratch = &scratch_;
+}
+
+void ChainSampler::begin(const Example& ex, const ChainBuffer& out) {
+  example_first_chain_ = out.size();
+  const ItemSpan seq = dataset_.sequence(ex.user);
+  const int64_t visible = std::min<int64_t>(ex.position, std::max<int64_t>(0, seq.size - 2));
+  if (++walk_.stamp == 0) {  // wrapped: clear so no stale stamp matches
+    std::fill(visible_mark_.begin(), visible_mark_.end(), 0);
+    std::fill(candidate_mark_.begin(), candidate_mark_.end(), 0);
+    walk_.stamp = 1;
+  }
+  walk_.u0 = ex.user;
+  walk_.visible = {seq.data, visible};
+  for (int32_t i : walk_.visible) visible_mark_[i] = walk_.stamp;
+  for (int32_t c : ex.candidates) candidate_mark_[c] = walk_.stamp;
+  walk_.candidates = &ex.candidates;
+  walk_.rng = Rng(stream_key(seed_, static_cast<uint64_t>(Stream::kChains), static_cast<uint64_t>(ex.user),
+                             static_cast<uint64_t>(ex.position)));
+}
+
+bool ChainSampler::duplicate(const ChainBuffer& out) const {
+  for (int64_t c = example_first_chain_; c < out.size(); ++c) {
+    if (out.length(c) != walk_.len) continue;
+    const int32_t* n = out.nodes.data() + out.offsets[c];
+    if (std::equal(n, n + walk_.len, walk_.nodes)) return true;  // same node ids along the same alternation
+  }
+  return false;
+}
+
+// THE walk loop: every kind goes through here; only the plan's step rules differ.
+bool ChainSampler::run_plan(const Plan& plan, ChainBuffer* out) {
+  Walk& w = walk_;
+  for (int32_t attempt = 0; attempt < options_.attempts_per_chain; ++attempt) {
+    ++stats_.attempts;
+    w.len = 0;
+    push(w, w.u0, NodeType::kUser);
+    int32_t done = 0;
+    while (done < plan.num_steps && plan.steps[done](w)) ++done;
+    if (done < plan.min_steps || duplicate(*out)) continue;
+    out->nodes.insert(out->nodes.end(), w.nodes, w.nodes + w.len);
+    out->types.insert(out->types.end(), w.types, w.types + w.len);
+    out->offsets.push_back(static_cast<int64_t>(out->nodes.size()));
+    out->kinds.push_back(static_cast<uint8_t>(plan.kind));
+    ++stats_.by_kind[static_cast<int>(plan.kind)];
+    ++stats_.produced;
+    return true;
+  }
+  return false;
+}
+
+bool ChainSampler::sample_kind(ChainKind kind, ChainBuffer* out) {
+  return run_plan(plans_[static_cast<int>(kind)], out);
+}
+
+int ChainSampler::sample(const Example& example, ChainBuffer* out) {
+  begin(example, *out);
+  ++stats_.examples;
+  const int32_t k_total = options_.chains_per_example;
+  const int32_t t_total = static_cast<int32_t>(options_.kinds.size());
+  stats_.requested += k_total;
+  int made = 0;
+  for (int32_t k = 0; k < k_total; ++k) {
+    bool ok = false;
+    for (int32_t t = 0; t < t_total && !ok; ++t) ok = sample_kind(options_.kinds[(k + t) % t_total], out);
+    if (ok) ++made;
+  }
+  stats_.missing += k_total - made;
+  return made;
+}
+
+}  // namespace r2rec

@@ -1,0 +1,270 @@
+// Chain sampler property tests under fixed seeds: real edges, alternation, each kind's shape, determinism,
+// the leakage rule (sampler never breaks it; checker catches hand-built leaks), chain votes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "sampler/chain_vote.h"
+#include "sampler/chains.h"
+#include "sampler/graph.h"
+#include "sampler/split.h"
+#include "tests/sampler/sampler_fixtures.h"
+
+namespace r2rec::testing {
+namespace {
+
+SamplerConfig sampler_config() {
+  SamplerConfig s;
+  s.train_examples_per_user = 3;
+  s.chains_per_example = 6;
+  s.max_hops = 5;
+  return s;
+}
+
+struct World {
+  const Dataset& ds = ml100k();
+  InteractionGraph graph = build_train_graph(ds);
+  std::vector<Example> examples = make_examples(ds, sampler_config(), kSeed);
+};
+
+const World& world() {
+  static const World w;
+  return w;
+}
+
+// Every example's chains into one buffer; first[k] = index of example k's first chain.
+struct Sampled {
+  ChainBuffer chains;
+  std::vector<int64_t> first;
+  ChainStats stats;
+};
+
+Sampled sample_all(const ChainOptions& opt, uint64_t seed, bool reverse = false) {
+  const World& w = world();
+  ChainSampler sampler(w.graph, w.ds, opt, seed);
+  Sampled out;
+  out.first.assign(w.examples.size() + 1, 0);
+  if (!reverse) {
+    for (size_t k = 0; k < w.examples.size(); ++k) {
+      out.first[k] = out.chains.size();
+      sampler.sample(w.examples[k], &out.chains);
+    }
+    out.first.back() = out.chains.size();
+  } else {
+    // Reverse order into separate buffers, then re-assembled in forward order.
+    std::vector<ChainBuffer> each(w.examples.size());
+    for (size_t k = w.examples.size(); k-- > 0;) sampler.sample(w.examples[k], &each[k]);
+    for (size_t k = 0; k < each.size(); ++k) {
+      out.first[k] = out.chains.size();
+      for (int64_t c = 0; c < each[k].size(); ++c) {
+        const int64_t b = each[k].offsets[c], e = each[k].offsets[c + 1];
+        out.chains.nodes.insert(out.chains.nodes.end(), each[k].nodes.begin() + b, each[k].nodes.begin() + e);
+        out.chains.types.insert(out.chains.types.end(), each[k].types.begin() + b, each[k].types.begin() + e);
+        out.chains.offsets.push_back(static_cast<int64_t>(out.chains.nodes.size()));
+        out.chains.kinds.push_back(each[k].kinds[c]);
+      }
+    }
+    out.first.back() = out.chains.size();
+  }
+  out.stats = sampler.stats();
+  return out;
+}
+
+TEST(Chains, EveryChainIsValidAndLeakFreeOnMl100k) {
+  const World& w = world();
+  const ChainOptions opt = chain_options(sampler_config());
+  const Sampled s = sample_all(opt, kSeed);
+  for (size_t k = 0; k < w.examples.size(); ++k) {
+    const int64_t n = s.first[k + 1] - s.first[k];
+    ASSERT_EQ(check_chains(w.examples[k], s.chains, s.first[k], n, w.graph, w.ds, opt), "") << "example " << k;
+    ASSERT_EQ(check_no_leakage(w.examples[k], s.chains, s.first[k], n, w.ds), "") << "example " << k;
+  }
+  EXPECT_EQ(s.stats.examples, static_cast<int64_t>(w.examples.size()));
+  EXPECT_EQ(s.stats.requested, s.stats.produced + s.stats.missing);
+  EXPECT_EQ(s.stats.produced, s.chains.size());
+  for (int kind = 0; kind < kNumChainKinds; ++kind) EXPECT_GT(s.stats.by_kind[kind], s.chains.size() / 5);
+  // ML-100K is dense: nearly every slot is filled.
+  EXPECT_LT(s.stats.missing, s.stats.requested / 100);
+  std::cout << "chains: " << s.stats.produced << " produced, " << s.stats.missing << " missing; closed "
+            << s.stats.by_kind[0] << " bridge " << s.stats.by_kind[1] << " walk " << s.stats.by_kind[2] << "\n";
+}
+
+TEST(Chains, SameSeedSameBytesWhateverTheOrder) {
+  const ChainOptions opt = chain_options(sampler_config());
+  const Sampled a = sample_all(opt, kSeed);
+  const Sampled b = sample_all(opt, kSeed, /*reverse=*/true);
+  const Sampled c = sample_all(opt, kSeed + 1);
+  EXPECT_EQ(a.chains.offsets, b.chains.offsets);
+  EXPECT_EQ(a.chains.nodes, b.chains.nodes);
+  EXPECT_EQ(a.chains.types, b.chains.types);
+  EXPECT_EQ(a.chains.kinds, b.chains.kinds);
+  EXPECT_NE(a.chains.nodes, c.chains.nodes);
+}
+
+TEST(Chains, KindsFollowTheRoundRobin) {
+  const World& w = world();
+  ChainOptions opt = chain_options(sampler_config());
+  opt.kinds = {ChainKind::kBridge, ChainKind::kClosed};
+  opt.chains_per_example = 4;
+  ChainSampler sampler(w.graph, w.ds, opt, kSeed);
+  ChainBuffer out;
+  ASSERT_EQ(sampler.sample(w.examples.back(), &out), 4);
+  EXPECT_EQ(out.kinds, (std::vector<uint8_t>{1, 0, 1, 0}));
+  for (int64_t c = 0; c < out.size(); ++c) EXPECT_EQ(out.length(c), out.kinds[c] == 1 ? 4 : 5);
+}
+
+TEST(Chains, ClosedChainsHonourMinSharedItems) {
+  const World& w = world();
+  SamplerConfig cfg = sampler_config();
+  cfg.chain_types = {"closed"};
+  cfg.min_shared_items = 5;
+  const ChainOptions opt = chain_options(cfg);
+  ChainSampler sampler(w.graph, w.ds, opt, kSeed);
+  ChainBuffer out;
+  for (size_t k = 0; k < w.examples.size(); k += 7) {
+    const int64_t first = out.size();
+    sampler.sample(w.examples[k], &out);
+    ASSERT_EQ(check_chains(w.examples[k], out, first, out.size() - first, w.graph, w.ds, opt), "");
+  }
+  EXPECT_GT(out.size(), 0);
+}
+
+TEST(Chains, LongWalksStayWithinMaxHops) {
+  const World& w = world();
+  SamplerConfig cfg = sampler_config();
+  cfg.chain_types = {"walk"};
+  cfg.max_hops = 9;
+  const ChainOptions opt = chain_options(cfg);
+  ChainSampler sampler(w.graph, w.ds, opt, kSeed);
+  ChainBuffer out;
+  for (size_t k = 0; k < w.examples.size(); k += 5) {
+    const int64_t first = out.size();
+    sampler.sample(w.examples[k], &out);
+    ASSERT_EQ(check_chains(w.examples[k], out, first, out.size() - first, w.graph, w.ds, opt), "");
+    ASSERT_EQ(check_no_leakage(w.examples[k], out, first, out.size() - first, w.ds), "");
+  }
+  int64_t full = 0;
+  for (int64_t c = 0; c < out.size(); ++c) full += out.length(c) == 10;
+  EXPECT_GT(full, out.size() / 2);
+}
+
+TEST(Chains, UnknownChainTypeIsAConfigError) {
+  SamplerConfig cfg;
+  cfg.chain_types = {"closed", "spiral"};
+  EXPECT_THROW(chain_options(cfg), ConfigError);
+}
+
+// u0 = user "1" with sequence a(1) b(2) c(3) d(4) e(5); user "2" touched only b and c, user "3" d, e and f.
+// For u0's train example at p = 1 the only visible item is a, which nobody else touched: every path to another
+// user would have to use one of u0's later edges (u0,b) or (u0,c), which ARE in the train graph. So no chain.
+TEST(Leakage, SamplerNeverUsesLaterEdgesOfU0) {
+  TempDir dir;
+  write_ml100k(dir,
+               "1\t1\t5\t1\n1\t2\t5\t2\n1\t3\t5\t3\n1\t4\t5\t4\n1\t5\t5\t5\n"
+               "2\t2\t5\t1\n2\t3\t5\t2\n2\t6\t5\t3\n2\t7\t5\t4\n2\t8\t5\t5\n"
+               "3\t4\t5\t1\n3\t5\t5\t2\n3\t6\t5\t3\n",
+               8);
+  const Dataset ds = load_dataset(tiny_config(dir), kSeed);
+  const InteractionGraph g = build_train_graph(ds);
+  ASSERT_TRUE(g.has_edge(0, 1));  // (u0, b) is a train edge
+  SamplerConfig cfg = sampler_config();
+  cfg.num_candidates = 3;  // 8 items exist; u0 touched 5
+  cfg.train_examples_per_user = 10;
+  const std::vector<Example> ex = make_examples(ds, cfg, kSeed);
+  ASSERT_EQ(ex[0].user, 0);
+  ASSERT_EQ(ex[0].position, 1);
+  ChainSampler sampler(g, ds, chain_options(cfg), kSeed);
+  ChainBuffer out;
+  EXPECT_EQ(sampler.sample(ex[0], &out), 0);
+  EXPECT_EQ(sampler.stats().missing, cfg.chains_per_example);
+  // At p = 2 (visible a, b) user 2 is reachable through b, never through c.
+  const Example& later = ex[1];
+  ASSERT_EQ(later.position, 2);
+  out.clear();
+  sampler.sample(later, &out);
+  EXPECT_GT(out.size(), 0);
+  EXPECT_EQ(check_no_leakage(later, out, 0, out.size(), ds), "");
+  EXPECT_EQ(check_chains(later, out, 0, out.size(), g, ds, chain_options(cfg)), "");
+}
+
+ChainBuffer one_chain(std::vector<int32_t> nodes, std::vector<uint8_t> types, ChainKind kind) {
+  ChainBuffer b;
+  b.nodes = std::move(nodes);
+  b.types = std::move(types);
+  b.offsets.push_back(static_cast<int64_t>(b.nodes.size()));
+  b.kinds.push_back(static_cast<uint8_t>(kind));
+  return b;
+}
+
+TEST(Leakage, CheckerCatchesHandBuiltLeaks) {
+  const World& w = world();
+  // A train example with items after its target.
+  const Example* ex = nullptr;
+  for (const Example& e : w.examples)
+    if (e.split == Split::kTrain && e.position >= 2) {
+      ex = &e;
+      break;
+    }
+  ASSERT_NE(ex, nullptr);
+  const ItemSpan s = w.ds.sequence(ex->user);
+  const int32_t u0 = ex->user, other = (u0 + 1) % w.ds.num_users();
+  const uint8_t U = 0, I = 1;
+  // Target edge, forward.
+  ChainBuffer b = one_chain({u0, ex->target, other}, {U, I, U}, ChainKind::kWalk);
+  EXPECT_NE(check_no_leakage(*ex, b, 0, 1, w.ds).find("target edge"), std::string::npos);
+  // A later interaction of u0 (position p+1), entered from the item side.
+  b = one_chain({u0, s[0], other, s[ex->position + 1], u0}, {U, I, U, I, U}, ChainKind::kClosed);
+  EXPECT_NE(check_no_leakage(*ex, b, 0, 1, w.ds).find(">= target position"), std::string::npos);
+  // The same shape through visible items only is clean.
+  b = one_chain({u0, s[0], other, s[1], u0}, {U, I, U, I, U}, ChainKind::kClosed);
+  EXPECT_EQ(check_no_leakage(*ex, b, 0, 1, w.ds), "");
+  // A hop that is not a graph edge is a structural violation.
+  b = one_chain({u0, s[s.size - 1], other}, {U, I, U}, ChainKind::kWalk);
+  EXPECT_NE(check_chains(*ex, b, 0, 1, w.graph, w.ds, chain_options(sampler_config())), "");
+}
+
+TEST(ChainVote, CountsChainsPerCandidate) {
+  Example ex;
+  ex.candidates = {10, 11, 12};
+  ex.target = 11;
+  ex.target_index = 1;
+  ChainBuffer b = one_chain({0, 5, 1, 11}, {0, 1, 0, 1}, ChainKind::kBridge);
+  auto add = [&](std::vector<int32_t> n, std::vector<uint8_t> t) {
+    b.nodes.insert(b.nodes.end(), n.begin(), n.end());
+    b.types.insert(b.types.end(), t.begin(), t.end());
+    b.offsets.push_back(static_cast<int64_t>(b.nodes.size()));
+    b.kinds.push_back(2);
+  };
+  add({0, 5, 2, 12, 3, 11}, {0, 1, 0, 1, 0, 1});
+  add({0, 5, 12, 12}, {0, 1, 0, 0});  // user ids equal to a candidate do not count
+  const std::vector<int32_t> votes = chain_votes(ex, b, 0, b.size());
+  EXPECT_EQ(votes, (std::vector<int32_t>{0, 2, 1}));
+  std::vector<int64_t> pop(13, 0);
+  pop[10] = 100;
+  EXPECT_EQ(chain_vote_choice(ex, votes, pop), 1);
+  EXPECT_EQ(popularity_choice(ex, pop), 0);
+  EXPECT_EQ(chain_vote_choice(ex, {0, 0, 0}, pop), 0);  // tie -> most popular
+}
+
+TEST(ChainVote, BeatsRandomOnMl100kTest) {
+  const World& w = world();
+  const ChainOptions opt = chain_options(sampler_config());
+  const Sampled s = sample_all(opt, kSeed);
+  const std::vector<int64_t> pop = item_popularity(w.graph);
+  int64_t n = 0, vote_hits = 0, pop_hits = 0;
+  for (size_t k = 0; k < w.examples.size(); ++k) {
+    const Example& e = w.examples[k];
+    if (e.split != Split::kTest) continue;
+    const auto votes = chain_votes(e, s.chains, s.first[k], s.first[k + 1] - s.first[k]);
+    vote_hits += chain_vote_choice(e, votes, pop) == e.target_index;
+    pop_hits += popularity_choice(e, pop) == e.target_index;
+    ++n;
+  }
+  std::cout << "HR@1 test: chain-vote " << double(vote_hits) / n << " popularity " << double(pop_hits) / n
+            << " random 0.05\n";
+  EXPECT_GT(double(pop_hits) / n, 0.05);
+}
+
+}  // namespace
+}  // namespace r2rec::testing
