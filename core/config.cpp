@@ -314,7 +314,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   return config;
 }
 
-void validate_for_world(const Config& c, int world_size) {
+void validate_for_world(const Config& c, int world_size, bool training) {
   const std::string where = c.source.empty() ? "config" : c.source;
   const auto& d = c.distributed;
   int64_t learners = world_size;
@@ -326,6 +326,7 @@ void validate_for_world(const Config& c, int world_size) {
     }
     learners = d.learner_ranks;
   }
+  if (!training) return;
   if (c.sft.batch_size % (learners * c.sft.micro_batch_size) != 0) {
     throw ConfigError(where + ": sft.batch_size: must be a multiple of learner ranks x sft.micro_batch_size = " +
                       std::to_string(learners) + " x " + std::to_string(c.sft.micro_batch_size) + ", got " +

@@ -145,8 +145,9 @@ struct Config {
 // types, ranges and cross-field rules. Throws ConfigError with a one-line message on any problem.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// Checks the rules that need the world size (role split, batch divisibility). Throws ConfigError.
-void validate_for_world(const Config& config, int world_size);
+// Checks the rules that need the world size: the role split always; with `training`, also that the SFT and
+// RL batches divide evenly over the learner ranks (stages that do not train skip that). Throws ConfigError.
+void validate_for_world(const Config& config, int world_size, bool training = true);
 
 // The resolved config as YAML (every field, in schema order), for printing and saving.
 std::string to_yaml(const Config& config);

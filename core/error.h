@@ -25,8 +25,14 @@ class Error : public std::runtime_error {
   Error(const std::string& message, ExitCode code) : std::runtime_error(message), code_(code) {}
   ExitCode exit_code() const { return code_; }
 
+  // True once every rank of the job knows about this failure (launch's run_agreed), so each rank may end
+  // normally; a failure that is not agreed ends the whole job (MPI_Abort) so no peer waits forever.
+  bool agreed() const { return agreed_; }
+  void set_agreed() { agreed_ = true; }
+
  private:
   ExitCode code_;
+  bool agreed_ = false;
 };
 
 // A config file or command-line override is wrong. Message: "<source>: <key>: <what>".

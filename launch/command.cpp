@@ -13,32 +13,43 @@
 
 namespace r2rec {
 
-CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0) {
-  CommandContext ctx;
-  ctx.process = &process;
-  std::string message;
+void run_agreed(const std::function<void()>& step) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  std::exception_ptr error;
   int code = kExitOk;
   try {
+    step();
+  } catch (Error& e) {
+    e.set_agreed();
+    error = std::current_exception();
+    code = e.exit_code();
+  }
+  int failing = code == kExitOk ? world : rank;
+  int first = failing;
+  MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first == world) return;
+  int agreed = code;
+  MPI_Bcast(&agreed, 1, MPI_INT, first, MPI_COMM_WORLD);
+  if (rank == first) std::rethrow_exception(error);
+  Error quiet("", static_cast<ExitCode>(agreed));
+  quiet.set_agreed();
+  throw quiet;
+}
+
+CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0,
+                            bool training) {
+  CommandContext ctx;
+  ctx.process = &process;
+  run_agreed([&] {
     std::vector<std::string> overrides = options.overrides;
     if (!options.run_dir.empty()) overrides.push_back("run.dir=" + options.run_dir);
     ctx.config = load_config(options.config_path, overrides);
-    validate_for_world(ctx.config, process.world_size);
+    validate_for_world(ctx.config, process.world_size, training);
     ctx.topology = make_topology(ctx.config.distributed, process.world_size);
     ctx.role = ctx.topology.role_of(process.rank);
-  } catch (const Error& e) {
-    message = e.what();
-    code = e.exit_code();
-  }
-  // Every rank learns whether any rank failed, so none goes on alone into a collective.
-  int failing_rank = code == kExitOk ? process.world_size : process.rank;
-  int first = failing_rank;
-  MPI_Allreduce(&failing_rank, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (first < process.world_size) {
-    int agreed = code;
-    MPI_Bcast(&agreed, 1, MPI_INT, first, MPI_COMM_WORLD);
-    if (process.rank == first) throw ConfigError(message);
-    throw Error("", static_cast<ExitCode>(agreed));  // empty message: main prints nothing
-  }
+  });
   init_logging(argv0, {process.rank, role_name(ctx.role), "", ctx.config.run.log_level, ctx.config.run.log_all_ranks});
   set_intra_op_threads(choose_thread_count(ctx.config.distributed.threads, process.local_size));
   return ctx;

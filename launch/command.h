@@ -1,6 +1,7 @@
 // What every r2rec subcommand shares: the process, the resolved config, the topology, the run directory.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,17 @@ struct CommandContext {
   Role role = Role::kBoth;
 };
 
+// Runs `step` on every rank, then agrees on the outcome, so no rank goes on alone into a collective after
+// another failed: when any rank threw an r2rec::Error, the lowest such rank rethrows it and every other rank
+// throws an Error with the same exit code and an empty message (main prints nothing for those).
+void run_agreed(const std::function<void()>& step);
+
 // Loads and validates the config on every rank and agrees on the outcome: when any rank fails, the
 // lowest failing rank's message is thrown as ConfigError on rank 0 and every other rank exits quietly
 // with the same code (see main.cpp). Does not touch the run directory.
-CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0);
+// `training`: the stage trains, so batch sizes must divide over the learner ranks (validate_for_world).
+CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0,
+                            bool training);
 
 // For stages that write outputs: creates run.dir, starts per-rank log files there, sets the thread count,
 // prints the resolved config on rank 0 and saves it as <run.dir>/config.yaml.
@@ -36,5 +44,6 @@ void open_run_dir(CommandContext& context, const char* argv0, const std::string&
 // Subcommand bodies. Each returns the process exit code.
 int command_info(const CommandContext& context, bool json);
 int command_check(const CommandContext& context);
+int command_prepare(CommandContext& context, const char* argv0);
 
 }  // namespace r2rec

@@ -37,6 +37,7 @@ struct Subcommand {
   // Body run after MPI is up and the config is loaded; returns the exit code.
   std::function<int(CommandContext&, const char* argv0)> run;
   bool needs_mpi = true;
+  bool trains = false;  // batch sizes must divide over the learner ranks
 };
 
 void add_common(CLI::App* app, CommonOptions& common, bool config_required) {
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
 
   // Pipeline stages.
   stage("prepare", "Read a dataset, filter, split, sample candidates and chains, write HDF5 shards")
-      .run = [](CommandContext&, const char*) { return not_built("prepare"); };
+      .run = [](CommandContext& ctx, const char* argv0) { return command_prepare(ctx, argv0); };
   stage("annotate", "Write SFT reasoning traces by progressive masked prompting (template or model teacher)")
       .run = [](CommandContext&, const char*) { return not_built("annotate"); };
   stage("sft", "Data-parallel supervised fine-tuning on the traces")
@@ -100,7 +101,9 @@ int main(int argc, char** argv) {
   Subcommand& info = stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);
   info.app->add_flag("--json", json, "One JSON object per rank, one line each");
   info.run = [&json](CommandContext& ctx, const char*) { return command_info(ctx, json); };
+  for (const char* training : {"sft", "rl", "run"}) commands[training].trains = true;
   Subcommand& check = stage("check", "Validate a config for this world size and print it resolved", false);
+  check.trains = true;
   check.run = [](CommandContext& ctx, const char*) { return command_check(ctx); };
   bool doc_yaml = false;
   Subcommand& doc = stage("config-doc", "Print the configuration reference (docs/config.md, or --yaml: configs/defaults.yaml)", false);
@@ -137,13 +140,13 @@ int main(int argc, char** argv) {
   try {
     mpi = std::make_unique<MpiSession>(&argc, &argv);
     world_size = mpi->info().world_size;
-    CommandContext ctx = load_context(mpi->info(), common, argv[0]);
+    CommandContext ctx = load_context(mpi->info(), common, argv[0], cmd.trains);
     return cmd.run(ctx, argv[0]);
   } catch (const Error& e) {
     if (*e.what()) std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), e.what());
-    // A config error is seen by every rank alike (load_context agrees on it), so all can simply return.
-    // Any other failure may have struck this rank alone: end the job so no peer waits for it forever.
-    if (world_size > 1 && !dynamic_cast<const ConfigError*>(&e) && *e.what()) MpiSession::abort_job(e.exit_code());
+    // Failures agreed on by every rank (run_agreed: config, input data) end each rank normally. Any other
+    // failure may have struck this rank alone: end the job so no peer waits for it forever.
+    if (world_size > 1 && !e.agreed()) MpiSession::abort_job(e.exit_code());
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "r2rec %s: internal error: %s\n", name.c_str(), first_line(e.what()).c_str());

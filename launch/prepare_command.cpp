@@ -1,0 +1,298 @@
+// `r2rec prepare`: dataset -> filtered interactions -> examples + candidates -> train graph -> chains ->
+// HDF5 shards + item catalog + manifest, written by every rank in parallel (rank r writes shards r, r+W, ...).
+//
+// Nothing half-written is ever left in the output folder: all files go to <out>.staging first; rank 0 writes
+// the manifest last and then swaps the staging folder in (the previous output survives any failure before
+// that). A re-run whose config hash matches a complete output is a no-op unless run.force.
+#include <glog/logging.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "launch/command.h"
+#include "sampler/prepare.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A one-line progress bar on a terminal; silent otherwise (logs get the summary).
+class ProgressBar {
+ public:
+  ProgressBar(const char* what, int64_t total) : what_(what), total_(total), tty_(isatty(2)), start_(Clock::now()) {}
+  void show(int64_t done, bool final = false) {
+    if (!tty_ || total_ <= 0) return;
+    const double f = std::min(1.0, static_cast<double>(done) / total_);
+    const int width = 30, fill = static_cast<int>(f * width);
+    const double s = seconds_since(start_);
+    std::fprintf(stderr, "\r%s [%s%s] %3d%% %lld/%lld examples, %.1f s, %.0f/s%s", what_,
+                 std::string(fill, '#').c_str(), std::string(width - fill, '.').c_str(), static_cast<int>(f * 100),
+                 static_cast<long long>(done), static_cast<long long>(total_), s, s > 0 ? done / s : 0.0,
+                 final ? "\n" : "");
+    std::fflush(stderr);
+  }
+
+ private:
+  const char* what_;
+  int64_t total_;
+  bool tty_;
+  Clock::time_point start_;
+};
+
+nlohmann::json shard_result_json(const ShardResult& r) {
+  nlohmann::json j;
+  j["file"] = r.file.name;
+  j["bytes"] = r.file.bytes;
+  j["crc32"] = r.file.crc32;
+  j["examples"] = r.file.examples;
+  j["chains"] = r.file.chains;
+  j["requested"] = r.stats.requested;
+  j["by_kind"] = {r.stats.by_kind[0], r.stats.by_kind[1], r.stats.by_kind[2]};
+  j["attempts"] = r.stats.attempts;
+  j["histogram"] = r.chains_per_example_histogram;
+  return j;
+}
+
+// Gathers one string per rank on rank 0 (in rank order).
+std::vector<std::string> gather_strings(const std::string& mine, int rank, int world) {
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(world), displs(world);
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::string all;
+  if (rank == 0) {
+    int total = 0;
+    for (int r = 0; r < world; ++r) {
+      displs[r] = total;
+      total += lens[r];
+    }
+    all.resize(total);
+  }
+  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD);
+  std::vector<std::string> out;
+  if (rank == 0) {
+    for (int r = 0; r < world; ++r) out.push_back(all.substr(displs[r], lens[r]));
+  }
+  return out;
+}
+
+bool output_is_current(const std::string& out, const std::string& hash) {
+  try {
+    const Manifest m = read_manifest(out);
+    if (m.config_hash != hash) return false;
+    verify_manifest_files(out, m, /*checksums=*/false);
+    return true;
+  } catch (const DataError&) {
+    return false;
+  }
+}
+
+std::string fixed2(const nlohmann::json& seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", seconds.get<double>());
+  return buf;
+}
+
+std::string summary_text(const Manifest& m, const nlohmann::json& s, const std::string& out) {
+  std::ostringstream o;
+  const auto& d = s["dataset"];
+  o << "prepare: " << m.dataset << " -> " << out << "\n"
+    << "  raw        " << d["raw_users"] << " users / " << d["raw_items"] << " items / " << d["raw_interactions"]
+    << " interactions (" << d["malformed_lines"] << " malformed lines skipped, " << d["duplicates"] << " duplicates)\n"
+    << "  filtered   " << m.num_users << " users / " << m.num_items << " items / " << d["interactions"]
+    << " interactions (k-core " << s["kcore"] << ", " << d["kcore_rounds"] << " rounds)\n"
+    << "  examples   train " << m.examples[0] << " / valid " << m.examples[1] << " / test " << m.examples[2]
+    << ", " << m.num_candidates << " candidates each\n";
+  const auto& c = s["chains"];
+  o << "  chains     " << c["produced"] << " of " << c["requested"] << " requested (closed " << c["by_kind"][0]
+    << ", bridge " << c["by_kind"][1] << ", walk " << c["by_kind"][2] << ")\n"
+    << "  chains per example:";
+  const auto& h = c["histogram"];
+  for (size_t k = 0; k < h.size(); ++k) o << " " << k << ":" << h[k];
+  o << "\n  shards     " << m.shards.size() << " files, " << s["bytes"] << " bytes\n"
+    << "  time       " << fixed2(s["seconds"]["total"]) << " s (read+filter " << fixed2(s["seconds"]["load"])
+    << " s, chains+write " << fixed2(s["seconds"]["shards"]) << " s)\n";
+  return o.str();
+}
+
+}  // namespace
+
+int command_prepare(CommandContext& ctx, const char* argv0) {
+  const Clock::time_point t0 = Clock::now();
+  open_run_dir(ctx, argv0, "prepare");
+  const Config& config = ctx.config;
+  const int rank = ctx.process->rank, world = ctx.process->world_size;
+  const std::string out = shard_output_dir(config);
+  const std::string staging = out + ".staging";
+  const std::string hash = prepare_config_hash(config);
+
+  // 1. Up to date? (rank 0 decides for everyone)
+  int current = 0;
+  if (rank == 0 && !config.run.force) current = output_is_current(out, hash) ? 1 : 0;
+  MPI_Bcast(&current, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (current) {
+    if (rank == 0) {
+      std::cout << "prepare: " << out << " is up to date (config hash " << hash
+                << "); nothing to do (run.force=true redoes it)\n";
+    }
+    return kExitOk;
+  }
+
+  // 2. Fresh staging folder.
+  run_agreed([&] {
+    if (rank != 0) return;
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    fs::create_directories(staging, ec);
+    if (ec) throw RuntimeFailure(staging + ": cannot create: " + ec.message());
+  });
+  auto cleanup = [&] {
+    if (rank == 0) {
+      std::error_code ec;
+      fs::remove_all(staging, ec);
+    }
+  };
+
+  try {
+    // 3. The same data on every rank.
+    PreparedData data;
+    run_agreed([&] { data = build_prepared_data(config); });
+    const double load_seconds = seconds_since(t0);
+    LOG(INFO) << "prepare: " << describe(data.dataset.stats) << "; examples train " << data.split_counts[0]
+              << " / valid " << data.split_counts[1] << " / test " << data.split_counts[2];
+
+    // 4. This rank's shards, on its threads.
+    const int64_t S = config.sampler.num_shards;
+    std::vector<int64_t> mine;
+    for (int64_t s = rank; s < S; s += world) mine.push_back(s);
+    int64_t my_examples = 0;
+    const int64_t n = static_cast<int64_t>(data.examples.size());
+    for (int64_t s : mine) my_examples += (n - s + S - 1) / S;
+    std::vector<ShardResult> results(mine.size());
+    const Clock::time_point t_shards = Clock::now();
+    run_agreed([&] {
+      std::atomic<int64_t> progress{0}, next{0};
+      std::atomic<int> finished{0};
+      std::exception_ptr error;
+      std::mutex error_mu;
+      const int threads = std::max(1, std::min<int>(choose_thread_count(config.distributed.threads, ctx.process->local_size),
+                                                    static_cast<int>(mine.size())));
+      auto worker = [&] {
+        for (int64_t k; (k = next.fetch_add(1)) < static_cast<int64_t>(mine.size());) {
+          try {
+            results[k] = build_shard(data, config, mine[k], S, staging, &progress);
+          } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mu);
+            if (!error) error = std::current_exception();
+          }
+        }
+        finished.fetch_add(1);
+      };
+      std::vector<std::thread> pool;
+      for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+      ProgressBar bar("prepare", rank == 0 ? my_examples : 0);
+      while (finished.load() < threads) {
+        bar.show(progress.load());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      for (auto& t : pool) t.join();
+      bar.show(progress.load(), true);
+      if (error) std::rethrow_exception(error);
+      if (rank == 0) {
+        write_catalog((fs::path(staging) / kCatalogName).string(),
+                      ShardMeta{config.data.name, hash, static_cast<uint64_t>(config.run.seed), 0, S},
+                      make_catalog(data), static_cast<int>(config.sampler.compression));
+      }
+    });
+    const double shard_seconds = seconds_since(t_shards);
+
+    // 5. Rank 0 collects every shard's result, writes the manifest, swaps the folder in.
+    nlohmann::json mine_json = nlohmann::json::array();
+    for (size_t k = 0; k < mine.size(); ++k) {
+      nlohmann::json j = shard_result_json(results[k]);
+      j["index"] = mine[k];
+      mine_json.push_back(j);
+    }
+    const std::vector<std::string> all = gather_strings(mine_json.dump(), rank, world);
+    run_agreed([&] {
+      if (rank != 0) return;
+      Manifest m;
+      m.schema_version = kShardSchemaVersion;
+      m.dataset = config.data.name;
+      m.config_hash = hash;
+      m.seed = static_cast<uint64_t>(config.run.seed);
+      m.num_candidates = config.sampler.num_candidates;
+      m.num_users = data.dataset.num_users();
+      m.num_items = data.dataset.num_items();
+      for (int k = 0; k < 3; ++k) m.examples[k] = data.split_counts[k];
+      m.catalog = checksum_file(staging, kCatalogName);
+      m.shards.resize(S);
+      int64_t produced = 0, requested = 0, bytes = m.catalog.bytes, attempts = 0;
+      std::vector<int64_t> by_kind(3, 0), histogram(config.sampler.chains_per_example + 1, 0);
+      for (const auto& text : all) {
+        for (const auto& j : nlohmann::json::parse(text)) {
+          ManifestFile& f = m.shards[j["index"].get<int64_t>()];
+          f.name = j["file"];
+          f.bytes = j["bytes"];
+          f.crc32 = j["crc32"];
+          f.examples = j["examples"];
+          f.chains = j["chains"];
+          produced += f.chains;
+          bytes += f.bytes;
+          requested += j["requested"].get<int64_t>();
+          attempts += j["attempts"].get<int64_t>();
+          for (int k = 0; k < 3; ++k) by_kind[k] += j["by_kind"][k].get<int64_t>();
+          for (size_t k = 0; k < histogram.size(); ++k) histogram[k] += j["histogram"][k].get<int64_t>();
+        }
+      }
+      const DatasetStats& st = data.dataset.stats;
+      m.summary["dataset"] = {{"raw_users", st.raw_users}, {"raw_items", st.raw_items},
+                              {"raw_interactions", st.raw_interactions}, {"malformed_lines", st.malformed_lines},
+                              {"dropped_by_rating", st.dropped_by_rating}, {"duplicates", st.duplicates},
+                              {"kcore_rounds", st.kcore_rounds}, {"users", st.users}, {"items", st.items},
+                              {"interactions", st.interactions}};
+      m.summary["kcore"] = config.data.kcore;
+      m.summary["chains"] = {{"requested", requested}, {"produced", produced}, {"by_kind", by_kind},
+                             {"histogram", histogram}, {"attempts", attempts}};
+      m.summary["bytes"] = bytes;
+      m.summary["ranks"] = world;
+      m.summary["seconds"] = {{"load", load_seconds}, {"shards", shard_seconds}, {"total", seconds_since(t0)}};
+      write_manifest(staging, m);
+      // Swap: the old output (if any) moves aside, the staging folder moves in, the old one is removed.
+      const std::string old = out + ".old";
+      std::error_code ec;
+      fs::remove_all(old, ec);
+      if (fs::exists(out)) {
+        fs::rename(out, old, ec);
+        if (ec) throw RuntimeFailure(out + ": cannot move the previous output aside: " + ec.message());
+      }
+      fs::rename(staging, out, ec);
+      if (ec) throw RuntimeFailure(out + ": cannot move the new output in from " + staging + ": " + ec.message());
+      fs::remove_all(old, ec);
+      const std::string text = summary_text(m, m.summary, out);
+      std::cout << text << std::flush;
+      LOG(INFO) << "\n" << text;
+    });
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  return kExitOk;
+}
+
+}  // namespace r2rec

@@ -1,0 +1,149 @@
+#include "sampler/manifest.h"
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "sampler/shard.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+ManifestFile checksum_file(const std::string& dir, const std::string& name) {
+  const std::string path = (fs::path(dir) / name).string();
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw DataError(path + ": cannot open (" + (fs::exists(path) ? "not readable" : "no such file") + ")");
+  ManifestFile out;
+  out.name = name;
+  std::vector<unsigned char> buf(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
+    crc = crc32_z(crc, buf.data(), n);
+    out.bytes += static_cast<int64_t>(n);
+  }
+  const bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) throw DataError(path + ": read error");
+  out.crc32 = static_cast<uint32_t>(crc);
+  return out;
+}
+
+namespace {
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08x", v);
+  return buf;
+}
+nlohmann::ordered_json file_json(const ManifestFile& f, bool counts) {
+  nlohmann::ordered_json j = {{"file", f.name}, {"bytes", f.bytes}, {"crc32", hex32(f.crc32)}};
+  if (counts) {
+    j["examples"] = f.examples;
+    j["chains"] = f.chains;
+  }
+  return j;
+}
+}  // namespace
+
+void write_manifest(const std::string& dir, const Manifest& m) {
+  nlohmann::ordered_json j;
+  j["format"] = "r2rec.shards";
+  j["schema_version"] = kShardSchemaVersion;
+  j["dataset"] = m.dataset;
+  j["config_hash"] = m.config_hash;
+  j["seed"] = m.seed;
+  j["num_shards"] = m.shards.size();
+  j["num_candidates"] = m.num_candidates;
+  j["num_users"] = m.num_users;
+  j["num_items"] = m.num_items;
+  j["examples"] = {{"train", m.examples[0]}, {"valid", m.examples[1]}, {"test", m.examples[2]}};
+  j["catalog"] = file_json(m.catalog, false);
+  j["shards"] = nlohmann::ordered_json::array();
+  for (const auto& s : m.shards) j["shards"].push_back(file_json(s, true));
+  j["summary"] = m.summary;
+  write_file_atomic((fs::path(dir) / kManifestName).string(), j.dump(2) + "\n");
+}
+
+Manifest read_manifest(const std::string& dir) {
+  const std::string path = (fs::path(dir) / kManifestName).string();
+  if (!fs::exists(path)) {
+    throw DataError(path + ": no manifest (run `r2rec prepare` first, or it did not finish)");
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  Manifest m;
+  const std::string field_prefix = path + ": ";
+  try {
+    if (j.at("format") != "r2rec.shards") throw DataError(field_prefix + "format: expected 'r2rec.shards'");
+    m.schema_version = j.at("schema_version").get<int64_t>();
+    if (m.schema_version != kShardSchemaVersion) {
+      throw DataError(field_prefix + "schema_version: " + std::to_string(m.schema_version) + ", this r2rec reads " +
+                      std::to_string(kShardSchemaVersion) + " (re-run prepare with run.force=true)");
+    }
+    m.dataset = j.at("dataset").get<std::string>();
+    m.config_hash = j.at("config_hash").get<std::string>();
+    m.seed = j.at("seed").get<uint64_t>();
+    m.num_candidates = j.at("num_candidates").get<int64_t>();
+    m.num_users = j.at("num_users").get<int64_t>();
+    m.num_items = j.at("num_items").get<int64_t>();
+    m.examples[0] = j.at("examples").at("train").get<int64_t>();
+    m.examples[1] = j.at("examples").at("valid").get<int64_t>();
+    m.examples[2] = j.at("examples").at("test").get<int64_t>();
+    auto parse_file = [&](const nlohmann::json& f) {
+      ManifestFile out;
+      out.name = f.at("file").get<std::string>();
+      if (out.name.empty() || out.name.find('/') != std::string::npos) {
+        throw DataError(field_prefix + "file name '" + out.name + "' must be a plain name in the manifest's folder");
+      }
+      out.bytes = f.at("bytes").get<int64_t>();
+      out.crc32 = static_cast<uint32_t>(std::stoul(f.at("crc32").get<std::string>(), nullptr, 16));
+      out.examples = f.value("examples", int64_t{0});
+      out.chains = f.value("chains", int64_t{0});
+      return out;
+    };
+    m.catalog = parse_file(j.at("catalog"));
+    for (const auto& s : j.at("shards")) m.shards.push_back(parse_file(s));
+    if (m.shards.empty()) throw DataError(field_prefix + "shards: empty list");
+    if (static_cast<int64_t>(m.shards.size()) != j.at("num_shards").get<int64_t>()) {
+      throw DataError(field_prefix + "num_shards disagrees with the shard list");
+    }
+    m.summary = j.value("summary", nlohmann::json::object());
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(field_prefix + "missing or mistyped field (" + std::string(e.what()) + ")");
+  } catch (const std::invalid_argument&) {
+    throw DataError(field_prefix + "crc32 is not hexadecimal");
+  }
+  return m;
+}
+
+void verify_manifest_files(const std::string& dir, const Manifest& m, bool checksums) {
+  std::vector<const ManifestFile*> files = {&m.catalog};
+  for (const auto& s : m.shards) files.push_back(&s);
+  for (const ManifestFile* f : files) {
+    const std::string path = (fs::path(dir) / f->name).string();
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec) throw DataError(path + ": listed in the manifest but missing");
+    if (static_cast<int64_t>(size) != f->bytes) {
+      throw DataError(path + ": " + std::to_string(size) + " bytes, the manifest says " + std::to_string(f->bytes) +
+                      " (truncated or changed; re-run prepare with run.force=true)");
+    }
+    if (checksums) {
+      const ManifestFile got = checksum_file(dir, f->name);
+      if (got.crc32 != f->crc32) {
+        throw DataError(path + ": checksum mismatch (crc32 " + hex32(got.crc32) + ", the manifest says " +
+                        hex32(f->crc32) + "; damaged or changed, re-run prepare with run.force=true)");
+      }
+    }
+  }
+}
+
+}  // namespace r2rec
