@@ -45,5 +45,7 @@ void open_run_dir(CommandContext& context, const char* argv0, const std::string&
 int command_info(const CommandContext& context, bool json);
 int command_check(const CommandContext& context);
 int command_prepare(CommandContext& context, const char* argv0);
+int command_baseline(CommandContext& context, const char* argv0, const std::string& method);
+int command_run(CommandContext& context, const char* argv0);
 
 }  // namespace r2rec

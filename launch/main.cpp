@@ -80,10 +80,10 @@ int main(int argc, char** argv) {
       .run = [](CommandContext&, const char*) { return not_built("eval"); };
   std::string method = "popularity";
   Subcommand& baseline = stage("baseline", "Train and score a classical recommender on the stored candidate lists");
-  baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn");
-  baseline.run = [](CommandContext&, const char*) { return not_built("baseline"); };
+  baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn")->required();
+  baseline.run = [&method](CommandContext& ctx, const char* argv0) { return command_baseline(ctx, argv0, method); };
   stage("run", "Every stage in order from one config: prepare, annotate, sft, rl, eval")
-      .run = [](CommandContext&, const char*) { return not_built("run"); };
+      .run = [](CommandContext& ctx, const char* argv0) { return command_run(ctx, argv0); };
   stage("explain", "Show one example: its prompt, chains, trace and the model's answer")
       .run = [](CommandContext&, const char*) { return not_built("explain"); };
 

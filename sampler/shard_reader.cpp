@@ -45,6 +45,7 @@ ShardReader::ShardReader(const ReaderOptions& options) : options_(options) {
     if (k >= col.size()) throw DataError(options.dir + ": shards do not hold consecutive example ids");
     if (options.split < 0 || col[k] == options.split) records_.push_back(id);
   }
+  if (options.limit > 0 && static_cast<int64_t>(records_.size()) > options.limit) records_.resize(options.limit);
   const int64_t N = static_cast<int64_t>(records_.size());
   share_begin_ = N * options.rank / options.world_size;
   share_end_ = N * (options.rank + 1) / options.world_size;

@@ -34,6 +34,7 @@ struct ReaderOptions {
   bool shuffle = true;
   uint64_t seed = 0;
   bool verify_checksums = true;
+  int64_t limit = 0;             // > 0: only the first `limit` selected records (by id), before sharing
 };
 
 struct ReaderCursor {

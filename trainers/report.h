@@ -1,0 +1,33 @@
+// report.json: one table of every method scored on a run's candidate lists, filled in by `eval`,
+// `baseline` and `run`. Each writer replaces its own method's entry and keeps the others, so the report shows
+// every method side by side. Written atomically.
+//
+//   {"dataset": "ml-100k", "num_candidates": 20,
+//    "splits": {"test": {"examples": 943,
+//                        "methods": {"popularity": {"HR@1": 0.21, "NDCG@10": 0.43, ...,
+//                                                   "examples": 943, "seconds": 0.01}, ...}}}}
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace r2rec {
+
+struct MethodResult {
+  std::string method;
+  std::string split;                    // "valid" | "test"
+  std::map<std::string, double> metrics;  // "HR@1" -> value, ...
+  int64_t examples = 0;
+  double seconds = 0;
+};
+
+// Merges `result` into <run_dir>/report.json (creating it). Throws RuntimeFailure on I/O errors; a report that
+// exists but is not valid JSON is a DataError naming it (never silently overwritten).
+void update_report(const std::string& run_dir, const std::string& dataset, int64_t num_candidates,
+                   const MethodResult& result);
+
+// The report as an aligned text table (methods as rows, metrics as columns) for the terminal.
+std::string report_table(const std::string& run_dir, const std::string& split);
+
+}  // namespace r2rec
