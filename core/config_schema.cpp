@@ -158,7 +158,7 @@ std::vector<Field> build() {
       // run
       PATH(run.dir, "Run directory: logs, resolved config, shards, checkpoints, report."),
       INT(run.seed, 0, 9007199254740991.0, "Seed of every random choice (sampling, init, shuffles)."),
-      ENUM(run.log_level, (V{"info", "warning", "error"}), "Least severe log level written."),
+      ENUM(run.log_level, (V{"info", "warning", "error"}), "Least severe log level echoed to the terminal; the per-rank log files always get INFO and up."),
       BOOL(run.log_all_ranks, "Echo every rank's INFO lines to the terminal, not only rank 0's."),
       BOOL(run.force, "Redo stages whose outputs already exist."),
   };

@@ -55,8 +55,10 @@ void init_logging(const char* argv0, const LogOptions& o) {
     google::SetLogDestination(google::GLOG_FATAL, "");
     st.initialised = true;
   }
-  FLAGS_minloglevel = severity_of(o.level);
-  FLAGS_stderrthreshold = (o.rank == 0 || o.echo_all) ? FLAGS_minloglevel : std::max(FLAGS_minloglevel, 1);
+  // Files always get everything from INFO up; `level` only sets what reaches the terminal.
+  FLAGS_minloglevel = google::GLOG_INFO;
+  const int echo = severity_of(o.level);
+  FLAGS_stderrthreshold = (o.rank == 0 || o.echo_all) ? echo : std::max(echo, static_cast<int>(google::GLOG_WARNING));
   if (!o.run_dir.empty()) {
     namespace fs = std::filesystem;
     std::error_code ec;

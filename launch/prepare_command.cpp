@@ -55,20 +55,6 @@ class ProgressBar {
   Clock::time_point start_;
 };
 
-nlohmann::json shard_result_json(const ShardResult& r) {
-  nlohmann::json j;
-  j["file"] = r.file.name;
-  j["bytes"] = r.file.bytes;
-  j["crc32"] = r.file.crc32;
-  j["examples"] = r.file.examples;
-  j["chains"] = r.file.chains;
-  j["requested"] = r.stats.requested;
-  j["by_kind"] = {r.stats.by_kind[0], r.stats.by_kind[1], r.stats.by_kind[2]};
-  j["attempts"] = r.stats.attempts;
-  j["histogram"] = r.chains_per_example_histogram;
-  return j;
-}
-
 // Gathers one string per rank on rank 0 (in rank order).
 std::vector<std::string> gather_strings(const std::string& mine, int rank, int world) {
   int len = static_cast<int>(mine.size());
@@ -223,53 +209,19 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
 
     // 5. Rank 0 collects every shard's result, writes the manifest, swaps the folder in.
     nlohmann::json mine_json = nlohmann::json::array();
-    for (size_t k = 0; k < mine.size(); ++k) {
-      nlohmann::json j = shard_result_json(results[k]);
-      j["index"] = mine[k];
-      mine_json.push_back(j);
-    }
+    for (size_t k = 0; k < mine.size(); ++k) mine_json.push_back(shard_result_to_json(results[k], mine[k]));
     const std::vector<std::string> all = gather_strings(mine_json.dump(), rank, world);
     run_agreed([&] {
       if (rank != 0) return;
-      Manifest m;
-      m.schema_version = kShardSchemaVersion;
-      m.dataset = config.data.name;
-      m.config_hash = hash;
-      m.seed = static_cast<uint64_t>(config.run.seed);
-      m.num_candidates = config.sampler.num_candidates;
-      m.num_users = data.dataset.num_users();
-      m.num_items = data.dataset.num_items();
-      for (int k = 0; k < 3; ++k) m.examples[k] = data.split_counts[k];
-      m.catalog = checksum_file(staging, kCatalogName);
-      m.shards.resize(S);
-      int64_t produced = 0, requested = 0, bytes = m.catalog.bytes, attempts = 0;
-      std::vector<int64_t> by_kind(3, 0), histogram(config.sampler.chains_per_example + 1, 0);
+      std::vector<ShardResult> by_shard(S);
       for (const auto& text : all) {
         for (const auto& j : nlohmann::json::parse(text)) {
-          ManifestFile& f = m.shards[j["index"].get<int64_t>()];
-          f.name = j["file"];
-          f.bytes = j["bytes"];
-          f.crc32 = j["crc32"];
-          f.examples = j["examples"];
-          f.chains = j["chains"];
-          produced += f.chains;
-          bytes += f.bytes;
-          requested += j["requested"].get<int64_t>();
-          attempts += j["attempts"].get<int64_t>();
-          for (int k = 0; k < 3; ++k) by_kind[k] += j["by_kind"][k].get<int64_t>();
-          for (size_t k = 0; k < histogram.size(); ++k) histogram[k] += j["histogram"][k].get<int64_t>();
+          int64_t index = 0;
+          ShardResult r = shard_result_from_json(j, &index);
+          by_shard[index] = std::move(r);
         }
       }
-      const DatasetStats& st = data.dataset.stats;
-      m.summary["dataset"] = {{"raw_users", st.raw_users}, {"raw_items", st.raw_items},
-                              {"raw_interactions", st.raw_interactions}, {"malformed_lines", st.malformed_lines},
-                              {"dropped_by_rating", st.dropped_by_rating}, {"duplicates", st.duplicates},
-                              {"kcore_rounds", st.kcore_rounds}, {"users", st.users}, {"items", st.items},
-                              {"interactions", st.interactions}};
-      m.summary["kcore"] = config.data.kcore;
-      m.summary["chains"] = {{"requested", requested}, {"produced", produced}, {"by_kind", by_kind},
-                             {"histogram", histogram}, {"attempts", attempts}};
-      m.summary["bytes"] = bytes;
+      Manifest m = make_manifest(data, config, by_shard, checksum_file(staging, kCatalogName));
       m.summary["ranks"] = world;
       m.summary["seconds"] = {{"load", load_seconds}, {"shards", shard_seconds}, {"total", seconds_since(t0)}};
       write_manifest(staging, m);

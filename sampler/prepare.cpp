@@ -1,5 +1,7 @@
 #include "sampler/prepare.h"
 
+#include <glog/logging.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -59,6 +61,9 @@ PreparedData build_prepared_data(const Config& config) {
   d.dataset = load_dataset(config.data, seed);
   d.examples = make_examples(d.dataset, config.sampler, seed);
   d.graph = build_train_graph(d.dataset);
+  // The leakage guarantee of the graph (no validation/test edge) is an invariant of build_train_graph.
+  const std::string graph_problem = check_train_graph(d.graph, d.dataset);
+  CHECK(graph_problem.empty()) << "train graph: " << graph_problem;
   for (const auto& e : d.examples) ++d.split_counts[static_cast<int>(e.split)];
   return d;
 }
@@ -106,6 +111,96 @@ Catalog make_catalog(const PreparedData& data) {
   c.user_tokens = data.dataset.user_tokens;
   c.item_train_count = item_popularity(data.graph);
   return c;
+}
+
+}  // namespace r2rec
+
+namespace r2rec {
+
+nlohmann::json shard_result_to_json(const ShardResult& r, int64_t index) {
+  return {{"index", index},
+          {"file", r.file.name},
+          {"bytes", r.file.bytes},
+          {"crc32", r.file.crc32},
+          {"examples", r.file.examples},
+          {"chains", r.file.chains},
+          {"requested", r.stats.requested},
+          {"produced", r.stats.produced},
+          {"missing", r.stats.missing},
+          {"examples_sampled", r.stats.examples},
+          {"by_kind", {r.stats.by_kind[0], r.stats.by_kind[1], r.stats.by_kind[2]}},
+          {"attempts", r.stats.attempts},
+          {"histogram", r.chains_per_example_histogram}};
+}
+
+ShardResult shard_result_from_json(const nlohmann::json& j, int64_t* index) {
+  ShardResult r;
+  *index = j.at("index").get<int64_t>();
+  r.file.name = j.at("file").get<std::string>();
+  r.file.bytes = j.at("bytes").get<int64_t>();
+  r.file.crc32 = j.at("crc32").get<uint32_t>();
+  r.file.examples = j.at("examples").get<int64_t>();
+  r.file.chains = j.at("chains").get<int64_t>();
+  r.stats.requested = j.at("requested").get<int64_t>();
+  r.stats.produced = j.at("produced").get<int64_t>();
+  r.stats.missing = j.at("missing").get<int64_t>();
+  r.stats.examples = j.at("examples_sampled").get<int64_t>();
+  for (int k = 0; k < kNumChainKinds; ++k) r.stats.by_kind[k] = j.at("by_kind").at(k).get<int64_t>();
+  r.stats.attempts = j.at("attempts").get<int64_t>();
+  r.chains_per_example_histogram = j.at("histogram").get<std::vector<int64_t>>();
+  return r;
+}
+
+Manifest make_manifest(const PreparedData& data, const Config& config, const std::vector<ShardResult>& results,
+                       const ManifestFile& catalog) {
+  Manifest m;
+  m.schema_version = kShardSchemaVersion;
+  m.dataset = config.data.name;
+  m.config_hash = prepare_config_hash(config);
+  m.seed = static_cast<uint64_t>(config.run.seed);
+  m.num_candidates = config.sampler.num_candidates;
+  m.num_users = data.dataset.num_users();
+  m.num_items = data.dataset.num_items();
+  for (int k = 0; k < 3; ++k) m.examples[k] = data.split_counts[k];
+  m.catalog = catalog;
+  int64_t requested = 0, produced = 0, attempts = 0, bytes = catalog.bytes;
+  std::vector<int64_t> by_kind(kNumChainKinds, 0), histogram(config.sampler.chains_per_example + 1, 0);
+  for (const ShardResult& r : results) {
+    m.shards.push_back(r.file);
+    requested += r.stats.requested;
+    produced += r.stats.produced;
+    attempts += r.stats.attempts;
+    bytes += r.file.bytes;
+    for (int k = 0; k < kNumChainKinds; ++k) by_kind[k] += r.stats.by_kind[k];
+    for (size_t k = 0; k < histogram.size() && k < r.chains_per_example_histogram.size(); ++k) {
+      histogram[k] += r.chains_per_example_histogram[k];
+    }
+  }
+  const DatasetStats& st = data.dataset.stats;
+  m.summary["dataset"] = {{"raw_users", st.raw_users},         {"raw_items", st.raw_items},
+                          {"raw_interactions", st.raw_interactions}, {"malformed_lines", st.malformed_lines},
+                          {"dropped_by_rating", st.dropped_by_rating}, {"duplicates", st.duplicates},
+                          {"kcore_rounds", st.kcore_rounds},     {"items_without_title", st.items_without_title},
+                          {"users", st.users},                   {"items", st.items},
+                          {"interactions", st.interactions}};
+  m.summary["kcore"] = config.data.kcore;
+  m.summary["chains"] = {{"requested", requested}, {"produced", produced}, {"by_kind", by_kind},
+                         {"histogram", histogram}, {"attempts", attempts}};
+  m.summary["bytes"] = bytes;
+  return m;
+}
+
+Manifest prepare_in_process(const Config& config, const std::string& dir) {
+  const PreparedData data = build_prepared_data(config);
+  const int64_t S = config.sampler.num_shards;
+  std::vector<ShardResult> results;
+  for (int64_t s = 0; s < S; ++s) results.push_back(build_shard(data, config, s, S, dir, nullptr));
+  const ShardMeta meta{config.data.name, prepare_config_hash(config), static_cast<uint64_t>(config.run.seed), 0, S};
+  write_catalog((fs::path(dir) / kCatalogName).string(), meta, make_catalog(data),
+                static_cast<int>(config.sampler.compression));
+  Manifest m = make_manifest(data, config, results, checksum_file(dir, kCatalogName));
+  write_manifest(dir, m);
+  return m;
 }
 
 }  // namespace r2rec

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/config.h"
 #include "sampler/chains.h"
 #include "sampler/dataset.h"
@@ -50,5 +52,18 @@ ShardResult build_shard(const PreparedData& data, const Config& config, int64_t 
                         const std::string& dir, std::atomic<int64_t>* progress);
 
 Catalog make_catalog(const PreparedData& data);
+
+// A shard's result as JSON (to gather across ranks) and back; `index` is the shard index.
+nlohmann::json shard_result_to_json(const ShardResult& result, int64_t index);
+ShardResult shard_result_from_json(const nlohmann::json& j, int64_t* index);
+
+// The manifest of a complete run: `results[s]` is shard s's result, `catalog` the catalog file's checksum.
+// summary: dataset statistics, chain totals and the chains-per-example histogram; the caller adds timings.
+Manifest make_manifest(const PreparedData& data, const Config& config, const std::vector<ShardResult>& results,
+                       const ManifestFile& catalog);
+
+// Writes every shard (one after the other), the catalog and the manifest into `dir`, in this process: what
+// `prepare` does on one rank without threads, for tests and tools. Returns the manifest.
+Manifest prepare_in_process(const Config& config, const std::string& dir);
 
 }  // namespace r2rec
