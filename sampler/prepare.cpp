@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -110,6 +111,12 @@ Catalog make_catalog(const PreparedData& data) {
   c.item_tokens = data.dataset.item_tokens;
   c.user_tokens = data.dataset.user_tokens;
   c.item_train_count = item_popularity(data.graph);
+  for (int32_t u = 0; u < data.dataset.num_users(); ++u) {
+    const ItemSpan seq = data.dataset.sequence(u);
+    // The train split: everything before the validation target s[n-2] (build_train_graph's edges, in order).
+    c.user_train_items.insert(c.user_train_items.end(), seq.begin(), seq.begin() + std::max<int64_t>(0, seq.size - 2));
+    c.user_train_offsets.push_back(static_cast<int64_t>(c.user_train_items.size()));
+  }
   return c;
 }
 

@@ -252,6 +252,8 @@ void write_catalog(const std::string& path, const ShardMeta& meta, const Catalog
   f.write("items/train_count", catalog.item_train_count, compression);
   f.create_group("users");
   write_strings(f, "users/token", catalog.user_tokens, compression);
+  f.write("users/train_offsets", catalog.user_train_offsets, compression);
+  f.write("users/train_items", catalog.user_train_items, compression);
   f.close();
 }
 
@@ -268,7 +270,12 @@ Catalog read_catalog(const std::string& path, ShardMeta* meta) {
   check_rows(path, "items/title_offsets", c.item_titles, items);
   check_rows(path, "items/token_offsets", c.item_tokens, items);
   check_rows(path, "items/train_count", c.item_train_count, items);
-  check_rows(path, "users/token_offsets", c.user_tokens, static_cast<size_t>(f.attr_int("num_users")));
+  const auto users = static_cast<size_t>(f.attr_int("num_users"));
+  check_rows(path, "users/token_offsets", c.user_tokens, users);
+  c.user_train_offsets = f.read<int64_t>("users/train_offsets");
+  c.user_train_items = f.read<int32_t>("users/train_items");
+  check_offsets(path, "users/train_offsets", c.user_train_offsets, users, c.user_train_items.size());
+  check_range(path, "users/train_items", c.user_train_items, 0, static_cast<int64_t>(items));
   return c;
 }
 

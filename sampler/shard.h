@@ -72,6 +72,10 @@ struct Catalog {
   std::vector<std::string> item_tokens;   // [I]
   std::vector<std::string> user_tokens;   // [U]
   std::vector<int64_t> item_train_count;  // [I] interactions in the train split
+  // Each user's train split, chronological (s[0..n-3]): user u's items are
+  // user_train_items[user_train_offsets[u] .. user_train_offsets[u+1]). What trained baselines learn from.
+  std::vector<int64_t> user_train_offsets = {0};  // [U+1]
+  std::vector<int32_t> user_train_items;          // [sum]
   int32_t num_items() const { return static_cast<int32_t>(item_tokens.size()); }
   int32_t num_users() const { return static_cast<int32_t>(user_tokens.size()); }
 };

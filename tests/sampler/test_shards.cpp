@@ -107,6 +107,14 @@ TEST(Shards, CatalogRoundTrips) {
   int64_t edges = 0;
   for (int64_t n : c.item_train_count) edges += n;
   EXPECT_EQ(edges, p.data.graph.num_edges());
+  ASSERT_EQ(c.user_train_offsets.size(), static_cast<size_t>(p.data.dataset.num_users()) + 1);
+  EXPECT_EQ(static_cast<int64_t>(c.user_train_items.size()), p.data.graph.num_edges());
+  for (int32_t u = 0; u < p.data.dataset.num_users(); u += 97) {
+    const ItemSpan seq = p.data.dataset.sequence(u);
+    const std::vector<int32_t> got(c.user_train_items.begin() + c.user_train_offsets[u],
+                                   c.user_train_items.begin() + c.user_train_offsets[u + 1]);
+    EXPECT_EQ(got, std::vector<int32_t>(seq.begin(), seq.end() - 2));  // all but the valid and test targets
+  }
 }
 
 TEST(Shards, SameSeedSameBytesOtherSeedOtherBytes) {
