@@ -47,5 +47,7 @@ int command_check(const CommandContext& context);
 int command_prepare(CommandContext& context, const char* argv0);
 int command_baseline(CommandContext& context, const char* argv0, const std::string& method);
 int command_run(CommandContext& context, const char* argv0);
+// `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
+int command_tokenize(const std::string& tokenizer_path, bool decode);
 
 }  // namespace r2rec

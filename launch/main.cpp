@@ -93,9 +93,13 @@ int main(int argc, char** argv) {
   generate.app->add_option("--model", model_dir, "Hugging Face checkpoint folder");
   generate.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt");
   generate.run = [](CommandContext&, const char*) { return not_built("generate"); };
+  bool decode = false;
   Subcommand& tokenize = stage("tokenize", "Encode stdin lines to token ids (or decode ids with --decode)", false);
-  tokenize.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt");
-  tokenize.run = [](CommandContext&, const char*) { return not_built("tokenize"); };
+  tokenize.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt")
+      ->required();
+  tokenize.app->add_flag("--decode", decode, "Read lines of space-separated ids and print the text");
+  tokenize.needs_mpi = false;
+  tokenize.run = [&](CommandContext&, const char*) { return command_tokenize(tokenizer_path, decode); };
 
   bool json = false;
   Subcommand& info = stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);
@@ -131,8 +135,16 @@ int main(int argc, char** argv) {
   }
   Subcommand& cmd = commands.at(name);
   if (!cmd.needs_mpi) {
-    CommandContext none;
-    return cmd.run(none, argv[0]);
+    try {
+      CommandContext none;
+      return cmd.run(none, argv[0]);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), e.what());
+      return e.exit_code();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "r2rec %s: internal error: %s\n", name.c_str(), first_line(e.what()).c_str());
+      return kExitRuntime;
+    }
   }
 
   std::unique_ptr<MpiSession> mpi;

@@ -81,5 +81,19 @@ TEST(Cli, CheckPrintsTheResolvedConfigOnRankZeroOnly) {
   EXPECT_NE(r.out.find("  epochs: 2\n"), std::string::npos);
 }
 
+TEST(Cli, TokenizeEncodesAndDecodesLines) {
+  const std::string gpt2 = testing::data_dir() + "/tokenizers/gpt2";
+  CommandResult enc = run_command({testing::r2rec_binary(), "tokenize", "--tokenizer", gpt2}, "Hello world\nHi\n");
+  ASSERT_EQ(enc.exit_code, 0) << enc.err;
+  EXPECT_EQ(enc.out, "15496 995\n17250\n");  // GPT-2's ids for "Hello", " world", "Hi"
+  CommandResult dec = run_command({testing::r2rec_binary(), "tokenize", "--tokenizer", gpt2, "--decode"}, enc.out);
+  ASSERT_EQ(dec.exit_code, 0) << dec.err;
+  EXPECT_EQ(dec.out, "Hello world\nHi\n");
+  CommandResult bad = run_command({testing::r2rec_binary(), "tokenize", "--tokenizer", "/no/such/tokenizer.json"}, "x\n");
+  EXPECT_EQ(bad.exit_code, 2);
+  ASSERT_EQ(testing::lines_of(bad.err).size(), 1u) << bad.err;
+  EXPECT_NE(bad.err.find("/no/such/tokenizer.json"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace r2rec
