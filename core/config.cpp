@@ -262,6 +262,10 @@ void validate(const Config& c, const std::string& where) {
     conflict(d.learner_ranks < 1 ? "distributed.learner_ranks" : "distributed.rollout_ranks",
              "must be at least 1 when distributed.colocated is false");
   }
+  if (c.baseline.sasrec.hidden % c.baseline.sasrec.heads != 0) {
+    conflict("baseline.sasrec.heads", "must divide baseline.sasrec.hidden (" + std::to_string(c.baseline.sasrec.hidden) +
+                                          "), got " + std::to_string(c.baseline.sasrec.heads));
+  }
   if (m.lora.rank > 0 && m.lora.targets.empty()) conflict("model.lora.targets", "is empty but model.lora.rank > 0");
 }
 

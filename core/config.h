@@ -109,6 +109,40 @@ struct EvalConfig {
   int64_t max_new_tokens = 256;
 };
 
+struct SasrecConfig {                    // Kang & McAuley 2018 defaults (ML-1M column of their Table 3 / code)
+  int64_t hidden = 64;
+  int64_t layers = 2;
+  int64_t heads = 1;
+  double dropout = 0.2;
+  int64_t max_len = 50;
+  int64_t epochs = 200;
+  int64_t batch_size = 128;               // users per optimizer step, all ranks
+  double learning_rate = 1e-3;
+  int64_t eval_every = 5;                 // epochs between validation passes
+  int64_t patience = 5;                   // validation passes without improvement before stopping
+};
+
+struct BprConfig {                       // Rendle et al. 2009 with Adam
+  int64_t dim = 64;
+  int64_t epochs = 100;
+  int64_t batch_size = 1024;              // (user, positive, negative) triples per step, all ranks
+  double learning_rate = 1e-3;
+  double reg = 1e-4;                      // L2 on the embeddings of each batch
+  int64_t eval_every = 5;
+  int64_t patience = 5;
+};
+
+struct ItemKnnConfig {                   // Sarwar et al. 2001: cosine item-item similarity
+  int64_t neighbors = 0;                  // keep the top-N similar items per item; 0 keeps all
+  double shrink = 0.0;                    // sim = co / (sqrt(n_i n_j) + shrink)
+};
+
+struct BaselineConfig {
+  SasrecConfig sasrec;
+  BprConfig bpr;
+  ItemKnnConfig itemknn;
+};
+
 struct DistributedConfig {
   std::string backend = "auto";          // auto | mpi | nccl
   bool colocated = true;                 // every rank is both learner and rollout worker
@@ -135,6 +169,7 @@ struct Config {
   SftConfig sft;
   RlConfig rl;
   EvalConfig eval;
+  BaselineConfig baseline;
   DistributedConfig distributed;
   RunConfig run;
 

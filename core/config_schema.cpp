@@ -145,6 +145,26 @@ std::vector<Field> build() {
       INT(eval.max_examples, 0, 1 << 30, "Score only the first N examples of the split; 0 scores all."),
       BOOL(eval.generate, "Also measure HR@1 by generation (slower than likelihood ranking)."),
       INT(eval.max_new_tokens, 1, 1 << 20, "Longest completion generated during eval."),
+      // baseline
+      INT(baseline.sasrec.hidden, 1, 4096, "SASRec: item embedding and hidden size."),
+      INT(baseline.sasrec.layers, 1, 64, "SASRec: self-attention blocks."),
+      INT(baseline.sasrec.heads, 1, 64, "SASRec: attention heads; must divide hidden."),
+      FLOAT(baseline.sasrec.dropout, 0, 0.99, "SASRec: dropout rate."),
+      INT(baseline.sasrec.max_len, 2, 4096, "SASRec: longest input sequence (the most recent items)."),
+      INT(baseline.sasrec.epochs, 1, 100000, "SASRec: most training epochs (early stopping may end sooner)."),
+      INT(baseline.sasrec.batch_size, 1, 1 << 20, "SASRec: users per optimizer step, all ranks together."),
+      FLOAT_POS(baseline.sasrec.learning_rate, 10, "SASRec: Adam learning rate."),
+      INT(baseline.sasrec.eval_every, 1, 100000, "SASRec: epochs between validation passes."),
+      INT(baseline.sasrec.patience, 1, 100000, "SASRec: validation passes without a better NDCG@10 before stopping."),
+      INT(baseline.bpr.dim, 1, 4096, "BPR-MF: embedding size."),
+      INT(baseline.bpr.epochs, 1, 100000, "BPR-MF: most training epochs (early stopping may end sooner)."),
+      INT(baseline.bpr.batch_size, 1, 1 << 24, "BPR-MF: (user, positive, negative) triples per step, all ranks."),
+      FLOAT_POS(baseline.bpr.learning_rate, 10, "BPR-MF: Adam learning rate."),
+      FLOAT(baseline.bpr.reg, 0, 100, "BPR-MF: L2 weight on the embeddings of each batch."),
+      INT(baseline.bpr.eval_every, 1, 100000, "BPR-MF: epochs between validation passes."),
+      INT(baseline.bpr.patience, 1, 100000, "BPR-MF: validation passes without a better NDCG@10 before stopping."),
+      INT(baseline.itemknn.neighbors, 0, 1 << 30, "item-kNN: similar items kept per item; 0 keeps all."),
+      FLOAT(baseline.itemknn.shrink, 0, 1e9, "item-kNN: shrinkage in sim = co-count / (sqrt(n_i n_j) + shrink)."),
       // distributed
       ENUM(distributed.backend, (V{"auto", "mpi", "nccl"}), "Communicator: auto is NCCL for CUDA tensors when "
                                                             "built with it, else MPI."),
@@ -181,6 +201,7 @@ const std::vector<std::pair<std::string, std::string>>& sections() {
       {"sft", "Supervised fine-tuning on reasoning traces."},
       {"rl", "GRPO reinforcement learning."},
       {"eval", "Evaluation on the stored candidate lists."},
+      {"baseline", "Classical recommenders scored on the same candidate lists (`r2rec baseline`)."},
       {"distributed", "Roles, communicators, buckets, watchdog, threads."},
       {"run", "Run directory, seed, logging."},
   };
@@ -233,10 +254,16 @@ std::string value_text(const Field& f, const Config& config) {
     case Kind::kBool: return *static_cast<bool*>(p) ? "true" : "false";
     case Kind::kInt: return std::to_string(*static_cast<int64_t*>(p));
     case Kind::kFloat: {
-      std::ostringstream os;
-      os.precision(17);
-      os << *static_cast<double*>(p);
-      std::string s = os.str();
+      // The shortest text that reads back as the same double.
+      const double v = *static_cast<double*>(p);
+      std::string s;
+      for (int precision = 6; precision <= 17; ++precision) {
+        std::ostringstream os;
+        os.precision(precision);
+        os << v;
+        s = os.str();
+        if (std::strtod(s.c_str(), nullptr) == v) break;
+      }
       if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
       return s;
     }

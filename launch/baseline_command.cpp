@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -12,6 +13,7 @@
 #include "sampler/shard_reader.h"
 #include "trainers/cheap_baselines.h"
 #include "trainers/report.h"
+#include "trainers/trained_baseline.h"
 
 namespace r2rec {
 
@@ -56,6 +58,42 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
             << " over " << count << " examples";
 }
 
+Collectives mpi_collectives(const ProcessInfo& p) {
+  Collectives c;
+  c.rank = p.rank;
+  c.world_size = p.world_size;
+  // In-place sums over MPI_COMM_WORLD, chunked below INT_MAX elements.
+  c.sum_floats = [](float* data, int64_t n) {
+    for (int64_t off = 0; off < n; off += 1 << 30) {
+      MPI_Allreduce(MPI_IN_PLACE, data + off, static_cast<int>(std::min<int64_t>(n - off, 1 << 30)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+  };
+  c.sum_doubles = [](double* data, int64_t n) {
+    for (int64_t off = 0; off < n; off += 1 << 30) {
+      MPI_Allreduce(MPI_IN_PLACE, data + off, static_cast<int>(std::min<int64_t>(n - off, 1 << 30)), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    }
+  };
+  return c;
+}
+
+// Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry.
+void run_trained_baseline(const CommandContext& ctx, const std::string& method) {
+  const Config& c = ctx.config;
+  TrainedBaselineResult r;
+  run_agreed([&] { r = train_and_score(method, c, shard_output_dir(c), mpi_collectives(*ctx.process)); });
+  if (ctx.process->rank != 0) return;
+  MethodResult result;
+  result.method = method;
+  result.split = c.eval.split;
+  result.metrics = r.eval.summary();
+  result.examples = r.eval.count();
+  result.seconds = r.train_seconds;
+  update_report(c.run.dir, c.data.name, c.sampler.num_candidates, result);
+  std::cout << method << ": " << r.epochs << " epochs in " << r.train_seconds << " s (" << r.samples_per_second
+            << " training samples/s per rank), best validation NDCG@10 " << r.best_valid_ndcg10 << " at epoch "
+            << r.best_epoch << "\n";
+}
+
 void print_report(const CommandContext& ctx) {
   if (ctx.process->rank == 0) std::cout << report_table(ctx.config.run.dir, ctx.config.eval.split) << std::flush;
 }
@@ -63,12 +101,16 @@ void print_report(const CommandContext& ctx) {
 }  // namespace
 
 int command_baseline(CommandContext& ctx, const char* argv0, const std::string& method) {
-  if (!is_cheap_baseline(method)) {
-    throw RuntimeFailure("baseline --method " + method + " is not in this version yet (this version has: random, "
-                         "popularity, chainvote)");
+  if (!is_cheap_baseline(method) && method != "sasrec" && method != "bpr" && method != "itemknn") {
+    throw ConfigError("baseline --method: unknown method '" + method +
+                      "' (random, popularity, chainvote, sasrec, bpr, itemknn)");
   }
   open_run_dir(ctx, argv0, "baseline");
-  run_cheap_baseline(ctx, method);
+  if (is_cheap_baseline(method)) {
+    run_cheap_baseline(ctx, method);
+  } else {
+    run_trained_baseline(ctx, method);
+  }
   print_report(ctx);
   return kExitOk;
 }

@@ -14,7 +14,7 @@
 
 namespace r2rec {
 
-constexpr int64_t kShardSchemaVersion = 1;
+constexpr int64_t kShardSchemaVersion = 2;  // 2: the catalog holds users' train sequences
 constexpr const char* kShardFormat = "r2rec.examples";
 constexpr const char* kCatalogFormat = "r2rec.catalog";
 

@@ -4,53 +4,23 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <memory>
 #include <set>
 
 #include "core/config.h"
 #include "core/error.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
-#include "tests/test_support.h"
+#include "tests/mpi_prepared.h"
 
 namespace r2rec {
 namespace {
 using testing::TempDir;
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int w = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &w);
-  return w;
-}
+using testing::world_rank;
+using testing::world_size;
 
-// Rank 0 prepares ML-100K into 4 shards in a temp folder; every rank learns the folder.
-struct Shared {
-  std::unique_ptr<TempDir> dir;
-  std::string path;
-  Config config;
-  PreparedData data;
-  Shared() {
-    char buf[4096] = {0};
-    if (world_rank() == 0) {
-      dir = std::make_unique<TempDir>("r2rec-reader");
-      std::snprintf(buf, sizeof(buf), "%s", dir->path().c_str());
-    }
-    MPI_Bcast(buf, sizeof(buf), MPI_CHAR, 0, MPI_COMM_WORLD);
-    path = buf;
-    config = load_config("", {"data.path=" + testing::data_dir() + "/ml-100k", "sampler.num_shards=4",
-                              "sampler.output_dir=" + path});
-    if (world_rank() == 0) prepare_in_process(config, path);
-    data = build_prepared_data(config);
-    MPI_Barrier(MPI_COMM_WORLD);
-  }
-};
-Shared& shared() {
-  static Shared s;
+testing::MpiPrepared& shared() {
+  static testing::MpiPrepared s;
   return s;
 }
 

@@ -1,0 +1,116 @@
+#include "trainers/bpr.h"
+
+#include <algorithm>
+
+#include "sampler/rng.h"
+#include "trainers/torch_util.h"
+
+namespace r2rec {
+namespace {
+
+constexpr uint64_t kBprStream = 201;  // negatives and shuffles (see sampler/rng.h for other streams)
+
+class Bpr : public Recommender {
+ public:
+  Bpr(const BprConfig& config, const Catalog& catalog, uint64_t seed, const Collectives& collectives)
+      : config_(config), catalog_(catalog), seed_(seed), comm_(collectives) {
+    torch::manual_seed(seed);  // same initial weights on every rank
+    users_ = (torch::randn({catalog.num_users(), config.dim}) * 0.01).requires_grad_();
+    items_ = (torch::randn({catalog.num_items(), config.dim}) * 0.01).requires_grad_();
+    optimizer_ = std::make_unique<torch::optim::Adam>(std::vector<torch::Tensor>{users_, items_},
+                                                      torch::optim::AdamOptions(config.learning_rate));
+    for (int32_t u = 0; u < catalog.num_users(); ++u) {
+      for (int64_t k = catalog.user_train_offsets[u]; k < catalog.user_train_offsets[u + 1]; ++k) {
+        pair_user_.push_back(u);
+        pair_item_.push_back(catalog.user_train_items[k]);
+      }
+    }
+    // Per-user sorted train items, for rejecting touched negatives.
+    sorted_ = catalog.user_train_items;
+    for (int32_t u = 0; u < catalog.num_users(); ++u) {
+      std::sort(sorted_.begin() + catalog.user_train_offsets[u], sorted_.begin() + catalog.user_train_offsets[u + 1]);
+    }
+  }
+
+  int64_t samples_per_epoch() const override {
+    return static_cast<int64_t>(pair_user_.size()) / comm_.world_size;
+  }
+
+  double train_epoch(int64_t epoch) override {
+    const int64_t n = static_cast<int64_t>(pair_user_.size());
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    Rng shuffle(stream_key(seed_, kBprStream, static_cast<uint64_t>(epoch)));
+    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(static_cast<uint64_t>(i) + 1)]);
+    double loss_sum = 0.0;
+    int64_t steps = 0;
+    const int64_t B = config_.batch_size, W = comm_.world_size;
+    for (int64_t start = 0; start < n; start += B) {
+      const int64_t end = std::min(n, start + B);
+      // This rank's slice of the global batch.
+      std::vector<int64_t> u, i, j;
+      for (int64_t k = start + comm_.rank; k < end; k += W) {
+        const int64_t pair = order[k];
+        u.push_back(pair_user_[pair]);
+        i.push_back(pair_item_[pair]);
+        j.push_back(negative(pair_user_[pair], epoch, pair));
+      }
+      optimizer_->zero_grad();
+      if (!u.empty()) {
+        auto tu = torch::tensor(u), ti = torch::tensor(i), tj = torch::tensor(j);
+        auto pu = users_.index_select(0, tu), qi = items_.index_select(0, ti), qj = items_.index_select(0, tj);
+        auto x = (pu * (qi - qj)).sum(1);
+        // Mean over the global batch: this rank's sum divided by the global count, gradients summed over ranks.
+        const double global = static_cast<double>(end - start);
+        auto loss = -torch::log_sigmoid(x).sum() / global +
+                    config_.reg * 0.5 * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / global;
+        loss.backward();
+        loss_sum += loss.item<double>();
+      }
+      sum_gradients({users_, items_}, comm_);
+      optimizer_->step();
+      ++steps;
+    }
+    double mean = steps ? loss_sum / steps : 0.0;  // this rank's share of the mean batch loss
+    comm_.sum_doubles(&mean, 1);
+    return mean;
+  }
+
+  std::vector<double> score(const Example& example, const std::vector<int32_t>&) override {
+    torch::NoGradGuard g;
+    std::vector<int64_t> c(example.candidates.begin(), example.candidates.end());
+    auto s = items_.index_select(0, torch::tensor(c)).mv(users_[example.user]);
+    return std::vector<double>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+  }
+
+  void remember_best() override { best_ = snapshot({users_, items_}); }
+  void restore_best() override { restore({users_, items_}, best_); }
+
+ private:
+  int64_t negative(int32_t user, int64_t epoch, int64_t pair) const {
+    Rng rng(stream_key(seed_, kBprStream + 1, static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair)));
+    const auto b = sorted_.begin() + catalog_.user_train_offsets[user], e = sorted_.begin() + catalog_.user_train_offsets[user + 1];
+    for (;;) {
+      const int32_t j = static_cast<int32_t>(rng.below(static_cast<uint64_t>(catalog_.num_items())));
+      if (!std::binary_search(b, e, j)) return j;
+    }
+  }
+
+  BprConfig config_;
+  const Catalog& catalog_;
+  uint64_t seed_;
+  Collectives comm_;
+  torch::Tensor users_, items_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::vector<int32_t> pair_user_, pair_item_, sorted_;
+  std::vector<torch::Tensor> best_;
+};
+
+}  // namespace
+
+std::unique_ptr<Recommender> make_bpr(const BprConfig& config, const Catalog& catalog, uint64_t seed,
+                                      const Collectives& collectives) {
+  return std::make_unique<Bpr>(config, catalog, seed, collectives);
+}
+
+}  // namespace r2rec

@@ -1,0 +1,37 @@
+#include "trainers/recommender.h"
+
+#include "core/error.h"
+#include "trainers/bpr.h"
+#include "trainers/itemknn.h"
+#include "trainers/sasrec.h"
+
+namespace r2rec {
+
+Collectives Collectives::single() {
+  Collectives c;
+  c.sum_floats = [](float*, int64_t) {};
+  c.sum_doubles = [](double*, int64_t) {};
+  return c;
+}
+
+std::vector<int32_t> scoring_prefix(const Catalog& catalog, const Example& example) {
+  const int64_t b = catalog.user_train_offsets[example.user], e = catalog.user_train_offsets[example.user + 1];
+  const int64_t take = std::min<int64_t>(example.position, e - b);
+  std::vector<int32_t> prefix(catalog.user_train_items.begin() + b, catalog.user_train_items.begin() + b + take);
+  // Positions between the train split and the target (the validation item for a test example) are the tail
+  // of the example's stored history.
+  const int64_t extra = std::min<int64_t>(example.position - take, static_cast<int64_t>(example.history.size()));
+  prefix.insert(prefix.end(), example.history.end() - extra, example.history.end());
+  return prefix;
+}
+
+std::unique_ptr<Recommender> make_recommender(const std::string& method, const BaselineConfig& config,
+                                              const Catalog& catalog, uint64_t seed, const Collectives& collectives) {
+  if (method == "itemknn") return std::make_unique<ItemKnn>(config.itemknn, catalog);
+  if (method == "bpr") return make_bpr(config.bpr, catalog, seed, collectives);
+  if (method == "sasrec") return make_sasrec(config.sasrec, catalog, seed, collectives);
+  throw ConfigError("baseline --method: unknown method '" + method +
+                    "' (random, popularity, chainvote, sasrec, bpr, itemknn)");
+}
+
+}  // namespace r2rec

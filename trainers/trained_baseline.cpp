@@ -1,0 +1,92 @@
+#include "trainers/trained_baseline.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "sampler/shard_reader.h"
+
+namespace r2rec {
+namespace {
+
+ReaderOptions reader_options(const std::string& dir, Split split, const Collectives& c, int64_t limit) {
+  ReaderOptions o;
+  o.dir = dir;
+  o.split = static_cast<int>(split);
+  o.rank = c.rank;
+  o.world_size = c.world_size;
+  o.shuffle = false;
+  o.limit = limit;
+  return o;
+}
+
+// Scores this rank's share of the reader's split and merges the sums of every rank.
+RankingMetrics evaluate(Recommender& model, ShardReader& reader, const std::vector<int64_t>& ks, const Collectives& c) {
+  RankingMetrics local(ks);
+  reader.start_epoch(0);
+  Example ex;
+  while (reader.next(&ex, nullptr)) local.add(model.score(ex, scoring_prefix(reader.catalog(), ex)), ex.target_index);
+  std::vector<double> sums = local.sums();
+  sums.push_back(static_cast<double>(local.count()));
+  c.sum_doubles(sums.data(), static_cast<int64_t>(sums.size()));
+  RankingMetrics merged(ks);
+  const int64_t count = static_cast<int64_t>(sums.back());
+  sums.pop_back();
+  merged.set_sums(sums, count);
+  return merged;
+}
+
+struct Schedule {
+  int64_t epochs = 0, eval_every = 1, patience = 1;
+};
+Schedule schedule_of(const std::string& method, const BaselineConfig& b) {
+  if (method == "sasrec") return {b.sasrec.epochs, b.sasrec.eval_every, b.sasrec.patience};
+  if (method == "bpr") return {b.bpr.epochs, b.bpr.eval_every, b.bpr.patience};
+  return {};
+}
+
+}  // namespace
+
+TrainedBaselineResult train_and_score(const std::string& method, const Config& config, const std::string& shard_dir,
+                                      const Collectives& c) {
+  const uint64_t seed = static_cast<uint64_t>(config.run.seed);
+  ShardReader valid(reader_options(shard_dir, Split::kValid, c, config.eval.max_examples));
+  const Catalog& catalog = valid.catalog();
+  std::unique_ptr<Recommender> model = make_recommender(method, config.baseline, catalog, seed, c);
+  const std::vector<int64_t> valid_ks = {std::min<int64_t>(10, config.sampler.num_candidates)};
+
+  TrainedBaselineResult r;
+  const Schedule s = schedule_of(method, config.baseline);
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t samples = 0, bad = 0;
+  bool have_best = false;
+  for (int64_t epoch = 1; model->needs_training() && epoch <= s.epochs; ++epoch) {
+    r.final_loss = model->train_epoch(epoch);
+    samples += model->samples_per_epoch();
+    r.epochs = epoch;
+    if (epoch % s.eval_every != 0 && epoch != s.epochs) continue;
+    const double ndcg = evaluate(*model, valid, valid_ks, c).ndcg(valid_ks[0]);
+    r.curve.emplace_back(epoch, ndcg);
+    LOG(INFO) << method << " epoch " << epoch << ": loss " << r.final_loss << ", valid NDCG@" << valid_ks[0] << " " << ndcg;
+    if (!have_best || ndcg > r.best_valid_ndcg10) {
+      have_best = true;
+      r.best_valid_ndcg10 = ndcg;
+      r.best_epoch = epoch;
+      model->remember_best();
+      bad = 0;
+    } else if (++bad >= s.patience) {
+      break;
+    }
+  }
+  r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.samples_per_second = r.train_seconds > 0 ? samples / r.train_seconds : 0.0;
+  if (have_best) model->restore_best();
+
+  const Split split = config.eval.split == "valid" ? Split::kValid : Split::kTest;
+  ShardReader eval(reader_options(shard_dir, split, c, config.eval.max_examples));
+  r.eval = evaluate(*model, eval, config.eval.ks, c);
+  return r;
+}
+
+}  // namespace r2rec
