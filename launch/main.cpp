@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -17,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "distributed/watchdog.h"
 #include "launch/command.h"
 
 using namespace r2rec;
@@ -25,6 +27,14 @@ namespace {
 
 // The first line of a message (library exceptions such as c10::Error append multi-line traces).
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// An r2rec error message on one line: embedded line breaks (from quoted input) become spaces.
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
 
 bool is_env_rank_zero() {
   const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
@@ -37,7 +47,8 @@ struct Subcommand {
   // Body run after MPI is up and the config is loaded; returns the exit code.
   std::function<int(CommandContext&, const char* argv0)> run;
   bool needs_mpi = true;
-  bool trains = false;  // batch sizes must divide over the learner ranks
+  bool trains = false;   // batch sizes must divide over the learner ranks
+  bool watched = true;   // multi-rank runs get a watchdog (heartbeats under <run.dir>/heartbeats)
 };
 
 void add_common(CLI::App* app, CommonOptions& common, bool config_required) {
@@ -105,9 +116,11 @@ int main(int argc, char** argv) {
   Subcommand& info = stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);
   info.app->add_flag("--json", json, "One JSON object per rank, one line each");
   info.run = [&json](CommandContext& ctx, const char*) { return command_info(ctx, json); };
+  info.watched = false;
   for (const char* training : {"sft", "rl", "run"}) commands[training].trains = true;
   Subcommand& check = stage("check", "Validate a config for this world size and print it resolved", false);
   check.trains = true;
+  check.watched = false;
   check.run = [](CommandContext& ctx, const char*) { return command_check(ctx); };
   bool doc_yaml = false;
   Subcommand& doc = stage("config-doc", "Print the configuration reference (docs/config.md, or --yaml: configs/defaults.yaml)", false);
@@ -139,7 +152,7 @@ int main(int argc, char** argv) {
       CommandContext none;
       return cmd.run(none, argv[0]);
     } catch (const Error& e) {
-      std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), e.what());
+      std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), one_line(e.what()).c_str());
       return e.exit_code();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "r2rec %s: internal error: %s\n", name.c_str(), first_line(e.what()).c_str());
@@ -148,14 +161,25 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<MpiSession> mpi;
+  // Declared outside the try: while an error is reported and the job ended, this rank's heartbeat must
+  // still be there for its peers' diagnosis (distributed/watchdog.h).
+  std::unique_ptr<Watchdog> watchdog;
   int world_size = 1;
   try {
     mpi = std::make_unique<MpiSession>(&argc, &argv);
     world_size = mpi->info().world_size;
     CommandContext ctx = load_context(mpi->info(), common, argv[0], cmd.trains);
+    if (world_size > 1 && cmd.watched) {
+      WatchdogOptions options;
+      options.dir = ctx.config.run.dir + "/heartbeats";
+      std::error_code ec;
+      if (ctx.process->rank == 0) std::filesystem::create_directories(ctx.config.run.dir, ec);
+      watchdog = std::make_unique<Watchdog>(options);
+    }
+    PhaseScope phase(name);
     return cmd.run(ctx, argv[0]);
   } catch (const Error& e) {
-    if (*e.what()) std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), e.what());
+    if (*e.what()) std::fprintf(stderr, "r2rec %s: %s\n", name.c_str(), one_line(e.what()).c_str());
     // Failures agreed on by every rank (run_agreed: config, input data) end each rank normally. Any other
     // failure may have struck this rank alone: end the job so no peer waits for it forever.
     if (world_size > 1 && !e.agreed()) MpiSession::abort_job(e.exit_code());
