@@ -249,7 +249,18 @@ std::string expectation(const Field& f) {
 
 std::string value_text(const Field& f, const Config& config) {
   void* p = f.ref(const_cast<Config&>(config));
-  auto quote = [](const std::string& s) { return "\"" + s + "\""; };
+  auto quote = [](const std::string& s) {  // YAML double-quoted scalar: escape backslash, quote, controls
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    return out + "\"";
+  };
   switch (f.kind) {
     case Kind::kBool: return *static_cast<bool*>(p) ? "true" : "false";
     case Kind::kInt: return std::to_string(*static_cast<int64_t*>(p));

@@ -21,17 +21,30 @@ void run_agreed(const std::function<void()>& step) {
   int code = kExitOk;
   try {
     step();
+  } catch (const CommError&) {
+    throw;  // a peer is gone or a request is still pending: no clean agreement is possible, main aborts
   } catch (Error& e) {
     e.set_agreed();
     error = std::current_exception();
     code = e.exit_code();
+  } catch (const std::exception& e) {
+    // Library exceptions (filesystem, JSON, allocation) become a one-line runtime failure, agreed like others.
+    const std::string what = e.what();
+    RuntimeFailure wrapped(what.substr(0, what.find('\n')));
+    wrapped.set_agreed();
+    error = std::make_exception_ptr(wrapped);
+    code = kExitRuntime;
   }
   int failing = code == kExitOk ? world : rank;
   int first = failing;
-  MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    throw CommError("run_agreed: MPI_Allreduce of the failure flags failed");
+  }
   if (first == world) return;
   int agreed = code;
-  MPI_Bcast(&agreed, 1, MPI_INT, first, MPI_COMM_WORLD);
+  if (MPI_Bcast(&agreed, 1, MPI_INT, first, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    throw CommError("run_agreed: MPI_Bcast of the exit code failed");
+  }
   if (rank == first) std::rethrow_exception(error);
   Error quiet("", static_cast<ExitCode>(agreed));
   quiet.set_agreed();

@@ -24,7 +24,8 @@ herr_t innermost(unsigned n, const H5E_error2_t* err, void* out) {
   return 0;
 }
 
-constexpr hsize_t kChunkElements = 1 << 16;  // per chunk; 64K x 4 B = 256 KiB, a good deflate unit
+constexpr hsize_t kChunkElements = 1 << 16;         // per chunk; 64K x 4 B = 256 KiB, a good deflate unit
+constexpr hsize_t kMaxElements = hsize_t{1} << 34;  // 16 G elements: far beyond any shard, below overflow
 }  // namespace
 
 std::string last_error() {
@@ -159,7 +160,11 @@ template <class T>
 std::vector<T> File::read(const std::string& name, std::vector<hsize_t>* dims) const {
   std::vector<hsize_t> shape;
   read_raw(name, nullptr, TypeOf<T>::mem(), TypeOf<T>::cls, sizeof(T), 0, &shape, true);
-  const hsize_t total = std::accumulate(shape.begin(), shape.end(), hsize_t{1}, std::multiplies<hsize_t>());
+  hsize_t total = 1;
+  for (hsize_t d : shape) {
+    if (d != 0 && total > kMaxElements / d) throw DataError(path_ + ": " + name + ": implausible shape (too large)");
+    total *= d;
+  }
   std::vector<T> out(total);
   read_raw(name, out.data(), TypeOf<T>::mem(), TypeOf<T>::cls, sizeof(T), total, &shape, false);
   if (dims) *dims = shape;
@@ -198,6 +203,12 @@ void File::set_attr(const std::string& name, const std::string& value, const std
   if (a.get() < 0 || H5Awrite(a.get(), type.get(), padded.data()) < 0) fail(object + "@" + name, "cannot write attribute");
 }
 
+void File::require_scalar(hid_t attr, const std::string& what) const {
+  if (attr < 0) fail(what, "cannot open attribute");
+  Handle space(H5Aget_space(attr), Handle::Kind::kSpace);
+  if (H5Sget_simple_extent_npoints(space.get()) != 1) throw DataError(path_ + ": " + what + ": not a single value");
+}
+
 bool File::has_attr(const std::string& name, const std::string& object) const {
   return H5Aexists_by_name(file_.get(), object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
 }
@@ -205,6 +216,7 @@ bool File::has_attr(const std::string& name, const std::string& object) const {
 int64_t File::attr_int(const std::string& name, const std::string& object) const {
   if (!has_attr(name, object)) throw DataError(path_ + ": " + object + "@" + name + ": missing attribute");
   Handle a(H5Aopen_by_name(file_.get(), object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), Handle::Kind::kAttr);
+  require_scalar(a.get(), object + "@" + name);
   Handle type(H5Aget_type(a.get()), Handle::Kind::kType);
   if (H5Tget_class(type.get()) != H5T_INTEGER) throw DataError(path_ + ": " + object + "@" + name + ": not an integer");
   int64_t v = 0;
@@ -215,6 +227,7 @@ int64_t File::attr_int(const std::string& name, const std::string& object) const
 std::string File::attr_string(const std::string& name, const std::string& object) const {
   if (!has_attr(name, object)) throw DataError(path_ + ": " + object + "@" + name + ": missing attribute");
   Handle a(H5Aopen_by_name(file_.get(), object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), Handle::Kind::kAttr);
+  require_scalar(a.get(), object + "@" + name);
   Handle type(H5Aget_type(a.get()), Handle::Kind::kType);
   if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0) {
     throw DataError(path_ + ": " + object + "@" + name + ": not a fixed-length string");

@@ -74,6 +74,7 @@ class File {
  private:
   File(const std::string& path, Handle file) : path_(path), file_(std::move(file)) {}
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
+  void require_scalar(hid_t attr, const std::string& what) const;
   void write_raw(const std::string& name, const void* data, hid_t file_type, hid_t mem_type,
                  const std::vector<hsize_t>& dims, int compression);
   void read_raw(const std::string& name, void* data, hid_t mem_type, H5T_class_t cls, size_t width,

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -104,7 +105,13 @@ Manifest read_manifest(const std::string& dir) {
         throw DataError(field_prefix + "file name '" + out.name + "' must be a plain name in the manifest's folder");
       }
       out.bytes = f.at("bytes").get<int64_t>();
-      out.crc32 = static_cast<uint32_t>(std::stoul(f.at("crc32").get<std::string>(), nullptr, 16));
+      const std::string crc = f.at("crc32").get<std::string>();
+      uint32_t value = 0;
+      const auto [end, ec] = std::from_chars(crc.data(), crc.data() + crc.size(), value, 16);
+      if (crc.empty() || crc.size() > 8 || ec != std::errc() || end != crc.data() + crc.size()) {
+        throw DataError(field_prefix + "crc32 '" + crc + "' of " + out.name + " is not 1-8 hexadecimal digits");
+      }
+      out.crc32 = value;
       out.examples = f.value("examples", int64_t{0});
       out.chains = f.value("chains", int64_t{0});
       return out;
@@ -118,8 +125,6 @@ Manifest read_manifest(const std::string& dir) {
     m.summary = j.value("summary", nlohmann::json::object());
   } catch (const nlohmann::json::exception& e) {
     throw DataError(field_prefix + "missing or mistyped field (" + std::string(e.what()) + ")");
-  } catch (const std::invalid_argument&) {
-    throw DataError(field_prefix + "crc32 is not hexadecimal");
   }
   return m;
 }

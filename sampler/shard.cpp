@@ -1,6 +1,7 @@
 #include "sampler/shard.h"
 
 #include <cstdio>
+#include <limits>
 
 #include "core/error.h"
 #include "sampler/hdf5_io.h"
@@ -211,6 +212,12 @@ ExampleColumns read_shard(const std::string& path, ShardMeta* meta, int32_t num_
   check_range(path, "examples/target", c.target, 0, num_items);
   check_range(path, "examples/split", c.split, 0, 3);
   check_range(path, "examples/target_index", c.target_index, 0, c.num_candidates);
+  check_range(path, "examples/position", c.position, 1, std::numeric_limits<int32_t>::max());
+  for (size_t r = 0; r < e; ++r) {
+    if (c.history_offsets[r + 1] - c.history_offsets[r] > c.position[r]) {
+      throw DataError(path + ": example " + std::to_string(c.id[r]) + ": history longer than its position");
+    }
+  }
   check_range(path, "examples/candidates", c.candidates, 0, num_items);
   check_range(path, "examples/history_items", c.history_items, 0, num_items);
   check_range(path, "chains/node_types", c.chains.types, 0, 2);

@@ -38,6 +38,7 @@ ShardReader::ShardReader(const ReaderOptions& options) : options_(options) {
       }
     }
     total += static_cast<int64_t>(ids.size());
+    shard_rows_.push_back(static_cast<int64_t>(ids.size()));
   }
   for (int64_t id = 0; id < total; ++id) {
     const auto& col = splits[id % S];
@@ -50,6 +51,7 @@ ShardReader::ShardReader(const ReaderOptions& options) : options_(options) {
   share_begin_ = N * options.rank / options.world_size;
   share_end_ = N * (options.rank + 1) / options.world_size;
   shards_.resize(S);
+  errors_.resize(S);
   start_epoch(0);
 
   // Shards in the order this rank first needs them in epoch 0, then the rest (later epochs may need them).
@@ -80,30 +82,35 @@ void ShardReader::prefetch_loop(std::vector<int64_t> order) {
   for (int64_t s : order) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stop_ || error_) return;
+      if (stop_) return;
       if (shards_[s]) continue;
     }
     std::unique_ptr<ExampleColumns> loaded;
     std::exception_ptr error;
     try {
-      loaded = std::make_unique<ExampleColumns>(
-          read_shard((fs::path(options_.dir) / manifest_.shards[s].name).string(), nullptr, catalog_.num_items(),
-                     catalog_.num_users()));
+      const std::string path = (fs::path(options_.dir) / manifest_.shards[s].name).string();
+      ShardMeta meta;
+      loaded = std::make_unique<ExampleColumns>(read_shard(path, &meta, catalog_.num_items(), catalog_.num_users()));
+      // The file must still be the one the index was built from (a re-run of prepare may have replaced it).
+      if (meta.config_hash != manifest_.config_hash || loaded->size() != shard_rows_[s]) {
+        throw DataError(path + ": changed since it was opened (config hash " + meta.config_hash + ", " +
+                        std::to_string(loaded->size()) + " rows; expected " + manifest_.config_hash + ", " +
+                        std::to_string(shard_rows_[s]) + ")");
+      }
     } catch (...) {
       error = std::current_exception();
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (error) error_ = error;
+    if (error) errors_[s] = error;  // reported by next() only when shard s is needed
     else if (!shards_[s]) shards_[s] = std::move(loaded);
     loaded_cv_.notify_all();
-    if (error_) return;
   }
 }
 
 const ExampleColumns& ShardReader::shard(int64_t s) {
   std::unique_lock<std::mutex> lock(mu_);
-  loaded_cv_.wait(lock, [&] { return shards_[s] || error_; });
-  if (error_) std::rethrow_exception(error_);
+  loaded_cv_.wait(lock, [&] { return shards_[s] || errors_[s]; });
+  if (errors_[s]) std::rethrow_exception(errors_[s]);
   return *shards_[s];
 }
 

@@ -81,8 +81,9 @@ class ShardReader {
 
   std::mutex mu_;
   std::condition_variable loaded_cv_;
+  std::vector<int64_t> shard_rows_;  // rows per shard when the index was read
   std::vector<std::unique_ptr<ExampleColumns>> shards_;
-  std::exception_ptr error_;
+  std::vector<std::exception_ptr> errors_;  // per shard, rethrown when that shard is needed
   bool stop_ = false;
   std::thread prefetch_;
 };

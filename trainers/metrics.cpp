@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cmath>
+#include <limits>
 
 namespace r2rec {
 
@@ -10,12 +11,15 @@ namespace {
 // Candidates other than the target scored strictly higher than it, and scored equal to it.
 void count_above(const std::vector<double>& scores, int64_t target, int64_t* higher, int64_t* equal) {
   CHECK(target >= 0 && target < static_cast<int64_t>(scores.size())) << "target " << target << " of " << scores.size();
-  const double t = scores[target];
+  // A non-finite score (a diverged model) ranks below every finite one: NaN must never count as a hit.
+  auto value = [](double s) { return std::isfinite(s) ? s : -std::numeric_limits<double>::infinity(); };
+  const double t = value(scores[target]);
   *higher = *equal = 0;
   for (size_t i = 0; i < scores.size(); ++i) {
     if (static_cast<int64_t>(i) == target) continue;
-    if (scores[i] > t) ++*higher;
-    else if (scores[i] == t) ++*equal;
+    const double s = value(scores[i]);
+    if (s > t) ++*higher;
+    else if (s == t) ++*equal;
   }
 }
 }  // namespace

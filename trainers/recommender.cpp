@@ -1,5 +1,7 @@
 #include "trainers/recommender.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "trainers/bpr.h"
 #include "trainers/itemknn.h"
@@ -16,11 +18,12 @@ Collectives Collectives::single() {
 
 std::vector<int32_t> scoring_prefix(const Catalog& catalog, const Example& example) {
   const int64_t b = catalog.user_train_offsets[example.user], e = catalog.user_train_offsets[example.user + 1];
-  const int64_t take = std::min<int64_t>(example.position, e - b);
+  const int64_t take = std::max<int64_t>(0, std::min<int64_t>(example.position, e - b));
   std::vector<int32_t> prefix(catalog.user_train_items.begin() + b, catalog.user_train_items.begin() + b + take);
   // Positions between the train split and the target (the validation item for a test example) are the tail
   // of the example's stored history.
-  const int64_t extra = std::min<int64_t>(example.position - take, static_cast<int64_t>(example.history.size()));
+  const int64_t extra =
+      std::max<int64_t>(0, std::min<int64_t>(example.position - take, static_cast<int64_t>(example.history.size())));
   prefix.insert(prefix.end(), example.history.end() - extra, example.history.end());
   return prefix;
 }

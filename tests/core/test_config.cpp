@@ -75,12 +75,14 @@ TEST(Config, EmptyFileAndEmptySectionKeepDefaults) {
 TEST(Config, ResolvedYamlRoundTrips) {
   TempDir dir;
   Config c = load_config("", {"sft.learning_rate=0.000123456789", "sampler.chain_types=[bridge]",
-                              "sampler.max_hops=3", "model.lora.rank=4", "rl.top_p=0.9", "run.force=true"});
+                              "sampler.max_hops=3", "model.lora.rank=4", "rl.top_p=0.9", "run.force=true",
+                              "data.name=a \"quoted\" \\ name"});
   const std::string yaml = to_yaml(c);
   Config back = load_config(dir.write("resolved.yaml", yaml));
   auto body = [](const std::string& y) { return y.substr(y.find('\n')); };  // the first line names the source
   EXPECT_EQ(body(to_yaml(back)), body(yaml));
   EXPECT_DOUBLE_EQ(back.sft.learning_rate, 0.000123456789);
+  EXPECT_EQ(back.data.name, "a \"quoted\" \\ name");
 }
 
 TEST(Config, EveryKeyHasDocsAndAppearsInTheTemplate) {

@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "sampler/hdf5_io.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
@@ -186,6 +188,12 @@ TEST(Shards, ManifestProblemsAreNamed) {
   const std::string dir = copy_of(t);
   t.write(kManifestName, "{\"format\": \"r2rec.shards\", \"schema_version\": 7}");
   EXPECT_NE(error_of([&] { read_manifest(dir); }).find("schema_version: 7"), std::string::npos);
+  {
+    nlohmann::json j = nlohmann::json::parse(read_file(prepared().dir.path() + "/" + kManifestName));
+    j["shards"][0]["crc32"] = "12zz";
+    t.write(kManifestName, j.dump());
+    EXPECT_NE(error_of([&] { read_manifest(dir); }).find("not 1-8 hexadecimal digits"), std::string::npos);
+  }
   t.write(kManifestName, "{not json");
   EXPECT_NE(error_of([&] { read_manifest(dir); }).find("not valid JSON"), std::string::npos);
   TempDir u;

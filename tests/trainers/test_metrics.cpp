@@ -54,5 +54,13 @@ TEST(Metrics, AveragesAndMergesAcrossExamples) {
   EXPECT_EQ(c.summary().at("HR@1"), 0.5);
 }
 
+TEST(Metrics, NonFiniteScoresNeverHit) {
+  RankingMetrics m({1, 3});
+  m.add({std::nan(""), 0.1, 0.2}, 0);  // a diverged model's NaN target ranks last, not first
+  EXPECT_DOUBLE_EQ(m.hr(1), 0.0);
+  EXPECT_DOUBLE_EQ(m.hr(3), 1.0);
+  EXPECT_DOUBLE_EQ(expected_rank({std::nan(""), 0.1, 0.2}, 0), 3.0);
+}
+
 }  // namespace
 }  // namespace r2rec
