@@ -61,6 +61,7 @@ struct Tokenizer::Impl {
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<TokenId>> cache;  // piece bytes -> ids
   size_t cache_capacity = size_t{1} << 16;
+  static constexpr size_t kMaxCachedPieceBytes = 256;  // bounds the cache's memory (a regex-less file has huge pieces)
 
   void set_token(TokenId id, std::string bytes, Kind k) {
     if (id < 0) throw DataError(source + ": negative token id " + std::to_string(id));
@@ -187,7 +188,7 @@ struct Tokenizer::Impl {
         return;
       }
     }
-    if (cache_capacity == 0) {
+    if (cache_capacity == 0 || piece.size() > kMaxCachedPieceBytes) {  // long pieces rarely repeat
       bpe(piece, out);
       return;
     }

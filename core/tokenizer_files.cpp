@@ -50,13 +50,22 @@ std::pair<std::string, std::string> split_merge(const std::string& line, const s
   return {line.substr(0, space), line.substr(space + 1)};
 }
 
+// Token ids must be small non-negative integers: the tokenizer indexes tables by id.
+constexpr int64_t kMaxTokenId = int64_t{1} << 24;
+TokenId checked_id(const json& value, const std::string& path, const std::string& what) {
+  if (!value.is_number_integer()) throw DataError(path + ": " + what + " is not an integer");
+  const int64_t id = value.get<int64_t>();
+  if (id < 0 || id >= kMaxTokenId) {
+    throw DataError(path + ": " + what + " = " + std::to_string(id) + " is outside [0, " + std::to_string(kMaxTokenId) + ")");
+  }
+  return static_cast<TokenId>(id);
+}
+
 void read_vocab(const json& vocab, TokenizerSpec& spec, const std::string& path, const std::string& key) {
   if (!vocab.is_object()) throw DataError(path + ": " + key + " is not an object of token -> id");
   spec.vocab.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer())
-      throw DataError(path + ": " + key + ": id of \"" + it.key() + "\" is not an integer");
-    spec.vocab.emplace_back(it.key(), it.value().get<TokenId>());
+    spec.vocab.emplace_back(it.key(), checked_id(it.value(), path, key + ": id of a token"));
   }
 }
 
@@ -126,7 +135,7 @@ TokenizerSpec from_tokenizer_json(const json& j, const std::string& path) {
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const json& t : j["added_tokens"]) {
       spec.added_tokens.push_back(
-          {t.at("id").get<TokenId>(), t.at("content").get<std::string>(), t.value("special", true)});
+          {checked_id(t.at("id"), path, "added_tokens: id"), t.at("content").get<std::string>(), t.value("special", true)});
     }
   }
   return spec;
