@@ -176,8 +176,8 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
       std::atomic<int> finished{0};
       std::exception_ptr error;
       std::mutex error_mu;
-      const int threads = std::max(1, std::min<int>(choose_thread_count(config.distributed.threads, ctx.process->local_size),
-                                                    static_cast<int>(mine.size())));
+      const int threads = shard_writer_threads(std::min<int>(
+          choose_thread_count(config.distributed.threads, ctx.process->local_size), static_cast<int>(mine.size())));
       auto worker = [&] {
         for (int64_t k; (k = next.fetch_add(1)) < static_cast<int64_t>(mine.size());) {
           try {

@@ -35,6 +35,11 @@ std::string last_error() {
   return msg;
 }
 
+bool library_threadsafe() {
+  hbool_t safe = 0;
+  return H5is_library_threadsafe(&safe) >= 0 && safe;
+}
+
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 Handle& Handle::operator=(Handle&& o) noexcept {

@@ -18,6 +18,9 @@ namespace r2rec::h5 {
 // HDF5's innermost error message on the current stack (empty when none), then clears the stack.
 std::string last_error();
 
+// Whether this HDF5 build may be called from several threads at once (Debian's is built thread-safe).
+bool library_threadsafe();
+
 // Turns HDF5 error printing off for this process (idempotent; called by every File constructor).
 void silence_errors();
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "sampler/chain_vote.h"
+#include "sampler/hdf5_io.h"
 #include "sampler/rng.h"
 
 namespace r2rec {
@@ -104,6 +105,8 @@ ShardResult build_shard(const PreparedData& data, const Config& config, int64_t 
   result.file.chains = columns.chains.size();
   return result;
 }
+
+int shard_writer_threads(int wanted) { return h5::library_threadsafe() ? std::max(1, wanted) : 1; }
 
 Catalog make_catalog(const PreparedData& data) {
   Catalog c;

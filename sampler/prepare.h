@@ -53,6 +53,9 @@ ShardResult build_shard(const PreparedData& data, const Config& config, int64_t 
 
 Catalog make_catalog(const PreparedData& data);
 
+// Threads that may write shards at once: `wanted`, or 1 when the HDF5 library is not thread-safe.
+int shard_writer_threads(int wanted);
+
 // A shard's result as JSON (to gather across ranks) and back; `index` is the shard index.
 nlohmann::json shard_result_to_json(const ShardResult& result, int64_t index);
 ShardResult shard_result_from_json(const nlohmann::json& j, int64_t* index);
