@@ -1,0 +1,96 @@
+#include "distributed/param_broadcast.h"
+
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/error.h"
+
+namespace r2rec {
+
+namespace {
+constexpr const char* kWho = "parameter broadcast";
+}  // namespace
+
+uint64_t bucket_checksum(const void* data, size_t bytes) {
+  constexpr uint64_t kOffset = 14695981039346656037ull, kPrime = 1099511628211ull;
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h = kOffset;
+  size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * kPrime;
+  }
+  for (; i < bytes; ++i) h = (h ^ p[i]) * kPrime;
+  return h == 0 ? 1 : h;
+}
+
+ParameterBroadcaster::ParameterBroadcaster(std::vector<torch::Tensor> params, Communicator& sync_group,
+                                           const BroadcastOptions& options)
+    : params_(std::move(params)), comm_(sync_group), options_(options) {
+  check_same_parameters(params_, comm_, kWho);
+  buckets_ = assign_buckets(params_, bucket_cap_bytes(options_.bucket_mb), kWho);
+  for (const Bucket& b : buckets_)
+    flats_.push_back(torch::empty({static_cast<int64_t>(b.numel)},
+                                  params_[b.params[0]].options().requires_grad(false)));
+}
+
+int64_t ParameterBroadcaster::broadcast(int64_t version) {
+  torch::NoGradGuard no_grad;
+  const size_t nb = buckets_.size();
+  std::vector<int64_t> header(2 + nb, 0);
+  if (is_root()) {
+    if (version <= version_)
+      throw std::invalid_argument(std::string(kWho) + ": version " + std::to_string(version) +
+                                  " does not exceed the last one sent (" + std::to_string(version_) + ")");
+    for (size_t j = 0; j < nb; ++j) {
+      const Bucket& b = buckets_[j];
+      for (size_t i = 0; i < b.params.size(); ++i) {
+        const torch::Tensor& p = params_[b.params[i]];
+        flats_[j].narrow(0, static_cast<int64_t>(b.offsets[i]), p.numel()).view(p.sizes()).copy_(p);
+      }
+      if (options_.checksum)
+        header[2 + j] = static_cast<int64_t>(bucket_checksum(flats_[j].data_ptr(), b.bytes()));
+    }
+    header[0] = version;
+    header[1] = static_cast<int64_t>(nb);
+  }
+  // Header first (blocking), then every bucket in flight at once.
+  comm_.broadcast(header.data(), header.size(), DType::kI64, 0)->wait(options_.timeout_s);
+  std::vector<WorkPtr> works;
+  for (size_t j = 0; j < nb; ++j) works.push_back(comm_.broadcast(flats_[j], 0));
+  for (auto& w : works) w->wait(options_.timeout_s);
+  if (is_root()) return version_ = version;
+
+  const int64_t received = header[0];
+  if (header[1] != static_cast<int64_t>(nb))
+    throw CommError(std::string(kWho) + ": rank " + std::to_string(comm_.rank()) + " expected " + std::to_string(nb) +
+                    " buckets, the header says " + std::to_string(header[1]));
+  if (received <= version_)
+    throw CommError(std::string(kWho) + ": rank " + std::to_string(comm_.rank()) + " received version " +
+                    std::to_string(received) + " after version " + std::to_string(version_) +
+                    " (versions must increase)");
+  for (size_t j = 0; j < nb; ++j) {
+    if (hook_) hook_(j, flats_[j].data_ptr(), buckets_[j].bytes());
+    if (header[2 + j] == 0) continue;
+    const uint64_t got = bucket_checksum(flats_[j].data_ptr(), buckets_[j].bytes());
+    if (got != static_cast<uint64_t>(header[2 + j])) {
+      std::ostringstream s;
+      s << kWho << ": rank " << comm_.rank() << ": checksum mismatch in bucket " << j << " ("
+        << bytes_label(buckets_[j].numel, buckets_[j].dtype) << ") of version " << received << ": sent " << std::hex
+        << static_cast<uint64_t>(header[2 + j]) << ", received " << got;
+      throw CommError(s.str());
+    }
+  }
+  for (size_t j = 0; j < nb; ++j) {
+    const Bucket& b = buckets_[j];
+    for (size_t i = 0; i < b.params.size(); ++i) {
+      torch::Tensor p = params_[b.params[i]];
+      p.copy_(flats_[j].narrow(0, static_cast<int64_t>(b.offsets[i]), p.numel()).view(p.sizes()));
+    }
+  }
+  return version_ = received;
+}
+
+}  // namespace r2rec

@@ -1,0 +1,275 @@
+#include "distributed/trajectory.h"
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "core/error.h"
+
+namespace r2rec {
+
+namespace {
+
+constexpr uint32_t kMagic = 0x42543252;  // "R2TB" read as little-endian bytes
+constexpr uint32_t kFormat = 1;
+constexpr size_t kHeaderBytes = 40;
+constexpr uint64_t kMaxCount = uint64_t{1} << 40;  // keeps every size computation inside uint64
+
+struct Header {
+  uint32_t magic;
+  uint32_t format;
+  int64_t policy_version;
+  uint64_t sequences;
+  uint64_t tokens;
+  uint64_t checksum;
+};
+static_assert(sizeof(Header) == kHeaderBytes, "wire header is 40 bytes");
+
+// FNV-1a 64 over 8-byte words (tail bytes one by one), continuing from state h: the checksum covers the
+// header's first 32 bytes (magic .. T) and then the payload.
+uint64_t fnv_words(uint64_t h, const uint8_t* p, size_t bytes) {
+  constexpr uint64_t kPrime = 1099511628211ull;
+  size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * kPrime;
+  }
+  for (; i < bytes; ++i) h = (h ^ p[i]) * kPrime;
+  return h;
+}
+uint64_t checksum(const uint8_t* data, size_t size) {
+  constexpr uint64_t kOffset = 14695981039346656037ull;
+  return fnv_words(fnv_words(kOffset, data, 32), data + kHeaderBytes, size - kHeaderBytes);
+}
+
+uint64_t payload_bytes(uint64_t s, uint64_t t) { return 8 * (s + 1) + 4 * t + 4 * t + 4 * s + 8 * s; }
+
+template <typename T> void put(uint8_t*& out, const std::vector<T>& v) {
+  if (!v.empty()) std::memcpy(out, v.data(), v.size() * sizeof(T));
+  out += v.size() * sizeof(T);
+}
+template <typename T> void get(const uint8_t*& in, std::vector<T>& v, size_t n) {
+  v.resize(n);
+  if (n) std::memcpy(v.data(), in, n * sizeof(T));
+  in += n * sizeof(T);
+}
+
+[[noreturn]] void bad(const std::string& what) { throw DataError("trajectory batch: " + what); }
+
+}  // namespace
+
+void TrajectoryBatch::add(const std::vector<int32_t>& ids, const std::vector<float>& lps, float reward,
+                          int64_t example_id) {
+  if (ids.size() != lps.size())
+    bad(std::to_string(ids.size()) + " token ids but " + std::to_string(lps.size()) + " log-probs");
+  tokens.insert(tokens.end(), ids.begin(), ids.end());
+  logprobs.insert(logprobs.end(), lps.begin(), lps.end());
+  offsets.push_back(static_cast<int64_t>(tokens.size()));
+  rewards.push_back(reward);
+  example_ids.push_back(example_id);
+}
+
+bool TrajectoryBatch::operator==(const TrajectoryBatch& o) const {
+  // Byte equality of the float fields (NaN payloads included), value equality of the rest.
+  auto same_bytes = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  };
+  return tokens == o.tokens && offsets == o.offsets && same_bytes(logprobs, o.logprobs) &&
+         same_bytes(rewards, o.rewards) && example_ids == o.example_ids && policy_version == o.policy_version;
+}
+
+void validate(const TrajectoryBatch& b) {
+  if (b.offsets.empty() || b.offsets[0] != 0) bad("offsets must start with 0");
+  for (size_t s = 1; s < b.offsets.size(); ++s)
+    if (b.offsets[s] < b.offsets[s - 1]) bad("offsets decrease at sequence " + std::to_string(s - 1));
+  const size_t S = b.num_sequences(), T = b.tokens.size();
+  if (static_cast<uint64_t>(b.offsets.back()) != T)
+    bad("last offset " + std::to_string(b.offsets.back()) + " != " + std::to_string(T) + " tokens");
+  if (b.logprobs.size() != T) bad(std::to_string(b.logprobs.size()) + " log-probs for " + std::to_string(T) + " tokens");
+  if (b.rewards.size() != S) bad(std::to_string(b.rewards.size()) + " rewards for " + std::to_string(S) + " sequences");
+  if (b.example_ids.size() != S)
+    bad(std::to_string(b.example_ids.size()) + " example ids for " + std::to_string(S) + " sequences");
+}
+
+std::vector<uint8_t> serialize(const TrajectoryBatch& b) {
+  validate(b);
+  const uint64_t S = b.num_sequences(), T = b.tokens.size();
+  std::vector<uint8_t> out(kHeaderBytes + payload_bytes(S, T));
+  uint8_t* p = out.data() + kHeaderBytes;
+  put(p, b.offsets);
+  put(p, b.tokens);
+  put(p, b.logprobs);
+  put(p, b.rewards);
+  put(p, b.example_ids);
+  Header h{kMagic, kFormat, b.policy_version, S, T, 0};
+  std::memcpy(out.data(), &h, kHeaderBytes);
+  h.checksum = checksum(out.data(), out.size());
+  std::memcpy(out.data(), &h, kHeaderBytes);
+  return out;
+}
+
+TrajectoryBatch deserialize(const uint8_t* data, size_t size) {
+  if (size < kHeaderBytes) bad("truncated: " + std::to_string(size) + " bytes, the header alone is 40");
+  Header h;
+  std::memcpy(&h, data, kHeaderBytes);
+  if (h.magic != kMagic) bad("bad magic (not a trajectory batch)");
+  if (h.format != kFormat) bad("format " + std::to_string(h.format) + ", this build reads format 1");
+  if (h.sequences > kMaxCount || h.tokens > kMaxCount ||
+      kHeaderBytes + payload_bytes(h.sequences, h.tokens) != size)
+    bad("size mismatch: " + std::to_string(size) + " bytes for " + std::to_string(h.sequences) + " sequences and " +
+        std::to_string(h.tokens) + " tokens");
+  if (checksum(data, size) != h.checksum) bad("checksum mismatch");
+  TrajectoryBatch b;
+  b.policy_version = h.policy_version;
+  const uint8_t* p = data + kHeaderBytes;
+  get(p, b.offsets, h.sequences + 1);
+  get(p, b.tokens, h.tokens);
+  get(p, b.logprobs, h.tokens);
+  get(p, b.rewards, h.sequences);
+  get(p, b.example_ids, h.sequences);
+  validate(b);
+  return b;
+}
+
+// ---- sender --------------------------------------------------------------------------------------------
+
+TrajectorySender::TrajectorySender(Communicator& comm, const TrajectoryChannelOptions& options)
+    : comm_(comm), options_(options) {}
+
+void TrajectorySender::wait_credit(int receiver) {
+  int64_t credit = 0;
+  comm_.recv(&credit, 1, DType::kI64, receiver, options_.tag)->wait(options_.timeout_s);
+}
+
+void TrajectorySender::send(const TrajectoryBatch& batch, int receiver) {
+  std::vector<uint8_t> bytes = serialize(batch);
+  if (hook_) hook_(bytes);
+  wait_credit(receiver);
+  const int64_t n = static_cast<int64_t>(bytes.size());
+  WorkPtr a = comm_.send(&n, 1, DType::kI64, receiver, options_.tag + 1);
+  WorkPtr b = comm_.send(bytes.data(), bytes.size(), DType::kU8, receiver, options_.tag + 2);
+  a->wait(options_.timeout_s);
+  b->wait(options_.timeout_s);
+}
+
+void TrajectorySender::close(int receiver) {
+  wait_credit(receiver);
+  const int64_t n = -1;
+  comm_.send(&n, 1, DType::kI64, receiver, options_.tag + 1)->wait(options_.timeout_s);
+}
+
+// ---- receiver ------------------------------------------------------------------------------------------
+
+struct TrajectoryReceiver::Peer {
+  enum State { kIdle, kCredited, kReceiving, kClosed };
+  int rank = 0;
+  State state = kIdle;
+  int64_t credit = 1;  // the credit message's payload
+  int64_t size = 0;    // announced size, -1 = end of stream
+  std::vector<uint8_t> bytes;
+  WorkPtr credit_work, size_work, data_work;
+};
+
+TrajectoryReceiver::TrajectoryReceiver(Communicator& comm, std::vector<int> senders,
+                                       const TrajectoryChannelOptions& options)
+    : comm_(comm), options_(options) {
+  if (options_.capacity == 0) options_.capacity = 1;
+  for (int r : senders) {
+    peers_.push_back(std::make_unique<Peer>());
+    peers_.back()->rank = r;
+  }
+}
+
+// A peer that never closed leaves its size receive posted; MPI cannot cancel it through Communicator, so
+// the contract is that every sender closes before the receiver goes away.
+TrajectoryReceiver::~TrajectoryReceiver() = default;
+
+bool TrajectoryReceiver::all_closed() const {
+  for (const auto& p : peers_)
+    if (p->state != Peer::kClosed) return false;
+  return true;
+}
+
+void TrajectoryReceiver::pump() {
+  for (auto& peer : peers_) {
+    Peer& p = *peer;
+    if (p.credit_work && p.credit_work->is_completed()) p.credit_work.reset();
+    if (p.state == Peer::kCredited && p.size_work->is_completed()) {
+      p.size_work.reset();
+      if (p.size == -1) {
+        p.state = Peer::kClosed;
+        --outstanding_;
+        continue;
+      }
+      if (p.size < 0 || static_cast<uint64_t>(p.size) > options_.max_batch_bytes) {
+        p.state = Peer::kClosed;  // the stream from this peer cannot be trusted any more
+        --outstanding_;
+        throw DataError("trajectory channel: batch from rank " + std::to_string(p.rank) + ": announced size " +
+                        std::to_string(p.size) + " bytes is outside [0, " + std::to_string(options_.max_batch_bytes) +
+                        "]");
+      }
+      p.bytes.resize(static_cast<size_t>(p.size));
+      p.data_work = comm_.recv(p.bytes.data(), p.bytes.size(), DType::kU8, p.rank, options_.tag + 2);
+      p.state = Peer::kReceiving;
+    }
+    if (p.state == Peer::kReceiving && p.data_work->is_completed()) {
+      p.data_work.reset();
+      p.state = Peer::kIdle;
+      --outstanding_;
+      ++received_;
+      std::vector<uint8_t> bytes = std::move(p.bytes);
+      p.bytes.clear();
+      TrajectoryBatch batch;
+      try {
+        batch = deserialize(bytes.data(), bytes.size());
+      } catch (const DataError& e) {
+        throw DataError("trajectory channel: batch from rank " + std::to_string(p.rank) + ": " + e.what());
+      }
+      if (stale(batch)) ++dropped_;
+      else queue_.push_back(std::move(batch));
+    }
+  }
+  // Grant credits round-robin while queued + outstanding < capacity.
+  const size_t n = peers_.size();
+  for (size_t i = 0; i < n && queue_.size() + outstanding_ < options_.capacity; ++i) {
+    Peer& p = *peers_[(next_grant_ + i) % n];
+    if (p.state != Peer::kIdle || p.credit_work) continue;
+    p.credit_work = comm_.send(&p.credit, 1, DType::kI64, p.rank, options_.tag);
+    p.size_work = comm_.recv(&p.size, 1, DType::kI64, p.rank, options_.tag + 1);
+    p.state = Peer::kCredited;
+    ++outstanding_;
+    next_grant_ = (next_grant_ + i + 1) % n;
+  }
+}
+
+std::optional<TrajectoryBatch> TrajectoryReceiver::try_pop() {
+  pump();
+  while (!queue_.empty()) {
+    TrajectoryBatch b = std::move(queue_.front());
+    queue_.pop_front();
+    if (stale(b)) {  // the learner moved on while it waited
+      ++dropped_;
+      continue;
+    }
+    return b;
+  }
+  return std::nullopt;
+}
+
+std::optional<TrajectoryBatch> TrajectoryReceiver::pop() {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  for (;;) {
+    if (auto b = try_pop()) return b;
+    if (all_closed()) return std::nullopt;
+    const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+    if (waited > 1.0) std::this_thread::sleep_for(std::chrono::microseconds(20));  // as Work::wait does
+    if (waited > options_.timeout_s)
+      throw CommError("trajectory channel: no batch arrived within " + std::to_string(options_.timeout_s) +
+                      " s (" + std::to_string(outstanding_) + " credits outstanding)");
+  }
+}
+
+}  // namespace r2rec
