@@ -44,18 +44,7 @@ size_t bucket_cap_bytes(double bucket_mb) {
 // ---- torch-side helpers --------------------------------------------------------------------------------
 
 DType dtype_of(const at::Tensor& t, const std::string& who, size_t k) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return DType::kF32;
-    case at::kDouble: return DType::kF64;
-    case at::kBFloat16: return DType::kBF16;
-    case at::kHalf: return DType::kF16;
-    case at::kInt: return DType::kI32;
-    case at::kLong: return DType::kI64;
-    case at::kByte: return DType::kU8;
-    default: break;
-  }
-  throw CommError(who + ": parameter " + std::to_string(k) + ": dtype " + std::string(c10::toString(t.scalar_type())) +
-                  " cannot be communicated");
+  return tensor_dtype(t, who + ": parameter " + std::to_string(k));
 }
 
 std::vector<Bucket> assign_buckets(const std::vector<at::Tensor>& tensors, size_t cap_bytes, const std::string& who) {

@@ -47,7 +47,7 @@ size_t bucket_cap_bytes(double bucket_mb);
 
 // ---- torch-side helpers --------------------------------------------------------------------------------
 
-// The DType of a tensor's scalar type; CommError "<who>: parameter <k>: dtype <t> cannot be communicated".
+// The DType of a tensor's scalar type; CommError "<who>: parameter <k>: tensors of dtype <t> are not supported".
 DType dtype_of(const at::Tensor& t, const std::string& who, size_t k);
 
 // assign_buckets over tensors (numel * element size, their dtypes).

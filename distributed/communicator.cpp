@@ -141,20 +141,7 @@ void Communicator::check_counts(const std::vector<size_t>& counts) const {
 
 namespace {
 
-DType dtype_of(const at::Tensor& t, const char* backend) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return DType::kF32;
-    case at::kDouble: return DType::kF64;
-    case at::kBFloat16: return DType::kBF16;
-    case at::kHalf: return DType::kF16;
-    case at::kInt: return DType::kI32;
-    case at::kLong: return DType::kI64;
-    case at::kByte: return DType::kU8;
-    default: break;
-  }
-  throw CommError(std::string(backend) + ": tensors of dtype " + std::string(c10::toString(t.scalar_type())) +
-                  " are not supported (f32, f64, bf16, f16, i32, i64, u8)");
-}
+DType dtype_of(const at::Tensor& t, const char* backend) { return tensor_dtype(t, backend); }
 
 }  // namespace
 
@@ -250,6 +237,21 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
   if (backend == "auto") return make_mpi_communicator(options);
 #endif
   throw CommError("distributed.backend: unknown backend '" + backend + "' (expected auto, mpi or nccl)");
+}
+
+DType tensor_dtype(const at::Tensor& t, const std::string& context) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return DType::kF32;
+    case at::kDouble: return DType::kF64;
+    case at::kBFloat16: return DType::kBF16;
+    case at::kHalf: return DType::kF16;
+    case at::kInt: return DType::kI32;
+    case at::kLong: return DType::kI64;
+    case at::kByte: return DType::kU8;
+    default: break;
+  }
+  throw CommError(context + ": tensors of dtype " + std::string(c10::toString(t.scalar_type())) +
+                  " are not supported (f32, f64, bf16, f16, i32, i64, u8)");
 }
 
 }  // namespace r2rec

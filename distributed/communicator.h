@@ -159,4 +159,7 @@ struct CommOptions {
 // "nccl: no CUDA device (...)", and ConfigError-style CommError for an unknown name.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const CommOptions& options);
 
+// The DType of a tensor's scalar type; CommError "<context>: tensors of dtype <t> are not supported (...)".
+DType tensor_dtype(const at::Tensor& t, const std::string& context);
+
 }  // namespace r2rec
