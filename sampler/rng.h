@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace r2rec {
 
@@ -43,5 +45,13 @@ class Rng {
  private:
   uint64_t state_;
 };
+
+// Fisher-Yates shuffle of `v` driven by `rng` (the same permutation for the same stream, on any machine).
+template <class T>
+void shuffle(std::vector<T>& v, Rng& rng) {
+  for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i) {
+    std::swap(v[i], v[rng.below(static_cast<uint64_t>(i) + 1)]);
+  }
+}
 
 }  // namespace r2rec

@@ -120,7 +120,7 @@ std::vector<int64_t> ShardReader::epoch_order(int64_t epoch) const {
   for (int64_t i = 0; i < N; ++i) order[i] = i;
   if (options_.shuffle) {
     Rng rng(stream_key(options_.seed, kReaderShuffleStream, static_cast<uint64_t>(epoch)));
-    for (int64_t i = N - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint64_t>(i) + 1)]);
+    shuffle(order, rng);
   }
   return order;
 }

@@ -13,7 +13,7 @@ constexpr uint64_t kBprStream = 201;  // negatives and shuffles (see sampler/rng
 class Bpr : public Recommender {
  public:
   Bpr(const BprConfig& config, const Catalog& catalog, uint64_t seed, const Collectives& collectives)
-      : config_(config), catalog_(catalog), seed_(seed), comm_(collectives) {
+      : config_(config), catalog_(catalog), seed_(seed), comm_(collectives), unseen_(catalog) {
     torch::manual_seed(seed);  // same initial weights on every rank
     users_ = (torch::randn({catalog.num_users(), config.dim}) * 0.01).requires_grad_();
     items_ = (torch::randn({catalog.num_items(), config.dim}) * 0.01).requires_grad_();
@@ -24,11 +24,6 @@ class Bpr : public Recommender {
         pair_user_.push_back(u);
         pair_item_.push_back(catalog.user_train_items[k]);
       }
-    }
-    // Per-user sorted train items, for rejecting touched negatives.
-    sorted_ = catalog.user_train_items;
-    for (int32_t u = 0; u < catalog.num_users(); ++u) {
-      std::sort(sorted_.begin() + catalog.user_train_offsets[u], sorted_.begin() + catalog.user_train_offsets[u + 1]);
     }
   }
 
@@ -41,7 +36,7 @@ class Bpr : public Recommender {
     std::vector<int64_t> order(n);
     for (int64_t i = 0; i < n; ++i) order[i] = i;
     Rng shuffle(stream_key(seed_, kBprStream, static_cast<uint64_t>(epoch)));
-    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(static_cast<uint64_t>(i) + 1)]);
+    r2rec::shuffle(order, shuffle);
     double loss_sum = 0.0;
     int64_t steps = 0;
     const int64_t B = config_.batch_size, W = comm_.world_size;
@@ -89,11 +84,7 @@ class Bpr : public Recommender {
  private:
   int64_t negative(int32_t user, int64_t epoch, int64_t pair) const {
     Rng rng(stream_key(seed_, kBprStream + 1, static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair)));
-    const auto b = sorted_.begin() + catalog_.user_train_offsets[user], e = sorted_.begin() + catalog_.user_train_offsets[user + 1];
-    for (;;) {
-      const int32_t j = static_cast<int32_t>(rng.below(static_cast<uint64_t>(catalog_.num_items())));
-      if (!std::binary_search(b, e, j)) return j;
-    }
+    return unseen_.draw(user, rng);
   }
 
   BprConfig config_;
@@ -102,7 +93,8 @@ class Bpr : public Recommender {
   Collectives comm_;
   torch::Tensor users_, items_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
-  std::vector<int32_t> pair_user_, pair_item_, sorted_;
+  UnseenItemSampler unseen_;
+  std::vector<int32_t> pair_user_, pair_item_;
   std::vector<torch::Tensor> best_;
 };
 

@@ -28,6 +28,21 @@ std::vector<int32_t> scoring_prefix(const Catalog& catalog, const Example& examp
   return prefix;
 }
 
+UnseenItemSampler::UnseenItemSampler(const Catalog& catalog) : catalog_(catalog), sorted_(catalog.user_train_items) {
+  for (int32_t u = 0; u < catalog.num_users(); ++u) {
+    std::sort(sorted_.begin() + catalog.user_train_offsets[u], sorted_.begin() + catalog.user_train_offsets[u + 1]);
+  }
+}
+
+int32_t UnseenItemSampler::draw(int32_t user, Rng& rng) const {
+  const auto b = sorted_.begin() + catalog_.user_train_offsets[user];
+  const auto e = sorted_.begin() + catalog_.user_train_offsets[user + 1];
+  for (;;) {
+    const int32_t j = static_cast<int32_t>(rng.below(static_cast<uint64_t>(catalog_.num_items())));
+    if (!std::binary_search(b, e, j)) return j;
+  }
+}
+
 std::unique_ptr<Recommender> make_recommender(const std::string& method, const BaselineConfig& config,
                                               const Catalog& catalog, uint64_t seed, const Collectives& collectives) {
   if (method == "itemknn") return std::make_unique<ItemKnn>(config.itemknn, catalog);

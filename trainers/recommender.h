@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "sampler/rng.h"
 #include "sampler/shard.h"
 #include "sampler/split.h"
 
@@ -32,6 +33,18 @@ struct Collectives {
 // then the example's own history for the positions past the train split (the validation item, for test
 // examples). Oldest first.
 std::vector<int32_t> scoring_prefix(const Catalog& catalog, const Example& example);
+
+// Negatives for training: items a user never touched in the train split, uniform by rejection against the
+// user's sorted train items.
+class UnseenItemSampler {
+ public:
+  explicit UnseenItemSampler(const Catalog& catalog);
+  int32_t draw(int32_t user, Rng& rng) const;
+
+ private:
+  const Catalog& catalog_;
+  std::vector<int32_t> sorted_;  // catalog.user_train_items, each user's run sorted
+};
 
 class Recommender {
  public:

@@ -76,16 +76,14 @@ TORCH_MODULE(Net);
 class Sasrec : public Recommender {
  public:
   Sasrec(const SasrecConfig& config, const Catalog& catalog, uint64_t seed, const Collectives& collectives)
-      : config_(config), catalog_(catalog), seed_(seed), comm_(collectives) {
+      : config_(config), catalog_(catalog), seed_(seed), comm_(collectives), unseen_(catalog) {
     torch::manual_seed(seed);  // same initial weights on every rank
     net_ = Net(catalog.num_items(), config);
     params_ = net_->parameters();
     optimizer_ = std::make_unique<torch::optim::Adam>(
         params_, torch::optim::AdamOptions(config.learning_rate).betas({0.9, 0.98}));
     torch::manual_seed(seed + 1 + static_cast<uint64_t>(comm_.rank));  // dropout masks per rank
-    sorted_ = catalog.user_train_items;
     for (int32_t u = 0; u < catalog.num_users(); ++u) {
-      std::sort(sorted_.begin() + catalog.user_train_offsets[u], sorted_.begin() + catalog.user_train_offsets[u + 1]);
       if (catalog.user_train_offsets[u + 1] - catalog.user_train_offsets[u] >= 2) trainable_users_.push_back(u);
     }
   }
@@ -103,7 +101,7 @@ class Sasrec : public Recommender {
     const int64_t n = static_cast<int64_t>(trainable_users_.size()), L = config_.max_len, W = comm_.world_size;
     std::vector<int32_t> users = trainable_users_;
     Rng shuffle(stream_key(seed_, kSasrecStream, static_cast<uint64_t>(epoch)));
-    for (int64_t i = n - 1; i > 0; --i) std::swap(users[i], users[shuffle.below(static_cast<uint64_t>(i) + 1)]);
+    r2rec::shuffle(users, shuffle);
     double loss_sum = 0.0;
     int64_t steps = 0;
     for (int64_t start = 0; start < n; start += config_.batch_size) {
@@ -126,7 +124,7 @@ class Sasrec : public Recommender {
         for (int64_t t = e - 1 - len; t < e - 1; ++t) {
           seq.push_back(catalog_.user_train_items[t] + 1);
           pos.push_back(catalog_.user_train_items[t + 1] + 1);
-          neg.push_back(negative(u, rng) + 1);
+          neg.push_back(unseen_.draw(u, rng) + 1);
         }
         ++rows;
       }
@@ -168,14 +166,6 @@ class Sasrec : public Recommender {
   void restore_best() override { restore(params_, best_); }
 
  private:
-  int32_t negative(int32_t user, Rng& rng) const {
-    const auto b = sorted_.begin() + catalog_.user_train_offsets[user], e = sorted_.begin() + catalog_.user_train_offsets[user + 1];
-    for (;;) {
-      const int32_t j = static_cast<int32_t>(rng.below(static_cast<uint64_t>(catalog_.num_items())));
-      if (!std::binary_search(b, e, j)) return j;
-    }
-  }
-
   SasrecConfig config_;
   const Catalog& catalog_;
   uint64_t seed_;
@@ -183,7 +173,8 @@ class Sasrec : public Recommender {
   Net net_{nullptr};
   std::vector<torch::Tensor> params_, best_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
-  std::vector<int32_t> sorted_, trainable_users_;
+  UnseenItemSampler unseen_;
+  std::vector<int32_t> trainable_users_;
 };
 
 }  // namespace
