@@ -3,6 +3,8 @@
 // and loss, measured in the same run; medians of --reps (5). Default shape = configs/defaults.yaml's model
 // (d 256, 4 layers, 4 heads / 2 kv heads, SwiGLU 688, vocab 4096, tied, QKV bias), batch 4 x 256 tokens.
 // usage: bench_transformer [--reps N] [--batch B] [--seq T] [--threads N]
+// Measured 2026-11-26, quiet 2-vCPU VM, medians of 5: 1 thread 226.8 ms vs Python 235.5 ms (ratio 1.04);
+// 2 threads 640.6 ms vs 531.6 ms (ratio 0.83). Runs next to other jobs swing from 0.17 to 2.1: rerun quiet.
 #include <torch/torch.h>
 
 #include <algorithm>
