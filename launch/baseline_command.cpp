@@ -1,7 +1,6 @@
 // `r2rec baseline --method M` and `r2rec run`: score methods on the stored candidate lists, every rank its
 // share, sums reduced on rank 0, results merged into <run.dir>/report.json.
 #include <glog/logging.h>
-#include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,43 +22,6 @@ namespace {
 
 int split_value(const std::string& name) { return name == "valid" ? static_cast<int>(Split::kValid) : static_cast<int>(Split::kTest); }
 
-// Scores one cheap baseline over the configured split on every rank; returns the merged metrics on rank 0.
-void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
-  const Config& c = ctx.config;
-  const auto t0 = std::chrono::steady_clock::now();
-  RankingMetrics metrics(c.eval.ks);
-  run_agreed([&] {
-    ReaderOptions options;
-    options.dir = shard_output_dir(c);
-    options.split = split_value(c.eval.split);
-    options.rank = ctx.process->rank;
-    options.world_size = ctx.process->world_size;
-    options.shuffle = false;
-    options.seed = static_cast<uint64_t>(c.run.seed);
-    options.limit = c.eval.max_examples;
-    ShardReader reader(options);
-    metrics = score_cheap_baseline(method, reader, c.eval.ks, static_cast<uint64_t>(c.run.seed));
-  });
-  // Sum the per-rank sums and counts on rank 0.
-  std::vector<double> sums = metrics.sums();
-  sums.push_back(static_cast<double>(metrics.count()));
-  std::vector<double> total(sums.size(), 0.0);
-  MPI_Reduce(sums.data(), total.data(), static_cast<int>(sums.size()), MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-  if (ctx.process->rank != 0) return;
-  const int64_t count = static_cast<int64_t>(total.back());
-  total.pop_back();
-  metrics.set_sums(total, count);
-  MethodResult result;
-  result.method = method;
-  result.split = c.eval.split;
-  result.metrics = metrics.summary();
-  result.examples = count;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  update_report(c.run.dir, c.data.name, c.sampler.num_candidates, result);
-  LOG(INFO) << "baseline " << method << " on " << c.eval.split << ": HR@1 " << metrics.hr(c.eval.ks.front())
-            << " over " << count << " examples";
-}
-
 // The trainers' cross-rank sums over r2rec's MPI communicator (CPU tensors), with the configured deadline.
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
   CommOptions options;
@@ -73,6 +35,37 @@ Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<
   c.sum_floats = [comm](float* data, int64_t n) { comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
   c.sum_doubles = [comm](double* data, int64_t n) { comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
   return c;
+}
+
+// Scores one cheap baseline over the configured split, every rank its share; rank 0 writes the report entry.
+void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
+  const Config& c = ctx.config;
+  const auto t0 = std::chrono::steady_clock::now();
+  RankingMetrics local(c.eval.ks);
+  run_agreed([&] {
+    ReaderOptions options;
+    options.dir = shard_output_dir(c);
+    options.split = split_value(c.eval.split);
+    options.rank = ctx.process->rank;
+    options.world_size = ctx.process->world_size;
+    options.shuffle = false;
+    options.seed = static_cast<uint64_t>(c.run.seed);
+    options.limit = c.eval.max_examples;
+    ShardReader reader(options);
+    local = score_cheap_baseline(method, reader, c.eval.ks, static_cast<uint64_t>(c.run.seed));
+  });
+  std::shared_ptr<Communicator> comm;
+  const RankingMetrics metrics = sum_over_ranks(local, communicator_collectives(ctx, &comm));
+  if (ctx.process->rank != 0) return;
+  MethodResult result;
+  result.method = method;
+  result.split = c.eval.split;
+  result.metrics = metrics.summary();
+  result.examples = metrics.count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  update_report(c.run.dir, c.data.name, c.sampler.num_candidates, result);
+  LOG(INFO) << "baseline " << method << " on " << c.eval.split << ": HR@" << c.eval.ks.front() << " "
+            << metrics.hr(c.eval.ks.front()) << " over " << metrics.count() << " examples";
 }
 
 // Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry.

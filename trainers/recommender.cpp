@@ -16,6 +16,17 @@ Collectives Collectives::single() {
   return c;
 }
 
+RankingMetrics sum_over_ranks(const RankingMetrics& local, const Collectives& c) {
+  std::vector<double> sums = local.sums();
+  sums.push_back(static_cast<double>(local.count()));
+  c.sum_doubles(sums.data(), static_cast<int64_t>(sums.size()));
+  const int64_t count = static_cast<int64_t>(sums.back());
+  sums.pop_back();
+  RankingMetrics merged(local.ks());
+  merged.set_sums(sums, count);
+  return merged;
+}
+
 std::vector<int32_t> scoring_prefix(const Catalog& catalog, const Example& example) {
   const int64_t b = catalog.user_train_offsets[example.user], e = catalog.user_train_offsets[example.user + 1];
   const int64_t take = std::max<int64_t>(0, std::min<int64_t>(example.position, e - b));

@@ -17,6 +17,7 @@
 #include "sampler/rng.h"
 #include "sampler/shard.h"
 #include "sampler/split.h"
+#include "trainers/metrics.h"
 
 namespace r2rec {
 
@@ -28,6 +29,9 @@ struct Collectives {
   std::function<void(double* data, int64_t count)> sum_doubles;  // in place, over all ranks
   static Collectives single();
 };
+
+// Every rank's metrics summed (each rank passes its share; all ranks get the total).
+RankingMetrics sum_over_ranks(const RankingMetrics& local, const Collectives& collectives);
 
 // The items a model may look at when scoring `example`: the user's train sequence up to the target's position,
 // then the example's own history for the positions past the train split (the validation item, for test

@@ -27,14 +27,7 @@ RankingMetrics evaluate(Recommender& model, ShardReader& reader, const std::vect
   reader.start_epoch(0);
   Example ex;
   while (reader.next(&ex, nullptr)) local.add(model.score(ex, scoring_prefix(reader.catalog(), ex)), ex.target_index);
-  std::vector<double> sums = local.sums();
-  sums.push_back(static_cast<double>(local.count()));
-  c.sum_doubles(sums.data(), static_cast<int64_t>(sums.size()));
-  RankingMetrics merged(ks);
-  const int64_t count = static_cast<int64_t>(sums.back());
-  sums.pop_back();
-  merged.set_sums(sums, count);
-  return merged;
+  return sum_over_ranks(local, c);
 }
 
 struct Schedule {
