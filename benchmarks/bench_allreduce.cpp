@@ -24,20 +24,14 @@
 #include <cstdlib>
 #include <vector>
 
+#define R2REC_BENCH_MPI 1
+#include "benchmarks/bench_util.h"
 #include "distributed/mpi_communicator.h"
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double slowest(double t) {
-  double m = t;
-  MPI_Allreduce(&t, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return m;
-}
+using r2rec::bench::median;
+using r2rec::bench::slowest;
 
 }  // namespace
 

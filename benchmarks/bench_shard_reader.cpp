@@ -17,6 +17,7 @@
 #include <iostream>
 #include <vector>
 
+#include "benchmarks/bench_util.h"
 #include "core/config.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
@@ -26,10 +27,7 @@ using namespace r2rec;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using r2rec::bench::median;
 double seconds(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <string>
 
+#include "benchmarks/bench_util.h"
 #include "core/transformer.h"
 
 using namespace r2rec;
@@ -42,8 +43,7 @@ int main(int argc, char** argv) {
     for (auto& p : model->parameters()) p.mutable_grad().reset();
     if (r > 0) ours.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(ours.begin(), ours.end());
-  const double mine = ours[ours.size() / 2];
+  const double mine = bench::median(ours);
 
   const std::string cmd = std::string("/usr/bin/python3 ") + R2REC_SOURCE_DIR + "/benchmarks/python/transformer_step.py " +
                           std::to_string(B) + " " + std::to_string(T) + " " + std::to_string(c.hidden_size) + " " +

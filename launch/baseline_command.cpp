@@ -20,8 +20,6 @@ namespace r2rec {
 
 namespace {
 
-int split_value(const std::string& name) { return name == "valid" ? static_cast<int>(Split::kValid) : static_cast<int>(Split::kTest); }
-
 // The trainers' cross-rank sums over r2rec's MPI communicator (CPU tensors), with the configured deadline.
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
   CommOptions options;
@@ -45,7 +43,7 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
   run_agreed([&] {
     ReaderOptions options;
     options.dir = shard_output_dir(c);
-    options.split = split_value(c.eval.split);
+    options.split = static_cast<int>(split_from_name(c.eval.split));
     options.rank = ctx.process->rank;
     options.world_size = ctx.process->world_size;
     options.shuffle = false;

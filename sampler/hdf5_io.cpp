@@ -131,8 +131,8 @@ void File::write_raw(const std::string& name, const void* data, hid_t file_type,
   if (total > 0 && H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) fail(name, "write failed");
 }
 
-void File::read_raw(const std::string& name, void* data, hid_t mem_type, H5T_class_t cls, size_t width, size_t count,
-                    std::vector<hsize_t>* dims, bool query_only) const {
+void File::read_raw(const std::string& name, hid_t mem_type, H5T_class_t cls, size_t width, std::vector<hsize_t>* dims,
+                    const std::function<void*(hsize_t)>& buffer_for) const {
   if (!has(name)) throw DataError(path_ + ": " + name + ": missing dataset");
   Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), Handle::Kind::kDataset);
   if (ds.get() < 0) fail(name, "cannot open dataset");
@@ -146,9 +146,12 @@ void File::read_raw(const std::string& name, void* data, hid_t mem_type, H5T_cla
   if (rank < 0) fail(name, "cannot read shape");
   dims->assign(static_cast<size_t>(rank), 0);
   H5Sget_simple_extent_dims(space.get(), dims->data(), nullptr);
-  if (query_only) return;
-  const hsize_t total = std::accumulate(dims->begin(), dims->end(), hsize_t{1}, std::multiplies<hsize_t>());
-  if (total != count) fail(name, "size changed while reading");
+  hsize_t total = 1;
+  for (hsize_t d : *dims) {
+    if (d != 0 && total > kMaxElements / d) throw DataError(path_ + ": " + name + ": implausible shape (too large)");
+    total *= d;
+  }
+  void* data = buffer_for(total);
   if (total > 0 && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     fail(name, "read failed (corrupt chunk?)");
   }
@@ -164,14 +167,11 @@ void File::write(const std::string& name, const std::vector<T>& data, const std:
 template <class T>
 std::vector<T> File::read(const std::string& name, std::vector<hsize_t>* dims) const {
   std::vector<hsize_t> shape;
-  read_raw(name, nullptr, TypeOf<T>::mem(), TypeOf<T>::cls, sizeof(T), 0, &shape, true);
-  hsize_t total = 1;
-  for (hsize_t d : shape) {
-    if (d != 0 && total > kMaxElements / d) throw DataError(path_ + ": " + name + ": implausible shape (too large)");
-    total *= d;
-  }
-  std::vector<T> out(total);
-  read_raw(name, out.data(), TypeOf<T>::mem(), TypeOf<T>::cls, sizeof(T), total, &shape, false);
+  std::vector<T> out;
+  read_raw(name, TypeOf<T>::mem(), TypeOf<T>::cls, sizeof(T), &shape, [&out](hsize_t total) -> void* {
+    out.resize(total);
+    return out.data();
+  });
   if (dims) *dims = shape;
   return out;
 }

@@ -9,6 +9,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -80,8 +81,10 @@ class File {
   void require_scalar(hid_t attr, const std::string& what) const;
   void write_raw(const std::string& name, const void* data, hid_t file_type, hid_t mem_type,
                  const std::vector<hsize_t>& dims, int compression);
-  void read_raw(const std::string& name, void* data, hid_t mem_type, H5T_class_t cls, size_t width,
-                size_t count, std::vector<hsize_t>* dims, bool query_only) const;
+  // Opens `name` once, checks its element type, bounds its size, asks `buffer_for(total elements)` for the
+  // destination and reads into it.
+  void read_raw(const std::string& name, hid_t mem_type, H5T_class_t cls, size_t width, std::vector<hsize_t>* dims,
+                const std::function<void*(hsize_t)>& buffer_for) const;
 
   std::string path_;
   Handle file_;

@@ -8,6 +8,11 @@
 
 namespace r2rec {
 
+Split split_from_name(const std::string& name) {
+  if (name == "train") return Split::kTrain;
+  return name == "valid" ? Split::kValid : Split::kTest;
+}
+
 const char* split_name(Split split) {
   switch (split) {
     case Split::kTrain:

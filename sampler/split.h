@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/config.h"
@@ -48,5 +49,6 @@ void draw_candidates(const Dataset& dataset, int32_t user, int32_t position, int
                      std::vector<uint32_t>* touched_stamp, uint32_t stamp, Example* example);
 
 const char* split_name(Split split);  // "train" | "valid" | "test"
+Split split_from_name(const std::string& name);  // inverse of split_name (eval.split is validated by the config)
 
 }  // namespace r2rec
