@@ -33,7 +33,7 @@
 #include "core/config.h"
 #include "sampler/dataset.h"
 #include "sampler/graph.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 #include "sampler/split.h"
 
 namespace r2rec {

@@ -10,7 +10,7 @@
 #include "core/files.h"
 #include "sampler/chain_vote.h"
 #include "sampler/hdf5_io.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "sampler/dataset.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 
 namespace fs = std::filesystem;
 

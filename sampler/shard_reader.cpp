@@ -4,13 +4,13 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr uint64_t kReaderShuffleStream = 4;  // after Stream::kLastfmOrder in sampler/rng.h
+constexpr uint64_t kReaderShuffleStream = 4;  // after Stream::kLastfmOrder in core/rng.h
 }
 
 ShardReader::ShardReader(const ReaderOptions& options) : options_(options) {

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 
 namespace r2rec {
 

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 
-#include "sampler/rng.h"
+#include "core/rng.h"
 #include "trainers/torch_util.h"
 
 namespace r2rec {
 namespace {
 
-constexpr uint64_t kBprStream = 201;  // negatives and shuffles (see sampler/rng.h for other streams)
+constexpr uint64_t kBprStream = 201;  // negatives and shuffles (see core/rng.h for other streams)
 
 class Bpr : public Recommender {
  public:

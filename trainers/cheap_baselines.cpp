@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "sampler/chain_vote.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 
 namespace r2rec {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "sampler/rng.h"
+#include "core/rng.h"
 #include "sampler/shard.h"
 #include "sampler/split.h"
 #include "trainers/metrics.h"

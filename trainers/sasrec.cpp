@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "sampler/rng.h"
+#include "core/rng.h"
 #include "trainers/torch_util.h"
 
 namespace r2rec {

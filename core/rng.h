@@ -1,4 +1,4 @@
-// The sampler's random numbers: SplitMix64 (Steele, Lea & Flood 2014), one small generator per example.
+// r2rec's random numbers: SplitMix64 (Steele, Lea & Flood 2014), one small generator per example / sequence.
 //
 // Every random choice of the sampler (candidate negatives, chains, Last.fm order) comes from a stream keyed by
 // (run seed, what it is for, user, position), never from a shared generator, so the same seed gives the same
@@ -26,7 +26,7 @@ inline uint64_t stream_key(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 
 }
 
 // What a stream is for (the second part of its key), so two uses never share draws.
-enum class Stream : uint64_t { kCandidates = 1, kChains = 2, kLastfmOrder = 3 };
+enum class Stream : uint64_t { kCandidates = 1, kChains = 2, kLastfmOrder = 3, kGeneration = 5 };
 
 class Rng {
  public:
@@ -38,6 +38,9 @@ class Rng {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   }
+
+  // Uniform double in [0, 1) with 53 random bits.
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
   // Uniform in [0, n); n > 0.
   uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64); }
