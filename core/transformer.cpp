@@ -1,6 +1,9 @@
 #include "core/transformer.h"
 
 #include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -90,42 +93,106 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, con
   return x * cos + rotated * sin;
 }
 
+ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));  // torch.nn.Linear's default
+  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
+}
+
+torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::linear(x, weight, bias);
+  if (lora_A.defined()) {
+    const torch::Tensor h = lora_dropout > 0 && is_training() ? torch::dropout(x, lora_dropout, /*train=*/true) : x;
+    y = y + torch::linear(torch::linear(h, lora_A), lora_B) * lora_scale;
+  }
+  return y;
+}
+
+void ProjectionImpl::add_lora(int64_t rank, double alpha, double dropout) {
+  if (rank <= 0) throw std::invalid_argument("LoRA rank must be positive");
+  if (lora_A.defined()) throw std::logic_error("projection already has a LoRA adapter");
+  lora_A = register_parameter("lora_A", torch::empty({rank, in_features}, weight.options().requires_grad(false)));
+  lora_B = register_parameter("lora_B", torch::zeros({out_features, rank}, weight.options().requires_grad(false)));
+  {
+    torch::NoGradGuard no_grad;
+    torch::nn::init::kaiming_uniform_(lora_A, std::sqrt(5.0));  // PEFT's init: A as nn.Linear, B = 0
+  }
+  lora_scale = alpha / static_cast<double>(rank);
+  lora_dropout = dropout;
+  weight.set_requires_grad(false);
+  if (bias.defined()) bias.set_requires_grad(false);
+}
+
+torch::Tensor ProjectionImpl::merged_weight() const {
+  torch::NoGradGuard no_grad;
+  if (!lora_A.defined()) return weight.detach();
+  return weight.detach() + lora_B.detach().matmul(lora_A.detach()) * lora_scale;
+}
+
+void ProjectionImpl::merge_lora() {
+  if (!lora_A.defined()) return;
+  {
+    torch::NoGradGuard no_grad;
+    weight.copy_(merged_weight());
+  }
+  parameters_.erase("lora_A");
+  parameters_.erase("lora_B");
+  lora_A = lora_B = torch::Tensor();
+  lora_scale = lora_dropout = 0.0;
+  weight.set_requires_grad(true);
+  if (bias.defined()) bias.set_requires_grad(true);
+}
+
 AttentionImpl::AttentionImpl(const TransformerConfig& c)
     : heads(c.num_heads), kv_heads(c.num_kv_heads), head_dim(c.head_dim) {
-  q_proj = register_module("q_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, heads * head_dim).bias(c.qkv_bias)));
-  k_proj = register_module("k_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, kv_heads * head_dim).bias(c.qkv_bias)));
-  v_proj = register_module("v_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, kv_heads * head_dim).bias(c.qkv_bias)));
-  o_proj = register_module("o_proj", torch::nn::Linear(torch::nn::LinearOptions(heads * head_dim, c.hidden_size).bias(false)));
+  q_proj = register_module("q_proj", Projection(c.hidden_size, heads * head_dim, c.qkv_bias));
+  k_proj = register_module("k_proj", Projection(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+  v_proj = register_module("v_proj", Projection(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+  o_proj = register_module("o_proj", Projection(heads * head_dim, c.hidden_size, false));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask) {
+                                     const torch::Tensor& mask, KvSlot* slot) {
   const int64_t B = x.size(0), T = x.size(1);
   torch::Tensor q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // [B, H, T, dh]
   torch::Tensor k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, dh]
   torch::Tensor v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
   q = apply_rotary(q, cos, sin);
   k = apply_rotary(k, cos, sin);
-  if (kv_heads != heads) {  // grouped-query: kv head g serves query heads g*r .. g*r+r-1
-    k = k.repeat_interleave(heads / kv_heads, 1);
-    v = v.repeat_interleave(heads / kv_heads, 1);
-  }
-  torch::Tensor out;
-#if TORCH_VERSION_MAJOR >= 2
-  out = at::scaled_dot_product_attention(q, k, v, mask);
-#else
   const auto compute = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  torch::Tensor scores = q.matmul(k.transpose(-2, -1)).to(compute) / std::sqrt(static_cast<double>(head_dim));
-  if (mask.defined()) scores = scores + mask.to(compute);
-  out = torch::softmax(scores, -1).to(x.scalar_type()).matmul(v);
+  const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor out;
+  if (slot != nullptr) {
+    // Decoding: write this step's keys/values into the cache, attend over the filled prefix. Query heads are
+    // grouped by their key/value head ([B, Hkv, r*T, dh]) so the cache is never copied r times.
+    slot->k.narrow(2, slot->start, T).copy_(k);
+    slot->v.narrow(2, slot->start, T).copy_(v);
+    const int64_t S = slot->start + T, r = heads / kv_heads;
+    const torch::Tensor keys = slot->k.narrow(2, 0, S), values = slot->v.narrow(2, 0, S);
+    torch::Tensor scores = q.reshape({B, kv_heads, r * T, head_dim}).matmul(keys.transpose(-2, -1)).to(compute) * inv_sqrt;
+    scores = scores.view({B, kv_heads, r, T, S}) + mask.to(compute).unsqueeze(2);
+    torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, r * T, S});
+    out = probs.matmul(values).view({B, heads, T, head_dim});
+  } else {
+    if (kv_heads != heads) {  // grouped-query: kv head g serves query heads g*r .. g*r+r-1
+      k = k.repeat_interleave(heads / kv_heads, 1);
+      v = v.repeat_interleave(heads / kv_heads, 1);
+    }
+#if TORCH_VERSION_MAJOR >= 2
+    out = at::scaled_dot_product_attention(q, k, v, mask);
+#else
+    torch::Tensor scores = q.matmul(k.transpose(-2, -1)).to(compute) * inv_sqrt;
+    if (mask.defined()) scores = scores + mask.to(compute);
+    out = torch::softmax(scores, -1).to(x.scalar_type()).matmul(v);
 #endif
+  }
   return o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim}));
 }
 
 MlpImpl::MlpImpl(const TransformerConfig& c) {
-  gate_proj = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
-  up_proj = register_module("up_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
-  down_proj = register_module("down_proj", torch::nn::Linear(torch::nn::LinearOptions(c.intermediate_size, c.hidden_size).bias(false)));
+  gate_proj = register_module("gate_proj", Projection(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", Projection(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", Projection(c.intermediate_size, c.hidden_size, false));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
@@ -138,8 +205,8 @@ DecoderLayerImpl::DecoderLayerImpl(const TransformerConfig& c) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& mask) {
-  torch::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask);
+                                        const torch::Tensor& mask, KvSlot* slot) {
+  torch::Tensor h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, slot);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -148,7 +215,7 @@ TransformerImpl::TransformerImpl(const TransformerConfig& c) : config(c) {
   for (int64_t l = 0; l < c.num_layers; ++l) layers.push_back(register_module("layer" + std::to_string(l), DecoderLayer(c)));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   if (!c.tie_embeddings) {
-    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+    lm_head = register_module("lm_head", Projection(c.hidden_size, c.vocab_size, false));
   }
   // Hugging Face's initialisation: normal(0, 0.02) weights, zero biases, unit norms.
   torch::NoGradGuard no_grad;
@@ -158,26 +225,154 @@ TransformerImpl::TransformerImpl(const TransformerConfig& c) : config(c) {
   }
 }
 
-torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+namespace {
+
+// Activation checkpointing of one decoder layer: the forward runs without keeping activations; backward runs
+// the layer again with autograd on and back-propagates through it (into the layer's parameters directly, as
+// PyTorch's reentrant checkpoint does). The CPU generator state is saved so that LoRA dropout draws the same
+// mask again. `anchor` is an empty tensor that requires grad, so the backward runs even when neither the input
+// nor anything upstream requires grad (LoRA over frozen embeddings).
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& anchor,
+                               int64_t layer_address) {
+    (void)anchor;
+    ctx->save_for_backward({x});
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    ctx->saved_data["mask"] = mask;
+    ctx->saved_data["layer"] = layer_address;
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_address);
+    return layer->forward(x, cos, sin, mask);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const torch::Tensor saved = ctx->get_saved_variables()[0];
+    torch::Tensor x = saved.detach().requires_grad_(saved.requires_grad());
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    auto gen = at::detail::getDefaultCPUGenerator();
+    torch::Tensor rng_now;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      rng_now = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = layer->forward(x, ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(),
+                         ctx->saved_data["mask"].toTensor());
+    }
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rng_now);
+    }
+    if (y.requires_grad()) torch::autograd::backward({y}, {grad_out[0]});
+    torch::Tensor gx = x.requires_grad() && x.grad().defined() ? x.grad() : torch::Tensor();
+    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+constexpr double kLowest = std::numeric_limits<float>::lowest();
+
+}  // namespace
+
+torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const auto iopt = torch::TensorOptions().device(input_ids.device());
   torch::Tensor x = embed_tokens(input_ids);
-  torch::Tensor positions, mask;
-  torch::Tensor causal = torch::ones({T, T}, torch::kBool).tril();  // query t sees keys <= t
+  torch::Tensor positions;
+  torch::Tensor causal = torch::ones({T, T}, iopt.dtype(torch::kBool)).tril();  // query t sees keys <= t
   torch::Tensor allowed = causal.unsqueeze(0).expand({B, T, T});
   if (attention_mask.defined()) {
     const torch::Tensor valid = attention_mask.to(torch::kLong);
-    positions = (valid.cumsum(1) - 1).clamp_min(0);                 // padding does not shift positions
-    allowed = allowed & valid.to(torch::kBool).unsqueeze(1);         // keys that are real tokens
-    allowed = allowed | torch::eye(T, torch::kBool).unsqueeze(0);    // a padding query sees itself: no empty row
+    positions = (valid.cumsum(1) - 1).clamp_min(0);                                 // padding does not shift positions
+    allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                         // keys that are real tokens
+    allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);        // a padding query sees itself
   } else {
-    positions = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T});
+    positions = torch::arange(T, iopt.dtype(torch::kLong)).unsqueeze(0).expand({B, T});
   }
-  const double lowest = std::numeric_limits<float>::lowest();
-  mask = torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), lowest);
+  const torch::Tensor mask = torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
-  for (auto& layer : layers) x = layer->forward(x, cos, sin, mask);
-  x = norm(x);
-  return config.tie_embeddings ? torch::matmul(x, embed_tokens->weight.t()) : lm_head(x);
+  const bool checkpoint = activation_checkpointing && is_training() && torch::GradMode::is_enabled();
+  const torch::Tensor anchor = checkpoint ? torch::empty({0}, x.options().requires_grad(true)) : torch::Tensor();
+  for (auto& layer : layers) {
+    x = checkpoint ? CheckpointedLayer::apply(x, cos, sin, mask, anchor, reinterpret_cast<int64_t>(layer.get()))
+                   : layer->forward(x, cos, sin, mask);
+  }
+  return norm(x);
+}
+
+torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& hidden) {
+  return config.tie_embeddings ? torch::matmul(hidden, embed_tokens->weight.t()) : lm_head(hidden);
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  return lm_logits(hidden_states(input_ids, attention_mask));
+}
+
+void KvCache::keep_rows(const torch::Tensor& rows) {
+  for (auto& t : k) t = t.index_select(0, rows);
+  for (auto& t : v) t = t.index_select(0, rows);
+  key_valid = key_valid.index_select(0, rows);
+}
+
+KvCache TransformerImpl::new_cache(int64_t batch, int64_t capacity) {
+  KvCache cache;
+  const auto opt = embed_tokens->weight.options().requires_grad(false);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    cache.k.push_back(torch::zeros({batch, config.num_kv_heads, capacity, config.head_dim}, opt));
+    cache.v.push_back(torch::zeros({batch, config.num_kv_heads, capacity, config.head_dim}, opt));
+  }
+  cache.key_valid = torch::zeros({batch, capacity}, opt.dtype(torch::kBool));
+  return cache;
+}
+
+torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                                              const torch::Tensor& valid, KvCache& cache) {
+  const int64_t B = input_ids.size(0), T = input_ids.size(1), start = cache.length, S = start + T;
+  if (B != cache.batch() || S > cache.capacity()) {
+    throw std::invalid_argument("forward_cached: " + std::to_string(B) + " rows x " + std::to_string(S) +
+                                " tokens do not fit a cache of " + std::to_string(cache.batch()) + " x " +
+                                std::to_string(cache.capacity()));
+  }
+  const auto iopt = torch::TensorOptions().device(input_ids.device()).dtype(torch::kLong);
+  cache.key_valid.narrow(1, start, T).copy_(valid);
+  const torch::Tensor cols = torch::arange(S, iopt).unsqueeze(0), rows = (torch::arange(T, iopt) + start).unsqueeze(1);
+  torch::Tensor allowed = (cols <= rows).unsqueeze(0) & cache.key_valid.narrow(1, 0, S).unsqueeze(1);  // [B, T, S]
+  allowed = allowed | (cols == rows).unsqueeze(0);  // a padding query sees itself: no empty row
+  torch::Tensor x = embed_tokens(input_ids);
+  const torch::Tensor mask = torch::zeros({B, 1, T, S}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
+  auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    KvSlot slot{cache.k[l], cache.v[l], start};
+    x = layers[l]->forward(x, cos, sin, mask, &slot);
+  }
+  cache.length = S;
+  return norm(x);
+}
+
+std::vector<std::pair<std::string, Projection>> TransformerImpl::projections() {
+  std::vector<std::pair<std::string, Projection>> out;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    auto& L = layers[l];
+    out.emplace_back(p + "self_attn.q_proj", L->self_attn->q_proj);
+    out.emplace_back(p + "self_attn.k_proj", L->self_attn->k_proj);
+    out.emplace_back(p + "self_attn.v_proj", L->self_attn->v_proj);
+    out.emplace_back(p + "self_attn.o_proj", L->self_attn->o_proj);
+    out.emplace_back(p + "mlp.gate_proj", L->mlp->gate_proj);
+    out.emplace_back(p + "mlp.up_proj", L->mlp->up_proj);
+    out.emplace_back(p + "mlp.down_proj", L->mlp->down_proj);
+  }
+  if (!config.tie_embeddings) out.emplace_back("lm_head", lm_head);
+  return out;
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_state_dict() {
@@ -187,10 +382,10 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_state_dic
     const std::string p = "model.layers." + std::to_string(l) + ".";
     auto& L = layers[l];
     out.emplace_back(p + "input_layernorm.weight", L->input_layernorm->weight);
-    for (auto [name, lin] : {std::pair<const char*, torch::nn::Linear>{"q_proj", L->self_attn->q_proj},
-                             {"k_proj", L->self_attn->k_proj}, {"v_proj", L->self_attn->v_proj}, {"o_proj", L->self_attn->o_proj}}) {
-      out.emplace_back(p + "self_attn." + name + ".weight", lin->weight);
-      if (lin->bias.defined()) out.emplace_back(p + "self_attn." + name + ".bias", lin->bias);
+    for (auto [name, proj] : {std::pair<const char*, Projection>{"q_proj", L->self_attn->q_proj},
+                              {"k_proj", L->self_attn->k_proj}, {"v_proj", L->self_attn->v_proj}, {"o_proj", L->self_attn->o_proj}}) {
+      out.emplace_back(p + "self_attn." + name + ".weight", proj->weight);
+      if (proj->bias.defined()) out.emplace_back(p + "self_attn." + name + ".bias", proj->bias);
     }
     out.emplace_back(p + "post_attention_layernorm.weight", L->post_attention_layernorm->weight);
     out.emplace_back(p + "mlp.gate_proj.weight", L->mlp->gate_proj->weight);
@@ -199,6 +394,19 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_state_dic
   }
   out.emplace_back("model.norm.weight", norm->weight);
   if (!config.tie_embeddings) out.emplace_back("lm_head.weight", lm_head->weight);
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::merged_hf_state_dict() {
+  std::unordered_map<std::string, Projection> adapted;
+  for (auto& [name, proj] : projections()) {
+    if (proj->has_lora()) adapted.emplace(name + ".weight", proj);
+  }
+  auto out = hf_state_dict();
+  for (auto& [name, t] : out) {
+    auto it = adapted.find(name);
+    t = it != adapted.end() ? it->second->merged_weight() : t.detach();
+  }
   return out;
 }
 
@@ -212,7 +420,7 @@ void TransformerImpl::load_hf(const std::string& checkpoint) {
 
 void TransformerImpl::save_hf(const std::string& dir, uint64_t max_shard_bytes) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (auto& [name, t] : hf_state_dict()) tensors.emplace_back(name, t.detach().contiguous());
+  for (auto& [name, t] : merged_hf_state_dict()) tensors.emplace_back(name, t.contiguous());
   write_safetensors_checkpoint(dir, tensors, max_shard_bytes, {{"format", "pt"}});
   write_file_atomic(dir + "/config.json", config.to_hf_json());
 }

@@ -12,7 +12,8 @@
 // Attention: rotary positions (rotate-half convention, inverse frequencies theta^(-2i/dh)), grouped-query
 // (each of the Hkv key/value heads serves H/Hkv query heads), causal, with a key-padding mask for ragged
 // batches; softmax in float32. Libtorch >= 2.0 uses at::scaled_dot_product_attention; 1.13 (Debian) uses the
-// exact composition softmax(QK^T/sqrt(dh) + mask) V.
+// exact composition softmax(QK^T/sqrt(dh) + mask) V. The cached (decoding) path groups the query heads of
+// each key/value head instead of copying keys/values H/Hkv times.
 #pragma once
 
 #include <torch/torch.h>
@@ -50,12 +51,41 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// A bias-optional linear map named like torch.nn.Linear (weight [out, in], bias [out]) that can carry a LoRA
+// adapter (Hu et al. 2021, PEFT layout): y = x W^T + b + scale * dropout(x) A^T B^T, A [r, in] (Kaiming-uniform,
+// as PEFT), B [out, r] (zeros, so a new adapter changes nothing), scale = alpha / r. With an adapter the base
+// weight and bias are frozen.
+struct ProjectionImpl : torch::nn::Module {
+  ProjectionImpl(int64_t in_features, int64_t out_features, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  bool has_lora() const { return lora_A.defined(); }
+  void add_lora(int64_t rank, double alpha, double dropout);
+  // W += scale * B A; the adapter is removed and the weight (and bias) become trainable again.
+  void merge_lora();
+  // The weight with the adapter folded in (W itself when there is none); not part of autograd.
+  torch::Tensor merged_weight() const;
+
+  torch::Tensor weight, bias, lora_A, lora_B;
+  int64_t in_features, out_features;
+  double lora_scale = 0.0, lora_dropout = 0.0;
+};
+TORCH_MODULE(Projection);
+
+// One layer's slice of a KV cache during a cached forward: keys/values [B, Hkv, capacity, dh] (written in place
+// at columns [start, start + T)), attention over columns [0, start + T).
+struct KvSlot {
+  torch::Tensor k, v;
+  int64_t start = 0;
+};
+
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const TransformerConfig& c);
-  // x [B, T, d]; cos/sin [B, 1, T, dh] for the positions of x; mask [B, 1, T, T] additive (0 / lowest float).
+  // x [B, T, d]; cos/sin [B, 1, T, dh] for the positions of x; mask additive (0 / lowest float), [B, 1, T, S] with
+  // S = T without a cache, S = slot->start + T with one.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+                        const torch::Tensor& mask, KvSlot* slot = nullptr);
+  Projection q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, kv_heads, head_dim;
 };
 TORCH_MODULE(Attention);
@@ -63,14 +93,14 @@ TORCH_MODULE(Attention);
 struct MlpImpl : torch::nn::Module {
   explicit MlpImpl(const TransformerConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Mlp);
 
 struct DecoderLayerImpl : torch::nn::Module {
   explicit DecoderLayerImpl(const TransformerConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, KvSlot* slot = nullptr);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
@@ -83,25 +113,58 @@ std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& posit
 // x [B, heads, T, dh] rotated by cos/sin [B, 1, T, dh] (rotate-half convention).
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
+// A KV cache for batched decoding: per layer keys/values [B, Hkv, capacity, dh]; `key_valid` [B, capacity]
+// marks the columns that hold real tokens (left padding and finished rows hold none); `length` columns are
+// filled. Made by TransformerImpl::new_cache; rows can be dropped with keep_rows (finished sequences).
+struct KvCache {
+  std::vector<torch::Tensor> k, v;
+  torch::Tensor key_valid;
+  int64_t length = 0;
+  int64_t capacity() const { return key_valid.defined() ? key_valid.size(1) : 0; }
+  int64_t batch() const { return key_valid.defined() ? key_valid.size(0) : 0; }
+  // Keeps rows `rows` (int64 indices, in order) of every tensor.
+  void keep_rows(const torch::Tensor& rows);
+};
+
 struct TransformerImpl : torch::nn::Module {
   explicit TransformerImpl(const TransformerConfig& c);
   // input_ids [B, T]; attention_mask [B, T] (1 = token, 0 = left/right padding) or undefined. Positions count
   // only real tokens (padding does not shift them). Returns logits [B, T, V].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
+  // The final-norm hidden states [B, T, d] of forward (logits = lm_logits(hidden)).
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
+  torch::Tensor lm_logits(const torch::Tensor& hidden);
 
-  // Hugging Face parameter names -> tensors (lm_head.weight omitted when tied).
+  // An empty cache for `batch` rows of up to `capacity` tokens, in the model's dtype and device.
+  KvCache new_cache(int64_t batch, int64_t capacity);
+  // Appends T tokens per row to `cache` and returns the final-norm hidden states [B, T, d] of those tokens.
+  // positions [B, T] are the rotary positions; valid [B, T] (bool) marks real tokens (keys other rows or later
+  // steps may attend to). A token attends to the valid cached columns and the valid new ones up to itself.
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                               const torch::Tensor& valid, KvCache& cache);
+
+  // Hugging Face parameter names -> tensors (lm_head.weight omitted when tied). With LoRA adapters these are
+  // the base weights; see merged_hf_state_dict for export.
   std::vector<std::pair<std::string, torch::Tensor>> hf_state_dict();
+  // Like hf_state_dict, with every LoRA adapter folded into its weight (new tensors; the model is unchanged).
+  std::vector<std::pair<std::string, torch::Tensor>> merged_hf_state_dict();
   // Loads every parameter from a safetensors checkpoint folder/file (DataError naming file and tensor on a
   // missing tensor or shape mismatch). Extra tensors in the file are ignored.
   void load_hf(const std::string& checkpoint);
-  // Writes config.json + model.safetensors (sharded above max_shard_bytes) into `dir`.
+  // Writes config.json + model.safetensors (sharded above max_shard_bytes) into `dir`; LoRA adapters are merged
+  // into the written weights, so transformers loads the result as a plain model.
   void save_hf(const std::string& dir, uint64_t max_shard_bytes = 5ull << 30);
 
+  // The projections by Hugging Face name ("model.layers.3.self_attn.q_proj"), in layer order.
+  std::vector<std::pair<std::string, Projection>> projections();
+
   TransformerConfig config;
+  // Recompute each decoder layer's activations during backward instead of keeping them (training only).
+  bool activation_checkpointing = false;
   torch::nn::Embedding embed_tokens{nullptr};
   std::vector<DecoderLayer> layers;
   RMSNorm norm{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // unused (weight shared) when tied
+  Projection lm_head{nullptr};  // absent when tied
 };
 TORCH_MODULE(Transformer);
 

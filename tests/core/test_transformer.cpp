@@ -8,43 +8,14 @@
 
 #include "core/error.h"
 #include "core/transformer.h"
+#include "tests/core/tiny_model.h"
 #include "tests/test_support.h"
 
 namespace r2rec {
 namespace {
 using testing::TempDir;
-
-TransformerConfig tiny(bool qwen) {
-  TransformerConfig c;
-  c.vocab_size = 23;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.rope_theta = 1000.0;
-  c.rms_norm_eps = 1e-6;
-  c.tie_embeddings = qwen;
-  c.qkv_bias = qwen;
-  c.model_type = qwen ? "qwen2" : "llama";
-  return c;
-}
-
-Transformer make_model(const TransformerConfig& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  Transformer m(c);
-  // Non-trivial norms and biases so that every term of the gradient matters.
-  torch::NoGradGuard g;
-  for (auto& p : m->named_parameters()) {
-    if (p.key().find("norm") != std::string::npos || p.key().find("bias") != std::string::npos) {
-      p.value().copy_(torch::randn_like(p.value()) * 0.3 + (p.key().find("norm") != std::string::npos ? 1.0 : 0.0));
-    } else {
-      p.value().copy_(torch::randn_like(p.value()) * 0.3);
-    }
-  }
-  return m;
-}
+using testing::make_model;
+using testing::tiny;
 
 TEST(Transformer, DecoderLayerGradientsMatchFiniteDifferences) {
   const TransformerConfig c = tiny(true);

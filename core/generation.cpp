@@ -1,0 +1,319 @@
+#include "core/generation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "core/rng.h"
+
+namespace r2rec {
+
+TokenTrie::TokenTrie() : nodes_(1) {}
+
+void TokenTrie::insert(const std::vector<int64_t>& tokens) {
+  int32_t node = 0;
+  for (int64_t t : tokens) {
+    int32_t child = next(node, t);
+    if (child < 0) {
+      child = static_cast<int32_t>(nodes_.size());
+      nodes_.emplace_back();
+      Node& n = nodes_[node];
+      const auto it = std::lower_bound(n.tokens.begin(), n.tokens.end(), t);
+      n.children.insert(n.children.begin() + (it - n.tokens.begin()), child);
+      n.tokens.insert(it, t);
+    }
+    node = child;
+  }
+}
+
+int32_t TokenTrie::next(int32_t node, int64_t token) const {
+  const Node& n = nodes_[node];
+  const auto it = std::lower_bound(n.tokens.begin(), n.tokens.end(), token);
+  if (it == n.tokens.end() || *it != token) return -1;
+  return n.children[it - n.tokens.begin()];
+}
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStopToken: return "stop_token";
+    case FinishReason::kStopString: return "stop_string";
+    case FinishReason::kAnswer: return "answer";
+  }
+  return "?";
+}
+
+namespace {
+
+// Eval mode for the duration of a call; the caller's mode comes back afterwards.
+class EvalMode {
+ public:
+  explicit EvalMode(TransformerImpl& m) : model_(m), was_training_(m.is_training()) { model_.eval(); }
+  ~EvalMode() { model_.train(was_training_); }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  TransformerImpl& model_;
+  bool was_training_;
+};
+
+// Picks the next token from one row of logits (float32, length V). `allowed` (sorted ids) restricts the choice.
+int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, Rng& rng, const std::vector<int64_t>* allowed) {
+  if (o.temperature <= 0) {  // greedy: the first maximum, as torch.argmax
+    int64_t best = -1;
+    float best_logit = -std::numeric_limits<float>::infinity();
+    auto consider = [&](int64_t id) {
+      if (best < 0 || logits[id] > best_logit) best = id, best_logit = logits[id];
+    };
+    if (allowed != nullptr) {
+      for (int64_t id : *allowed) if (id < V) consider(id);
+    } else {
+      for (int64_t id = 0; id < V; ++id) consider(id);
+    }
+    return best;
+  }
+  std::vector<std::pair<float, int64_t>> cand;  // (logit / temperature, id)
+  const float inv_t = static_cast<float>(1.0 / o.temperature);
+  if (allowed != nullptr) {
+    cand.reserve(allowed->size());
+    for (int64_t id : *allowed) if (id < V) cand.emplace_back(logits[id] * inv_t, id);
+  } else {
+    cand.resize(static_cast<size_t>(V));
+    for (int64_t id = 0; id < V; ++id) cand[id] = {logits[id] * inv_t, id};
+  }
+  if (cand.empty()) return -1;
+  // Most likely first; ties by id, so the order (and the draw) is the same on every machine.
+  auto more_likely = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  if (o.top_k > 0 && o.top_k < static_cast<int64_t>(cand.size())) {  // top-k leaves the k best, sorted
+    std::partial_sort(cand.begin(), cand.begin() + o.top_k, cand.end(), more_likely);
+    cand.resize(static_cast<size_t>(o.top_k));
+  } else if (o.top_p < 1.0) {
+    std::sort(cand.begin(), cand.end(), more_likely);
+  }
+  float top = -std::numeric_limits<float>::infinity();
+  for (const auto& c : cand) top = std::max(top, c.first);
+  std::vector<double> weight(cand.size());
+  double total = 0;
+  for (size_t i = 0; i < cand.size(); ++i) total += weight[i] = std::exp(static_cast<double>(cand[i].first - top));
+  size_t keep = cand.size();
+  if (o.top_p < 1.0) {  // cand is sorted: the shortest prefix whose mass reaches top_p
+    double mass = 0;
+    for (keep = 0; keep < cand.size();) {
+      mass += weight[keep++];
+      if (mass >= o.top_p * total) break;
+    }
+    total = mass;
+  }
+  double u = rng.uniform() * total;
+  for (size_t i = 0; i < keep; ++i) {
+    u -= weight[i];
+    if (u < 0) return cand[i].second;
+  }
+  return cand[keep - 1].second;  // rounding at the very end of the range
+}
+
+struct Row {
+  size_t request;
+  Rng rng;
+  int32_t node = -1;  // trie node while the answer constraint is active
+  bool done = false;
+  int64_t next_position = 0;
+};
+
+void check_options(const SamplingOptions& o, bool has_text, const std::vector<GenerationRequest>& requests) {
+  if (o.max_new_tokens < 0) throw std::invalid_argument("generate: max_new_tokens must be >= 0");
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature)) throw std::invalid_argument("generate: temperature must be >= 0");
+  if (o.top_k < 0) throw std::invalid_argument("generate: top_k must be >= 0");
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw std::invalid_argument("generate: top_p must be in (0, 1]");
+  bool needs_text = !o.stop_strings.empty();
+  for (const auto& r : requests) needs_text = needs_text || (r.constraint && !r.constraint->trigger.empty());
+  if (needs_text && !has_text) throw std::invalid_argument("generate: stop strings and constraint triggers need a token_text function");
+}
+
+void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>& requests, size_t begin, size_t end,
+                    const SamplingOptions& o, const TokenText& token_text, std::vector<Generation>& out,
+                    GenerationStats& stats) {
+  const int64_t V = model.config.vocab_size;
+  const int64_t B = static_cast<int64_t>(end - begin);
+  int64_t P = 0;
+  for (size_t r = begin; r < end; ++r) {
+    if (requests[r].prompt.empty()) throw std::invalid_argument("generate: request " + std::to_string(r) + " has an empty prompt");
+    P = std::max<int64_t>(P, static_cast<int64_t>(requests[r].prompt.size()));
+  }
+  torch::Tensor ids = torch::zeros({B, P}, torch::kLong), valid = torch::zeros({B, P}, torch::kBool);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto valid_a = valid.accessor<bool, 2>();
+  std::vector<Row> rows;
+  for (int64_t b = 0; b < B; ++b) {
+    const GenerationRequest& req = requests[begin + b];
+    const int64_t n = static_cast<int64_t>(req.prompt.size());
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t id = req.prompt[t];
+      if (id < 0 || id >= V) {
+        throw std::invalid_argument("generate: request " + std::to_string(begin + b) + " has token id " + std::to_string(id) +
+                                    " outside the vocabulary (" + std::to_string(V) + ")");
+      }
+      ids_a[b][P - n + t] = id;
+      valid_a[b][P - n + t] = true;
+    }
+    Row row{begin + b, Rng(stream_key(req.seed, static_cast<uint64_t>(Stream::kGeneration)))};
+    row.next_position = n;
+    if (req.constraint && req.constraint->trie && req.constraint->trigger.empty() && !req.constraint->trie->is_leaf(0)) row.node = 0;
+    rows.push_back(row);
+    stats.prefill_tokens += n;
+  }
+  const torch::Device device = model.embed_tokens->weight.device();
+  const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+  KvCache cache = model.new_cache(B, P + o.max_new_tokens);
+  torch::Tensor hidden = model.forward_cached(ids.to(device), positions.to(device), valid.to(device), cache);
+  torch::Tensor logits = model.lm_logits(hidden.select(1, P - 1));  // [B, V]
+  size_t longest_stop = 0;
+  for (const auto& s : o.stop_strings) longest_stop = std::max(longest_stop, s.size());
+
+  for (;;) {
+    const torch::Tensor logits32 = logits.to(torch::kFloat);
+    const torch::Tensor logprobs = torch::log_softmax(logits32, -1).to(torch::kCPU).contiguous();
+    const torch::Tensor cpu_logits = logits32.to(torch::kCPU).contiguous();
+    const float* lp = logprobs.data_ptr<float>();
+    const float* lg = cpu_logits.data_ptr<float>();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Row& row = rows[i];
+      if (row.done) continue;
+      Generation& g = out[row.request];
+      const auto& constraint = requests[row.request].constraint;
+      const std::vector<int64_t>* allowed = row.node >= 0 ? &constraint->trie->allowed(row.node) : nullptr;
+      const int64_t token = choose_token(lg + i * V, V, o, row.rng, allowed);
+      if (token < 0) {  // a constraint whose every continuation lies outside the vocabulary
+        row.done = true;
+        g.finish = FinishReason::kAnswer;
+        continue;
+      }
+      g.tokens.push_back(token);
+      g.logprobs.push_back(lp[i * V + token]);
+      ++stats.generated_tokens;
+      if (row.node >= 0) {
+        row.node = constraint->trie->next(row.node, token);
+        if (constraint->trie->is_leaf(row.node)) row.done = true, g.finish = FinishReason::kAnswer;
+      }
+      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), token) != o.stop_tokens.end()) {
+        row.done = true;
+        g.finish = FinishReason::kStopToken;
+      } else if (token_text) {
+        const size_t before = g.text.size();
+        g.text += token_text(token);
+        if (longest_stop > 0) {
+          const size_t from = before >= longest_stop ? before - longest_stop + 1 : 0;
+          size_t cut = std::string::npos;
+          for (const auto& s : o.stop_strings) {
+            if (s.empty()) continue;
+            const size_t at = g.text.find(s, from);
+            if (at != std::string::npos) cut = std::min(cut, at);
+          }
+          if (cut != std::string::npos) {
+            g.text.resize(cut);
+            row.done = true;
+            g.finish = FinishReason::kStopString;
+          }
+        }
+        if (!row.done && row.node < 0 && constraint && constraint->trie && !constraint->trigger.empty() &&
+            !constraint->trie->is_leaf(0) && g.text.size() >= constraint->trigger.size() &&
+            g.text.compare(g.text.size() - constraint->trigger.size(), std::string::npos, constraint->trigger) == 0) {
+          row.node = 0;
+        }
+      }
+      if (!row.done && static_cast<int64_t>(g.tokens.size()) >= o.max_new_tokens) {
+        row.done = true;
+        g.finish = FinishReason::kLength;
+      }
+    }
+    std::vector<int64_t> alive;
+    for (size_t i = 0; i < rows.size(); ++i) if (!rows[i].done) alive.push_back(static_cast<int64_t>(i));
+    if (alive.empty()) break;
+    if (alive.size() * 2 <= rows.size()) {  // drop finished rows from the batch and the cache
+      cache.keep_rows(torch::tensor(alive, torch::kLong).to(device));
+      std::vector<Row> kept;
+      for (int64_t i : alive) kept.push_back(rows[i]);
+      rows.swap(kept);
+      ++stats.compactions;
+    }
+    const int64_t R = static_cast<int64_t>(rows.size());
+    torch::Tensor step_ids = torch::zeros({R, 1}, torch::kLong), step_pos = torch::zeros({R, 1}, torch::kLong);
+    torch::Tensor step_valid = torch::zeros({R, 1}, torch::kBool);
+    for (int64_t i = 0; i < R; ++i) {
+      const Generation& g = out[rows[i].request];
+      step_ids[i][0] = g.tokens.back();
+      step_pos[i][0] = rows[i].next_position;
+      step_valid[i][0] = !rows[i].done;
+      if (!rows[i].done) ++rows[i].next_position;
+    }
+    hidden = model.forward_cached(step_ids.to(device), step_pos.to(device), step_valid.to(device), cache);
+    logits = model.lm_logits(hidden.select(1, 0));
+    ++stats.decode_steps;
+  }
+}
+
+}  // namespace
+
+std::vector<Generation> generate(TransformerImpl& model, const std::vector<GenerationRequest>& requests,
+                                 const SamplingOptions& options, const TokenText& token_text, int64_t max_batch,
+                                 GenerationStats* stats) {
+  check_options(options, static_cast<bool>(token_text), requests);
+  std::vector<Generation> out(requests.size());
+  GenerationStats local;
+  if (options.max_new_tokens > 0) {
+    EvalMode eval(model);
+    torch::NoGradGuard no_grad;
+    const size_t chunk = max_batch > 0 ? static_cast<size_t>(max_batch) : std::max<size_t>(1, requests.size());
+    for (size_t begin = 0; begin < requests.size(); begin += chunk) {
+      generate_batch(model, requests, begin, std::min(requests.size(), begin + chunk), options, token_text, out, local);
+    }
+  }
+  if (stats != nullptr) *stats = local;
+  return out;
+}
+
+torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                  const std::vector<std::vector<int64_t>>& completions) {
+  if (prompts.size() != completions.size()) throw std::invalid_argument("completion_logprobs: prompts and completions differ in count");
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t T = 0, L = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    if (prompts[b].empty()) throw std::invalid_argument("completion_logprobs: row " + std::to_string(b) + " has an empty prompt");
+    T = std::max<int64_t>(T, static_cast<int64_t>(prompts[b].size() + completions[b].size()));
+    L = std::max<int64_t>(L, static_cast<int64_t>(completions[b].size()));
+  }
+  const torch::Device device = model.embed_tokens->weight.device();
+  if (L == 0) return torch::zeros({B, 0}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  torch::Tensor ids = torch::zeros({B, T}, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
+  torch::Tensor source = torch::zeros({B, L}, torch::kLong), target = torch::zeros({B, L}, torch::kLong);
+  torch::Tensor keep = torch::zeros({B, L}, torch::kFloat);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto mask_a = mask.accessor<int64_t, 2>();
+  auto src_a = source.accessor<int64_t, 2>();
+  auto tgt_a = target.accessor<int64_t, 2>();
+  auto keep_a = keep.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = static_cast<int64_t>(prompts[b].size()), n = static_cast<int64_t>(completions[b].size());
+    const int64_t first = T - P - n;  // left padding
+    for (int64_t t = 0; t < P; ++t) ids_a[b][first + t] = prompts[b][t], mask_a[b][first + t] = 1;
+    for (int64_t j = 0; j < n; ++j) {
+      ids_a[b][T - n + j] = completions[b][j];
+      mask_a[b][T - n + j] = 1;
+      src_a[b][j] = T - n + j - 1;  // the logits at the previous column predict token j
+      tgt_a[b][j] = completions[b][j];
+      keep_a[b][j] = 1;
+    }
+  }
+  const torch::Tensor hidden = model.hidden_states(ids.to(device), mask.to(device));  // [B, T, d]
+  const int64_t d = hidden.size(2);
+  const torch::Tensor picked = hidden.gather(1, source.to(device).unsqueeze(-1).expand({B, L, d}));
+  const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);  // [B, L, V]
+  const torch::Tensor chosen = logits.gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1);
+  return (chosen - torch::logsumexp(logits, -1)) * keep.to(device);
+}
+
+}  // namespace r2rec

@@ -1,0 +1,105 @@
+// The generation engine (DESIGN.md §3): batched KV-cached sampling for rollout workers, the model teacher and
+// evaluation, and the teacher-forced log-probabilities the RL loss needs, on the same modules.
+//
+// Prompts of different lengths are left-padded into one batch; the prefill fills a preallocated KV cache, then
+// each step feeds one token per live row. Rows that finish are dropped from the batch once half of them are
+// done (the cache rows are compacted), so long and short completions share a batch cheaply.
+//
+// Sampling: temperature 0 is greedy (arg-max); otherwise logits / temperature, then top-k, then top-p (the
+// smallest set of most likely tokens whose probability reaches p), drawn with a per-sequence SplitMix64 stream
+// (core/rng.h) keyed by the request's seed — a sequence's tokens depend on its prompt and seed, not on which
+// other prompts share its batch (up to floating-point effects of the batch shape).
+//
+// Log-probs: every returned token carries log p(token | prefix) under the model itself (temperature 1, no top-k /
+// top-p / constraint renormalisation), which is what `completion_logprobs` computes teacher-forced and what the
+// GRPO ratio needs.
+//
+// Stops: a stop token ends the sequence and is kept (with its log-prob) but not put in `text`; a stop string ends
+// it after the token that completes it, and `text` is cut before the stop string. Candidate-constrained
+// decoding: once `text` ends with the constraint's trigger (e.g. "<answer>"), only continuations in its token
+// trie are allowed; reaching a leaf ends the sequence, so the answer is always one of the trie's sequences.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/transformer.h"
+
+namespace r2rec {
+
+// A trie over token sequences (e.g. each candidate's answer tokens followed by the closing tag's tokens, so no
+// sequence is a prefix of another). Node 0 is the root.
+class TokenTrie {
+ public:
+  TokenTrie();
+  void insert(const std::vector<int64_t>& tokens);
+  // The child of `node` along `token`, or -1.
+  int32_t next(int32_t node, int64_t token) const;
+  const std::vector<int64_t>& allowed(int32_t node) const { return nodes_[node].tokens; }
+  bool is_leaf(int32_t node) const { return nodes_[node].tokens.empty(); }
+  size_t size() const { return nodes_.size(); }
+
+ private:
+  struct Node {
+    std::vector<int64_t> tokens;   // sorted
+    std::vector<int32_t> children; // parallel to tokens
+  };
+  std::vector<Node> nodes_;
+};
+
+struct AnswerConstraint {
+  std::string trigger;                     // the constraint starts when the completion text ends with it ("" = at once)
+  std::shared_ptr<const TokenTrie> trie;   // allowed continuations after the trigger
+};
+
+struct SamplingOptions {
+  int64_t max_new_tokens = 256;
+  double temperature = 1.0;                // 0 = greedy
+  int64_t top_k = 0;                       // 0 = off
+  double top_p = 1.0;                      // 1 = off
+  std::vector<int64_t> stop_tokens;        // e.g. <|im_end|>, <|endoftext|>
+  std::vector<std::string> stop_strings;   // matched on the decoded completion
+};
+
+struct GenerationRequest {
+  std::vector<int64_t> prompt;             // at least one token
+  uint64_t seed = 0;
+  std::shared_ptr<const AnswerConstraint> constraint;  // optional
+};
+
+enum class FinishReason { kLength, kStopToken, kStopString, kAnswer };
+const char* finish_reason_name(FinishReason reason);  // "length", "stop_token", "stop_string", "answer"
+
+struct Generation {
+  std::vector<int64_t> tokens;
+  std::vector<float> logprobs;             // one per token
+  std::string text;                        // decoded completion (when a token_text function was given)
+  FinishReason finish = FinishReason::kLength;
+};
+
+// The bytes of one token (Tokenizer::decode of one id); needed for stop strings and constraints.
+using TokenText = std::function<std::string(int64_t)>;
+
+struct GenerationStats {
+  int64_t prefill_tokens = 0;              // real (unpadded) prompt tokens
+  int64_t generated_tokens = 0;
+  int64_t decode_steps = 0;
+  int64_t compactions = 0;
+};
+
+// Generates a completion for every request (in order), in batches of at most `max_batch` rows (0 = all at
+// once). The model runs in eval mode without autograd; its training flag is restored afterwards.
+std::vector<Generation> generate(TransformerImpl& model, const std::vector<GenerationRequest>& requests,
+                                 const SamplingOptions& options, const TokenText& token_text = {},
+                                 int64_t max_batch = 0, GenerationStats* stats = nullptr);
+
+// Teacher-forced log p(completion[i][j] | prompt[i], completion[i][<j]) as a [B, Lmax] float tensor (zeros past
+// each completion's end), differentiable when autograd is on. One forward over the left-padded
+// prompt+completion rows; logits are formed only at completion positions.
+torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                  const std::vector<std::vector<int64_t>>& completions);
+
+}  // namespace r2rec

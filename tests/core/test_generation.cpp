@@ -1,0 +1,241 @@
+// The generation engine: KV-cached logits against full forwards on a ragged batch, generation log-probs against
+// teacher-forced ones, greedy against arg-max of full forwards, seeding, stops, candidate-constrained answers,
+// batch compaction and chunking.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/generation.h"
+#include "tests/core/tiny_model.h"
+
+namespace r2rec {
+namespace {
+using testing::make_model;
+using testing::tiny;
+
+const std::vector<std::vector<int64_t>> kPrompts = {{3, 7, 1, 9, 4}, {5, 8}, {1, 2, 3, 4, 5, 6, 7}, {11}};
+
+// Full forward of each sequence alone; logits of the last position.
+torch::Tensor last_logits_alone(TransformerImpl& m, const std::vector<int64_t>& seq) {
+  torch::NoGradGuard g;
+  return m.forward(torch::tensor(seq).unsqueeze(0))[0][static_cast<int64_t>(seq.size()) - 1];
+}
+
+std::vector<GenerationRequest> requests_of(const std::vector<std::vector<int64_t>>& prompts, uint64_t seed0 = 1) {
+  std::vector<GenerationRequest> out;
+  for (size_t i = 0; i < prompts.size(); ++i) out.push_back({prompts[i], seed0 + i, nullptr});
+  return out;
+}
+
+std::string letter(int64_t id) { return std::string(1, static_cast<char>('a' + id)); }
+
+TEST(Generation, KvCacheLogitsEqualFullForwardOnARaggedBatch) {
+  for (bool qwen : {true, false}) {
+    SCOPED_TRACE(qwen ? "qwen2" : "llama");
+    Transformer m = make_model(tiny(qwen), 41);
+    torch::NoGradGuard g;
+    const int64_t B = static_cast<int64_t>(kPrompts.size()), P = 7, steps = 6;
+    torch::Tensor ids = torch::zeros({B, P}, torch::kLong), valid = torch::zeros({B, P}, torch::kBool);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = static_cast<int64_t>(kPrompts[b].size());
+      for (int64_t t = 0; t < n; ++t) ids[b][P - n + t] = kPrompts[b][t], valid[b][P - n + t] = true;
+    }
+    KvCache cache = m->new_cache(B, P + steps + 2);
+    torch::Tensor logits = m->lm_logits(m->forward_cached(ids, (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0), valid, cache));
+    std::vector<std::vector<int64_t>> seqs = kPrompts;
+    double worst = 0;
+    for (int64_t b = 0; b < B; ++b) worst = std::max(worst, (logits[b][P - 1] - last_logits_alone(*m, seqs[b])).abs().max().item<double>());
+    // Feed fixed tokens: one at a time, then two at once (a chunked step).
+    for (int64_t s = 0; s < steps;) {
+      const int64_t T = s == steps - 2 ? 2 : 1;
+      torch::Tensor step_ids = torch::zeros({B, T}, torch::kLong), pos = torch::zeros({B, T}, torch::kLong);
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < T; ++t) {
+          const int64_t token = (b * 5 + (s + t) * 3 + 1) % 23;
+          step_ids[b][t] = token;
+          pos[b][t] = static_cast<int64_t>(seqs[b].size());
+          seqs[b].push_back(token);
+        }
+      }
+      logits = m->lm_logits(m->forward_cached(step_ids, pos, torch::ones({B, T}, torch::kBool), cache));
+      for (int64_t b = 0; b < B; ++b) {
+        worst = std::max(worst, (logits[b][T - 1] - last_logits_alone(*m, seqs[b])).abs().max().item<double>());
+      }
+      s += T;
+    }
+    EXPECT_LT(worst, 1e-4) << "max |cached - full forward| logits";
+    std::printf("max |KV-cache logits - full forward| = %.3g (%s, ragged batch of %lld)\n", worst, qwen ? "qwen2" : "llama",
+                static_cast<long long>(B));
+  }
+}
+
+TEST(Generation, LogprobsEqualTeacherForced) {
+  Transformer m = make_model(tiny(true), 43);
+  for (double temperature : {0.0, 1.0}) {
+    SamplingOptions o;
+    o.max_new_tokens = 12;
+    o.temperature = temperature;
+    o.top_p = temperature > 0 ? 0.9 : 1.0;
+    const auto out = generate(*m, requests_of(kPrompts), o);
+    std::vector<std::vector<int64_t>> completions;
+    for (const auto& g : out) {
+      EXPECT_EQ(g.tokens.size(), 12u);
+      EXPECT_EQ(g.finish, FinishReason::kLength);
+      completions.push_back(g.tokens);
+    }
+    torch::NoGradGuard ng;
+    const torch::Tensor teacher = completion_logprobs(*m, kPrompts, completions);
+    double worst = 0;
+    for (size_t b = 0; b < out.size(); ++b) {
+      for (size_t j = 0; j < out[b].tokens.size(); ++j) {
+        worst = std::max(worst, std::abs(out[b].logprobs[j] - teacher[b][j].item<double>()));
+      }
+    }
+    EXPECT_LT(worst, 1e-5) << "temperature " << temperature;
+    std::printf("max |generation log-prob - teacher-forced| = %.3g (temperature %.1f)\n", worst, temperature);
+  }
+}
+
+TEST(Generation, GreedyEqualsArgmaxOfFullForwards) {
+  Transformer m = make_model(tiny(false), 47);
+  SamplingOptions o;
+  o.max_new_tokens = 8;
+  o.temperature = 0;
+  const auto out = generate(*m, requests_of(kPrompts), o);
+  for (size_t b = 0; b < kPrompts.size(); ++b) {
+    std::vector<int64_t> seq = kPrompts[b];
+    for (int step = 0; step < 8; ++step) seq.push_back(last_logits_alone(*m, seq).argmax().item<int64_t>());
+    EXPECT_EQ(out[b].tokens, std::vector<int64_t>(seq.end() - 8, seq.end())) << "row " << b;
+  }
+}
+
+TEST(Generation, SeededPerSequenceWhateverTheBatch) {
+  Transformer m = make_model(tiny(true), 53);
+  m->to(torch::kDouble);  // so that batch shape cannot move a draw across a boundary
+  SamplingOptions o;
+  o.max_new_tokens = 16;
+  o.temperature = 1.3;
+  o.top_k = 10;
+  const auto batch = generate(*m, requests_of(kPrompts, 100), o);
+  const auto again = generate(*m, requests_of(kPrompts, 100), o);
+  for (size_t b = 0; b < kPrompts.size(); ++b) {
+    EXPECT_EQ(batch[b].tokens, again[b].tokens);
+    const auto alone = generate(*m, {{kPrompts[b], 100 + b, nullptr}}, o);
+    EXPECT_EQ(batch[b].tokens, alone[0].tokens) << "row " << b;
+    for (int64_t t : batch[b].tokens) EXPECT_TRUE(t >= 0 && t < 23);
+  }
+  const auto other = generate(*m, requests_of(kPrompts, 200), o);
+  int differ = 0;
+  for (size_t b = 0; b < kPrompts.size(); ++b) differ += other[b].tokens != batch[b].tokens;
+  EXPECT_GE(differ, 3);
+  // top-k 1 is greedy whatever the temperature.
+  o.top_k = 1;
+  SamplingOptions greedy;
+  greedy.max_new_tokens = 16;
+  greedy.temperature = 0;
+  const auto k1 = generate(*m, requests_of(kPrompts, 5), o), g = generate(*m, requests_of(kPrompts, 9), greedy);
+  for (size_t b = 0; b < kPrompts.size(); ++b) EXPECT_EQ(k1[b].tokens, g[b].tokens);
+}
+
+TEST(Generation, StopTokensAndStopStrings) {
+  Transformer m = make_model(tiny(true), 59);
+  SamplingOptions o;
+  o.max_new_tokens = 20;
+  o.temperature = 0;
+  const auto free = generate(*m, requests_of({kPrompts[0]}), o, letter);
+  const std::string text = free[0].text;
+  ASSERT_EQ(text.size(), 20u);
+  // A stop token: the 6th generated token ends the sequence at its first occurrence, kept with its log-prob.
+  const int64_t stop = free[0].tokens[5];
+  const size_t first = std::find(free[0].tokens.begin(), free[0].tokens.end(), stop) - free[0].tokens.begin();
+  SamplingOptions with_token = o;
+  with_token.stop_tokens = {stop};
+  const auto st = generate(*m, requests_of({kPrompts[0]}), with_token, letter)[0];
+  EXPECT_EQ(st.finish, FinishReason::kStopToken);
+  EXPECT_EQ(st.tokens.size(), first + 1);
+  EXPECT_EQ(st.logprobs.size(), first + 1);
+  EXPECT_EQ(st.text, text.substr(0, first));
+  // A stop string spanning two tokens: text cut before it, tokens up to the one completing it.
+  SamplingOptions with_string = o;
+  with_string.stop_strings = {"zz-never", text.substr(7, 2)};
+  const size_t at = text.find(text.substr(7, 2));
+  const auto ss = generate(*m, requests_of({kPrompts[0]}), with_string, letter)[0];
+  EXPECT_EQ(ss.finish, FinishReason::kStopString);
+  EXPECT_EQ(ss.text, text.substr(0, at));
+  EXPECT_EQ(ss.tokens.size(), at + 2);
+  // Stop strings without a way to decode are a programming error, said at once.
+  EXPECT_THROW(generate(*m, requests_of({kPrompts[0]}), with_string), std::invalid_argument);
+}
+
+TEST(Generation, ConstrainedAnswersAreAlwaysCandidates) {
+  Transformer m = make_model(tiny(true), 61);
+  auto trie = std::make_shared<TokenTrie>();
+  const std::vector<std::vector<int64_t>> candidates = {{3, 4, 9, 22}, {3, 5, 22}, {7, 1, 1, 22}, {12, 22}};
+  for (const auto& c : candidates) trie->insert(c);
+  const std::set<std::vector<int64_t>> allowed(candidates.begin(), candidates.end());
+  auto constraint = std::make_shared<AnswerConstraint>(AnswerConstraint{"", trie});
+  SamplingOptions o;
+  o.max_new_tokens = 30;
+  o.temperature = 2.0;  // flat: unconstrained sampling would almost never hit a candidate
+  std::set<std::vector<int64_t>> seen;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    const auto g = generate(*m, {{kPrompts[seed % 4], seed, constraint}}, o)[0];
+    EXPECT_EQ(g.finish, FinishReason::kAnswer);
+    EXPECT_TRUE(allowed.count(g.tokens)) << "seed " << seed;
+    seen.insert(g.tokens);
+  }
+  EXPECT_GE(seen.size(), 3u);  // sampling still chooses among the candidates
+  // With a trigger: free text until the completion ends with it, then a candidate.
+  SamplingOptions greedy = o;
+  greedy.temperature = 0;
+  const auto free = generate(*m, requests_of({kPrompts[1]}), greedy, letter)[0];
+  auto triggered = std::make_shared<AnswerConstraint>(AnswerConstraint{letter(free.tokens[0]) + letter(free.tokens[1]), trie});
+  const auto g = generate(*m, {{kPrompts[1], 0, triggered}}, greedy, letter)[0];
+  ASSERT_GE(g.tokens.size(), 3u);
+  EXPECT_EQ(g.tokens[0], free.tokens[0]);
+  EXPECT_EQ(g.tokens[1], free.tokens[1]);
+  EXPECT_TRUE(allowed.count(std::vector<int64_t>(g.tokens.begin() + 2, g.tokens.end()))) << g.text;
+  EXPECT_EQ(g.finish, FinishReason::kAnswer);
+}
+
+TEST(Generation, CompactionAndChunkingDoNotChangeResults) {
+  Transformer m = make_model(tiny(false), 67);
+  // Three rows end after one or two tokens (single-candidate tries), one runs to the limit: the batch compacts.
+  std::vector<GenerationRequest> reqs = requests_of(kPrompts);
+  for (int i = 0; i < 3; ++i) {
+    auto trie = std::make_shared<TokenTrie>();
+    trie->insert(std::vector<int64_t>(static_cast<size_t>(1 + i % 2), 4 + i));
+    reqs[i].constraint = std::make_shared<AnswerConstraint>(AnswerConstraint{"", trie});
+  }
+  SamplingOptions o;
+  o.max_new_tokens = 10;
+  o.temperature = 0.8;
+  GenerationStats stats;
+  const auto together = generate(*m, reqs, o, {}, 0, &stats);
+  EXPECT_GE(stats.compactions, 1);
+  EXPECT_EQ(stats.generated_tokens, 1 + 2 + 1 + 10);
+  EXPECT_EQ(stats.prefill_tokens, 5 + 2 + 7 + 1);
+  const auto chunked = generate(*m, reqs, o, {}, /*max_batch=*/3);
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    const auto alone = generate(*m, {reqs[b]}, o)[0];
+    EXPECT_EQ(together[b].tokens, alone.tokens) << "row " << b;
+    EXPECT_EQ(chunked[b].tokens, alone.tokens) << "row " << b;
+    ASSERT_EQ(together[b].logprobs.size(), alone.logprobs.size());
+    for (size_t j = 0; j < alone.logprobs.size(); ++j) EXPECT_NEAR(together[b].logprobs[j], alone.logprobs[j], 1e-5);
+  }
+  EXPECT_EQ(together[3].tokens.size(), 10u);
+}
+
+TEST(Generation, TeacherForcedLogprobsAreDifferentiable) {
+  Transformer m = make_model(tiny(true), 71);
+  const torch::Tensor lp = completion_logprobs(*m, {{1, 2, 3}, {4}}, {{5, 6}, {7, 8, 9}});
+  ASSERT_EQ(lp.sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(lp[0][2].item<float>(), 0.0f);  // past the first completion's end
+  EXPECT_TRUE((lp.narrow(1, 0, 2) < 0).all().item<bool>());
+  lp.sum().backward();
+  EXPECT_TRUE(m->embed_tokens->weight.grad().defined());
+  EXPECT_GT(m->embed_tokens->weight.grad().abs().sum().item<double>(), 0);
+}
+
+}  // namespace
+}  // namespace r2rec
