@@ -50,4 +50,21 @@ int command_run(CommandContext& context, const char* argv0);
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
 int command_tokenize(const std::string& tokenizer_path, bool decode);
 
+// `r2rec generate --model DIR ...` (launch/generate_command.cpp): stdin prompts -> completions. No MPI.
+struct GenerateOptions {
+  std::string model_dir, tokenizer_path, adapter_dir, system;
+  int64_t max_new_tokens = 128;
+  double temperature = 0.0;  // greedy
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+  int64_t batch_size = 16;
+  int64_t threads = 0;       // 0 = the cores this process may use
+  std::vector<std::string> stop_strings;
+  std::vector<int64_t> stop_tokens;
+  bool chat = false;
+  bool json = false;
+};
+int command_generate(const GenerateOptions& options);
+
 }  // namespace r2rec

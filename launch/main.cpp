@@ -99,11 +99,27 @@ int main(int argc, char** argv) {
       .run = [](CommandContext&, const char*) { return not_built("explain"); };
 
   // Tools.
-  std::string model_dir, tokenizer_path;
-  Subcommand& generate = stage("generate", "Complete prompts read from stdin with a checkpoint", false);
-  generate.app->add_option("--model", model_dir, "Hugging Face checkpoint folder");
-  generate.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt");
-  generate.run = [](CommandContext&, const char*) { return not_built("generate"); };
+  std::string tokenizer_path;
+  GenerateOptions gen;
+  Subcommand& generate = stage("generate", "Complete prompts read from stdin (one per line, \\n escapes) with a checkpoint", false);
+  CLI::App* g = generate.app;
+  g->add_option("--model", gen.model_dir, "Hugging Face checkpoint folder (config.json, *.safetensors)")->required();
+  g->add_option("--tokenizer", gen.tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt (default: the model folder)");
+  g->add_option("--adapter", gen.adapter_dir, "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)");
+  g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate at most per prompt")->capture_default_str();
+  g->add_option("--temperature", gen.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  g->add_option("--top-k", gen.top_k, "Sample among the k most likely tokens (0 = off)")->capture_default_str();
+  g->add_option("--seed", gen.seed, "Prompt i samples with seed + i")->capture_default_str();
+  g->add_option("--stop", gen.stop_strings, "Stop string (repeatable); the completion is cut before it");
+  g->add_option("--stop-token", gen.stop_tokens, "Stop token id (repeatable), besides the checkpoint's eos_token_id");
+  g->add_option("--batch-size", gen.batch_size, "Prompts decoded together")->capture_default_str();
+  g->add_option("--threads", gen.threads, "Intra-op threads (0 = the cores this process may use)")->capture_default_str();
+  g->add_flag("--chat", gen.chat, "Wrap each line as the user turn of a ChatML conversation");
+  g->add_option("--system", gen.system, "System turn for --chat");
+  g->add_flag("--json", gen.json, "One JSON object per prompt: prompt, prompt_ids, ids, logprobs, text, finish");
+  generate.needs_mpi = false;
+  generate.run = [&gen](CommandContext&, const char*) { return command_generate(gen); };
   bool decode = false;
   Subcommand& tokenize = stage("tokenize", "Encode stdin lines to token ids (or decode ids with --decode)", false);
   tokenize.app->add_option("--tokenizer", tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt")
