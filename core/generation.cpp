@@ -1,6 +1,7 @@
 #include "core/generation.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -59,6 +60,50 @@ class EvalMode {
   bool was_training_;
 };
 
+// Top-p without sorting the vocabulary: moves the smallest most-likely set of `cand` ((weight, id) pairs) whose
+// weight reaches `target` to the front and returns its size; `mass` becomes its weight. Quickselect by mass:
+// partition around a pivot; if the more-likely side holds the target, go on in it, else take it whole and go
+// on in the rest. Expected O(V), where sorting 150k logits per token per row would dominate a CPU decode step.
+// Small ranges are sorted, so the boundary is exact. `more` orders by weight, then id (deterministic).
+template <class Less>
+size_t nucleus_select(std::vector<std::pair<float, int64_t>>& cand, double target, double& mass, Less more) {
+  size_t lo = 0, hi = cand.size();
+  double taken = 0;
+  while (hi - lo > 32) {
+    const size_t m = lo + (hi - lo) / 2;
+    // Median of three as the pivot, moved to the end of the range.
+    if (more(cand[m], cand[lo])) std::swap(cand[m], cand[lo]);
+    if (more(cand[hi - 1], cand[lo])) std::swap(cand[hi - 1], cand[lo]);
+    if (more(cand[m], cand[hi - 1])) std::swap(cand[m], cand[hi - 1]);
+    const auto pivot = cand[hi - 1];
+    const size_t mid = static_cast<size_t>(
+        std::partition(cand.begin() + lo, cand.begin() + (hi - 1), [&](const auto& x) { return more(x, pivot); }) - cand.begin());
+    std::swap(cand[mid], cand[hi - 1]);  // [lo, mid) more likely than the pivot, then the pivot, then the rest
+    double left = 0;
+    for (size_t i = lo; i < mid; ++i) left += cand[i].first;
+    if (taken + left >= target) {
+      hi = mid;
+    } else {
+      taken += left + cand[mid].first;
+      if (taken >= target) {
+        mass = taken;
+        return mid + 1;
+      }
+      lo = mid + 1;
+    }
+  }
+  std::sort(cand.begin() + lo, cand.begin() + hi, more);
+  for (size_t i = lo; i < hi; ++i) {
+    taken += cand[i].first;
+    if (taken >= target) {
+      mass = taken;
+      return i + 1;
+    }
+  }
+  mass = taken;
+  return hi;
+}
+
 // Picks the next token from one row of logits (float32, length V). `allowed` (sorted ids) restricts the choice.
 int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, Rng& rng, const std::vector<int64_t>* allowed) {
   if (o.temperature <= 0) {  // greedy: the first maximum, as torch.argmax
@@ -88,29 +133,34 @@ int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, R
   auto more_likely = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
+  bool sorted = false;
   if (o.top_k > 0 && o.top_k < static_cast<int64_t>(cand.size())) {  // top-k leaves the k best, sorted
     std::partial_sort(cand.begin(), cand.begin() + o.top_k, cand.end(), more_likely);
     cand.resize(static_cast<size_t>(o.top_k));
-  } else if (o.top_p < 1.0) {
-    std::sort(cand.begin(), cand.end(), more_likely);
+    sorted = true;
   }
+  // From here on cand holds (weight = exp(logit - max), id): one exp per token, the same order.
   float top = -std::numeric_limits<float>::infinity();
   for (const auto& c : cand) top = std::max(top, c.first);
-  std::vector<double> weight(cand.size());
   double total = 0;
-  for (size_t i = 0; i < cand.size(); ++i) total += weight[i] = std::exp(static_cast<double>(cand[i].first - top));
+  for (auto& c : cand) total += c.first = std::exp(c.first - top);
   size_t keep = cand.size();
-  if (o.top_p < 1.0) {  // cand is sorted: the shortest prefix whose mass reaches top_p
-    double mass = 0;
-    for (keep = 0; keep < cand.size();) {
-      mass += weight[keep++];
-      if (mass >= o.top_p * total) break;
+  if (o.top_p < 1.0) {
+    const double target = o.top_p * total;
+    if (sorted) {
+      double mass = 0;
+      for (keep = 0; keep < cand.size();) {
+        mass += cand[keep++].first;
+        if (mass >= target) break;
+      }
+      total = mass;
+    } else {
+      keep = nucleus_select(cand, target, total, more_likely);
     }
-    total = mass;
   }
   double u = rng.uniform() * total;
   for (size_t i = 0; i < keep; ++i) {
-    u -= weight[i];
+    u -= cand[i].first;
     if (u < 0) return cand[i].second;
   }
   return cand[keep - 1].second;  // rounding at the very end of the range
@@ -166,6 +216,10 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     rows.push_back(row);
     stats.prefill_tokens += n;
   }
+  const auto started = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   const torch::Device device = model.embed_tokens->weight.device();
   const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
   KvCache cache = model.new_cache(B, P + o.max_new_tokens);
@@ -174,7 +228,8 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
   size_t longest_stop = 0;
   for (const auto& s : o.stop_strings) longest_stop = std::max(longest_stop, s.size());
 
-  for (;;) {
+  auto decode_started = started;
+  for (bool first = true;; first = false) {
     const torch::Tensor logits32 = logits.to(torch::kFloat);
     const torch::Tensor logprobs = torch::log_softmax(logits32, -1).to(torch::kCPU).contiguous();
     const torch::Tensor cpu_logits = logits32.to(torch::kCPU).contiguous();
@@ -230,6 +285,10 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
         g.finish = FinishReason::kLength;
       }
     }
+    if (first) {
+      stats.prefill_seconds += seconds_since(started);
+      decode_started = std::chrono::steady_clock::now();
+    }
     std::vector<int64_t> alive;
     for (size_t i = 0; i < rows.size(); ++i) if (!rows[i].done) alive.push_back(static_cast<int64_t>(i));
     if (alive.empty()) break;
@@ -254,6 +313,7 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     logits = model.lm_logits(hidden.select(1, 0));
     ++stats.decode_steps;
   }
+  stats.decode_seconds += seconds_since(decode_started);
 }
 
 }  // namespace

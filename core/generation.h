@@ -88,6 +88,8 @@ struct GenerationStats {
   int64_t generated_tokens = 0;
   int64_t decode_steps = 0;
   int64_t compactions = 0;
+  double prefill_seconds = 0;              // prompt forward + choosing the first token
+  double decode_seconds = 0;               // every later step
 };
 
 // Generates a completion for every request (in order), in batches of at most `max_batch` rows (0 = all at

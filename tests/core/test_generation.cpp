@@ -137,6 +137,49 @@ TEST(Generation, SeededPerSequenceWhateverTheBatch) {
   for (size_t b = 0; b < kPrompts.size(); ++b) EXPECT_EQ(k1[b].tokens, g[b].tokens);
 }
 
+// Top-p draws come from the nucleus computed independently (sorted teacher-forced probabilities), on a vocabulary
+// large enough for the engine's partition-based selection to run; a tiny top-p is greedy.
+TEST(Generation, TopPSamplesStayInTheNucleus) {
+  TransformerConfig c = testing::tiny(true);
+  c.vocab_size = 600;
+  Transformer m = make_model(c, 73);
+  SamplingOptions o;
+  o.max_new_tokens = 20;
+  o.temperature = 1.0;
+  o.top_p = 0.6;
+  const auto out = generate(*m, requests_of(kPrompts, 500), o);
+  std::vector<std::vector<int64_t>> completions;
+  for (const auto& g : out) completions.push_back(g.tokens);
+  torch::NoGradGuard ng;
+  const torch::Tensor teacher = completion_logprobs(*m, kPrompts, completions);
+  // The full distributions at every completion position, by one forward per row.
+  int64_t checked = 0, largest = 0;
+  for (size_t b = 0; b < kPrompts.size(); ++b) {
+    std::vector<int64_t> seq = kPrompts[b];
+    seq.insert(seq.end(), completions[b].begin(), completions[b].end());
+    const torch::Tensor probs = torch::softmax(m->forward(torch::tensor(seq).unsqueeze(0))[0], -1);
+    for (size_t j = 0; j < completions[b].size(); ++j) {
+      const torch::Tensor p = probs[static_cast<int64_t>(kPrompts[b].size() + j) - 1];
+      const auto sorted = std::get<0>(p.sort(-1, /*descending=*/true));
+      double mass = 0;
+      int64_t n = 0;
+      while (mass < 0.6 && n < sorted.size(0)) mass += sorted[n++].item<double>();
+      const double boundary = sorted[n - 1].item<double>();
+      EXPECT_GE(p[completions[b][j]].item<double>(), boundary - 1e-6) << "row " << b << " token " << j;
+      largest = std::max(largest, n);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 80);
+  EXPECT_GT(largest, 40) << "the nucleus should be large enough to exercise the partition path";
+  o.top_p = 1e-9;
+  SamplingOptions greedy;
+  greedy.max_new_tokens = 20;
+  greedy.temperature = 0;
+  const auto tiny_p = generate(*m, requests_of(kPrompts, 7), o), g = generate(*m, requests_of(kPrompts, 7), greedy);
+  for (size_t b = 0; b < kPrompts.size(); ++b) EXPECT_EQ(tiny_p[b].tokens, g[b].tokens);
+}
+
 TEST(Generation, StopTokensAndStopStrings) {
   Transformer m = make_model(tiny(true), 59);
   SamplingOptions o;
