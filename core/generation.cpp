@@ -15,6 +15,8 @@ TokenTrie::TokenTrie() : nodes_(1) {}
 void TokenTrie::insert(const std::vector<int64_t>& tokens) {
   int32_t node = 0;
   for (int64_t t : tokens) {
+    if (t < 0) throw std::invalid_argument("TokenTrie: negative token id " + std::to_string(t));
+    max_token_ = std::max(max_token_, t);
     int32_t child = next(node, t);
     if (child < 0) {
       child = static_cast<int32_t>(nodes_.size());
@@ -104,46 +106,46 @@ size_t nucleus_select(std::vector<std::pair<float, int64_t>>& cand, double targe
   return hi;
 }
 
-// Picks the next token from one row of logits (float32, length V). `allowed` (sorted ids) restricts the choice.
+// Picks the next token from one row of logits (float32, length V). `allowed` (sorted ids < V) restricts the
+// choice. NaN logits count as -inf; weights exp((logit - max) / T) are formed in double, so any positive
+// temperature (however small) and infinite logits give finite weights.
 int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, Rng& rng, const std::vector<int64_t>* allowed) {
-  if (o.temperature <= 0) {  // greedy: the first maximum, as torch.argmax
-    int64_t best = -1;
-    float best_logit = -std::numeric_limits<float>::infinity();
-    auto consider = [&](int64_t id) {
-      if (best < 0 || logits[id] > best_logit) best = id, best_logit = logits[id];
-    };
-    if (allowed != nullptr) {
-      for (int64_t id : *allowed) if (id < V) consider(id);
-    } else {
-      for (int64_t id = 0; id < V; ++id) consider(id);
-    }
-    return best;
+  auto logit = [&](int64_t id) -> double {
+    const double l = logits[id];
+    return std::isnan(l) ? -std::numeric_limits<double>::infinity() : l;
+  };
+  const int64_t n = allowed != nullptr ? static_cast<int64_t>(allowed->size()) : V;
+  auto id_at = [&](int64_t i) { return allowed != nullptr ? (*allowed)[i] : i; };
+  if (n == 0) return -1;
+  int64_t best = id_at(0);
+  for (int64_t i = 1; i < n; ++i) {  // the first maximum, as torch.argmax
+    if (logit(id_at(i)) > logit(best)) best = id_at(i);
   }
-  std::vector<std::pair<float, int64_t>> cand;  // (logit / temperature, id)
-  const float inv_t = static_cast<float>(1.0 / o.temperature);
-  if (allowed != nullptr) {
-    cand.reserve(allowed->size());
-    for (int64_t id : *allowed) if (id < V) cand.emplace_back(logits[id] * inv_t, id);
-  } else {
-    cand.resize(static_cast<size_t>(V));
-    for (int64_t id = 0; id < V; ++id) cand[id] = {logits[id] * inv_t, id};
+  const double top = logit(best);
+  if (o.temperature <= 0 || !std::isfinite(1.0 / o.temperature) || !std::isfinite(top)) {
+    return best;  // greedy (also when a logit is +inf, or every logit is -inf/NaN)
   }
-  if (cand.empty()) return -1;
+  std::vector<std::pair<float, int64_t>> cand(static_cast<size_t>(n));  // (weight = exp((logit - max) / T), id)
+  const double inv_t = 1.0 / o.temperature;
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t id = id_at(i);
+    const float w = static_cast<float>(std::exp((logit(id) - top) * inv_t));  // in [0, 1], the max is 1
+    cand[i] = {w, id};
+    total += w;
+  }
   // Most likely first; ties by id, so the order (and the draw) is the same on every machine.
   auto more_likely = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
   bool sorted = false;
-  if (o.top_k > 0 && o.top_k < static_cast<int64_t>(cand.size())) {  // top-k leaves the k best, sorted
+  if (o.top_k > 0 && o.top_k < n) {  // top-k leaves the k best, sorted
     std::partial_sort(cand.begin(), cand.begin() + o.top_k, cand.end(), more_likely);
     cand.resize(static_cast<size_t>(o.top_k));
     sorted = true;
+    total = 0;
+    for (const auto& c : cand) total += c.first;
   }
-  // From here on cand holds (weight = exp(logit - max), id): one exp per token, the same order.
-  float top = -std::numeric_limits<float>::infinity();
-  for (const auto& c : cand) top = std::max(top, c.first);
-  double total = 0;
-  for (auto& c : cand) total += c.first = std::exp(c.first - top);
   size_t keep = cand.size();
   if (o.top_p < 1.0) {
     const double target = o.top_p * total;
@@ -210,6 +212,11 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       ids_a[b][P - n + t] = id;
       valid_a[b][P - n + t] = true;
     }
+    if (req.constraint && req.constraint->trie && req.constraint->trie->max_token() >= V) {
+      throw std::invalid_argument("generate: request " + std::to_string(begin + b) + "'s answer trie holds token id " +
+                                  std::to_string(req.constraint->trie->max_token()) + " outside the vocabulary (" +
+                                  std::to_string(V) + ")");
+    }
     Row row{begin + b, Rng(stream_key(req.seed, static_cast<uint64_t>(Stream::kGeneration)))};
     row.next_position = n;
     if (req.constraint && req.constraint->trie && req.constraint->trigger.empty() && !req.constraint->trie->is_leaf(0)) row.node = 0;
@@ -242,19 +249,18 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       const auto& constraint = requests[row.request].constraint;
       const std::vector<int64_t>* allowed = row.node >= 0 ? &constraint->trie->allowed(row.node) : nullptr;
       const int64_t token = choose_token(lg + i * V, V, o, row.rng, allowed);
-      if (token < 0) {  // a constraint whose every continuation lies outside the vocabulary
-        row.done = true;
-        g.finish = FinishReason::kAnswer;
-        continue;
+      if (token < 0) {  // cannot happen: tries are checked against the vocabulary above
+        throw std::logic_error("generate: no token to choose from");
       }
       g.tokens.push_back(token);
       g.logprobs.push_back(lp[i * V + token]);
       ++stats.generated_tokens;
       if (row.node >= 0) {
+        // Inside the answer span the trie rules: no stop token or string can cut a candidate short.
         row.node = constraint->trie->next(row.node, token);
+        if (token_text) g.text += token_text(token);
         if (constraint->trie->is_leaf(row.node)) row.done = true, g.finish = FinishReason::kAnswer;
-      }
-      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), token) != o.stop_tokens.end()) {
+      } else if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), token) != o.stop_tokens.end()) {
         row.done = true;
         g.finish = FinishReason::kStopToken;
       } else if (token_text) {
@@ -274,10 +280,15 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
             g.finish = FinishReason::kStopString;
           }
         }
-        if (!row.done && row.node < 0 && constraint && constraint->trie && !constraint->trigger.empty() &&
-            !constraint->trie->is_leaf(0) && g.text.size() >= constraint->trigger.size() &&
-            g.text.compare(g.text.size() - constraint->trigger.size(), std::string::npos, constraint->trigger) == 0) {
-          row.node = 0;
+        if (!row.done && constraint && constraint->trie && !constraint->trigger.empty() && !constraint->trie->is_leaf(0)) {
+          const std::string& trigger = constraint->trigger;
+          const size_t from = before >= trigger.size() ? before - trigger.size() + 1 : 0;
+          const size_t at = g.text.find(trigger, from);
+          if (at != std::string::npos && at + trigger.size() == g.text.size()) {
+            row.node = 0;  // the trigger ends at this token: the answer span starts
+          } else if (at != std::string::npos) {
+            ++stats.trigger_mid_token;  // the trigger ended inside a token: the span cannot be constrained
+          }
         }
       }
       if (!row.done && static_cast<int64_t>(g.tokens.size()) >= o.max_new_tokens) {
@@ -304,7 +315,7 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     torch::Tensor step_valid = torch::zeros({R, 1}, torch::kBool);
     for (int64_t i = 0; i < R; ++i) {
       const Generation& g = out[rows[i].request];
-      step_ids[i][0] = g.tokens.back();
+      step_ids[i][0] = g.tokens.empty() ? 0 : g.tokens.back();
       step_pos[i][0] = rows[i].next_position;
       step_valid[i][0] = !rows[i].done;
       if (!rows[i].done) ++rows[i].next_position;

@@ -16,8 +16,11 @@
 //
 // Stops: a stop token ends the sequence and is kept (with its log-prob) but not put in `text`; a stop string ends
 // it after the token that completes it, and `text` is cut before the stop string. Candidate-constrained
-// decoding: once `text` ends with the constraint's trigger (e.g. "<answer>"), only continuations in its token
-// trie are allowed; reaching a leaf ends the sequence, so the answer is always one of the trie's sequences.
+// decoding: once `text` ends with the constraint's trigger (e.g. "<answer>") at a token boundary, only
+// continuations in its token trie are allowed (stops do not apply inside the span); reaching a leaf ends the
+// sequence, so the answer span is one of the trie's sequences. A trigger that ends inside a token (a
+// tokenizer that merges ">" with what follows) cannot start the span: counted in stats, the text stays free —
+// make the trigger a special token (r2rec's learnt tokenizers do) or end the prompt with it and use "".
 #pragma once
 
 #include <cstdint>
@@ -41,6 +44,7 @@ class TokenTrie {
   const std::vector<int64_t>& allowed(int32_t node) const { return nodes_[node].tokens; }
   bool is_leaf(int32_t node) const { return nodes_[node].tokens.empty(); }
   size_t size() const { return nodes_.size(); }
+  int64_t max_token() const { return max_token_; }  // -1 when empty
 
  private:
   struct Node {
@@ -48,6 +52,7 @@ class TokenTrie {
     std::vector<int32_t> children; // parallel to tokens
   };
   std::vector<Node> nodes_;
+  int64_t max_token_ = -1;
 };
 
 struct AnswerConstraint {
@@ -88,6 +93,7 @@ struct GenerationStats {
   int64_t generated_tokens = 0;
   int64_t decode_steps = 0;
   int64_t compactions = 0;
+  int64_t trigger_mid_token = 0;           // constraint triggers that ended inside a token (span left free)
   double prefill_seconds = 0;              // prompt forward + choosing the first token
   double decode_seconds = 0;               // every later step
 };

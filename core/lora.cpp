@@ -33,6 +33,12 @@ int add_lora(TransformerImpl& model, const LoraSpec& spec) {
     }
   }
   if (spec.rank <= 0) throw ConfigError("model.lora.rank: must be positive to add adapters");
+  if (model.config.tie_embeddings && std::find(spec.targets.begin(), spec.targets.end(), "lm_head") != spec.targets.end()) {
+    throw ConfigError("model.lora.targets: lm_head needs untied embeddings (the output projection is the embedding)");
+  }
+  for (auto& [name, proj] : model.projections()) {
+    if (proj->has_lora()) throw RuntimeFailure("add_lora: " + name + " already has a LoRA adapter (merge it first)");
+  }
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   const double alpha = spec.rslora ? spec.alpha * std::sqrt(static_cast<double>(spec.rank)) : spec.alpha;
   int added = 0;
@@ -103,15 +109,26 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
   auto fail = [&](const std::string& field, const std::string& what) -> DataError {
     return DataError(config_path + ": " + field + ": " + what);
   };
+  for (auto& [name, proj] : model.projections()) {
+    if (proj->has_lora()) throw RuntimeFailure(config_path + ": the model already has a LoRA adapter on " + name);
+  }
   if (!j.is_object()) throw fail("(top level)", "expected an object");
-  if (j.value("peft_type", std::string()) != "LORA") throw fail("peft_type", "expected \"LORA\"");
+  // Optional fields must have the right type when present (nlohmann's value() would throw its own error).
+  auto optional_is = [&](const char* key, bool ok) {
+    if (j.contains(key) && !j[key].is_null() && !ok) throw fail(key, "has the wrong type");
+  };
+  optional_is("peft_type", j.contains("peft_type") && j["peft_type"].is_string());
+  optional_is("use_rslora", j.contains("use_rslora") && j["use_rslora"].is_boolean());
+  optional_is("fan_in_fan_out", j.contains("fan_in_fan_out") && j["fan_in_fan_out"].is_boolean());
+  optional_is("lora_dropout", j.contains("lora_dropout") && j["lora_dropout"].is_number());
+  if (!j.contains("peft_type") || j["peft_type"] != "LORA") throw fail("peft_type", "expected \"LORA\"");
   LoraSpec spec;
   if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) throw fail("r", "expected a positive integer");
   spec.rank = j["r"].get<int64_t>();
   if (!j.contains("lora_alpha") || !j["lora_alpha"].is_number()) throw fail("lora_alpha", "expected a number");
   spec.alpha = j["lora_alpha"].get<double>();
   spec.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<double>() : 0.0;
-  spec.rslora = j.value("use_rslora", false);
+  spec.rslora = j.contains("use_rslora") && j["use_rslora"].is_boolean() && j["use_rslora"].get<bool>();
   if (!j.contains("target_modules") || !j["target_modules"].is_array()) {
     throw fail("target_modules", "expected a list of module names (regular expressions are not supported)");
   }
@@ -123,7 +140,15 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
     if (std::find(known.begin(), known.end(), name) == known.end()) throw fail("target_modules", "'" + name + "' is not a projection r2rec has");
     spec.targets.push_back(name);
   }
-  if (j.value("fan_in_fan_out", false)) throw fail("fan_in_fan_out", "true is not supported (GPT-2 Conv1D layout)");
+  if (j.contains("fan_in_fan_out") && j["fan_in_fan_out"].is_boolean() && j["fan_in_fan_out"].get<bool>()) {
+    throw fail("fan_in_fan_out", "true is not supported (GPT-2 Conv1D layout)");
+  }
+  if (j.contains("modules_to_save") && !j["modules_to_save"].is_null() && !j["modules_to_save"].empty()) {
+    throw fail("modules_to_save", "fully trained extra modules are not supported");
+  }
+  if (model.config.tie_embeddings && std::find(spec.targets.begin(), spec.targets.end(), "lm_head") != spec.targets.end()) {
+    throw fail("target_modules", "lm_head needs a model with untied embeddings");
+  }
   for (const char* key : {"rank_pattern", "alpha_pattern"}) {
     if (j.contains(key) && !j[key].is_null() && !j[key].empty()) throw fail(key, "per-module ranks/alphas are not supported");
   }

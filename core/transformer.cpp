@@ -229,8 +229,8 @@ namespace {
 
 // Activation checkpointing of one decoder layer: the forward runs without keeping activations; backward runs
 // the layer again with autograd on and back-propagates through it (into the layer's parameters directly, as
-// PyTorch's reentrant checkpoint does). The CPU generator state is saved so that LoRA dropout draws the same
-// mask again. `anchor` is an empty tensor that requires grad, so the backward runs even when neither the input
+// PyTorch's reentrant checkpoint does). The state of the generator of the input's device (CPU or that CUDA
+// device) is saved so that LoRA dropout draws the same mask again. `anchor` is an empty tensor that requires grad, so the backward runs even when neither the input
 // nor anything upstream requires grad (LoRA over frozen embeddings).
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
@@ -243,7 +243,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["mask"] = mask;
     ctx->saved_data["layer"] = layer_address;
     {
-      auto gen = at::detail::getDefaultCPUGenerator();
+      auto gen = at::globalContext().defaultGenerator(x.device());  // the generator dropout draws from
       std::lock_guard<std::mutex> lock(gen.mutex());
       ctx->saved_data["rng"] = gen.get_state();
     }
@@ -256,7 +256,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     const torch::Tensor saved = ctx->get_saved_variables()[0];
     torch::Tensor x = saved.detach().requires_grad_(saved.requires_grad());
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = at::globalContext().defaultGenerator(saved.device());
     torch::Tensor rng_now;
     {
       std::lock_guard<std::mutex> lock(gen.mutex());

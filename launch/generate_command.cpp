@@ -8,6 +8,7 @@
 // {"prompt", "prompt_ids", "ids", "logprobs", "text", "finish"} per line. Prompt i samples with seed --seed + i.
 // Stop tokens: the checkpoint's eos_token_id (config.json, generation_config.json) plus --stop-token ids.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -81,7 +82,7 @@ int command_generate(const GenerateOptions& opt) {
   const std::string config_path = opt.model_dir + "/config.json";
   if (!std::filesystem::exists(config_path)) throw DataError(config_path + ": not found (--model needs a Hugging Face checkpoint folder)");
   if (opt.max_new_tokens < 0) throw DataError("generate: --max-new-tokens must be >= 0");
-  if (!(opt.temperature >= 0)) throw DataError("generate: --temperature must be >= 0");
+  if (!(opt.temperature >= 0) || !std::isfinite(opt.temperature)) throw DataError("generate: --temperature must be a number >= 0");
   if (!(opt.top_p > 0 && opt.top_p <= 1)) throw DataError("generate: --top-p must be in (0, 1]");
   if (opt.top_k < 0) throw DataError("generate: --top-k must be >= 0");
   if (opt.batch_size <= 0) throw DataError("generate: --batch-size must be positive");
@@ -115,9 +116,15 @@ int command_generate(const GenerateOptions& opt) {
     if (id < 0 || id >= config.vocab_size) throw DataError("generate: --stop-token " + std::to_string(id) + " is outside the vocabulary");
     sampling.stop_tokens.push_back(id);
   }
+  // The bytes of a generated id; "" for special tokens, ids past the tokenizer (padding rows of the embedding)
+  // and holes in its id range — a model may sample any id of its vocabulary.
   const TokenText token_text = [&tokenizer](int64_t id) -> std::string {
-    return id < tokenizer.vocab_size() && !tokenizer.is_special(static_cast<TokenId>(id)) ? tokenizer.token_bytes(static_cast<TokenId>(id))
-                                                                                           : std::string();
+    if (id >= tokenizer.vocab_size() || tokenizer.is_special(static_cast<TokenId>(id))) return std::string();
+    try {
+      return tokenizer.token_bytes(static_cast<TokenId>(id));
+    } catch (const DataError&) {
+      return std::string();
+    }
   };
 
   std::vector<std::string> texts;
@@ -156,6 +163,11 @@ int command_generate(const GenerateOptions& opt) {
     }
     std::vector<TokenId> ids = tokenizer.encode(text);
     if (ids.empty()) throw DataError("<stdin> line " + std::to_string(line_no) + ": empty prompt (nothing to condition on)");
+    if (static_cast<int64_t>(ids.size()) + opt.max_new_tokens > config.max_position) {
+      throw DataError("<stdin> line " + std::to_string(line_no) + ": " + std::to_string(ids.size()) + " prompt tokens + " +
+                      std::to_string(opt.max_new_tokens) + " new tokens exceed max_position_embeddings " +
+                      std::to_string(config.max_position) + " of " + config_path);
+    }
     texts.push_back(text);
     batch.push_back({std::vector<int64_t>(ids.begin(), ids.end()), opt.seed + line_no - 1, nullptr});
     if (static_cast<int64_t>(batch.size()) >= opt.batch_size) flush();

@@ -269,6 +269,73 @@ TEST(Generation, CompactionAndChunkingDoNotChangeResults) {
   EXPECT_EQ(together[3].tokens.size(), 10u);
 }
 
+// A row that finishes while most rows go on stays in the batch (no compaction) and feeds a masked token; every
+// row equals the same request alone.
+TEST(Generation, FinishedRowsStayMaskedInTheBatch) {
+  Transformer m = make_model(tiny(true), 79);
+  std::vector<GenerationRequest> reqs = requests_of(kPrompts, 30);
+  auto trie = std::make_shared<TokenTrie>();
+  trie->insert({6});
+  reqs[1].constraint = std::make_shared<AnswerConstraint>(AnswerConstraint{"", trie});
+  SamplingOptions o;
+  o.max_new_tokens = 9;
+  o.temperature = 1.0;
+  GenerationStats stats;
+  const auto together = generate(*m, reqs, o, {}, 0, &stats);
+  EXPECT_EQ(stats.compactions, 0);
+  EXPECT_EQ(together[1].tokens, std::vector<int64_t>{6});
+  EXPECT_EQ(together[1].finish, FinishReason::kAnswer);
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    const auto alone = generate(*m, {reqs[b]}, o)[0];
+    EXPECT_EQ(together[b].tokens, alone.tokens) << "row " << b;
+    ASSERT_EQ(together[b].logprobs.size(), alone.logprobs.size());
+    for (size_t j = 0; j < alone.logprobs.size(); ++j) EXPECT_NEAR(together[b].logprobs[j], alone.logprobs[j], 1e-5);
+  }
+}
+
+// top-k then top-p: draws lie in the nucleus of the renormalised k best; extreme temperatures are greedy, and an
+// answer trie outside the vocabulary is refused up front.
+TEST(Generation, TopKWithTopPAndEdgeCases) {
+  TransformerConfig c = testing::tiny(true);
+  c.vocab_size = 600;
+  Transformer m = make_model(c, 83);
+  SamplingOptions o;
+  o.max_new_tokens = 15;
+  o.temperature = 1.0;
+  o.top_k = 50;
+  o.top_p = 0.5;
+  const auto out = generate(*m, requests_of(kPrompts, 900), o);
+  torch::NoGradGuard ng;
+  for (size_t b = 0; b < kPrompts.size(); ++b) {
+    std::vector<int64_t> seq = kPrompts[b];
+    seq.insert(seq.end(), out[b].tokens.begin(), out[b].tokens.end());
+    const torch::Tensor probs = torch::softmax(m->forward(torch::tensor(seq).unsqueeze(0))[0], -1);
+    for (size_t j = 0; j < out[b].tokens.size(); ++j) {
+      const auto top = probs[static_cast<int64_t>(kPrompts[b].size() + j) - 1].topk(50);
+      const torch::Tensor p = std::get<0>(top) / std::get<0>(top).sum();
+      double mass = 0;
+      int64_t n = 0;
+      while (mass < 0.5) mass += p[n++].item<double>();
+      bool inside = false;
+      for (int64_t i = 0; i < n + 1 && i < 50; ++i) {  // +1: tolerate a boundary tie moved by rounding
+        inside = inside || std::get<1>(top)[i].item<int64_t>() == out[b].tokens[j];
+      }
+      EXPECT_TRUE(inside) << "row " << b << " token " << j;
+    }
+  }
+  SamplingOptions greedy;
+  greedy.max_new_tokens = 15;
+  greedy.temperature = 0;
+  SamplingOptions cold = greedy;
+  cold.temperature = 1e-45;  // 1 / T overflows to infinity
+  const auto g = generate(*m, requests_of(kPrompts, 1), greedy), k = generate(*m, requests_of(kPrompts, 2), cold);
+  for (size_t b = 0; b < kPrompts.size(); ++b) EXPECT_EQ(g[b].tokens, k[b].tokens);
+  auto trie = std::make_shared<TokenTrie>();
+  trie->insert({5, 600});
+  EXPECT_THROW(generate(*m, {{kPrompts[0], 0, std::make_shared<AnswerConstraint>(AnswerConstraint{"", trie})}}, o),
+               std::invalid_argument);
+}
+
 TEST(Generation, TeacherForcedLogprobsAreDifferentiable) {
   Transformer m = make_model(tiny(true), 71);
   const torch::Tensor lp = completion_logprobs(*m, {{1, 2, 3}, {4}}, {{5, 6}, {7, 8, 9}});

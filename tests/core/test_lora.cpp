@@ -18,11 +18,13 @@ using testing::make_model;
 using testing::TempDir;
 using testing::tiny;
 
-LoraSpec all_targets(int64_t rank) {
+// Every projection kind; lm_head only for untied models.
+LoraSpec all_targets(int64_t rank, bool lm_head = false) {
   LoraSpec s;
   s.rank = rank;
   s.alpha = 2.0 * static_cast<double>(rank);
-  s.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"};
+  s.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  if (lm_head) s.targets.push_back("lm_head");
   return s;
 }
 
@@ -42,7 +44,7 @@ TEST(Lora, NewAdaptersChangeNothingAndOnlyAdaptersTrain) {
   Transformer m = make_model(tiny(false), 3);
   torch::NoGradGuard g;
   const torch::Tensor before = m->forward(kIds, kMask);
-  EXPECT_EQ(add_lora(*m, all_targets(4)), 2 * 7 + 1);  // 7 per layer + the untied lm_head
+  EXPECT_EQ(add_lora(*m, all_targets(4, /*lm_head=*/true)), 2 * 7 + 1);  // 7 per layer + the untied lm_head
   EXPECT_TRUE(torch::equal(before, m->forward(kIds, kMask)));
   const auto trainable = trainable_parameters(*m);
   EXPECT_EQ(trainable.size(), 2u * 15);
@@ -55,6 +57,7 @@ TEST(Lora, NewAdaptersChangeNothingAndOnlyAdaptersTrain) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("model.lora.targets: 'qproj'"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(add_lora(*make_model(tiny(true), 3), all_targets(2, /*lm_head=*/true)), ConfigError);  // tied
 }
 
 TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
@@ -99,7 +102,7 @@ TEST(Lora, MergedWeightsAndExportEqualTheAdaptedModel) {
   TempDir dir;
   for (bool qwen : {true, false}) {
     Transformer m = make_model(tiny(qwen), 13);
-    add_lora(*m, all_targets(2));
+    add_lora(*m, all_targets(2, /*lm_head=*/!qwen));
     randomise_adapters(*m, 14);
     torch::NoGradGuard g;
     const torch::Tensor adapted = m->forward(kIds, kMask);
@@ -154,16 +157,22 @@ TEST(Lora, BadAdaptersAreNamedAndLeaveTheModelAlone) {
   add_lora(*m, all_targets(2));
   save_lora_adapter(*m, all_targets(2), dir.file("good"), "");
   const std::string good_config = read_file(dir.file("good/adapter_config.json"));
+  const Transformer reference = make_model(tiny(true), 19);
   auto expect_error = [&](const std::string& case_name, const std::string& needle) {
     Transformer fresh = make_model(tiny(true), 19);
-    const size_t params = fresh->parameters().size();
     try {
       load_lora_adapter(*fresh, dir.file(case_name));
       ADD_FAILURE() << case_name << ": not caught";
     } catch (const DataError& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << case_name << ": " << e.what();
     }
-    EXPECT_EQ(fresh->parameters().size(), params) << case_name << ": adapters were added";
+    // Untouched: same parameters, values and trainability as before.
+    const auto before = reference->named_parameters(), after = fresh->named_parameters();
+    ASSERT_EQ(after.size(), before.size()) << case_name << ": adapters were added";
+    for (size_t i = 0; i < after.size(); ++i) {
+      EXPECT_TRUE(after[i].value().requires_grad()) << case_name << ": " << after[i].key();
+      EXPECT_TRUE(torch::equal(after[i].value(), before[i].value())) << case_name << ": " << after[i].key();
+    }
   };
   auto variant = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
     std::filesystem::create_directories(dir.file(name));
@@ -180,6 +189,20 @@ TEST(Lora, BadAdaptersAreNamedAndLeaveTheModelAlone) {
   expect_error("rank", "has shape [2, 16], the model needs [3, 16]");
   variant("pattern", [](nlohmann::json& j) { j["rank_pattern"] = {{"q_proj", 4}}; });
   expect_error("pattern", "rank_pattern");
+  variant("types", [](nlohmann::json& j) { j["use_rslora"] = "yes"; });
+  expect_error("types", "types/adapter_config.json: use_rslora: has the wrong type");
+  variant("extra", [](nlohmann::json& j) { j["modules_to_save"] = {"lm_head"}; });
+  expect_error("extra", "modules_to_save");
+  variant("tied", [](nlohmann::json& j) { j["target_modules"] = {"q_proj", "lm_head"}; });
+  expect_error("tied", "lm_head needs a model with untied embeddings");
+  // Onto a model that already has adapters: refused before anything changes.
+  try {
+    load_lora_adapter(*m, dir.file("good"));
+    ADD_FAILURE() << "second adapter not refused";
+  } catch (const RuntimeFailure& e) {
+    EXPECT_NE(std::string(e.what()).find("already has a LoRA adapter"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(trainable_parameters(*m).size(), 2u * 2 * 7);
   std::filesystem::create_directories(dir.file("nofile"));
   dir.write("nofile/adapter_config.json", good_config);
   expect_error("nofile", "nofile/adapter_model.safetensors: not found");

@@ -147,6 +147,10 @@ TEST(GenerateCommand, SeededSamplingStopsAndAdapter) {
   EXPECT_EQ(s[0]["ids"].get<std::vector<int64_t>>(), std::vector<int64_t>(first.begin(), first.begin() + 2));
 
   // A LoRA adapter changes the output to what the adapted library model gives.
+  const std::vector<std::string> base_cmd = {testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--json",
+                                             "--max-new-tokens", "6"};
+  const auto base = json_lines(testing::run_command(base_cmd, kInput).out);
+  ASSERT_EQ(base.size(), 3u);
   LoraSpec spec;
   spec.rank = 2;
   spec.targets = {"q_proj", "v_proj", "down_proj"};
@@ -165,10 +169,13 @@ TEST(GenerateCommand, SeededSamplingStopsAndAdapter) {
   o.max_new_tokens = 6;
   o.temperature = 0;
   const auto lines = json_lines(r.out);
+  int changed = 0;
   for (size_t i = 0; i < 3; ++i) {
     const auto lib = generate(*ck.model, {{ck.encode(kPrompts[i]), 0, nullptr}}, o)[0];
     EXPECT_EQ(lines[i]["ids"].get<std::vector<int64_t>>(), lib.tokens) << "prompt " << i;
+    changed += lines[i]["logprobs"] != base[i]["logprobs"];
   }
+  EXPECT_EQ(changed, 3) << "the adapter did not change the output";
 }
 
 TEST(GenerateCommand, BadInputIsOneLineAndExitTwo) {
@@ -187,6 +194,8 @@ TEST(GenerateCommand, BadInputIsOneLineAndExitTwo) {
       {{"--model", model}, "fine\n\nnext\n", "<stdin> line 2: empty prompt"},
       {{"--model", model, "--adapter", ck.dir.file("empty")}, "x\n", "empty/adapter_config.json: not found"},
       {{"--model", model, "--stop-token", "9999"}, "x\n", "--stop-token 9999 is outside the vocabulary"},
+      {{"--model", model, "--temperature", "inf"}, "x\n", "--temperature must be a number >= 0"},
+      {{"--model", model, "--max-new-tokens", "5000"}, "x\n", "exceed max_position_embeddings 2048"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {testing::r2rec_binary(), "generate"};
