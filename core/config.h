@@ -70,7 +70,7 @@ struct ModelConfig {
 
 struct SftConfig {
   int64_t epochs = 1;
-  double learning_rate = 3e-4;
+  double learning_rate = 2e-3;
   double weight_decay = 0.0;
   int64_t warmup_steps = 20;
   int64_t batch_size = 32;               // global, summed over learner ranks and accumulation micro-steps
@@ -78,6 +78,7 @@ struct SftConfig {
   double grad_clip = 1.0;                // 0 = off
   int64_t max_seq_len = 1024;
   int64_t save_every = 0;                // steps between checkpoints (0 = end only)
+  int64_t max_steps = 0;                 // 0 = every epoch
   bool skip_unreached = false;           // leave out examples whose prompt chains never reach the target
 };
 

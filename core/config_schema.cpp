@@ -109,14 +109,15 @@ std::vector<Field> build() {
            "up_proj, down_proj)."),
       // sft
       INT(sft.epochs, 1, 100000, "Passes over the SFT traces."),
-      FLOAT_POS(sft.learning_rate, 10, "Peak AdamW learning rate."),
+      FLOAT_POS(sft.learning_rate, 10, "Peak AdamW learning rate (the default suits the small from-scratch model; fine-tune a pretrained model.path with ~1e-5 to 3e-4)."),
       FLOAT(sft.weight_decay, 0, 10, "AdamW decoupled weight decay."),
       INT(sft.warmup_steps, 0, 1 << 30, "Linear warm-up steps, then cosine decay."),
       INT(sft.batch_size, 1, 1 << 30, "Global batch (sequences per optimizer step, all learner ranks); must be a "
                                       "multiple of learner ranks x micro_batch_size."),
       INT(sft.micro_batch_size, 1, 1 << 20, "Sequences per forward pass per learner rank."),
       FLOAT(sft.grad_clip, 0, kInf, "Global gradient-norm clip; 0 turns it off."),
-      INT(sft.max_seq_len, 16, 1 << 20, "Longer training sequences are truncated from the left of the prompt."),
+      INT(sft.max_seq_len, 16, 1 << 20, "Longest training sequence (prompt + trace, tokens); longer ones are left out and counted."),
+      INT(sft.max_steps, 0, 1ll << 40, "Stop after this many optimizer steps (0 = run every epoch)."),
       INT(sft.save_every, 0, 1 << 30, "Optimizer steps between checkpoints; 0 saves at the end only."),
       BOOL(sft.skip_unreached, "Leave out examples none of whose prompt chains reaches the target (otherwise "
                                "the trace says the evidence is weak)."),

@@ -110,4 +110,10 @@ std::vector<Generation> generate(TransformerImpl& model, const std::vector<Gener
 torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
                                   const std::vector<std::vector<int64_t>>& completions);
 
+// log p(continuation_c | prefix) for many continuations of one prefix (e.g. the C candidate answers after the
+// model's reasoning): the prefix is run once into a KV cache that is then shared by C rows, so scoring costs one
+// prefill plus C x (continuation length) tokens. Empty continuations score 0. No autograd.
+std::vector<double> score_continuations(TransformerImpl& model, const std::vector<int64_t>& prefix,
+                                        const std::vector<std::vector<int64_t>>& continuations);
+
 }  // namespace r2rec

@@ -18,8 +18,6 @@
 
 namespace r2rec {
 
-namespace {
-
 // The trainers' cross-rank sums over r2rec's MPI communicator (CPU tensors), with the configured deadline.
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
   CommOptions options;
@@ -34,6 +32,8 @@ Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<
   c.sum_doubles = [comm](double* data, int64_t n) { comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
   return c;
 }
+
+namespace {
 
 // Scores one cheap baseline over the configured split, every rank its share; rank 0 writes the report entry.
 void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {

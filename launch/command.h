@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,9 @@
 #include "distributed/topology.h"
 
 namespace r2rec {
+
+struct Collectives;
+class Communicator;
 
 // Options common to every subcommand, filled by CLI11 in main.cpp.
 struct CommonOptions {
@@ -41,12 +45,22 @@ CommandContext load_context(const ProcessInfo& process, const CommonOptions& opt
 // prints the resolved config on rank 0 and saves it as <run.dir>/config.yaml.
 void open_run_dir(CommandContext& context, const char* argv0, const std::string& stage);
 
+// The trainers' cross-rank sums over r2rec's MPI communicator with distributed.timeout_s (launch/baseline_command.cpp);
+// `keep` holds the communicator alive as long as the Collectives are used.
+Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep);
+
+// <run.dir>/traces: where annotate writes and sft reads the traces (launch/annotate_command.cpp).
+std::string traces_dir(const Config& config);
+
 // Subcommand bodies. Each returns the process exit code.
 int command_info(const CommandContext& context, bool json);
 int command_check(const CommandContext& context);
 int command_prepare(CommandContext& context, const char* argv0);
 int command_baseline(CommandContext& context, const char* argv0, const std::string& method);
 int command_run(CommandContext& context, const char* argv0);
+int command_annotate(CommandContext& context, const char* argv0);
+int command_sft(CommandContext& context, const char* argv0);
+int command_eval(CommandContext& context, const char* argv0, const std::string& model_dir);
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
 int command_tokenize(const std::string& tokenizer_path, bool decode);
 

@@ -82,13 +82,15 @@ int main(int argc, char** argv) {
   stage("prepare", "Read a dataset, filter, split, sample candidates and chains, write HDF5 shards")
       .run = [](CommandContext& ctx, const char* argv0) { return command_prepare(ctx, argv0); };
   stage("annotate", "Write SFT reasoning traces by progressive masked prompting (template or model teacher)")
-      .run = [](CommandContext&, const char*) { return not_built("annotate"); };
+      .run = [](CommandContext& ctx, const char* argv0) { return command_annotate(ctx, argv0); };
   stage("sft", "Data-parallel supervised fine-tuning on the traces")
-      .run = [](CommandContext&, const char*) { return not_built("sft"); };
+      .run = [](CommandContext& ctx, const char* argv0) { return command_sft(ctx, argv0); };
   stage("rl", "GRPO: rollout workers generate and score, learners update, weights synced back")
       .run = [](CommandContext&, const char*) { return not_built("rl"); };
-  stage("eval", "HR@1 by generation, HR@k/NDCG@k by likelihood, valid-answer rate, baselines")
-      .run = [](CommandContext&, const char*) { return not_built("eval"); };
+  std::string eval_model;
+  Subcommand& eval = stage("eval", "HR@1 by generation, HR@k/NDCG@k by likelihood, valid-answer rate, baselines");
+  eval.app->add_option("--model", eval_model, "Checkpoint folder to evaluate (default: <run.dir>/sft/model)");
+  eval.run = [&eval_model](CommandContext& ctx, const char* argv0) { return command_eval(ctx, argv0, eval_model); };
   std::string method = "popularity";
   Subcommand& baseline = stage("baseline", "Train and score a classical recommender on the stored candidate lists");
   baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn")->required();

@@ -336,6 +336,17 @@ TEST(Generation, TopKWithTopPAndEdgeCases) {
                std::invalid_argument);
 }
 
+TEST(Generation, ScoredContinuationsEqualTeacherForcedSums) {
+  Transformer m = make_model(tiny(false), 89);
+  const std::vector<int64_t> prefix = {3, 9, 14, 2, 2, 7};
+  const std::vector<std::vector<int64_t>> conts = {{5}, {5, 6, 7}, {}, {22, 1}, {0, 0, 0, 0}};
+  const auto scores = score_continuations(*m, prefix, conts);
+  torch::NoGradGuard g;
+  const torch::Tensor lp = completion_logprobs(*m, std::vector<std::vector<int64_t>>(conts.size(), prefix), conts);
+  for (size_t c = 0; c < conts.size(); ++c) EXPECT_NEAR(scores[c], lp[static_cast<int64_t>(c)].sum().item<double>(), 1e-5) << c;
+  EXPECT_EQ(scores[2], 0.0);
+}
+
 TEST(Generation, TeacherForcedLogprobsAreDifferentiable) {
   Transformer m = make_model(tiny(true), 71);
   const torch::Tensor lp = completion_logprobs(*m, {{1, 2, 3}, {4}}, {{5, 6}, {7, 8, 9}});

@@ -1,0 +1,84 @@
+// `r2rec eval [--model DIR]`: the language model on eval.split's stored candidate lists (trainers/lm_eval.h),
+// every rank its share. DIR defaults to <run.dir>/sft/model; its tokenizer.json is used (else tokenizer.path).
+// Results join <run.dir>/report.json next to the baselines: "<name>" (likelihood ranking: HR@k, NDCG@k) and
+// "<name>-gen" (HR@1 by generation and the valid-answer rate), <name> = "llm-sft" for the SFT checkpoint and
+// "llm" for any other.
+#include <glog/logging.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "core/error.h"
+#include "distributed/communicator.h"
+#include "launch/command.h"
+#include "sampler/prepare.h"
+#include "trainers/lm_eval.h"
+#include "trainers/report.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+int command_eval(CommandContext& ctx, const char* argv0, const std::string& model_option) {
+  open_run_dir(ctx, argv0, "eval");
+  const Config& c = ctx.config;
+  const std::string sft_dir = (fs::path(c.run.dir) / "sft" / "model").string();
+  const std::string model_dir = model_option.empty() ? sft_dir : model_option;
+  const std::string name = model_option.empty() || fs::path(model_option) == fs::path(sft_dir) ? "llm-sft" : "llm";
+  std::unique_ptr<Tokenizer> tokenizer;
+  Transformer model{nullptr};
+  std::unique_ptr<ShardReader> reader;
+  run_agreed([&] {
+    if (!fs::exists(model_dir + "/config.json")) {
+      throw DataError(model_dir + "/config.json: not found (run `r2rec sft` first, or pass --model DIR)");
+    }
+    const std::string tok_path = fs::exists(model_dir + "/tokenizer.json") ? model_dir : c.tokenizer.path;
+    if (tok_path.empty()) throw DataError(model_dir + ": no tokenizer.json and tokenizer.path is empty");
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok_path));
+    model = Transformer(TransformerConfig::from_hf_json(model_dir + "/config.json"));
+    model->load_hf(model_dir);
+    ReaderOptions o;
+    o.dir = shard_output_dir(c);
+    o.split = static_cast<int>(split_from_name(c.eval.split));
+    o.rank = ctx.process->rank;
+    o.world_size = ctx.process->world_size;
+    o.shuffle = false;
+    o.limit = c.eval.max_examples;
+    reader = std::make_unique<ShardReader>(o);
+  });
+  std::shared_ptr<Communicator> comm;
+  const Collectives collectives = communicator_collectives(ctx, &comm);
+  LmEvalResult r;
+  run_agreed([&] {
+    r = evaluate_lm(*model, *tokenizer, *reader, c.eval.ks, c.eval.generate ? c.eval.max_new_tokens : 0, 16, collectives);
+  });
+  if (ctx.process->rank != 0) return kExitOk;
+  MethodResult lik;
+  lik.method = name;
+  lik.split = c.eval.split;
+  lik.metrics = r.likelihood.summary();
+  lik.examples = r.examples;
+  lik.seconds = r.seconds;
+  update_report(c.run.dir, c.data.name, c.sampler.num_candidates, lik);
+  if (c.eval.generate) {
+    MethodResult gen;
+    gen.method = name + "-gen";
+    gen.split = c.eval.split;
+    gen.metrics = {{"HR@1", r.generation.hr(1)}, {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0}};
+    gen.examples = r.examples;
+    gen.seconds = r.seconds;
+    update_report(c.run.dir, c.data.name, c.sampler.num_candidates, gen);
+  }
+  std::printf("eval: %s on %s, %lld examples, %.1f s (%lld tokens generated)\n", model_dir.c_str(), c.eval.split.c_str(),
+              static_cast<long long>(r.examples), r.seconds, static_cast<long long>(r.generated_tokens));
+  if (c.eval.generate) {
+    std::printf("  generation  HR@1 %.4f, valid answers %.1f%%\n", r.generation.hr(1), 100.0 * r.valid / std::max<int64_t>(1, r.examples));
+  }
+  std::printf("  likelihood");
+  for (int64_t k : c.eval.ks) std::printf("  HR@%lld %.4f", static_cast<long long>(k), r.likelihood.hr(k));
+  for (int64_t k : c.eval.ks) std::printf("  NDCG@%lld %.4f", static_cast<long long>(k), r.likelihood.ndcg(k));
+  std::printf("\n");
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace r2rec

@@ -1,0 +1,64 @@
+// SFT on synthetic traces: the completion loss falls to near zero on a memorisable task, the loss covers only
+// completion tokens, and the trained model then generates the completion.
+#include <gtest/gtest.h>
+
+#include "core/bpe_trainer.h"
+#include "core/generation.h"
+#include "trainers/sft.h"
+
+namespace r2rec {
+namespace {
+
+Config tiny_config() {
+  Config c = load_config("", {"model.hidden_size=32", "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=2",
+                              "model.intermediate_size=64", "sft.batch_size=8", "sft.micro_batch_size=4",
+                              "sft.learning_rate=0.01", "sft.warmup_steps=2", "sft.epochs=150"});
+  return c;
+}
+
+TraceSet synthetic(int n) {
+  TraceSet t;
+  for (int i = 0; i < n; ++i) {
+    const int k = i % 4;
+    t.example_id.push_back(i);
+    t.reaching.push_back(1);
+    t.prompts.push_back("<|im_start|>user\nPick item " + std::to_string(k) + "<|im_end|>\n<|im_start|>assistant\n");
+    t.completions.push_back("<think>\nItem " + std::to_string(k) + " it is.\n</think><answer>" + std::to_string(k + 1) + "</answer>");
+  }
+  return t;
+}
+
+TEST(Sft, LearnsAMemorisableTaskAndGeneratesIt) {
+  const Config c = tiny_config();
+  const TraceSet traces = synthetic(16);
+  BpeTrainerOptions o;
+  o.vocab_size = 300;
+  std::vector<std::string> texts = traces.prompts;
+  texts.insert(texts.end(), traces.completions.begin(), traces.completions.end());
+  const Tokenizer tok(train_bpe(texts, o));
+  Transformer model = build_model(c, tok.vocab_size());
+  EXPECT_EQ(model->config.vocab_size, 320);  // rounded up to a multiple of 64
+  const SftResult r = train_sft(*model, c, traces, tok, Collectives::single());
+  EXPECT_EQ(r.steps, 2 * 150);
+  EXPECT_EQ(r.traces_used, 16);
+  EXPECT_GT(r.losses.front(), 4.0);
+  EXPECT_LT(r.losses.back(), 0.05) << "first " << r.losses.front();
+  // The trained model writes the trace for a prompt it was trained on.
+  SamplingOptions s;
+  s.max_new_tokens = 40;
+  s.temperature = 0;
+  s.stop_tokens = {*tok.token_id("<|im_end|>")};
+  std::vector<GenerationRequest> reqs;
+  for (int k = 0; k < 4; ++k) {
+    const auto ids = tok.encode(traces.prompts[k]);
+    reqs.push_back({std::vector<int64_t>(ids.begin(), ids.end()), 0, nullptr});
+  }
+  const auto out = generate(*model, reqs, s, [&](int64_t id) { return tok.is_special(id) ? tok.token_bytes(id) : tok.token_bytes(id); });
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(out[k].text, traces.completions[k]) << "prompt " << k;
+    EXPECT_EQ(out[k].finish, FinishReason::kStopToken);
+  }
+}
+
+}  // namespace
+}  // namespace r2rec
