@@ -23,6 +23,27 @@
 namespace r2rec {
 namespace fs = std::filesystem;
 
+namespace {
+
+// What the checkpoint depends on: the traces' identity and every model/tokenizer/sft/seed setting (FNV-1a 64
+// over their text), so `r2rec run` retrains only when one of them changed.
+std::string sft_fingerprint(const Config& c, const TraceSet& traces) {
+  Config k;  // defaults everywhere except the fields that matter
+  k.tokenizer = c.tokenizer;
+  k.model = c.model;
+  k.sft = c.sft;
+  k.run.seed = c.run.seed;
+  const std::string text = to_yaml(k) + traces.prepare_hash + traces.teacher + std::to_string(traces.size()) +
+                           std::to_string(c.distributed.colocated);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace
+
 int command_sft(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "sft");
   const Config& c = ctx.config;
@@ -32,6 +53,20 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   }
   TraceSet traces;
   run_agreed([&] { traces = read_traces(traces_dir(c) + "/traces.h5"); });
+  const std::string fingerprint = sft_fingerprint(c, traces);
+  const std::string json_path = (fs::path(c.run.dir) / "sft" / "sft.json").string();
+  const std::string out = (fs::path(c.run.dir) / "sft" / "model").string();
+  if (!c.run.force && fs::exists(out + "/config.json") && fs::exists(json_path)) {
+    bool current = false;
+    try {
+      current = nlohmann::json::parse(read_file(json_path)).value("fingerprint", "") == fingerprint;
+    } catch (const std::exception&) {
+    }
+    if (current) {  // every rank reads the same file and decides alike
+      if (rank == 0) std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
+      return kExitOk;
+    }
+  }
 
   std::string tokenizer_path = c.tokenizer.path;
   if (tokenizer_path.empty()) {
@@ -70,7 +105,6 @@ int command_sft(CommandContext& ctx, const char* argv0) {
 
   std::shared_ptr<Communicator> comm;
   const Collectives collectives = communicator_collectives(ctx, &comm);
-  const std::string out = (fs::path(c.run.dir) / "sft" / "model").string();
   const auto t0 = std::chrono::steady_clock::now();
   int64_t total_steps = 0;
   SftResult result;
@@ -86,6 +120,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   if (rank == 0) {
     save_checkpoint(*model, *tokenizer, out);
     nlohmann::ordered_json j;
+    j["fingerprint"] = fingerprint;
     j["traces"] = traces.size();
     j["traces_used"] = result.traces_used;
     j["too_long"] = result.too_long;
@@ -98,7 +133,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     j["first_loss"] = result.losses.front();
     j["last_loss"] = result.losses.back();
     j["losses"] = result.losses;
-    write_file_atomic((fs::path(c.run.dir) / "sft" / "sft.json").string(), j.dump(2) + "\n");
+    write_file_atomic(json_path, j.dump(2) + "\n");
     std::printf("sft: %lld steps on %lld traces (%lld longer than %lld tokens left out), %d rank(s)\n"
                 "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s)\n",
                 static_cast<long long>(result.steps), static_cast<long long>(result.traces_used),
