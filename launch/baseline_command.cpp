@@ -114,6 +114,9 @@ int command_baseline(CommandContext& ctx, const char* argv0, const std::string& 
 }
 
 int command_run(CommandContext& ctx, const char* argv0) {
+  if (!ctx.config.distributed.colocated) {  // say it before hours of prepare (every rank sees the same config)
+    run_agreed([] { throw ConfigError("distributed.colocated: run trains with every rank as a learner (sft); use colocated mode"); });
+  }
   // Every stage below is a no-op when its outputs are current (prepare: config hash; annotate: shards and
   // teacher; sft: fingerprint of traces and settings), so a re-run only redoes what changed, then evaluates.
   for (auto stage : {command_prepare, command_annotate, command_sft}) {

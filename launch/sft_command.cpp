@@ -7,6 +7,7 @@
 // `transformers` and `r2rec generate`), written at the end and every sft.save_every steps; <run.dir>/sft/sft.json
 // with the per-step losses and throughput.
 #include <glog/logging.h>
+#include <mpi.h>
 
 #include <chrono>
 #include <filesystem>
@@ -25,21 +26,48 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// What the checkpoint depends on: the traces' identity and every model/tokenizer/sft/seed setting (FNV-1a 64
-// over their text), so `r2rec run` retrains only when one of them changed.
-std::string sft_fingerprint(const Config& c, const TraceSet& traces) {
+uint64_t fnv1a(uint64_t h, const std::string& text) {
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+std::string hex64(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// The traces' contents (every prompt and completion), FNV-1a 64.
+std::string traces_digest(const TraceSet& traces) {
+  uint64_t h = 1469598103934665603ull;
+  for (int64_t i = 0; i < traces.size(); ++i) h = fnv1a(fnv1a(h, traces.prompts[i]), traces.completions[i]);
+  return hex64(h);
+}
+
+// What the checkpoint depends on: the traces' contents and every model/tokenizer/sft/seed setting, so `r2rec
+// run` retrains exactly when one of them changed.
+std::string sft_fingerprint(const Config& c, const std::string& digest) {
   Config k;  // defaults everywhere except the fields that matter
   k.tokenizer = c.tokenizer;
   k.model = c.model;
   k.sft = c.sft;
   k.run.seed = c.run.seed;
-  const std::string text = to_yaml(k) + traces.prepare_hash + traces.teacher + std::to_string(traces.size()) +
-                           std::to_string(c.distributed.colocated);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return hex64(fnv1a(1469598103934665603ull, to_yaml(k) + digest));
+}
+
+// Rank 0's decision, known to every rank (ranks may not see the same files on a non-shared run.dir).
+bool agree_on(bool rank0_says) {
+  int v = rank0_says ? 1 : 0;
+  MPI_Bcast(&v, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  return v != 0;
+}
+
+bool json_field_equals(const std::string& path, const char* key, const std::string& value) {
+  try {
+    return fs::exists(path) && nlohmann::json::parse(read_file(path)).value(key, "") == value;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -48,31 +76,42 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "sft");
   const Config& c = ctx.config;
   const int rank = ctx.process->rank;
-  if (!c.distributed.colocated) {
-    throw ConfigError("distributed.colocated: sft runs every rank as a learner; use colocated mode for this stage");
-  }
   TraceSet traces;
-  run_agreed([&] { traces = read_traces(traces_dir(c) + "/traces.h5"); });
-  const std::string fingerprint = sft_fingerprint(c, traces);
-  const std::string json_path = (fs::path(c.run.dir) / "sft" / "sft.json").string();
-  const std::string out = (fs::path(c.run.dir) / "sft" / "model").string();
-  if (!c.run.force && fs::exists(out + "/config.json") && fs::exists(json_path)) {
-    bool current = false;
-    try {
-      current = nlohmann::json::parse(read_file(json_path)).value("fingerprint", "") == fingerprint;
-    } catch (const std::exception&) {
+  run_agreed([&] {
+    if (!c.distributed.colocated) {
+      throw ConfigError("distributed.colocated: sft runs every rank as a learner; use colocated mode for this stage");
     }
-    if (current) {  // every rank reads the same file and decides alike
-      if (rank == 0) std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
-      return kExitOk;
+    if (c.tokenizer.path.empty() && !c.model.path.empty() && !fs::exists(c.model.path + "/tokenizer.json")) {
+      throw ConfigError("tokenizer.path: empty, and model.path " + c.model.path + " has no tokenizer.json: a pretrained model "
+                        "needs its own tokenizer");
     }
+    traces = read_traces(traces_dir(c) + "/traces.h5");
+  });
+  const std::string digest = traces_digest(traces), fingerprint = sft_fingerprint(c, digest);
+  const fs::path sft_dir = fs::path(c.run.dir) / "sft";
+  const std::string json_path = (sft_dir / "sft.json").string(), out = (sft_dir / "model").string();
+  const bool current = agree_on(rank == 0 && !c.run.force && fs::exists(out + "/config.json") &&
+                                json_field_equals(json_path, "fingerprint", fingerprint));
+  if (current) {
+    if (rank == 0) std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
+    return kExitOk;
   }
+  run_agreed([&] {  // from here on the checkpoint folder is not the one sft.json describes
+    std::error_code ec;
+    if (rank == 0) fs::remove(json_path, ec);
+  });
 
-  std::string tokenizer_path = c.tokenizer.path;
+  // Tokenizer: tokenizer.path, the pretrained model's own, or one learnt from these traces (relearnt when the
+  // traces or tokenizer.vocab_size change).
+  std::string tokenizer_path = !c.tokenizer.path.empty() ? c.tokenizer.path : !c.model.path.empty() ? c.model.path : "";
   if (tokenizer_path.empty()) {
     tokenizer_path = (fs::path(c.run.dir) / "tokenizer" / "tokenizer.json").string();
+    const std::string source_path = (fs::path(c.run.dir) / "tokenizer" / "source.json").string();
+    const std::string source = hex64(fnv1a(1469598103934665603ull, digest + "/" + std::to_string(c.tokenizer.vocab_size)));
+    const bool reuse = agree_on(rank == 0 && !c.run.force && fs::exists(tokenizer_path) &&
+                                json_field_equals(source_path, "source", source));
     run_agreed([&] {
-      if (rank != 0 || (fs::exists(tokenizer_path) && !c.run.force)) return;
+      if (rank != 0 || reuse) return;
       const auto t0 = std::chrono::steady_clock::now();
       std::vector<std::string> texts;
       const int64_t n = std::min<int64_t>(traces.size(), 3000);  // ~4 MB of text: a second of training
@@ -84,6 +123,8 @@ int command_sft(CommandContext& ctx, const char* argv0) {
       options.vocab_size = c.tokenizer.vocab_size;
       fs::create_directories(fs::path(tokenizer_path).parent_path());
       Tokenizer(train_bpe(texts, options), "learnt").save(tokenizer_path);
+      nlohmann::ordered_json j = {{"source", source}, {"traces_digest", digest}, {"vocab_size", c.tokenizer.vocab_size}, {"texts", 2 * n}};
+      write_file_atomic(source_path, j.dump(2) + "\n");
       LOG(INFO) << "sft: learnt a " << c.tokenizer.vocab_size << "-token BPE vocabulary from " << n << " traces in "
                 << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s -> " << tokenizer_path;
     });
@@ -94,6 +135,9 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
     model = build_model(c, tokenizer->vocab_size());
   });
+  if (!tokenizer->token_id("<|im_end|>") && !tokenizer->token_id("<|endoftext|>")) {
+    LOG(WARNING) << "sft: " << tokenizer_path << " has neither <|im_end|> nor <|endoftext|>: the model will not learn to stop";
+  }
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
     params += p.numel();
@@ -106,21 +150,25 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   std::shared_ptr<Communicator> comm;
   const Collectives collectives = communicator_collectives(ctx, &comm);
   const auto t0 = std::chrono::steady_clock::now();
-  int64_t total_steps = 0;
   SftResult result;
+  // Saves are made by rank 0 inside run_agreed on every rank: the others wait for it (no deadline runs out
+  // behind a slow save) and a failed save ends every rank with its message.
+  auto save = [&] { run_agreed([&] { if (rank == 0) save_checkpoint(*model, *tokenizer, out); }); };
   run_agreed([&] {
     result = train_sft(*model, c, traces, *tokenizer, collectives, [&](int64_t step, double loss) {
-      if (rank != 0) return;
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (step < 5 || (step + 1) % 10 == 0) LOG(INFO) << "sft: step " << step + 1 << " loss " << loss << " (" << s << " s)";
-      if (c.sft.save_every > 0 && (step + 1) % c.sft.save_every == 0) save_checkpoint(*model, *tokenizer, out);
-      total_steps = step + 1;
+      if (rank == 0 && (step < 5 || (step + 1) % 10 == 0)) {
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        LOG(INFO) << "sft: step " << step + 1 << " loss " << loss << " (" << s << " s)";
+      }
+      if (c.sft.save_every > 0 && (step + 1) % c.sft.save_every == 0) save();
     });
   });
-  if (rank == 0) {
-    save_checkpoint(*model, *tokenizer, out);
+  save();
+  run_agreed([&] {
+    if (rank != 0) return;
     nlohmann::ordered_json j;
     j["fingerprint"] = fingerprint;
+    j["traces_digest"] = digest;
     j["traces"] = traces.size();
     j["traces_used"] = result.traces_used;
     j["too_long"] = result.too_long;
@@ -135,13 +183,12 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     j["losses"] = result.losses;
     write_file_atomic(json_path, j.dump(2) + "\n");
     std::printf("sft: %lld steps on %lld traces (%lld longer than %lld tokens left out), %d rank(s)\n"
-                "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s)\n",
+                "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s --chat)\n",
                 static_cast<long long>(result.steps), static_cast<long long>(result.traces_used),
                 static_cast<long long>(result.too_long), static_cast<long long>(c.sft.max_seq_len), ctx.process->world_size,
                 result.losses.front(), result.losses.back(), result.seconds, result.tokens_per_second, out.c_str(), out.c_str());
     std::fflush(stdout);
-  }
-  (void)total_steps;
+  });
   return kExitOk;
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/error.h"
 #include "core/generation.h"
 #include "trainers/task.h"
 
@@ -80,6 +81,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   r.examples = static_cast<int64_t>(counts[0]);
   r.valid = static_cast<int64_t>(counts[1]);
   r.generated_tokens = static_cast<int64_t>(counts[2]);
+  if (r.examples == 0) throw DataError("eval: the split has no example to evaluate (every rank's share was empty)");
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

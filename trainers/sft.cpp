@@ -32,7 +32,7 @@ struct Sequence {
 
 double learning_rate(const SftConfig& s, int64_t step, int64_t total) {
   if (step < s.warmup_steps) return s.learning_rate * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
-  const double span = std::max<int64_t>(1, total - s.warmup_steps);
+  const double span = std::max<int64_t>(1, total - s.warmup_steps - 1);  // the last step gets 10% of the peak
   const double progress = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
   return s.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * progress)));
 }
@@ -112,6 +112,10 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
   }
   const int64_t total_steps = s.max_steps > 0 ? std::min(s.max_steps, steps_per_epoch * s.epochs) : steps_per_epoch * s.epochs;
   const int64_t per_rank = G / W;
+  if (s.warmup_steps >= total_steps && col.rank == 0) {
+    LOG(WARNING) << "sft: sft.warmup_steps " << s.warmup_steps << " >= the " << total_steps
+                 << " steps of this run: the learning rate never reaches its peak";
+  }
   model.train();
   std::vector<torch::Tensor> params;
   for (auto& [name, p] : trainable_parameters(model)) params.push_back(p);

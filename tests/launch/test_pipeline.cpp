@@ -67,9 +67,19 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   ASSERT_EQ(g.exit_code, 0) << g.err;
   const auto line = nlohmann::json::parse(g.out);
   EXPECT_FALSE(line["ids"].empty());
-  // A second annotate is a no-op; eval before sft in a fresh run dir is one line, exit 2.
+  // Re-runs: annotate and sft are no-ops when current; a changed setting retrains; a changed vocabulary size
+  // relearns the tokenizer.
   const auto again = r2rec("annotate", args);
   EXPECT_NE(again.out.find("up to date"), std::string::npos) << again.out;
+  const auto same = r2rec("sft", args);
+  EXPECT_NE(same.out.find("is up to date"), std::string::npos) << same.out << same.err;
+  auto changed = args;
+  changed.insert(changed.end(), {"sft.max_steps=3", "tokenizer.vocab_size=400"});
+  const auto retrain = r2rec("sft", changed);
+  ASSERT_EQ(retrain.exit_code, 0) << retrain.err;
+  EXPECT_EQ(json_file(dir.file("sft/sft.json"))["steps"], 3);
+  EXPECT_EQ(json_file(dir.file("tokenizer/source.json"))["vocab_size"], 400);
+  EXPECT_LE(nlohmann::json::parse(read_file(dir.file("sft/model/config.json")))["vocab_size"].get<int>(), 448);
   TempDir other;
   const auto no_model = r2rec("eval", slice(other.path()));
   EXPECT_EQ(no_model.exit_code, 2);

@@ -53,11 +53,46 @@ TEST(Sft, LearnsAMemorisableTaskAndGeneratesIt) {
     const auto ids = tok.encode(traces.prompts[k]);
     reqs.push_back({std::vector<int64_t>(ids.begin(), ids.end()), 0, nullptr});
   }
-  const auto out = generate(*model, reqs, s, [&](int64_t id) { return tok.is_special(id) ? tok.token_bytes(id) : tok.token_bytes(id); });
+  const auto out = generate(*model, reqs, s, [&](int64_t id) { return tok.token_bytes(static_cast<TokenId>(id)); });
   for (int k = 0; k < 4; ++k) {
     EXPECT_EQ(out[k].text, traces.completions[k]) << "prompt " << k;
     EXPECT_EQ(out[k].finish, FinishReason::kStopToken);
   }
+}
+
+// The loss of the first step (initial weights) is the mean negative log-likelihood of the completion tokens and
+// the end of turn only — computed independently with the teacher-forced log-probs of the same initial model.
+TEST(Sft, LossCoversOnlyTheCompletionAndTheEndOfTurn) {
+  Config c = tiny_config();
+  c.sft.batch_size = 16;  // one step sees every trace
+  c.sft.max_steps = 1;
+  const TraceSet traces = synthetic(16);
+  BpeTrainerOptions o;
+  o.vocab_size = 300;
+  std::vector<std::string> texts = traces.prompts;
+  texts.insert(texts.end(), traces.completions.begin(), traces.completions.end());
+  const Tokenizer tok(train_bpe(texts, o));
+  Transformer initial = build_model(c, tok.vocab_size());
+  std::vector<std::vector<int64_t>> prompts, completions;
+  const int64_t eot = *tok.token_id("<|im_end|>");
+  double tokens = 0;
+  for (int i = 0; i < traces.size(); ++i) {
+    const auto p = tok.encode(traces.prompts[i]), q = tok.encode(traces.completions[i]);
+    prompts.emplace_back(p.begin(), p.end());
+    completions.emplace_back(q.begin(), q.end());
+    completions.back().push_back(eot);
+    tokens += static_cast<double>(completions.back().size());
+  }
+  double expected = 0;
+  {
+    torch::NoGradGuard g;
+    initial->eval();
+    expected = -completion_logprobs(*initial, prompts, completions).sum().item<double>() / tokens;
+  }
+  Transformer model = build_model(c, tok.vocab_size());  // the same initial weights (run.seed)
+  const SftResult r = train_sft(*model, c, traces, tok, Collectives::single());
+  ASSERT_EQ(r.losses.size(), 1u);
+  EXPECT_NEAR(r.losses[0], expected, 1e-5 * expected);
 }
 
 }  // namespace
