@@ -75,10 +75,12 @@ void open_run_dir(CommandContext& ctx, const char* argv0, const std::string& sta
   fs::create_directories(run.dir, ec);
   if (ec) throw RuntimeFailure(run.dir + ": cannot create run directory: " + ec.message());
   init_logging(argv0, {ctx.process->rank, role_name(ctx.role), run.dir, run.log_level, run.log_all_ranks});
-  if (ctx.process->rank == 0) {
+  static bool shown = false;  // `r2rec run` opens the run directory once per stage: show the config once
+  if (ctx.process->rank == 0 && !shown) {
     const std::string yaml = to_yaml(ctx.config);
     write_file_atomic((fs::path(run.dir) / "config.yaml").string(), yaml);
     LOG(INFO) << stage << ": resolved config (saved to " << (fs::path(run.dir) / "config.yaml").string() << ")\n" << yaml;
+    shown = true;
   }
   LOG(INFO) << stage << ": rank " << ctx.process->rank << "/" << ctx.process->world_size << " on "
             << ctx.process->node << ", role " << role_name(ctx.role) << ", log " << log_file_path();

@@ -59,6 +59,12 @@ std::string report_table(const std::string& run_dir, const std::string& split_na
     std::sort(ks.begin(), ks.end());
     for (const auto& k : ks) cols.push_back(k.second);
   }
+  for (const auto& [method, values] : methods.items()) {  // the language model's valid-answer rate
+    if (values.contains("valid")) {
+      cols.push_back("valid");
+      break;
+    }
+  }
   std::ostringstream out;
   char buf[64];
   out << "report (" << split_name << ", " << j["splits"][split_name]["examples"] << " examples, "
@@ -73,8 +79,12 @@ std::string report_table(const std::string& run_dir, const std::string& split_na
   for (const auto& [method, values] : methods.items()) {
     std::snprintf(buf, sizeof(buf), "  %-12s", method.c_str());
     out << buf;
-    for (const auto& c : cols) {
-      std::snprintf(buf, sizeof(buf), "%9.4f", values.value(c, 0.0));
+    for (const auto& c : cols) {  // a metric the method does not have (HR@3 of generation) shows as "-"
+      if (values.contains(c)) {
+        std::snprintf(buf, sizeof(buf), "%9.4f", values[c].get<double>());
+      } else {
+        std::snprintf(buf, sizeof(buf), "%9s", "-");
+      }
       out << buf;
     }
     out << "\n";
