@@ -128,19 +128,38 @@ TEST(Baseline, DamagedShardIsOneLine) {
   expect_clean_failure(r, "shard-00001-of-00004.h5");
 }
 
-TEST(Run, PreparesAndScoresTheCheapBaselines) {
+// `r2rec run` end to end with a small model and a 6-step SFT (the full default run takes ~20 min on 2 cores).
+TEST(Run, PreparesTrainsAndScoresEverything) {
   TempDir run;
-  const CommandResult r = run_command(r2rec_args("run", run.path()));
+  const CommandResult r = run_command(r2rec_args(
+      "run", run.path(),
+      {"tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+       "model.intermediate_size=64", "sft.batch_size=8", "sft.micro_batch_size=4", "sft.max_steps=6",
+       "eval.max_new_tokens=40", "distributed.threads=1"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = nlohmann::json::parse(read_file(run.file("report.json")));
   const auto& methods = report["splits"]["test"]["methods"];
-  ASSERT_TRUE(methods.contains("random") && methods.contains("popularity") && methods.contains("chainvote"));
-  EXPECT_EQ(report["splits"]["test"]["examples"], 943);
+  for (const char* m : {"random", "popularity", "chainvote", "llm-sft", "llm-sft-gen"}) EXPECT_TRUE(methods.contains(m)) << m;
+  EXPECT_EQ(methods["popularity"]["examples"], 943);
+  EXPECT_EQ(methods["llm-sft"]["examples"], 943);
   // Popularity is far above random on ML-100K; random is near 1/C = 0.05.
   EXPECT_GT(methods["popularity"]["HR@1"].get<double>(), 0.15);
   EXPECT_NEAR(methods["random"]["HR@1"].get<double>(), 0.05, 0.03);
   EXPECT_NEAR(methods["random"]["HR@10"].get<double>(), 0.5, 0.08);
   EXPECT_NE(r.out.find("popularity"), std::string::npos);
+  EXPECT_NE(r.out.find("llm-sft"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(run.file("sft/model/model.safetensors")));
+  // A second run redoes nothing but the scoring.
+  const CommandResult again = run_command(r2rec_args(
+      "run", run.path(),
+      {"tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+       "model.intermediate_size=64", "sft.batch_size=8", "sft.micro_batch_size=4", "sft.max_steps=6",
+       "eval.max_new_tokens=40", "distributed.threads=1"}));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  for (const char* stage : {"prepare:", "annotate:", "sft:"}) {
+    EXPECT_NE(again.out.find(std::string(stage) + " "), std::string::npos) << stage;
+  }
+  EXPECT_NE(again.out.find("sft: " + run.file("sft/model") + " is up to date"), std::string::npos) << again.out;
 }
 
 }  // namespace
