@@ -35,24 +35,8 @@ TEST(Transformer, DecoderLayerGradientsMatchFiniteDifferences) {
   auto loss_of = [&] { return (layer->forward(x, cos, sin, mask) * weights).sum(); };
   torch::Tensor loss = loss_of();
   loss.backward();
-  double worst = 0.0;
   int checked = 0;
-  for (auto& p : layer->named_parameters()) {
-    torch::Tensor flat = p.value().data().view({-1});
-    const torch::Tensor grad = p.value().grad().view({-1});
-    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 7)) {
-      const double saved = flat[i].item<double>(), h = 1e-6;
-      torch::NoGradGuard g;
-      flat[i] = saved + h;
-      const double up = loss_of().item<double>();
-      flat[i] = saved - h;
-      const double down = loss_of().item<double>();
-      flat[i] = saved;
-      const double fd = (up - down) / (2 * h), an = grad[i].item<double>();
-      worst = std::max(worst, std::abs(fd - an) / std::max(1.0, std::abs(an)));
-      ++checked;
-    }
-  }
+  const double worst = testing::worst_finite_difference_error(layer->parameters(), loss_of, 7, &checked);
   EXPECT_GT(checked, 60);
   EXPECT_LT(worst, 1e-6) << "worst relative error over " << checked << " parameters";
 }

@@ -3,6 +3,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "core/transformer.h"
 
 namespace r2rec {
@@ -39,6 +43,31 @@ inline Transformer make_model(const TransformerConfig& c, uint64_t seed) {
     }
   }
   return m;
+}
+
+// Central finite differences (step 1e-6) of `loss_of` against the gradients already in `params` (float64),
+// probing about `per_param` entries of each. Returns the worst |fd - analytic| / max(1, |analytic|); `checked`
+// counts the probes.
+template <class Loss>
+double worst_finite_difference_error(const std::vector<torch::Tensor>& params, Loss loss_of, int64_t per_param, int* checked) {
+  double worst = 0;
+  for (const auto& p : params) {
+    torch::Tensor flat = p.data().view({-1});
+    const torch::Tensor grad = p.grad().view({-1});
+    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / per_param)) {
+      const double saved = flat[i].item<double>(), h = 1e-6;
+      torch::NoGradGuard g;
+      flat[i] = saved + h;
+      const double up = loss_of().template item<double>();
+      flat[i] = saved - h;
+      const double down = loss_of().template item<double>();
+      flat[i] = saved;
+      const double fd = (up - down) / (2 * h), an = grad[i].item<double>();
+      worst = std::max(worst, std::abs(fd - an) / std::max(1.0, std::abs(an)));
+      ++*checked;
+    }
+  }
+  return worst;
 }
 
 }  // namespace testing

@@ -131,11 +131,11 @@ TEST(Baseline, DamagedShardIsOneLine) {
 // `r2rec run` end to end with a small model and a 6-step SFT (the full default run takes ~20 min on 2 cores).
 TEST(Run, PreparesTrainsAndScoresEverything) {
   TempDir run;
-  const CommandResult r = run_command(r2rec_args(
-      "run", run.path(),
-      {"tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
-       "model.intermediate_size=64", "sft.batch_size=8", "sft.micro_batch_size=4", "sft.max_steps=6",
-       "eval.max_new_tokens=40", "distributed.threads=1"}));
+  const std::vector<std::string> small = {"tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1",
+                                          "model.num_heads=2", "model.num_kv_heads=1", "model.intermediate_size=64",
+                                          "sft.batch_size=8", "sft.micro_batch_size=4", "sft.max_steps=6",
+                                          "eval.max_new_tokens=40", "distributed.threads=1"};
+  const CommandResult r = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = nlohmann::json::parse(read_file(run.file("report.json")));
   const auto& methods = report["splits"]["test"]["methods"];
@@ -150,11 +150,7 @@ TEST(Run, PreparesTrainsAndScoresEverything) {
   EXPECT_NE(r.out.find("llm-sft"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(run.file("sft/model/model.safetensors")));
   // A second run redoes nothing but the scoring.
-  const CommandResult again = run_command(r2rec_args(
-      "run", run.path(),
-      {"tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
-       "model.intermediate_size=64", "sft.batch_size=8", "sft.micro_batch_size=4", "sft.max_steps=6",
-       "eval.max_new_tokens=40", "distributed.threads=1"}));
+  const CommandResult again = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   for (const char* stage : {"prepare:", "annotate:", "sft:"}) {
     EXPECT_NE(again.out.find(std::string(stage) + " "), std::string::npos) << stage;

@@ -28,14 +28,19 @@ TraceSet synthetic(int n) {
   return t;
 }
 
-TEST(Sft, LearnsAMemorisableTaskAndGeneratesIt) {
-  const Config c = tiny_config();
-  const TraceSet traces = synthetic(16);
+// A 300-token BPE learnt from the traces' text.
+Tokenizer tokenizer_for(const TraceSet& traces) {
   BpeTrainerOptions o;
   o.vocab_size = 300;
   std::vector<std::string> texts = traces.prompts;
   texts.insert(texts.end(), traces.completions.begin(), traces.completions.end());
-  const Tokenizer tok(train_bpe(texts, o));
+  return Tokenizer(train_bpe(texts, o));
+}
+
+TEST(Sft, LearnsAMemorisableTaskAndGeneratesIt) {
+  const Config c = tiny_config();
+  const TraceSet traces = synthetic(16);
+  const Tokenizer tok = tokenizer_for(traces);
   Transformer model = build_model(c, tok.vocab_size());
   EXPECT_EQ(model->config.vocab_size, 320);  // rounded up to a multiple of 64
   const SftResult r = train_sft(*model, c, traces, tok, Collectives::single());
@@ -67,11 +72,7 @@ TEST(Sft, LossCoversOnlyTheCompletionAndTheEndOfTurn) {
   c.sft.batch_size = 16;  // one step sees every trace
   c.sft.max_steps = 1;
   const TraceSet traces = synthetic(16);
-  BpeTrainerOptions o;
-  o.vocab_size = 300;
-  std::vector<std::string> texts = traces.prompts;
-  texts.insert(texts.end(), traces.completions.begin(), traces.completions.end());
-  const Tokenizer tok(train_bpe(texts, o));
+  const Tokenizer tok = tokenizer_for(traces);
   Transformer initial = build_model(c, tok.vocab_size());
   std::vector<std::vector<int64_t>> prompts, completions;
   const int64_t eot = *tok.token_id("<|im_end|>");
