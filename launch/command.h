@@ -61,6 +61,7 @@ int command_run(CommandContext& context, const char* argv0);
 int command_annotate(CommandContext& context, const char* argv0);
 int command_sft(CommandContext& context, const char* argv0);
 int command_eval(CommandContext& context, const char* argv0, const std::string& model_dir);
+int command_rl(CommandContext& context, const char* argv0);
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
 int command_tokenize(const std::string& tokenizer_path, bool decode);
 

@@ -1,8 +1,8 @@
 // `r2rec eval [--model DIR]`: the language model on eval.split's stored candidate lists (trainers/lm_eval.h),
 // every rank its share. DIR defaults to <run.dir>/sft/model; its tokenizer.json is used (else tokenizer.path).
 // Results join <run.dir>/report.json next to the baselines: "<name>" (likelihood ranking: HR@k, NDCG@k) and
-// "<name>-gen" (HR@1 by generation and the valid-answer rate), <name> = "llm-sft" for the SFT checkpoint and
-// "llm" for any other.
+// "<name>-gen" (HR@1 by generation and the valid-answer rate), <name> = "llm-sft" for the SFT checkpoint,
+// "llm-rl" for <run.dir>/rl/model and "llm" for any other.
 #include <glog/logging.h>
 
 #include <filesystem>
@@ -23,7 +23,10 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
   const Config& c = ctx.config;
   const std::string sft_dir = (fs::path(c.run.dir) / "sft" / "model").string();
   const std::string model_dir = model_option.empty() ? sft_dir : model_option;
-  const std::string name = model_option.empty() || fs::path(model_option) == fs::path(sft_dir) ? "llm-sft" : "llm";
+  const std::string rl_dir = (fs::path(c.run.dir) / "rl" / "model").string();
+  const std::string name = model_option.empty() || fs::weakly_canonical(model_option) == fs::weakly_canonical(sft_dir) ? "llm-sft"
+                           : fs::weakly_canonical(model_option) == fs::weakly_canonical(rl_dir)                       ? "llm-rl"
+                                                                                                                     : "llm";
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};
   std::unique_ptr<ShardReader> reader;

@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   stage("sft", "Data-parallel supervised fine-tuning on the traces")
       .run = [](CommandContext& ctx, const char* argv0) { return command_sft(ctx, argv0); };
   stage("rl", "GRPO: rollout workers generate and score, learners update, weights synced back")
-      .run = [](CommandContext&, const char*) { return not_built("rl"); };
+      .run = [](CommandContext& ctx, const char* argv0) { return command_rl(ctx, argv0); };
   std::string eval_model;
   Subcommand& eval = stage("eval", "HR@1 by generation, HR@k/NDCG@k by likelihood, valid-answer rate, baselines");
   eval.app->add_option("--model", eval_model, "Checkpoint folder to evaluate (default: <run.dir>/sft/model)");

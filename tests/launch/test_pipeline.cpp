@@ -1,5 +1,5 @@
 // The language-model pipeline end to end on a small ML-100K slice, through the binary: prepare -> annotate ->
-// sft -> eval, then `r2rec generate` on the SFT checkpoint; and the same SFT under `mpirun -np 2` takes the same
+// sft -> eval, `r2rec generate` on the SFT checkpoint, rl -> eval of the RL checkpoint; and the same SFT under `mpirun -np 2` takes the same
 // steps (data-parallel equivalence of the losses).
 #include <gtest/gtest.h>
 
@@ -67,6 +67,23 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   ASSERT_EQ(g.exit_code, 0) << g.err;
   const auto line = nlohmann::json::parse(g.out);
   EXPECT_FALSE(line["ids"].empty());
+  // GRPO from the SFT checkpoint, then its evaluation joins the report as llm-rl.
+  auto rl_args = args;
+  rl_args.insert(rl_args.end(), {"rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=4", "rl.micro_batch_size=4",
+                                 "rl.max_new_tokens=24"});
+  const auto rl = r2rec("rl", rl_args);
+  ASSERT_EQ(rl.exit_code, 0) << rl.err;
+  const auto rl_json = json_file(dir.file("rl/rl.json"));
+  ASSERT_EQ(rl_json["per_step"].size(), 2u);
+  for (const auto& step : rl_json["per_step"]) {
+    EXPECT_LT(step["old_new_gap"].get<double>(), 1e-4);  // rollout and learner log-probs agree
+    EXPECT_GT(step["completion_tokens"].get<int64_t>(), 0);
+  }
+  EXPECT_LT(rl_json["per_step"][0]["kl"].get<double>(), 1e-6);  // the policy starts at the reference
+  auto eval_rl = args;
+  eval_rl.insert(eval_rl.end(), {"--model", dir.file("rl/model")});
+  ASSERT_EQ(r2rec("eval", eval_rl).exit_code, 0);
+  EXPECT_TRUE(json_file(dir.file("report.json"))["splits"]["test"]["methods"].contains("llm-rl"));
   // Re-runs: annotate and sft are no-ops when current; a changed setting retrains; a changed vocabulary size
   // relearns the tokenizer.
   const auto again = r2rec("annotate", args);
@@ -86,7 +103,7 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   EXPECT_NE(no_model.err.find("sft/model/config.json: not found (run `r2rec sft` first"), std::string::npos) << no_model.err;
 }
 
-TEST(Pipeline, SftOnTwoRanksTakesTheSameSteps) {
+TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
   TempDir one, two;
   for (const TempDir* d : {&one, &two}) {
     const auto args = slice(d->path());
@@ -104,6 +121,22 @@ TEST(Pipeline, SftOnTwoRanksTakesTheSameSteps) {
   EXPECT_EQ(json_file(two.file("sft/sft.json"))["ranks"], 2);
   for (size_t i = 0; i < la.size(); ++i) {
     EXPECT_NEAR(la[i].get<double>(), lb[i].get<double>(), 2e-4 * std::abs(la[i].get<double>())) << "step " << i;
+  }
+  // GRPO: rollouts are seeded by their global slot, so 2 ranks sample what 1 rank samples and take the same steps.
+  const std::vector<std::string> rl = {"rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=4", "rl.micro_batch_size=2",
+                                       "rl.max_new_tokens=16", "rl.temperature=1.0"};
+  args1.insert(args1.end(), rl.begin(), rl.end());
+  args2.insert(args2.end(), rl.begin(), rl.end());
+  const auto ra = r2rec("rl", args1), rb = r2rec("rl", args2, 2);
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  const auto sa = json_file(one.file("rl/rl.json"))["per_step"], sb = json_file(two.file("rl/rl.json"))["per_step"];
+  ASSERT_EQ(sa.size(), 2u);
+  ASSERT_EQ(sb.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(sa[i]["completion_tokens"], sb[i]["completion_tokens"]) << "step " << i;
+    EXPECT_NEAR(sa[i]["reward"].get<double>(), sb[i]["reward"].get<double>(), 1e-9) << "step " << i;
+    EXPECT_NEAR(sa[i]["loss"].get<double>(), sb[i]["loss"].get<double>(), 1e-4 + 1e-3 * std::abs(sa[i]["loss"].get<double>()));
   }
 }
 

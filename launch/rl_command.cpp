@@ -1,0 +1,121 @@
+// `r2rec rl`: GRPO from the SFT checkpoint (trainers/grpo.h), colocated (every rank samples and learns).
+// Policy and frozen reference start from <run.dir>/sft/model (LoRA adapters on the policy when
+// model.lora.rank > 0); prompts are the train split's; reward = rl.answer_reward when the completion's answer is
+// the target + rl.format_reward when it is well formed (<think> ... </think> then an answer naming a candidate).
+// Output: <run.dir>/rl/model (same layout as sft/model) and rl.json (per-step rewards, KL, clip share,
+// |log pi_old - log pi_theta|, timings). Evaluate with `r2rec eval --model <run.dir>/rl/model` ("llm-rl").
+// Split rollout/learner mode (weight broadcast + trajectory channel) is not in this version.
+#include <glog/logging.h>
+
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/lora.h"
+#include "distributed/communicator.h"
+#include "launch/command.h"
+#include "sampler/prepare.h"
+#include "sampler/shard_reader.h"
+#include "trainers/grpo.h"
+#include "trainers/sft.h"
+#include "trainers/task.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+int command_rl(CommandContext& ctx, const char* argv0) {
+  open_run_dir(ctx, argv0, "rl");
+  const Config& c = ctx.config;
+  const int rank = ctx.process->rank;
+  const std::string start = (fs::path(c.run.dir) / "sft" / "model").string();
+  const std::string out = (fs::path(c.run.dir) / "rl" / "model").string();
+  std::unique_ptr<Tokenizer> tok;
+  Transformer policy{nullptr}, reference{nullptr};
+  std::vector<Example> examples;
+  std::vector<std::vector<int64_t>> prompts;
+  Catalog catalog;
+  run_agreed([&] {
+    if (!c.distributed.colocated) throw ConfigError("distributed.colocated: rl runs colocated in this version (split mode is not built)");
+    if (!fs::exists(start + "/config.json")) throw DataError(start + "/config.json: not found (run `r2rec sft` first)");
+    tok = std::make_unique<Tokenizer>(Tokenizer::load(start));
+    const TransformerConfig tc = TransformerConfig::from_hf_json(start + "/config.json");
+    policy = Transformer(tc);
+    policy->load_hf(start);
+    reference = Transformer(tc);
+    reference->load_hf(start);
+    if (c.model.lora.rank > 0) {
+      LoraSpec spec;
+      spec.rank = c.model.lora.rank;
+      spec.alpha = c.model.lora.alpha;
+      spec.dropout = c.model.lora.dropout;
+      spec.targets = c.model.lora.targets;
+      torch::manual_seed(static_cast<uint64_t>(c.run.seed));
+      add_lora(*policy, spec);
+    }
+    policy->activation_checkpointing = c.model.activation_checkpointing;
+    ReaderOptions o;
+    o.dir = shard_output_dir(c);
+    o.split = static_cast<int>(Split::kTrain);
+    o.shuffle = false;  // every rank holds the whole list; train_grpo picks each rank's share per step
+    ShardReader reader(o);
+    catalog = reader.catalog();
+    Example e;
+    ChainBuffer chains;
+    while (reader.next(&e, &chains)) {
+      const auto ids = tok->encode(render_chat_prompt(e, chains, 0, chains.size(), catalog));
+      prompts.emplace_back(ids.begin(), ids.end());
+      examples.push_back(e);
+      chains.clear();
+    }
+  });
+  const RewardFn reward = [&](int64_t i, const std::string& completion) {
+    Reward r;
+    const int32_t choice = parse_answer(completion, examples[i], catalog);
+    const size_t think = completion.find("<think>"), end = completion.find("</think>"), answer = completion.find(kAnswerOpen);
+    if (choice >= 0 && think != std::string::npos && end != std::string::npos && think < end && end < answer) r.format = c.rl.format_reward;
+    if (choice == examples[i].target_index) r.answer = c.rl.answer_reward;
+    return r;
+  };
+  std::shared_ptr<Communicator> comm;
+  const Collectives collectives = communicator_collectives(ctx, &comm);
+  RlResult result;
+  run_agreed([&] {
+    result = train_grpo(*policy, *reference, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed), prompts, reward, *tok,
+                        collectives, [&](const GrpoStep& s) {
+                          if (rank == 0) {
+                            LOG(INFO) << "rl: step " << s.step + 1 << " reward " << s.reward << " (answer " << s.answer
+                                      << ", format " << s.format << "), KL " << s.kl << ", clipped " << s.clipped
+                                      << ", |old-new| " << s.old_new_gap << ", " << s.completion_tokens << " tokens, "
+                                      << s.seconds << " s (rollout " << s.rollout_seconds << " s)";
+                          }
+                        });
+  });
+  run_agreed([&] {
+    if (rank != 0) return;
+    save_checkpoint(*policy, *tok, out);
+    nlohmann::ordered_json j;
+    j["steps"] = result.steps.size();
+    j["ranks"] = ctx.process->world_size;
+    j["seconds"] = result.seconds;
+    nlohmann::ordered_json per = nlohmann::ordered_json::array();
+    for (const auto& s : result.steps) {
+      per.push_back({{"step", s.step}, {"reward", s.reward}, {"answer", s.answer}, {"format", s.format}, {"kl", s.kl},
+                     {"clipped", s.clipped}, {"old_new_gap", s.old_new_gap}, {"loss", s.loss},
+                     {"completion_tokens", s.completion_tokens}, {"seconds", s.seconds}, {"rollout_seconds", s.rollout_seconds}});
+    }
+    j["per_step"] = per;
+    write_file_atomic((fs::path(c.run.dir) / "rl" / "rl.json").string(), j.dump(2) + "\n");
+    const auto& first = result.steps.front();
+    const auto& last = result.steps.back();
+    std::printf("rl: %zu GRPO steps, %d rank(s), %.1f s; reward %.3f -> %.3f (answer %.3f -> %.3f), KL %.3g -> %.3g\n"
+                "  checkpoint %s (r2rec eval --model %s)\n",
+                result.steps.size(), ctx.process->world_size, result.seconds, first.reward, last.reward, first.answer,
+                last.answer, first.kl, last.kl, out.c_str(), out.c_str());
+    std::fflush(stdout);
+  });
+  return kExitOk;
+}
+
+}  // namespace r2rec
