@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace r2rec {
 
@@ -13,16 +14,7 @@ constexpr const char* kWho = "parameter broadcast";
 }  // namespace
 
 uint64_t bucket_checksum(const void* data, size_t bytes) {
-  constexpr uint64_t kOffset = 14695981039346656037ull, kPrime = 1099511628211ull;
-  const auto* p = static_cast<const unsigned char*>(data);
-  uint64_t h = kOffset;
-  size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * kPrime;
-  }
-  for (; i < bytes; ++i) h = (h ^ p[i]) * kPrime;
+  const uint64_t h = fnv1a_words(kFnvOffset, data, bytes);
   return h == 0 ? 1 : h;
 }
 

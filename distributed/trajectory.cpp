@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace r2rec {
 
@@ -26,22 +27,9 @@ struct Header {
 };
 static_assert(sizeof(Header) == kHeaderBytes, "wire header is 40 bytes");
 
-// FNV-1a 64 over 8-byte words (tail bytes one by one), continuing from state h: the checksum covers the
-// header's first 32 bytes (magic .. T) and then the payload.
-uint64_t fnv_words(uint64_t h, const uint8_t* p, size_t bytes) {
-  constexpr uint64_t kPrime = 1099511628211ull;
-  size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * kPrime;
-  }
-  for (; i < bytes; ++i) h = (h ^ p[i]) * kPrime;
-  return h;
-}
+// FNV-1a over 8-byte words (core/hash.h): the header's first 32 bytes (magic .. T), then the payload.
 uint64_t checksum(const uint8_t* data, size_t size) {
-  constexpr uint64_t kOffset = 14695981039346656037ull;
-  return fnv_words(fnv_words(kOffset, data, 32), data + kHeaderBytes, size - kHeaderBytes);
+  return fnv1a_words(fnv1a_words(kFnvOffset, data, 32), data + kHeaderBytes, size - kHeaderBytes);
 }
 
 uint64_t payload_bytes(uint64_t s, uint64_t t) { return 8 * (s + 1) + 4 * t + 4 * t + 4 * s + 8 * s; }

@@ -17,6 +17,7 @@
 #include "core/bpe_trainer.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/hash.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "trainers/sft.h"
@@ -26,21 +27,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-uint64_t fnv1a(uint64_t h, const std::string& text) {
-  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
-std::string hex64(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 // The traces' contents (every prompt and completion), FNV-1a 64.
 std::string traces_digest(const TraceSet& traces) {
-  uint64_t h = 1469598103934665603ull;
-  for (int64_t i = 0; i < traces.size(); ++i) h = fnv1a(fnv1a(h, traces.prompts[i]), traces.completions[i]);
+  uint64_t h = kFnvOffset;
+  for (int64_t i = 0; i < traces.size(); ++i) h = fnv1a(traces.completions[i], fnv1a(traces.prompts[i], h));
   return hex64(h);
 }
 
@@ -52,7 +42,7 @@ std::string sft_fingerprint(const Config& c, const std::string& digest) {
   k.model = c.model;
   k.sft = c.sft;
   k.run.seed = c.run.seed;
-  return hex64(fnv1a(1469598103934665603ull, to_yaml(k) + digest));
+  return hex64(fnv1a(to_yaml(k) + digest));
 }
 
 // Rank 0's decision, known to every rank (ranks may not see the same files on a non-shared run.dir).
@@ -107,7 +97,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   if (tokenizer_path.empty()) {
     tokenizer_path = (fs::path(c.run.dir) / "tokenizer" / "tokenizer.json").string();
     const std::string source_path = (fs::path(c.run.dir) / "tokenizer" / "source.json").string();
-    const std::string source = hex64(fnv1a(1469598103934665603ull, digest + "/" + std::to_string(c.tokenizer.vocab_size)));
+    const std::string source = hex64(fnv1a(digest + "/" + std::to_string(c.tokenizer.vocab_size)));
     const bool reuse = agree_on(rank == 0 && !c.run.force && fs::exists(tokenizer_path) &&
                                 json_field_equals(source_path, "source", source));
     run_agreed([&] {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/files.h"
 #include "sampler/chain_vote.h"
 #include "sampler/hdf5_io.h"
@@ -43,14 +44,9 @@ std::string prepare_config_hash(const Config& c) {
   add("sampler.compression", std::to_string(c.sampler.compression));
   add("run.seed", std::to_string(c.run.seed));
   add("schema_version", std::to_string(kShardSchemaVersion));
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  // FNV-1a from offset 1469598103934665603 (one digit short of the standard basis): kept, so that shard folders
+  // written by earlier versions keep their hash and stay current.
+  return hex64(fnv1a(text, 1469598103934665603ull));
 }
 
 PreparedData build_prepared_data(const Config& config) {

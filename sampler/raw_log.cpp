@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/files.h"
 #include "sampler/dataset.h"
 #include "core/rng.h"
@@ -88,13 +89,6 @@ bool parse_double(std::string_view s, double* out) {
   if (s.empty()) return false;
   auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-// FNV-1a: a fixed, portable hash of a token (std::hash may differ between standard libraries).
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
-  return h;
 }
 
 std::string quoted(std::string_view s) { return "'" + std::string(s.substr(0, 40)) + "'"; }
