@@ -289,6 +289,13 @@ const std::string& Tokenizer::token_bytes(TokenId id) const {
   return impl_->bytes_of[id];
 }
 
+std::string Tokenizer::piece(int64_t id, bool specials) const {
+  if (id < 0 || id >= vocab_size()) return std::string();
+  const Kind kind = impl_->kind[id];
+  if (kind == Kind::kNone || (kind == Kind::kAddedSpecial && !specials)) return std::string();
+  return impl_->bytes_of[id];
+}
+
 bool Tokenizer::is_special(TokenId id) const {
   return id >= 0 && id < vocab_size() && impl_->kind[id] == Kind::kAddedSpecial;
 }

@@ -86,6 +86,9 @@ class Tokenizer {
   std::optional<TokenId> token_id(std::string_view token) const;
   // The raw bytes of a vocab entry, or an added token's content. Throws DataError for an unknown id.
   const std::string& token_bytes(TokenId id) const;
+  // The same, never throwing: "" for an id the tokenizer lacks (past its range, or a hole — a model may sample
+  // any row of its embedding), and for special tokens unless `specials`.
+  std::string piece(int64_t id, bool specials) const;
   bool is_special(TokenId id) const;
 
   const TokenizerSpec& spec() const;

@@ -90,8 +90,9 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     j["skipped_unreached"] = skipped;
     j["mean_prompt_chars"] = static_cast<double>(prompt_chars) / traces.size();
     j["mean_completion_chars"] = static_cast<double>(completion_chars) / traces.size();
-    j["file"] = checksum_file(out_dir, "traces.h5").name;
-    j["crc32"] = checksum_file(out_dir, "traces.h5").crc32;
+    const ManifestFile written = checksum_file(out_dir, "traces.h5");
+    j["file"] = written.name;
+    j["crc32"] = written.crc32;
     j["seconds"] = seconds;
     write_file_atomic(json_path, j.dump(2) + "\n");
     std::printf("annotate: %lld traces (template teacher) -> %s\n"

@@ -116,16 +116,8 @@ int command_generate(const GenerateOptions& opt) {
     if (id < 0 || id >= config.vocab_size) throw DataError("generate: --stop-token " + std::to_string(id) + " is outside the vocabulary");
     sampling.stop_tokens.push_back(id);
   }
-  // The bytes of a generated id; "" for special tokens, ids past the tokenizer (padding rows of the embedding)
-  // and holes in its id range — a model may sample any id of its vocabulary.
-  const TokenText token_text = [&tokenizer](int64_t id) -> std::string {
-    if (id >= tokenizer.vocab_size() || tokenizer.is_special(static_cast<TokenId>(id))) return std::string();
-    try {
-      return tokenizer.token_bytes(static_cast<TokenId>(id));
-    } catch (const DataError&) {
-      return std::string();
-    }
-  };
+  // Special tokens, padding rows of the embedding and holes in the tokenizer's ids print as nothing.
+  const TokenText token_text = [&tokenizer](int64_t id) { return tokenizer.piece(id, /*specials=*/false); };
 
   std::vector<std::string> texts;
   std::vector<GenerationRequest> batch;

@@ -7,6 +7,7 @@
 #include "core/generation.h"
 #include "core/lora.h"
 #include "core/rng.h"
+#include "trainers/answering.h"
 #include "trainers/torch_util.h"
 
 namespace r2rec {
@@ -22,22 +23,8 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
   }
   if (prompts.empty()) throw ConfigError("rl: no prompts to train on");
   const int64_t mine = P / W;
-  SamplingOptions o;
-  o.max_new_tokens = rl.max_new_tokens;
-  o.temperature = rl.temperature;
-  o.top_p = rl.top_p;
-  o.stop_strings = {"</answer>"};
-  for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
-    if (auto id = tok.token_id(t)) o.stop_tokens.push_back(*id);
-  }
-  const TokenText text = [&tok](int64_t id) -> std::string {
-    if (id >= tok.vocab_size()) return std::string();
-    try {
-      return tok.token_bytes(static_cast<TokenId>(id));
-    } catch (const std::exception&) {
-      return std::string();
-    }
-  };
+  const SamplingOptions o = answer_sampling(tok, rl.max_new_tokens, rl.temperature, rl.top_p);
+  const TokenText text = answer_token_text(tok);
   reference.eval();
   for (auto& p : reference.parameters()) p.set_requires_grad(false);
   std::vector<torch::Tensor> params;
@@ -79,9 +66,7 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     std::vector<double> rewards(n), adv(n);
     double sums[5] = {0, 0, 0, 0, 0};  // reward, answer, format, completions, completion tokens
     for (int64_t j = 0; j < n; ++j) {
-      std::string completion = gen[j].text;
-      if (gen[j].finish == FinishReason::kStopString) completion += "</answer>";
-      const Reward r = reward(batch[j / G], completion);
+      const Reward r = reward(batch[j / G], answer_completion(gen[j]));
       rewards[j] = r.total();
       sums[0] += r.total();
       sums[1] += r.answer;

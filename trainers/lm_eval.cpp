@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/generation.h"
+#include "trainers/answering.h"
 #include "trainers/task.h"
 
 namespace r2rec {
@@ -14,61 +15,45 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   LmEvalResult r;
   r.likelihood = RankingMetrics(ks);
   r.generation = RankingMetrics({1});
-  SamplingOptions o;
-  o.max_new_tokens = max_new_tokens;
-  o.temperature = 0;
-  o.stop_strings = {kAnswerClose};
-  for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
-    if (auto id = tok.token_id(t)) o.stop_tokens.push_back(*id);
-  }
-  // Special tokens decode to their text here (the answer tags may be special tokens).
-  const TokenText text = [&tok](int64_t id) -> std::string {
-    if (id >= tok.vocab_size()) return std::string();
-    try {
-      return tok.token_bytes(static_cast<TokenId>(id));
-    } catch (const std::exception&) {
-      return std::string();
-    }
-  };
+  const SamplingOptions o = answer_sampling(tok, max_new_tokens, /*temperature=*/0, /*top_p=*/1);
+  const TokenText text = answer_token_text(tok);
+  // Candidate c's answer "c+1</answer>" as tokens: the same for every example, encoded once.
+  std::vector<std::vector<int64_t>> answers;
   std::vector<Example> examples;
-  std::vector<std::string> prompts;
+  std::vector<GenerationRequest> requests;  // the examples' encoded prompts
   auto flush = [&] {
     if (examples.empty()) return;
-    std::vector<GenerationRequest> reqs;
-    for (const auto& p : prompts) {
-      const auto ids = tok.encode(p);
-      reqs.push_back({std::vector<int64_t>(ids.begin(), ids.end()), 0, nullptr});
-    }
     GenerationStats stats;
-    const std::vector<Generation> out = generate(model, reqs, o, text, 0, &stats);
+    const std::vector<Generation> out = generate(model, requests, o, text, 0, &stats);
     r.generated_tokens += stats.generated_tokens;
     for (size_t i = 0; i < examples.size(); ++i) {
       const Example& e = examples[i];
-      std::string completion = out[i].text;
-      if (out[i].finish == FinishReason::kStopString) completion += kAnswerClose;
-      const int32_t choice = parse_answer(completion, e, reader.catalog());
+      const int32_t choice = parse_answer(answer_completion(out[i]), e, reader.catalog());
       r.valid += choice >= 0;
       r.generation.add_choice(choice, e.target_index);
-      // Likelihood: the model's reasoning, then each candidate's answer.
+      // Likelihood: the prompt, the model's reasoning, then each candidate's answer (prompt and completion
+      // encoded apart, as in training).
       std::string reasoning = out[i].text.substr(0, out[i].text.find(kAnswerOpen));
       if (reasoning.find("<think>") == std::string::npos) reasoning = "<think>\n" + reasoning;
       if (reasoning.find("</think>") == std::string::npos) reasoning += "\n</think>";
-      const auto prefix_ids = tok.encode(prompts[i] + reasoning + kAnswerOpen);
-      std::vector<std::vector<int64_t>> answers;
-      for (size_t c = 0; c < e.candidates.size(); ++c) {
-        const auto ids = tok.encode(std::to_string(c + 1) + kAnswerClose);
+      std::vector<int64_t> prefix = requests[i].prompt;
+      for (TokenId t : tok.encode(reasoning + kAnswerOpen)) prefix.push_back(t);
+      while (answers.size() < e.candidates.size()) {
+        const auto ids = tok.encode(std::to_string(answers.size() + 1) + kAnswerClose);
         answers.emplace_back(ids.begin(), ids.end());
       }
-      r.likelihood.add(score_continuations(model, std::vector<int64_t>(prefix_ids.begin(), prefix_ids.end()), answers), e.target_index);
+      const std::vector<std::vector<int64_t>> mine(answers.begin(), answers.begin() + static_cast<int64_t>(e.candidates.size()));
+      r.likelihood.add(score_continuations(model, prefix, mine), e.target_index);
       ++r.examples;
     }
     examples.clear();
-    prompts.clear();
+    requests.clear();
   };
   Example e;
   ChainBuffer chains;
   while (reader.next(&e, &chains)) {
-    prompts.push_back(render_chat_prompt(e, chains, 0, chains.size(), reader.catalog()));
+    const auto ids = tok.encode(render_chat_prompt(e, chains, 0, chains.size(), reader.catalog()));
+    requests.push_back({std::vector<int64_t>(ids.begin(), ids.end()), 0, nullptr});
     examples.push_back(e);
     chains.clear();
     if (static_cast<int64_t>(examples.size()) >= batch_size) flush();

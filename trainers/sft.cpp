@@ -11,6 +11,7 @@
 #include "core/files.h"
 #include "core/lora.h"
 #include "core/rng.h"
+#include "trainers/task.h"
 #include "trainers/torch_util.h"
 
 namespace r2rec {
@@ -18,11 +19,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The end-of-turn token SFT appends and generation stops at; -1 when the tokenizer has none.
 int64_t end_of_turn_id(const Tokenizer& tokenizer) {
-  for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
-    if (auto id = tokenizer.token_id(t)) return *id;
-  }
-  return -1;
+  const std::vector<int64_t> ids = end_of_turn_tokens(tokenizer);
+  return ids.empty() ? -1 : ids.front();
 }
 
 struct Sequence {

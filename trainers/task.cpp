@@ -112,6 +112,14 @@ Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t 
   return trace;
 }
 
+std::vector<int64_t> end_of_turn_tokens(const Tokenizer& tokenizer) {
+  std::vector<int64_t> out;
+  for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
+    if (auto id = tokenizer.token_id(t)) out.push_back(*id);
+  }
+  return out;
+}
+
 int32_t parse_answer(const std::string& completion, const Example& example, const Catalog& catalog) {
   const size_t open = completion.find(kAnswerOpen);
   if (open == std::string::npos) return -1;

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tokenizer.h"
 #include "sampler/chains.h"
 #include "sampler/shard.h"
 #include "sampler/split.h"
@@ -63,6 +64,9 @@ Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t 
 
 // The answer text for candidate index c (0-based): "<answer>c+1</answer>".
 std::string answer_text(int32_t candidate_index);
+
+// The end-of-turn tokens the tokenizer has, in order of preference: <|im_end|>, <|endoftext|>.
+std::vector<int64_t> end_of_turn_tokens(const Tokenizer& tokenizer);
 
 // The candidate index (0-based) a completion names, or -1 when it is malformed (see above).
 int32_t parse_answer(const std::string& completion, const Example& example, const Catalog& catalog);

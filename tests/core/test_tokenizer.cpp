@@ -135,6 +135,16 @@ TEST(TokenizerLoad, DescribesTheKnownFiles) {
   EXPECT_EQ(llama3().vocab_size(), 128256);
 }
 
+// piece(): token bytes without throwing — special tokens only on request, "" outside the vocabulary.
+TEST(TokenizerLoad, PiecesNeverThrow) {
+  const int64_t im_start = *qwen().token_id("<|im_start|>"), hello = qwen().encode("hello")[0];
+  EXPECT_EQ(qwen().piece(hello, false), qwen().token_bytes(static_cast<TokenId>(hello)));
+  EXPECT_EQ(qwen().piece(im_start, false), "");
+  EXPECT_EQ(qwen().piece(im_start, true), "<|im_start|>");
+  EXPECT_EQ(qwen().piece(qwen().vocab_size(), true), "");  // a padding row of the model's embedding
+  EXPECT_EQ(qwen().piece(-1, true), "");
+}
+
 TEST(TokenizerLoad, GzipAndPlainJsonLoadTheSame) {
   testing::TempDir dir;
   const std::string plain = dir.write("tokenizer.json", gunzip_file(tokenizers_dir() + "/qwen3/tokenizer.json.gz"));
