@@ -17,7 +17,7 @@
 #include <string>
 
 #include "benchmarks/bench_util.h"
-#include "core/generation.h"
+#include "core/model/generation.h"
 
 using namespace r2rec;
 

@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "benchmarks/bench_util.h"
-#include "core/generation.h"
+#include "core/model/generation.h"
 
 using namespace r2rec;
 

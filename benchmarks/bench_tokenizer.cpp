@@ -15,7 +15,7 @@
 #include <map>
 #include <sstream>
 
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace {
 

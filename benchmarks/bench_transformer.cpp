@@ -15,7 +15,7 @@
 #include <string>
 
 #include "benchmarks/bench_util.h"
-#include "core/transformer.h"
+#include "core/model/transformer.h"
 
 using namespace r2rec;
 

@@ -59,10 +59,10 @@ void init_logging(const char* argv0, const LogOptions& o) {
   FLAGS_minloglevel = google::GLOG_INFO;
   const int echo = severity_of(o.level);
   FLAGS_stderrthreshold = (o.rank == 0 || o.echo_all) ? echo : std::max(echo, static_cast<int>(google::GLOG_WARNING));
-  if (!o.run_dir.empty()) {
+  if (!o.log_dir.empty()) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    fs::path dir = fs::path(o.run_dir) / "logs";
+    fs::path dir = o.log_dir;
     fs::create_directories(dir, ec);
     if (ec) throw RuntimeFailure(dir.string() + ": cannot create log folder: " + ec.message());
     st.file = (dir / ("rank" + std::to_string(o.rank) + ".log")).string();

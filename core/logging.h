@@ -1,5 +1,5 @@
 // glog set-up, once per process. Every line carries the rank and role ("r1 rollout"); each rank writes
-// <run_dir>/logs/rank<R>.log with every line from INFO up; only rank 0 echoes INFO to the terminal unless
+// <log_dir>/rank<R>.log with every line from INFO up; only rank 0 echoes INFO to the terminal unless
 // `echo_all` (other ranks still echo warnings and errors); `level` raises the terminal's threshold.
 #pragma once
 
@@ -10,7 +10,7 @@ namespace r2rec {
 struct LogOptions {
   int rank = 0;
   std::string role = "-";
-  std::string run_dir;        // "" = terminal only
+  std::string log_dir;        // folder of the per-rank files (RunLayout::logs()); "" = terminal only
   std::string level = "info"; // info | warning | error: least severe level echoed to the terminal
   bool echo_all = false;
 };

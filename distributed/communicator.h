@@ -105,6 +105,10 @@ class Communicator {
   virtual int size() const = 0;
   virtual const char* backend() const = 0;        // "mpi" | "nccl"
   virtual MemoryKind memory() const = 0;          // where buffers must live
+  // True when ops may be progressed by polling is_completed() from a second thread while the issuing thread
+  // computes (MPI with MPI_THREAD_MULTIPLE); false when the backend progresses on its own (NCCL's stream) or
+  // a second thread may not enter the library.
+  virtual bool supports_progress_thread() const { return false; }
   double timeout_s() const { return timeout_s_; }
   void set_timeout_s(double seconds) { timeout_s_ = seconds; }
 

@@ -1,12 +1,10 @@
 #include "distributed/gradient_sync.h"
 
 #include <glog/logging.h>
-#include <mpi.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
-#include <cstring>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -63,11 +61,7 @@ GradientSynchronizer::GradientSynchronizer(std::vector<torch::Tensor> params, Co
     }
     flats_.push_back(flat);
   }
-  if (options_.overlap && options_.progress_thread && std::strcmp(comm_.backend(), "mpi") == 0) {
-    int level = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&level);
-    use_progress_thread_ = level == MPI_THREAD_MULTIPLE;
-  }
+  use_progress_thread_ = options_.overlap && options_.progress_thread && comm_.supports_progress_thread();
   if (options_.overlap) {
     for (size_t slot = 0; slot < synced_.size(); ++slot) {
       std::shared_ptr<torch::autograd::Node> acc = torch::autograd::impl::grad_accumulator(synced[slot]);

@@ -7,23 +7,11 @@
 #include <string>
 
 #include "core/error.h"
+#include "distributed/mpi_check.h"
 
 namespace r2rec {
 namespace {
 
-// Every MPI call: CommError "mpi: <call> failed at <file>:<line>: <MPI's error string>".
-[[noreturn]] void throw_mpi(int rc, const char* call, const char* file, int line) {
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) len = std::snprintf(msg, sizeof(msg), "error %d", rc);
-  throw CommError(std::string("mpi: ") + call + " failed at " + file + ":" + std::to_string(line) + ": " +
-                  std::string(msg, static_cast<size_t>(len)));
-}
-#define R2REC_MPI_CHECK(call)                                    \
-  do {                                                           \
-    const int r2rec_rc_ = (call);                                \
-    if (r2rec_rc_ != MPI_SUCCESS) throw_mpi(r2rec_rc_, #call, __FILE__, __LINE__); \
-  } while (0)
 
 // ---- 16-bit floats ---------------------------------------------------------------------------------------
 // bf16 is the top half of an f32; f16 is IEEE binary16 (1 sign, 5 exponent, 10 mantissa bits).
@@ -182,6 +170,9 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, double timeout_s, size_t max_chu
   R2REC_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   R2REC_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   R2REC_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  thread_multiple_ = level == MPI_THREAD_MULTIPLE;
 }
 
 MpiCommunicator::~MpiCommunicator() {

@@ -33,6 +33,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   const char* backend() const override { return "mpi"; }
   MemoryKind memory() const override { return MemoryKind::kHost; }
+  bool supports_progress_thread() const override { return thread_multiple_; }
   MPI_Comm comm() const { return comm_; }
   size_t max_chunk() const { return max_chunk_; }
 
@@ -59,6 +60,7 @@ class MpiCommunicator : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   size_t max_chunk_;
+  bool thread_multiple_ = false;  // MPI was initialised with MPI_THREAD_MULTIPLE
 };
 
 // The MPI communicator over MPI_COMM_WORLD.

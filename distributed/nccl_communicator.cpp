@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "distributed/mpi_check.h"
 
 namespace r2rec {
 namespace {
@@ -22,13 +23,6 @@ namespace {
   throw CommError(std::string("nccl: ") + call + " failed at " + file + ":" + std::to_string(line) + ": " +
                   ncclGetErrorString(rc));
 }
-[[noreturn]] void throw_mpi(int rc, const char* call, const char* file, int line) {
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  throw CommError(std::string("nccl: ") + call + " failed at " + file + ":" + std::to_string(line) + ": " +
-                  std::string(msg, static_cast<size_t>(len)));
-}
 #define R2REC_CUDA_CHECK(call)                                                           \
   do {                                                                                   \
     const cudaError_t r2rec_rc_ = (call);                                                \
@@ -38,11 +32,6 @@ namespace {
   do {                                                                                   \
     const ncclResult_t r2rec_rc_ = (call);                                               \
     if (r2rec_rc_ != ncclSuccess) throw_nccl(r2rec_rc_, #call, __FILE__, __LINE__);      \
-  } while (0)
-#define R2REC_MPI_CHECK(call)                                                            \
-  do {                                                                                   \
-    const int r2rec_rc_ = (call);                                                        \
-    if (r2rec_rc_ != MPI_SUCCESS) throw_mpi(r2rec_rc_, #call, __FILE__, __LINE__);       \
   } while (0)
 
 ncclDataType_t nccl_type(DType dtype) {

@@ -18,7 +18,11 @@ struct ProcessInfo {
   std::string node;          // host name
   std::string launcher;      // "mpirun", "slurm" or "none"
   int mpi_thread_level = 0;  // MPI_THREAD_* granted by MPI_Init_thread
+  std::string mpi_library;   // MPI_Get_library_version up to its first comma, e.g. "Open MPI v4.1.4"
 };
+
+// "single" | "funneled" | "serialized" | "multiple" | "unknown" for an MPI_THREAD_* level.
+const char* mpi_thread_level_name(int level);
 
 class MpiSession {
  public:

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "distributed/mpi_check.h"
 
 namespace r2rec {
 namespace {
@@ -99,8 +100,8 @@ Watchdog* Watchdog::active() { return g_active.load(); }
 
 Watchdog::Watchdog(const WatchdogOptions& options) : options_(options), op_(std::make_unique<OpState>()) {
   if (g_active.load()) throw CommError("watchdog: one is already running in this process");
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &world_);
+  R2REC_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  R2REC_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_));
   // Rank 0 picks the folder; everyone learns its path.
   std::string dir;
   int ok = 1;
@@ -119,23 +120,23 @@ Watchdog::Watchdog(const WatchdogOptions& options) : options_(options), op_(std:
   }
   own_dir_ = options_.dir.empty();  // a folder we made is removed by whichever rank leaves it empty
   int len = static_cast<int>(dir.size());
-  MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  R2REC_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
   if (!ok) throw CommError("watchdog: cannot create the heartbeat folder '" + options_.dir + "': " + std::strerror(errno));
-  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  R2REC_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD));
   dir.resize(static_cast<size_t>(len));
-  MPI_Bcast(&dir[0], len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  R2REC_MPI_CHECK(MPI_Bcast(&dir[0], len, MPI_CHAR, 0, MPI_COMM_WORLD));
   dir_ = dir;
 
   const std::string path = dir_ + "/rank-" + std::to_string(rank_) + ".hb";
   fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
   ok = fd_ >= 0 ? 1 : 0;
   int all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  R2REC_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   if (!all_ok)
     throw CommError("watchdog: some rank cannot write its heartbeat under '" + dir_ +
                     "' (the folder must be shared by all ranks)");
   write_record();
-  MPI_Barrier(MPI_COMM_WORLD);  // every record exists before anyone may read one
+  R2REC_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));  // every record exists before anyone may read one
 
   if (options_.handle_sigterm) {
     g_sigterm = 0;

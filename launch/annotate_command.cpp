@@ -14,7 +14,6 @@
 #include "core/files.h"
 #include "launch/command.h"
 #include "sampler/manifest.h"
-#include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
 #include "trainers/task.h"
 #include "trainers/traces.h"
@@ -22,14 +21,12 @@
 namespace r2rec {
 namespace fs = std::filesystem;
 
-std::string traces_dir(const Config& config) { return (fs::path(config.run.dir) / "traces").string(); }
-
 int command_annotate(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "annotate");
   const Config& c = ctx.config;
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string data_dir = shard_output_dir(c), out_dir = traces_dir(c);
-  const std::string h5_path = out_dir + "/traces.h5", json_path = out_dir + "/traces.json";
+  const std::string data_dir = ctx.layout.data(), out_dir = ctx.layout.traces();
+  const std::string h5_path = ctx.layout.traces_h5(), json_path = ctx.layout.traces_json();
   bool current = false;
   run_agreed([&] {
     if (ctx.process->rank != 0) return;
@@ -47,11 +44,7 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
       std::cout << "annotate: " << h5_path << " is up to date; nothing to do (run.force=true redoes it)\n" << std::flush;
       return;
     }
-    ReaderOptions o;
-    o.dir = data_dir;
-    o.split = static_cast<int>(Split::kTrain);
-    o.shuffle = false;
-    ShardReader reader(o);
+    ShardReader reader(reader_options(ctx, Split::kTrain, /*rank_share=*/false, /*for_eval=*/false));
     TraceSet traces;
     traces.dataset = manifest.dataset;
     traces.prepare_hash = manifest.config_hash;

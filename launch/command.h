@@ -7,8 +7,12 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/run_layout.h"
+#include "distributed/agreement.h"
 #include "distributed/process.h"
 #include "distributed/topology.h"
+#include "sampler/shard_reader.h"
+#include "sampler/split.h"
 
 namespace r2rec {
 
@@ -25,14 +29,10 @@ struct CommonOptions {
 struct CommandContext {
   const ProcessInfo* process = nullptr;
   Config config;
+  RunLayout layout{Config{}};
   Topology topology;
   Role role = Role::kBoth;
 };
-
-// Runs `step` on every rank, then agrees on the outcome, so no rank goes on alone into a collective after
-// another failed: when any rank threw an r2rec::Error, the lowest such rank rethrows it and every other rank
-// throws an Error with the same exit code and an empty message (main prints nothing for those).
-void run_agreed(const std::function<void()>& step);
 
 // Loads and validates the config on every rank and agrees on the outcome: when any rank fails, the
 // lowest failing rank's message is thrown as ConfigError on rank 0 and every other rank exits quietly
@@ -45,12 +45,14 @@ CommandContext load_context(const ProcessInfo& process, const CommonOptions& opt
 // prints the resolved config on rank 0 and saves it as <run.dir>/config.yaml.
 void open_run_dir(CommandContext& context, const char* argv0, const std::string& stage);
 
-// The trainers' cross-rank sums over r2rec's MPI communicator with distributed.timeout_s (launch/baseline_command.cpp);
-// `keep` holds the communicator alive as long as the Collectives are used.
+// The trainers' cross-rank sums over r2rec's MPI communicator with distributed.timeout_s; `keep` holds the
+// communicator alive as long as the Collectives are used.
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep);
 
-// <run.dir>/traces: where annotate writes and sft reads the traces (launch/annotate_command.cpp).
-std::string traces_dir(const Config& config);
+// Reader options for `split` of the run's shards (RunLayout::data()): with `rank_share` this rank's share of
+// the split (every rank a disjoint part), else the whole split on every rank; in id order (no shuffle);
+// eval.max_examples caps the split when `for_eval`.
+ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_share, bool for_eval);
 
 // Subcommand bodies. Each returns the process exit code.
 int command_info(const CommandContext& context, bool json);
@@ -62,6 +64,12 @@ int command_annotate(CommandContext& context, const char* argv0);
 int command_sft(CommandContext& context, const char* argv0);
 int command_eval(CommandContext& context, const char* argv0, const std::string& model_dir);
 int command_rl(CommandContext& context, const char* argv0);
+
+// `r2rec baseline` pieces `r2rec run` reuses (launch/baseline_command.cpp): score one cheap baseline into the
+// report; print the report table of eval.split.
+void run_cheap_baseline(const CommandContext& ctx, const std::string& method);
+void print_report(const CommandContext& ctx);
+
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
 int command_tokenize(const std::string& tokenizer_path, bool decode);
 

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
-#include "sampler/prepare.h"
+#include "trainers/checkpoint.h"
 #include "trainers/lm_eval.h"
 #include "trainers/report.h"
 
@@ -21,38 +21,28 @@ namespace fs = std::filesystem;
 int command_eval(CommandContext& ctx, const char* argv0, const std::string& model_option) {
   open_run_dir(ctx, argv0, "eval");
   const Config& c = ctx.config;
-  const std::string sft_dir = (fs::path(c.run.dir) / "sft" / "model").string();
+  const std::string sft_dir = ctx.layout.stage_model("sft");
   const std::string model_dir = model_option.empty() ? sft_dir : model_option;
-  const std::string rl_dir = (fs::path(c.run.dir) / "rl" / "model").string();
+  const std::string rl_dir = ctx.layout.stage_model("rl");
   const std::string name = model_option.empty() || fs::weakly_canonical(model_option) == fs::weakly_canonical(sft_dir) ? "llm-sft"
                            : fs::weakly_canonical(model_option) == fs::weakly_canonical(rl_dir)                       ? "llm-rl"
                                                                                                                      : "llm";
-  std::unique_ptr<Tokenizer> tokenizer;
-  Transformer model{nullptr};
+  LoadedModel loaded;
   std::unique_ptr<ShardReader> reader;
   run_agreed([&] {
     if (!fs::exists(model_dir + "/config.json")) {
       throw DataError(model_dir + "/config.json: not found (run `r2rec sft` first, or pass --model DIR)");
     }
-    const std::string tok_path = fs::exists(model_dir + "/tokenizer.json") ? model_dir : c.tokenizer.path;
-    if (tok_path.empty()) throw DataError(model_dir + ": no tokenizer.json and tokenizer.path is empty");
-    tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok_path));
-    model = Transformer(TransformerConfig::from_hf_json(model_dir + "/config.json"));
-    model->load_hf(model_dir);
-    ReaderOptions o;
-    o.dir = shard_output_dir(c);
-    o.split = static_cast<int>(split_from_name(c.eval.split));
-    o.rank = ctx.process->rank;
-    o.world_size = ctx.process->world_size;
-    o.shuffle = false;
-    o.limit = c.eval.max_examples;
-    reader = std::make_unique<ShardReader>(o);
+    loaded = load_checkpoint(model_dir, c.tokenizer.path);
+    reader = std::make_unique<ShardReader>(reader_options(ctx, split_from_name(c.eval.split), /*rank_share=*/true, /*for_eval=*/true));
   });
+  TransformerImpl& model = *loaded.model;
+  const Tokenizer& tokenizer = *loaded.tokenizer;
   std::shared_ptr<Communicator> comm;
   const Collectives collectives = communicator_collectives(ctx, &comm);
   LmEvalResult r;
   run_agreed([&] {
-    r = evaluate_lm(*model, *tokenizer, *reader, c.eval.ks, c.eval.generate ? c.eval.max_new_tokens : 0, 16, collectives);
+    r = evaluate_lm(model, tokenizer, *reader, c.eval.ks, c.eval.generate ? c.eval.max_new_tokens : 0, 16, collectives);
   });
   if (ctx.process->rank != 0) return kExitOk;
   MethodResult lik;
@@ -61,7 +51,7 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
   lik.metrics = r.likelihood.summary();
   lik.examples = r.examples;
   lik.seconds = r.seconds;
-  update_report(c.run.dir, c.data.name, c.sampler.num_candidates, lik);
+  update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, lik);
   if (c.eval.generate) {
     MethodResult gen;
     gen.method = name + "-gen";
@@ -69,7 +59,7 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     gen.metrics = {{"HR@1", r.generation.hr(1)}, {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0}};
     gen.examples = r.examples;
     gen.seconds = r.seconds;
-    update_report(c.run.dir, c.data.name, c.sampler.num_candidates, gen);
+    update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
   }
   std::printf("eval: %s on %s, %lld examples, %.1f s (%lld tokens generated)\n", model_dir.c_str(), c.eval.split.c_str(),
               static_cast<long long>(r.examples), r.seconds, static_cast<long long>(r.generated_tokens));

@@ -17,11 +17,11 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/generation.h"
-#include "core/lora.h"
+#include "core/model/generation.h"
 #include "core/runtime.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "launch/command.h"
+#include "trainers/checkpoint.h"
 
 namespace r2rec {
 namespace {
@@ -88,21 +88,11 @@ int command_generate(const GenerateOptions& opt) {
   if (opt.batch_size <= 0) throw DataError("generate: --batch-size must be positive");
   set_intra_op_threads(choose_thread_count(opt.threads, 1));
 
-  const std::string tokenizer_path = opt.tokenizer_path.empty() ? opt.model_dir : opt.tokenizer_path;
-  if (opt.tokenizer_path.empty() && !std::filesystem::exists(opt.model_dir + "/tokenizer.json") &&
-      !std::filesystem::exists(opt.model_dir + "/tokenizer.json.gz") && !std::filesystem::exists(opt.model_dir + "/vocab.json")) {
-    throw DataError(opt.model_dir + ": no tokenizer.json (pass --tokenizer PATH)");
-  }
-  const Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
-  const TransformerConfig config = TransformerConfig::from_hf_json(config_path);
-  if (tokenizer.vocab_size() > config.vocab_size) {
-    throw DataError(tokenizer_path + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) + " ids but " +
-                    config_path + " has vocab_size " + std::to_string(config.vocab_size));
-  }
-  Transformer model(config);
-  model->load_hf(opt.model_dir);
-  if (!opt.adapter_dir.empty()) load_lora_adapter(*model, opt.adapter_dir);
-  model->eval();
+  LoadedModel loaded = load_checkpoint(opt.model_dir, opt.tokenizer_path, opt.adapter_dir, /*tokenizer_first=*/true);
+  TransformerImpl& model = *loaded.model;
+  const Tokenizer& tokenizer = *loaded.tokenizer;
+  const TransformerConfig& config = model.config;
+  model.eval();
 
   SamplingOptions sampling;
   sampling.max_new_tokens = opt.max_new_tokens;
@@ -124,7 +114,7 @@ int command_generate(const GenerateOptions& opt) {
   size_t line_no = 0;
   auto flush = [&] {
     if (batch.empty()) return;
-    const std::vector<Generation> out = generate(*model, batch, sampling, token_text);
+    const std::vector<Generation> out = generate(model, batch, sampling, token_text);
     for (size_t i = 0; i < out.size(); ++i) {
       if (!opt.json) {
         std::cout << escape(out[i].text) << '\n';

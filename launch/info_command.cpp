@@ -1,7 +1,5 @@
 // `r2rec info [--json]`: what this rank runs on — versions, BLAS, threads, CUDA/NCCL, MPI place, role.
 // With --json every rank prints exactly one JSON object on one line (ranks in any order).
-#include <mpi.h>
-
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -12,25 +10,6 @@
 
 namespace r2rec {
 
-namespace {
-std::string mpi_library_version() {
-  char buf[MPI_MAX_LIBRARY_VERSION_STRING];
-  int len = 0;
-  MPI_Get_library_version(buf, &len);
-  std::string s(buf, len);
-  const size_t comma = s.find(',');  // Open MPI: "Open MPI v4.1.4, package: ..., ident: ..."
-  return s.substr(0, comma);
-}
-const char* thread_level_name(int level) {
-  switch (level) {
-    case MPI_THREAD_SINGLE: return "single";
-    case MPI_THREAD_FUNNELED: return "funneled";
-    case MPI_THREAD_SERIALIZED: return "serialized";
-    case MPI_THREAD_MULTIPLE: return "multiple";
-  }
-  return "unknown";
-}
-}  // namespace
 
 int command_info(const CommandContext& ctx, bool json) {
   const ProcessInfo& p = *ctx.process;
@@ -54,8 +33,8 @@ int command_info(const CommandContext& ctx, bool json) {
   j["cuda_devices"] = rt.cuda_devices;
   j["nccl_compiled"] = nccl_compiled();
   j["nccl_version"] = nccl_version();
-  j["mpi_library"] = mpi_library_version();
-  j["mpi_thread_level"] = thread_level_name(p.mpi_thread_level);
+  j["mpi_library"] = p.mpi_library;
+  j["mpi_thread_level"] = mpi_thread_level_name(p.mpi_thread_level);
   std::string text;
   if (json) {
     text = j.dump() + "\n";

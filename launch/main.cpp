@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
     CommandContext ctx = load_context(mpi->info(), common, argv[0], cmd.trains);
     if (world_size > 1 && cmd.watched) {
       WatchdogOptions options;
-      options.dir = ctx.config.run.dir + "/heartbeats";
+      options.dir = ctx.layout.heartbeats();
       std::error_code ec;
       if (ctx.process->rank == 0) std::filesystem::create_directories(ctx.config.run.dir, ec);
       watchdog = std::make_unique<Watchdog>(options);

@@ -5,7 +5,6 @@
 // the manifest last and then swaps the staging folder in (the previous output survives any failure before
 // that). A re-run whose config hash matches a complete output is a no-op unless run.force.
 #include <glog/logging.h>
-#include <mpi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/runtime.h"
+#include "distributed/agreement.h"
 #include "launch/command.h"
 #include "sampler/prepare.h"
 
@@ -54,28 +54,6 @@ class ProgressBar {
   bool tty_;
   Clock::time_point start_;
 };
-
-// Gathers one string per rank on rank 0 (in rank order).
-std::vector<std::string> gather_strings(const std::string& mine, int rank, int world) {
-  int len = static_cast<int>(mine.size());
-  std::vector<int> lens(world), displs(world);
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
-  std::string all;
-  if (rank == 0) {
-    int total = 0;
-    for (int r = 0; r < world; ++r) {
-      displs[r] = total;
-      total += lens[r];
-    }
-    all.resize(total);
-  }
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD);
-  std::vector<std::string> out;
-  if (rank == 0) {
-    for (int r = 0; r < world; ++r) out.push_back(all.substr(displs[r], lens[r]));
-  }
-  return out;
-}
 
 bool output_is_current(const std::string& out, const std::string& hash) {
   try {
@@ -123,14 +101,12 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "prepare");
   const Config& config = ctx.config;
   const int rank = ctx.process->rank, world = ctx.process->world_size;
-  const std::string out = shard_output_dir(config);
+  const std::string out = ctx.layout.data();
   const std::string staging = out + ".staging";
   const std::string hash = prepare_config_hash(config);
 
   // 1. Up to date? (rank 0 decides for everyone)
-  int current = 0;
-  if (rank == 0 && !config.run.force) current = output_is_current(out, hash) ? 1 : 0;
-  MPI_Bcast(&current, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  const bool current = agree_on_rank0(rank == 0 && !config.run.force && output_is_current(out, hash));
   if (current) {
     if (rank == 0) {
       std::cout << "prepare: " << out << " is up to date (config hash " << hash
@@ -210,7 +186,7 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
     // 5. Rank 0 collects every shard's result, writes the manifest, swaps the folder in.
     nlohmann::json mine_json = nlohmann::json::array();
     for (size_t k = 0; k < mine.size(); ++k) mine_json.push_back(shard_result_to_json(results[k], mine[k]));
-    const std::vector<std::string> all = gather_strings(mine_json.dump(), rank, world);
+    const std::vector<std::string> all = gather_to_rank0(mine_json.dump());
     run_agreed([&] {
       if (rank != 0) return;
       std::vector<ShardResult> by_shard(S);

@@ -13,13 +13,12 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/lora.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
-#include "sampler/prepare.h"
+#include "trainers/checkpoint.h"
 #include "sampler/shard_reader.h"
 #include "trainers/grpo.h"
-#include "trainers/sft.h"
+#include "trainers/reward.h"
 #include "trainers/task.h"
 
 namespace r2rec {
@@ -29,60 +28,40 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "rl");
   const Config& c = ctx.config;
   const int rank = ctx.process->rank;
-  const std::string start = (fs::path(c.run.dir) / "sft" / "model").string();
-  const std::string out = (fs::path(c.run.dir) / "rl" / "model").string();
-  std::unique_ptr<Tokenizer> tok;
-  Transformer policy{nullptr}, reference{nullptr};
+  const std::string start = ctx.layout.stage_model("sft"), out = ctx.layout.stage_model("rl");
+  LoadedModel policy_ckpt, reference_ckpt;
   std::vector<Example> examples;
   std::vector<std::vector<int64_t>> prompts;
   Catalog catalog;
   run_agreed([&] {
     if (!c.distributed.colocated) throw ConfigError("distributed.colocated: rl runs colocated in this version (split mode is not built)");
     if (!fs::exists(start + "/config.json")) throw DataError(start + "/config.json: not found (run `r2rec sft` first)");
-    tok = std::make_unique<Tokenizer>(Tokenizer::load(start));
-    const TransformerConfig tc = TransformerConfig::from_hf_json(start + "/config.json");
-    policy = Transformer(tc);
-    policy->load_hf(start);
-    reference = Transformer(tc);
-    reference->load_hf(start);
-    if (c.model.lora.rank > 0) {
-      LoraSpec spec;
-      spec.rank = c.model.lora.rank;
-      spec.alpha = c.model.lora.alpha;
-      spec.dropout = c.model.lora.dropout;
-      spec.targets = c.model.lora.targets;
-      torch::manual_seed(static_cast<uint64_t>(c.run.seed));
-      add_lora(*policy, spec);
-    }
-    policy->activation_checkpointing = c.model.activation_checkpointing;
-    ReaderOptions o;
-    o.dir = shard_output_dir(c);
-    o.split = static_cast<int>(Split::kTrain);
-    o.shuffle = false;  // every rank holds the whole list; train_grpo picks each rank's share per step
-    ShardReader reader(o);
+    policy_ckpt = load_checkpoint(start);
+    reference_ckpt = load_checkpoint(start);
+    add_configured_lora(*policy_ckpt.model, c.model.lora, static_cast<uint64_t>(c.run.seed));
+    policy_ckpt.model->activation_checkpointing = c.model.activation_checkpointing;
+    // Every rank holds the whole list; train_grpo picks each rank's share per step.
+    ShardReader reader(reader_options(ctx, Split::kTrain, /*rank_share=*/false, /*for_eval=*/false));
     catalog = reader.catalog();
     Example e;
     ChainBuffer chains;
     while (reader.next(&e, &chains)) {
-      const auto ids = tok->encode(render_chat_prompt(e, chains, 0, chains.size(), catalog));
+      const auto ids = policy_ckpt.tokenizer->encode(render_chat_prompt(e, chains, 0, chains.size(), catalog));
       prompts.emplace_back(ids.begin(), ids.end());
       examples.push_back(e);
       chains.clear();
     }
   });
   const RewardFn reward = [&](int64_t i, const std::string& completion) {
-    Reward r;
-    const int32_t choice = parse_answer(completion, examples[i], catalog);
-    const size_t think = completion.find("<think>"), end = completion.find("</think>"), answer = completion.find(kAnswerOpen);
-    if (choice >= 0 && think != std::string::npos && end != std::string::npos && think < end && end < answer) r.format = c.rl.format_reward;
-    if (choice == examples[i].target_index) r.answer = c.rl.answer_reward;
-    return r;
+    return task_reward(completion, examples[i], catalog, c.rl);
   };
+  TransformerImpl& policy = *policy_ckpt.model;
+  const Tokenizer& tok = *policy_ckpt.tokenizer;
   std::shared_ptr<Communicator> comm;
   const Collectives collectives = communicator_collectives(ctx, &comm);
   RlResult result;
   run_agreed([&] {
-    result = train_grpo(*policy, *reference, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed), prompts, reward, *tok,
+    result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed), prompts, reward, tok,
                         collectives, [&](const GrpoStep& s) {
                           if (rank == 0) {
                             LOG(INFO) << "rl: step " << s.step + 1 << " reward " << s.reward << " (answer " << s.answer
@@ -94,7 +73,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   });
   run_agreed([&] {
     if (rank != 0) return;
-    save_checkpoint(*policy, *tok, out);
+    save_checkpoint(policy, tok, out);
     nlohmann::ordered_json j;
     j["steps"] = result.steps.size();
     j["ranks"] = ctx.process->world_size;
@@ -106,7 +85,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
                      {"completion_tokens", s.completion_tokens}, {"seconds", s.seconds}, {"rollout_seconds", s.rollout_seconds}});
     }
     j["per_step"] = per;
-    write_file_atomic((fs::path(c.run.dir) / "rl" / "rl.json").string(), j.dump(2) + "\n");
+    write_file_atomic(ctx.layout.stage_json("rl"), j.dump(2) + "\n");
     const auto& first = result.steps.front();
     const auto& last = result.steps.back();
     std::printf("rl: %zu GRPO steps, %d rank(s), %.1f s; reward %.3f -> %.3f (answer %.3f -> %.3f), KL %.3g -> %.3g\n"

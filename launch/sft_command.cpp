@@ -7,19 +7,19 @@
 // `transformers` and `r2rec generate`), written at the end and every sft.save_every steps; <run.dir>/sft/sft.json
 // with the per-step losses and throughput.
 #include <glog/logging.h>
-#include <mpi.h>
 
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "core/bpe_trainer.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
+#include "trainers/checkpoint.h"
 #include "trainers/sft.h"
 
 namespace r2rec {
@@ -45,13 +45,6 @@ std::string sft_fingerprint(const Config& c, const std::string& digest) {
   return hex64(fnv1a(to_yaml(k) + digest));
 }
 
-// Rank 0's decision, known to every rank (ranks may not see the same files on a non-shared run.dir).
-bool agree_on(bool rank0_says) {
-  int v = rank0_says ? 1 : 0;
-  MPI_Bcast(&v, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  return v != 0;
-}
-
 bool json_field_equals(const std::string& path, const char* key, const std::string& value) {
   try {
     return fs::exists(path) && nlohmann::json::parse(read_file(path)).value(key, "") == value;
@@ -75,12 +68,11 @@ int command_sft(CommandContext& ctx, const char* argv0) {
       throw ConfigError("tokenizer.path: empty, and model.path " + c.model.path + " has no tokenizer.json: a pretrained model "
                         "needs its own tokenizer");
     }
-    traces = read_traces(traces_dir(c) + "/traces.h5");
+    traces = read_traces(ctx.layout.traces_h5());
   });
   const std::string digest = traces_digest(traces), fingerprint = sft_fingerprint(c, digest);
-  const fs::path sft_dir = fs::path(c.run.dir) / "sft";
-  const std::string json_path = (sft_dir / "sft.json").string(), out = (sft_dir / "model").string();
-  const bool current = agree_on(rank == 0 && !c.run.force && fs::exists(out + "/config.json") &&
+  const std::string json_path = ctx.layout.stage_json("sft"), out = ctx.layout.stage_model("sft");
+  const bool current = agree_on_rank0(rank == 0 && !c.run.force && fs::exists(out + "/config.json") &&
                                 json_field_equals(json_path, "fingerprint", fingerprint));
   if (current) {
     if (rank == 0) std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
@@ -95,10 +87,10 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   // traces or tokenizer.vocab_size change).
   std::string tokenizer_path = !c.tokenizer.path.empty() ? c.tokenizer.path : !c.model.path.empty() ? c.model.path : "";
   if (tokenizer_path.empty()) {
-    tokenizer_path = (fs::path(c.run.dir) / "tokenizer" / "tokenizer.json").string();
-    const std::string source_path = (fs::path(c.run.dir) / "tokenizer" / "source.json").string();
+    tokenizer_path = ctx.layout.tokenizer_json();
+    const std::string source_path = ctx.layout.tokenizer_source();
     const std::string source = hex64(fnv1a(digest + "/" + std::to_string(c.tokenizer.vocab_size)));
-    const bool reuse = agree_on(rank == 0 && !c.run.force && fs::exists(tokenizer_path) &&
+    const bool reuse = agree_on_rank0(rank == 0 && !c.run.force && fs::exists(tokenizer_path) &&
                                 json_field_equals(source_path, "source", source));
     run_agreed([&] {
       if (rank != 0 || reuse) return;

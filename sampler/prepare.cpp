@@ -16,10 +16,6 @@
 namespace r2rec {
 namespace fs = std::filesystem;
 
-std::string shard_output_dir(const Config& config) {
-  return config.sampler.output_dir.empty() ? (fs::path(config.run.dir) / "data").string() : config.sampler.output_dir;
-}
-
 std::string prepare_config_hash(const Config& c) {
   // Every field that changes the bytes prepare writes, as text; FNV-1a 64 over it.
   std::string text;

@@ -23,9 +23,6 @@
 
 namespace r2rec {
 
-// Folder the shards go to: sampler.output_dir, or <run.dir>/data.
-std::string shard_output_dir(const Config& config);
-
 // 16 hex digits identifying every setting that changes prepare's output (data.*, sampler.* except
 // output_dir, run.seed). A re-run with the same hash is a no-op unless run.force.
 std::string prepare_config_hash(const Config& config);

@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "core/generation.h"
-#include "core/tokenizer.h"
+#include "core/model/generation.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace r2rec {
 

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/generation.h"
-#include "core/lora.h"
+#include "core/model/generation.h"
+#include "core/model/lora.h"
 #include "core/rng.h"
 #include "trainers/answering.h"
 #include "trainers/torch_util.h"

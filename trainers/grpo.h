@@ -20,16 +20,12 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/tokenizer.h"
-#include "core/transformer.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/model/transformer.h"
 #include "trainers/recommender.h"
+#include "trainers/reward.h"
 
 namespace r2rec {
-
-struct Reward {
-  double answer = 0, format = 0;
-  double total() const { return answer + format; }
-};
 
 // The reward of a completion (its text, the answer's closing tag included when it stopped there) of prompt i.
 using RewardFn = std::function<Reward(int64_t prompt, const std::string& completion)>;

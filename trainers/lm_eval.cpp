@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "core/generation.h"
+#include "core/model/generation.h"
 #include "trainers/answering.h"
 #include "trainers/task.h"
 

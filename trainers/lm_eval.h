@@ -12,8 +12,8 @@
 
 #include <cstdint>
 
-#include "core/tokenizer.h"
-#include "core/transformer.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/model/transformer.h"
 #include "sampler/shard_reader.h"
 #include "trainers/metrics.h"
 #include "trainers/recommender.h"

@@ -14,8 +14,6 @@ namespace r2rec {
 namespace fs = std::filesystem;
 
 namespace {
-std::string report_path(const std::string& run_dir) { return (fs::path(run_dir) / "report.json").string(); }
-
 nlohmann::ordered_json load(const std::string& path) {
   if (!fs::exists(path)) return nlohmann::ordered_json::object();
   try {
@@ -26,9 +24,7 @@ nlohmann::ordered_json load(const std::string& path) {
 }
 }  // namespace
 
-void update_report(const std::string& run_dir, const std::string& dataset, int64_t num_candidates,
-                   const MethodResult& r) {
-  const std::string path = report_path(run_dir);
+void update_report(const std::string& path, const std::string& dataset, int64_t num_candidates, const MethodResult& r) {
   nlohmann::ordered_json j = load(path);
   j["dataset"] = dataset;
   j["num_candidates"] = num_candidates;
@@ -42,8 +38,8 @@ void update_report(const std::string& run_dir, const std::string& dataset, int64
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-std::string report_table(const std::string& run_dir, const std::string& split_name) {
-  const nlohmann::ordered_json j = load(report_path(run_dir));
+std::string report_table(const std::string& path, const std::string& split_name) {
+  const nlohmann::ordered_json j = load(path);
   if (!j.contains("splits") || !j["splits"].contains(split_name)) return "";
   const auto& methods = j["splits"][split_name]["methods"];
   // Columns: HR@k then NDCG@k in increasing k, as found in the first method.

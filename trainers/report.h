@@ -22,12 +22,12 @@ struct MethodResult {
   double seconds = 0;
 };
 
-// Merges `result` into <run_dir>/report.json (creating it). Throws RuntimeFailure on I/O errors; a report that
-// exists but is not valid JSON is a DataError naming it (never silently overwritten).
-void update_report(const std::string& run_dir, const std::string& dataset, int64_t num_candidates,
+// Merges `result` into the report at `path` (<run.dir>/report.json, creating it). Throws RuntimeFailure on I/O
+// errors; a report that exists but is not valid JSON is a DataError naming it (never silently overwritten).
+void update_report(const std::string& path, const std::string& dataset, int64_t num_candidates,
                    const MethodResult& result);
 
 // The report as an aligned text table (methods as rows, metrics as columns) for the terminal.
-std::string report_table(const std::string& run_dir, const std::string& split);
+std::string report_table(const std::string& path, const std::string& split);
 
 }  // namespace r2rec

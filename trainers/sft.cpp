@@ -9,7 +9,8 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/lora.h"
+#include "core/model/lora.h"
+#include "trainers/checkpoint.h"
 #include "core/rng.h"
 #include "trainers/task.h"
 #include "trainers/torch_util.h"
@@ -18,12 +19,6 @@ namespace r2rec {
 namespace fs = std::filesystem;
 
 namespace {
-
-// The end-of-turn token SFT appends and generation stops at; -1 when the tokenizer has none.
-int64_t end_of_turn_id(const Tokenizer& tokenizer) {
-  const std::vector<int64_t> ids = end_of_turn_tokens(tokenizer);
-  return ids.empty() ? -1 : ids.front();
-}
 
 struct Sequence {
   std::vector<int64_t> ids;
@@ -38,45 +33,6 @@ double learning_rate(const SftConfig& s, int64_t step, int64_t total) {
 }
 
 }  // namespace
-
-Transformer build_model(const Config& config, int64_t vocab_size) {
-  const ModelConfig& m = config.model;
-  TransformerConfig tc;
-  if (!m.path.empty()) {
-    tc = TransformerConfig::from_hf_json(m.path + "/config.json");
-    if (tc.vocab_size < vocab_size) {
-      throw DataError(m.path + "/config.json: vocab_size " + std::to_string(tc.vocab_size) + " is smaller than the tokenizer's " +
-                      std::to_string(vocab_size) + " ids");
-    }
-  } else {
-    tc.vocab_size = (vocab_size + 63) / 64 * 64;
-    tc.hidden_size = m.hidden_size;
-    tc.intermediate_size = m.intermediate_size;
-    tc.num_layers = m.num_layers;
-    tc.num_heads = m.num_heads;
-    tc.num_kv_heads = m.num_kv_heads;
-    tc.head_dim = m.hidden_size / m.num_heads;
-    tc.max_position = m.max_position;
-    tc.rope_theta = m.rope_theta;
-    tc.rms_norm_eps = m.rms_norm_eps;
-    tc.tie_embeddings = m.tie_embeddings;
-    tc.qkv_bias = m.qkv_bias;
-    tc.model_type = m.qkv_bias ? "qwen2" : "llama";
-  }
-  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
-  Transformer model(tc);
-  if (!m.path.empty()) model->load_hf(m.path);
-  if (m.lora.rank > 0) {
-    LoraSpec spec;
-    spec.rank = m.lora.rank;
-    spec.alpha = m.lora.alpha;
-    spec.dropout = m.lora.dropout;
-    spec.targets = m.lora.targets;
-    add_lora(*model, spec);
-  }
-  model->activation_checkpointing = m.activation_checkpointing;
-  return model;
-}
 
 SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
                     const Collectives& col, const std::function<void(int64_t, double)>& on_step) {
@@ -177,28 +133,6 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.tokens_per_second = result.seconds > 0 ? tokens_seen / result.seconds : 0;
   return result;
-}
-
-void save_checkpoint(TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir) {
-  const std::string tmp = dir + ".tmp", old = dir + ".old";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp);
-  model.save_hf(tmp);
-  tokenizer.save(tmp + "/tokenizer.json");
-  nlohmann::ordered_json g;
-  const int64_t eot = end_of_turn_id(tokenizer);
-  if (eot >= 0) g["eos_token_id"] = eot;
-  g["do_sample"] = false;
-  write_file_atomic(tmp + "/generation_config.json", g.dump(2) + "\n");
-  fs::remove_all(old, ec);
-  if (fs::exists(dir)) {
-    fs::rename(dir, old, ec);
-    if (ec) throw RuntimeFailure(dir + ": cannot move the previous checkpoint aside: " + ec.message());
-  }
-  fs::rename(tmp, dir, ec);
-  if (ec) throw RuntimeFailure(dir + ": cannot rename the new checkpoint into place: " + ec.message());
-  fs::remove_all(old, ec);
 }
 
 }  // namespace r2rec

@@ -19,17 +19,12 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/tokenizer.h"
-#include "core/transformer.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/model/transformer.h"
 #include "trainers/recommender.h"
 #include "trainers/traces.h"
 
 namespace r2rec {
-
-// A new model of the configured shape (model.*) for `vocab_size` token ids (rounded up to a multiple of 64), or
-// the checkpoint at model.path; LoRA adapters added when model.lora.rank > 0; activation checkpointing as
-// configured. Parameters are initialised from run.seed, identically on every rank.
-Transformer build_model(const Config& config, int64_t vocab_size);
 
 struct SftResult {
   int64_t steps = 0;
@@ -45,10 +40,5 @@ struct SftResult {
 // checkpoints). Throws ConfigError when the usable traces cannot fill one global batch.
 SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
                     const Collectives& collectives, const std::function<void(int64_t, double)>& on_step = {});
-
-// Writes a checkpoint `transformers` and `r2rec generate` load: config.json + model.safetensors (LoRA merged),
-// tokenizer.json, generation_config.json (eos = the end-of-turn token), into `dir` through `dir`.tmp and a
-// rename (the previous checkpoint survives any failure before the rename).
-void save_checkpoint(TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir);
 
 }  // namespace r2rec

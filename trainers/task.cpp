@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace r2rec {
 

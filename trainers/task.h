@@ -34,7 +34,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "sampler/chains.h"
 #include "sampler/shard.h"
 #include "sampler/split.h"

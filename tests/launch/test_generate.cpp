@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/bpe_trainer.h"
-#include "core/generation.h"
-#include "core/lora.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/bpe_trainer.h"
+#include "core/model/generation.h"
+#include "core/model/lora.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
 
 namespace r2rec {

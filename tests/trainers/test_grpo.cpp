@@ -3,9 +3,10 @@
 // starts at zero and grows as the policy moves.
 #include <gtest/gtest.h>
 
-#include "core/bpe_trainer.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "core/rng.h"
 #include "trainers/grpo.h"
+#include "trainers/checkpoint.h"
 #include "trainers/sft.h"
 
 namespace r2rec {

@@ -2,8 +2,9 @@
 // completion tokens, and the trained model then generates the completion.
 #include <gtest/gtest.h>
 
-#include "core/bpe_trainer.h"
-#include "core/generation.h"
+#include "core/tokenizer/bpe_trainer.h"
+#include "core/model/generation.h"
+#include "trainers/checkpoint.h"
 #include "trainers/sft.h"
 
 namespace r2rec {

@@ -1,5 +1,5 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "core/bpe_pretokenizer.h"
+#include "core/tokenizer/bpe_pretokenizer.h"
 
 #include <pcre2.h>
 

@@ -1,4 +1,4 @@
-#include "core/lora.h"
+#include "core/model/lora.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/safetensors.h"
+#include "core/model/safetensors.h"
 
 namespace r2rec {
 namespace {

@@ -1,11 +1,11 @@
-#include "core/bpe_trainer.h"
+#include "core/tokenizer/bpe_trainer.h"
 
 #include <algorithm>
 #include <map>
 #include <queue>
 #include <unordered_map>
 
-#include "core/bpe_byte_level.h"
+#include "core/tokenizer/bpe_byte_level.h"
 #include "core/error.h"
 
 namespace r2rec {

@@ -5,8 +5,8 @@
 
 #include <set>
 
-#include "core/generation.h"
-#include "tests/core/tiny_model.h"
+#include "core/model/generation.h"
+#include "tests/core/model/tiny_model.h"
 
 namespace r2rec {
 namespace {

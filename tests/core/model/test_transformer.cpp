@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "core/transformer.h"
-#include "tests/core/tiny_model.h"
+#include "core/model/transformer.h"
+#include "tests/core/model/tiny_model.h"
 #include "tests/test_support.h"
 
 namespace r2rec {

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/transformer.h"
+#include "core/model/transformer.h"
 
 namespace r2rec {
 namespace testing {

@@ -1,4 +1,4 @@
-#include "core/transformer.h"
+#include "core/model/transformer.h"
 
 #include <limits>
 #include <mutex>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/safetensors.h"
+#include "core/model/safetensors.h"
 
 namespace r2rec {
 

@@ -7,9 +7,9 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/lora.h"
-#include "core/safetensors.h"
-#include "tests/core/tiny_model.h"
+#include "core/model/lora.h"
+#include "core/model/safetensors.h"
+#include "tests/core/model/tiny_model.h"
 #include "tests/test_support.h"
 
 namespace r2rec {

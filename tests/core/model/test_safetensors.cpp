@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "core/model/safetensors.h"
 #include "tests/test_support.h"
 
 namespace r2rec {

@@ -1,4 +1,4 @@
-#include "core/bpe_byte_level.h"
+#include "core/tokenizer/bpe_byte_level.h"
 
 #include <array>
 

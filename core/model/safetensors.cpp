@@ -1,4 +1,4 @@
-#include "core/safetensors.h"
+#include "core/model/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <fcntl.h>

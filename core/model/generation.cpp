@@ -1,4 +1,4 @@
-#include "core/generation.h"
+#include "core/model/generation.h"
 
 #include <algorithm>
 #include <chrono>

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "core/bpe_pretokenizer.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/bpe_pretokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace r2rec {
 

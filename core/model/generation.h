@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "core/transformer.h"
+#include "core/model/transformer.h"
 
 namespace r2rec {
 

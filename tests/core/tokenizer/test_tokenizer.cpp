@@ -9,10 +9,10 @@
 #include <sstream>
 #include <thread>
 
-#include "core/bpe_byte_level.h"
-#include "core/bpe_pretokenizer.h"
+#include "core/tokenizer/bpe_byte_level.h"
+#include "core/tokenizer/bpe_pretokenizer.h"
 #include "core/error.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
 
 namespace r2rec {

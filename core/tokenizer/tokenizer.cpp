@@ -1,4 +1,4 @@
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 
 #include <utf8proc.h>
 
@@ -10,8 +10,8 @@
 #include <queue>
 #include <unordered_map>
 
-#include "core/bpe_byte_level.h"
-#include "core/bpe_pretokenizer.h"
+#include "core/tokenizer/bpe_byte_level.h"
+#include "core/tokenizer/bpe_pretokenizer.h"
 #include "core/error.h"
 
 namespace r2rec {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/transformer.h"
+#include "core/model/transformer.h"
 
 namespace r2rec {
 

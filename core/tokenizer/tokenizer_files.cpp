@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/bpe_pretokenizer.h"
+#include "core/tokenizer/bpe_pretokenizer.h"
 #include "core/error.h"
 #include "core/files.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace r2rec {
 namespace {

@@ -5,9 +5,9 @@
 #include <chrono>
 #include <fstream>
 
-#include "core/bpe_trainer.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "core/error.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
 
 namespace r2rec {

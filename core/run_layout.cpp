@@ -1,0 +1,28 @@
+#include "core/run_layout.h"
+
+#include <filesystem>
+
+namespace r2rec {
+namespace {
+std::string join(const std::string& a, const std::string& b) { return (std::filesystem::path(a) / b).string(); }
+}  // namespace
+
+RunLayout::RunLayout(const Config& config)
+    : root_(config.run.dir), data_(config.sampler.output_dir.empty() ? join(config.run.dir, "data") : config.sampler.output_dir) {}
+
+std::string RunLayout::config_yaml() const { return join(root_, "config.yaml"); }
+std::string RunLayout::logs() const { return join(root_, "logs"); }
+std::string RunLayout::heartbeats() const { return join(root_, "heartbeats"); }
+std::string RunLayout::data() const { return data_; }
+std::string RunLayout::traces() const { return join(root_, "traces"); }
+std::string RunLayout::traces_h5() const { return join(traces(), "traces.h5"); }
+std::string RunLayout::traces_json() const { return join(traces(), "traces.json"); }
+std::string RunLayout::tokenizer_dir() const { return join(root_, "tokenizer"); }
+std::string RunLayout::tokenizer_json() const { return join(tokenizer_dir(), "tokenizer.json"); }
+std::string RunLayout::tokenizer_source() const { return join(tokenizer_dir(), "source.json"); }
+std::string RunLayout::stage_dir(const std::string& stage) const { return join(root_, stage); }
+std::string RunLayout::stage_model(const std::string& stage) const { return join(stage_dir(stage), "model"); }
+std::string RunLayout::stage_json(const std::string& stage) const { return join(stage_dir(stage), stage + ".json"); }
+std::string RunLayout::report_json() const { return join(root_, "report.json"); }
+
+}  // namespace r2rec

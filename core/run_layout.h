@@ -1,0 +1,45 @@
+// Every path of a run directory, in one place. docs/formats.md ("The run directory") lists them with the
+// stage that writes each and the file formats; nothing else in r2rec spells a run-directory path.
+//
+//   <run.dir>/config.yaml                  the resolved config of the last command (rank 0)
+//   <run.dir>/logs/rank<R>.log             per-rank log files
+//   <run.dir>/heartbeats/                  watchdog heartbeats of multi-rank commands
+//   <run.dir>/data/                        prepare's shards, catalog and manifest (or sampler.output_dir)
+//   <run.dir>/traces/traces.h5, .json      annotate's SFT traces
+//   <run.dir>/tokenizer/tokenizer.json     the learnt tokenizer (+ source.json: what it was learnt from)
+//   <run.dir>/<stage>/model/               a stage's checkpoint (stage: pretrain, sft, rl)
+//   <run.dir>/<stage>/<stage>.json         the stage's record (fingerprint, per-step losses, timings)
+//   <run.dir>/report.json                  every method's metrics on the stored candidate lists
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+
+namespace r2rec {
+
+class RunLayout {
+ public:
+  explicit RunLayout(const Config& config);
+
+  const std::string& root() const { return root_; }
+  std::string config_yaml() const;
+  std::string logs() const;
+  std::string heartbeats() const;
+  std::string data() const;  // sampler.output_dir when set
+  std::string traces() const;
+  std::string traces_h5() const;
+  std::string traces_json() const;
+  std::string tokenizer_dir() const;
+  std::string tokenizer_json() const;
+  std::string tokenizer_source() const;
+  std::string stage_dir(const std::string& stage) const;
+  std::string stage_model(const std::string& stage) const;
+  std::string stage_json(const std::string& stage) const;
+  std::string report_json() const;
+
+ private:
+  std::string root_, data_;
+};
+
+}  // namespace r2rec

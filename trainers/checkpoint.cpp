@@ -1,0 +1,110 @@
+#include "trainers/checkpoint.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/model/lora.h"
+#include "trainers/task.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+Transformer build_model(const Config& config, int64_t vocab_size) {
+  const ModelConfig& m = config.model;
+  TransformerConfig tc;
+  if (!m.path.empty()) {
+    tc = TransformerConfig::from_hf_json(m.path + "/config.json");
+    if (tc.vocab_size < vocab_size) {
+      throw DataError(m.path + "/config.json: vocab_size " + std::to_string(tc.vocab_size) +
+                      " is smaller than the tokenizer's " + std::to_string(vocab_size) + " ids");
+    }
+  } else {
+    tc.vocab_size = (vocab_size + 63) / 64 * 64;
+    tc.hidden_size = m.hidden_size;
+    tc.intermediate_size = m.intermediate_size;
+    tc.num_layers = m.num_layers;
+    tc.num_heads = m.num_heads;
+    tc.num_kv_heads = m.num_kv_heads;
+    tc.head_dim = m.hidden_size / m.num_heads;
+    tc.max_position = m.max_position;
+    tc.rope_theta = m.rope_theta;
+    tc.rms_norm_eps = m.rms_norm_eps;
+    tc.tie_embeddings = m.tie_embeddings;
+    tc.qkv_bias = m.qkv_bias;
+    tc.model_type = m.qkv_bias ? "qwen2" : "llama";
+  }
+  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+  Transformer model(tc);
+  if (!m.path.empty()) model->load_hf(m.path);
+  add_configured_lora(*model, m.lora, static_cast<uint64_t>(config.run.seed));
+  model->activation_checkpointing = m.activation_checkpointing;
+  return model;
+}
+
+void add_configured_lora(TransformerImpl& model, const LoraConfig& lora, uint64_t seed) {
+  if (lora.rank <= 0) return;
+  LoraSpec spec;
+  spec.rank = lora.rank;
+  spec.alpha = lora.alpha;
+  spec.dropout = lora.dropout;
+  spec.targets = lora.targets;
+  torch::manual_seed(seed);
+  add_lora(model, spec);
+}
+
+LoadedModel load_checkpoint(const std::string& dir, const std::string& tokenizer_path_in, const std::string& adapter_dir,
+                            bool tokenizer_first) {
+  LoadedModel out;
+  out.dir = dir;
+  const std::string config_path = dir + "/config.json";
+  if (!fs::exists(config_path)) throw DataError(config_path + ": not found (a checkpoint folder holds config.json and *.safetensors)");
+  std::string tokenizer_path = tokenizer_first ? tokenizer_path_in : "";
+  for (const char* name : {"tokenizer.json", "tokenizer.json.gz", "vocab.json"}) {
+    if (tokenizer_path.empty() && fs::exists(dir + "/" + name)) tokenizer_path = dir;
+  }
+  if (tokenizer_path.empty()) tokenizer_path = tokenizer_path_in;
+  if (tokenizer_path.empty()) {
+    throw DataError(dir + ": no tokenizer.json (pass --tokenizer PATH); commands that read a config use tokenizer.path");
+  }
+  out.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
+  const TransformerConfig config = TransformerConfig::from_hf_json(config_path);
+  if (out.tokenizer->vocab_size() > config.vocab_size) {
+    throw DataError(tokenizer_path + ": the tokenizer has " + std::to_string(out.tokenizer->vocab_size()) + " ids but " +
+                    config_path + " has vocab_size " + std::to_string(config.vocab_size));
+  }
+  out.model = Transformer(config);
+  out.model->load_hf(dir);
+  if (!adapter_dir.empty()) load_lora_adapter(*out.model, adapter_dir);
+  return out;
+}
+
+int64_t end_of_turn_id(const Tokenizer& tokenizer) {
+  const std::vector<int64_t> ids = end_of_turn_tokens(tokenizer);
+  return ids.empty() ? -1 : ids.front();
+}
+
+void save_checkpoint(TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir) {
+  const std::string tmp = dir + ".tmp", old = dir + ".old";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp);
+  model.save_hf(tmp);
+  tokenizer.save(tmp + "/tokenizer.json");
+  nlohmann::ordered_json g;
+  const int64_t eot = end_of_turn_id(tokenizer);
+  if (eot >= 0) g["eos_token_id"] = eot;
+  g["do_sample"] = false;
+  write_file_atomic(tmp + "/generation_config.json", g.dump(2) + "\n");
+  fs::remove_all(old, ec);
+  if (fs::exists(dir)) {
+    fs::rename(dir, old, ec);
+    if (ec) throw RuntimeFailure(dir + ": cannot move the previous checkpoint aside: " + ec.message());
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec) throw RuntimeFailure(dir + ": cannot rename the new checkpoint into place: " + ec.message());
+  fs::remove_all(old, ec);
+}
+
+}  // namespace r2rec
