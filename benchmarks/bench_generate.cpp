@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   std::vector<GenerationRequest> requests;
   for (int b = 0; b < B; ++b) {
     const torch::Tensor row = prompts[b].contiguous();
-    requests.push_back({std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + P), static_cast<uint64_t>(b), nullptr});
+    requests.push_back({std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + P),
+                        static_cast<uint64_t>(b), nullptr});
   }
   auto run = [&](double temperature, double top_p, std::vector<double>& prefill, std::vector<double>& decode) {
     SamplingOptions o;
@@ -74,11 +75,13 @@ int main(int argc, char** argv) {
     pclose(p);
   }
   const double decoded = static_cast<double>(B) * (N - 1), prefilled = static_cast<double>(B) * P;
-  std::printf("generation, batch %d, prompts of %d tokens, %d new tokens, %d threads, median of %d\n", B, P, N, threads, reps);
+  std::printf("generation, batch %d, prompts of %d tokens, %d new tokens, %d threads, median of %d\n", B, P, N, threads,
+              reps);
   std::printf("  r2rec greedy:    prefill %.1f ms (%.0f tokens/s), decode %.1f ms (%.0f tokens/s)\n", pre * 1e3,
               prefilled / pre, dec * 1e3, decoded / dec);
   std::printf("  r2rec sampled:   prefill %.1f ms, decode %.1f ms (%.0f tokens/s) [temperature 1, top-p 0.95]\n",
-              bench::median(sampled_prefill) * 1e3, bench::median(sampled_decode) * 1e3, decoded / bench::median(sampled_decode));
+              bench::median(sampled_prefill) * 1e3, bench::median(sampled_decode) * 1e3,
+              decoded / bench::median(sampled_decode));
   if (py_dec > 0) {
     std::printf("  PyTorch-Python:  prefill %.1f ms (%.0f tokens/s), decode %.1f ms (%.0f tokens/s)\n", py_pre * 1e3,
                 prefilled / py_pre, py_dec * 1e3, decoded / py_dec);

@@ -1,4 +1,5 @@
-// bench_gradient_sync: GradientSynchronizer on the MPI backend. Run: mpirun -np 2 ./benchmarks/bench_gradient_sync [reps]
+// bench_gradient_sync: GradientSynchronizer on the MPI backend. Run: mpirun -np 2 ./benchmarks/bench_gradient_sync
+// [reps]
 //
 // (a) Bandwidth. 64 MB of f32 gradients in 16 parameters of 4 MB, reduced by GradientSynchronizer::finish()
 //     (overlap off: every bucket launched in finish(), bucket cap 25 MB -> buckets of 24, 24, 16 MB, all in
@@ -80,10 +81,11 @@ void bandwidth(r2rec::Communicator& comm, int reps) {
   const double factor = n > 1 ? 2.0 * (n - 1) / n : 1.0;
   const double bus_raw = bytes / median(raw) * factor / 1e9, bus_ours = bytes / median(ours) * factor / 1e9;
   if (comm.rank() == 0) {
-    std::printf("(a) %zu buckets, %.0f MB: raw MPI_Allreduce %.1f ms (%.2f GB/s busbw), GradientSynchronizer %.1f ms "
-                "(%.2f GB/s busbw), ratio %.2f\n",
-                sync.buckets().size(), bytes / (1 << 20), median(raw) * 1e3, bus_raw, median(ours) * 1e3, bus_ours,
-                bus_ours / bus_raw);
+    std::printf(
+        "(a) %zu buckets, %.0f MB: raw MPI_Allreduce %.1f ms (%.2f GB/s busbw), GradientSynchronizer %.1f ms "
+        "(%.2f GB/s busbw), ratio %.2f\n",
+        sync.buckets().size(), bytes / (1 << 20), median(raw) * 1e3, bus_raw, median(ours) * 1e3, bus_ours,
+        bus_ours / bus_raw);
     std::fflush(stdout);
   }
 }
@@ -137,11 +139,12 @@ void overlap(r2rec::Communicator& comm, int reps) {
   if (comm.rank() == 0) {
     int64_t numel = 0;
     for (auto& p : off.net->parameters()) numel += p.numel();
-    std::printf("(b) %.1f MB of parameters; step (fwd+bwd+sync): no overlap %.1f ms; overlap 4 MB buckets (%zu) %.1f ms "
-                "(ratio %.2f); overlap 25 MB buckets (%zu) %.1f ms (ratio %.2f)\n",
-                numel * 4.0 / (1 << 20), median(t_off) * 1e3, on4.sync->buckets().size(), median(t_on4) * 1e3,
-                median(t_off) / median(t_on4), on25.sync->buckets().size(), median(t_on25) * 1e3,
-                median(t_off) / median(t_on25));
+    std::printf(
+        "(b) %.1f MB of parameters; step (fwd+bwd+sync): no overlap %.1f ms; overlap 4 MB buckets (%zu) %.1f ms "
+        "(ratio %.2f); overlap 25 MB buckets (%zu) %.1f ms (ratio %.2f)\n",
+        numel * 4.0 / (1 << 20), median(t_off) * 1e3, on4.sync->buckets().size(), median(t_on4) * 1e3,
+        median(t_off) / median(t_on4), on25.sync->buckets().size(), median(t_on25) * 1e3,
+        median(t_off) / median(t_on25));
     std::printf("    overlap 4 MB buckets + progress thread %.1f ms (ratio %.2f); fwd+bwd alone (no sync) %.1f ms\n",
                 median(t_on4p) * 1e3, median(t_off) / median(t_on4p), median(t_compute) * 1e3);
     std::fflush(stdout);

@@ -45,11 +45,14 @@ int main(int argc, char** argv) {
   double worst = 0;
   const double shared = time([&] { score_continuations(*model, prefix, answers); });
   const double direct = time([&] {
-    torch::NoGradGuard g;
-    const torch::Tensor lp = completion_logprobs(*model, std::vector<std::vector<int64_t>>(C, prefix), answers);
-    const auto s = score_continuations(*model, prefix, answers);
-    for (int k = 0; k < C; ++k) worst = std::max(worst, std::abs(lp[k].sum().item<double>() - s[k]));
-  }) - shared;  // the direct way alone (the check's shared scoring subtracted)
+                          torch::NoGradGuard g;
+                          const torch::Tensor lp =
+                              completion_logprobs(*model, std::vector<std::vector<int64_t>>(C, prefix), answers);
+                          const auto s = score_continuations(*model, prefix, answers);
+                          for (int k = 0; k < C; ++k)
+                            worst = std::max(worst, std::abs(lp[k].sum().item<double>() - s[k]));
+                        }) -
+                        shared;  // the direct way alone (the check's shared scoring subtracted)
   std::printf("candidate scoring, prefix %d tokens, %d candidates x 3 tokens, %d threads, median of %d\n", P, C,
               torch::get_num_threads(), reps);
   std::printf("  shared prefix (score_continuations): %.1f ms\n", shared * 1e3);

@@ -87,7 +87,9 @@ int main(int argc, char** argv) {
     weights.push_back((torch::randn({in, out}) * 0.02).requires_grad_());
     return weights.back();
   };
-  struct Layer { torch::Tensor q, k, v, o, gate, up, down; };
+  struct Layer {
+    torch::Tensor q, k, v, o, gate, up, down;
+  };
   std::vector<Layer> layers;
   for (int l = 0; l < L; ++l) layers.push_back({W(H, H), W(H, KV), W(H, KV), W(H, H), W(H, FF), W(H, FF), W(FF, H)});
   const torch::Tensor head = W(H, V);
@@ -110,7 +112,8 @@ int main(int argc, char** argv) {
 
   const double reader = median(reader_rate), raw = median(raw_rate), step = median(step_rate);
   std::cout << "records per epoch: " << records << " (ML-100K, 4 shards, with chains)\n"
-            << "reader (open + verify + shuffled shares + prefetch): " << reader << " records/s (median of " << reps << ")\n"
+            << "reader (open + verify + shuffled shares + prefetch): " << reader << " records/s (median of " << reps
+            << ")\n"
             << "raw shard reads (no reader):                          " << raw << " records/s\n"
             << "training step proxy (micro_batch " << micro << " x seq " << seq << ", " << at::get_num_threads()
             << " threads): " << step << " examples/s\n"

@@ -45,11 +45,12 @@ int main(int argc, char** argv) {
   }
   const double mine = bench::median(ours);
 
-  const std::string cmd = std::string("/usr/bin/python3 ") + R2REC_SOURCE_DIR + "/benchmarks/python/transformer_step.py " +
-                          std::to_string(B) + " " + std::to_string(T) + " " + std::to_string(c.hidden_size) + " " +
-                          std::to_string(c.num_layers) + " " + std::to_string(c.num_heads) + " " +
-                          std::to_string(c.num_kv_heads) + " " + std::to_string(c.intermediate_size) + " " +
-                          std::to_string(c.vocab_size) + " " + std::to_string(reps) + " " + std::to_string(threads);
+  const std::string cmd = std::string("/usr/bin/python3 ") + R2REC_SOURCE_DIR +
+                          "/benchmarks/python/transformer_step.py " + std::to_string(B) + " " + std::to_string(T) +
+                          " " + std::to_string(c.hidden_size) + " " + std::to_string(c.num_layers) + " " +
+                          std::to_string(c.num_heads) + " " + std::to_string(c.num_kv_heads) + " " +
+                          std::to_string(c.intermediate_size) + " " + std::to_string(c.vocab_size) + " " +
+                          std::to_string(reps) + " " + std::to_string(threads);
   double theirs = 0;
   if (FILE* p = popen(cmd.c_str(), "r")) {
     char line[256];

@@ -50,8 +50,9 @@ bool is_section_prefix(const std::string& prefix) {
 
 [[noreturn]] void unknown_key(const Origin& origin, const std::string& key) {
   std::string hint = config_detail::suggest(key, config_keys());
-  fail(origin, key, "unknown key" + (hint.empty() ? std::string(" (r2rec config-doc lists every key)")
-                                                  : " (did you mean '" + hint + "'?)"));
+  fail(origin, key,
+       "unknown key" +
+           (hint.empty() ? std::string(" (r2rec config-doc lists every key)") : " (did you mean '" + hint + "'?)"));
 }
 
 bool parse_int(const std::string& s, int64_t* out) {
@@ -77,9 +78,10 @@ void check_range(const Origin& origin, const Field& f, double v, const std::stri
 }
 
 std::string scalar_text(const Origin& origin, const Field& f, const YAML::Node& node) {
-  if (!node.IsDefined() || node.IsNull()) fail(origin, f.key, "expected " + config_detail::expectation(f) + ", got nothing");
-  if (!node.IsScalar()) fail(origin, f.key, "expected " + config_detail::expectation(f) + ", got a " +
-                                                (node.IsMap() ? "mapping" : "list"));
+  if (!node.IsDefined() || node.IsNull())
+    fail(origin, f.key, "expected " + config_detail::expectation(f) + ", got nothing");
+  if (!node.IsScalar())
+    fail(origin, f.key, "expected " + config_detail::expectation(f) + ", got a " + (node.IsMap() ? "mapping" : "list"));
   return node.Scalar();
 }
 
@@ -99,9 +101,12 @@ void assign(Config& config, const Field& f, const YAML::Node& node, const Origin
   switch (f.kind) {
     case Kind::kBool: {
       std::string s = scalar_text(origin, f, node);
-      if (s == "true" || s == "True" || s == "yes" || s == "on") *static_cast<bool*>(p) = true;
-      else if (s == "false" || s == "False" || s == "no" || s == "off") *static_cast<bool*>(p) = false;
-      else bad(s);
+      if (s == "true" || s == "True" || s == "yes" || s == "on")
+        *static_cast<bool*>(p) = true;
+      else if (s == "false" || s == "False" || s == "no" || s == "off")
+        *static_cast<bool*>(p) = false;
+      else
+        bad(s);
       return;
     }
     case Kind::kInt: {
@@ -120,8 +125,12 @@ void assign(Config& config, const Field& f, const YAML::Node& node, const Origin
       *static_cast<double*>(p) = v;
       return;
     }
-    case Kind::kString: *static_cast<std::string*>(p) = scalar_text(origin, f, node); return;
-    case Kind::kPath: *static_cast<std::string*>(p) = resolve_path(origin, scalar_text(origin, f, node)); return;
+    case Kind::kString:
+      *static_cast<std::string*>(p) = scalar_text(origin, f, node);
+      return;
+    case Kind::kPath:
+      *static_cast<std::string*>(p) = resolve_path(origin, scalar_text(origin, f, node));
+      return;
     case Kind::kEnum: {
       std::string s = scalar_text(origin, f, node);
       for (const auto& c : f.choices) {
@@ -131,12 +140,14 @@ void assign(Config& config, const Field& f, const YAML::Node& node, const Origin
         }
       }
       std::string hint = config_detail::suggest(s, f.choices);
-      fail(origin, f.key, "expected " + config_detail::expectation(f) + ", got " + shown(s) +
-                              (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      fail(origin, f.key,
+           "expected " + config_detail::expectation(f) + ", got " + shown(s) +
+               (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
     case Kind::kStringList:
     case Kind::kIntList: {
-      if (!node.IsSequence()) bad(node.IsScalar() ? node.Scalar() : std::string(node.IsMap() ? "a mapping" : "nothing"));
+      if (!node.IsSequence())
+        bad(node.IsScalar() ? node.Scalar() : std::string(node.IsMap() ? "a mapping" : "nothing"));
       std::vector<std::string> strs;
       std::vector<int64_t> ints;
       for (const auto& item : node) {
@@ -144,7 +155,8 @@ void assign(Config& config, const Field& f, const YAML::Node& node, const Origin
         const std::string& s = item.Scalar();
         if (f.kind == Kind::kIntList) {
           int64_t v = 0;
-          if (!parse_int(s, &v) || v < 1) fail(origin, f.key, "expected a list of positive integers, got element " + shown(s));
+          if (!parse_int(s, &v) || v < 1)
+            fail(origin, f.key, "expected a list of positive integers, got element " + shown(s));
           ints.push_back(v);
         } else {
           if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
@@ -153,8 +165,10 @@ void assign(Config& config, const Field& f, const YAML::Node& node, const Origin
           strs.push_back(s);
         }
       }
-      if (f.kind == Kind::kIntList) *static_cast<std::vector<int64_t>*>(p) = ints;
-      else *static_cast<std::vector<std::string>*>(p) = strs;
+      if (f.kind == Kind::kIntList)
+        *static_cast<std::vector<int64_t>*>(p) = ints;
+      else
+        *static_cast<std::vector<std::string>*>(p) = strs;
       return;
     }
   }
@@ -223,12 +237,12 @@ void validate(const Config& c, const std::string& where) {
                                        std::to_string(m.num_kv_heads));
   }
   if (c.sft.max_seq_len > m.max_position) {
-    conflict("sft.max_seq_len", "must be at most model.max_position (" + std::to_string(m.max_position) +
-                                    "), got " + std::to_string(c.sft.max_seq_len));
+    conflict("sft.max_seq_len", "must be at most model.max_position (" + std::to_string(m.max_position) + "), got " +
+                                    std::to_string(c.sft.max_seq_len));
   }
   if (c.sft.batch_size % c.sft.micro_batch_size != 0) {
-    conflict("sft.batch_size", "must be a multiple of sft.micro_batch_size (" +
-                                   std::to_string(c.sft.micro_batch_size) + "), got " + std::to_string(c.sft.batch_size));
+    conflict("sft.batch_size", "must be a multiple of sft.micro_batch_size (" + std::to_string(c.sft.micro_batch_size) +
+                                   "), got " + std::to_string(c.sft.batch_size));
   }
   if (c.rl.max_new_tokens >= m.max_position) {
     conflict("rl.max_new_tokens", "must be below model.max_position (" + std::to_string(m.max_position) + ")");
@@ -250,21 +264,23 @@ void validate(const Config& c, const std::string& where) {
     conflict("sampler.max_hops", "bridge chains need 3 hops, got max_hops " + std::to_string(c.sampler.max_hops));
   }
   if (c.sampler.chains_per_example > 0 && types.empty()) {
-    conflict("sampler.chain_types", "is empty but sampler.chains_per_example is " +
-                                        std::to_string(c.sampler.chains_per_example));
+    conflict("sampler.chain_types",
+             "is empty but sampler.chains_per_example is " + std::to_string(c.sampler.chains_per_example));
   }
   const auto& d = c.distributed;
   if (d.colocated && (d.learner_ranks != 0 || d.rollout_ranks != 0)) {
-    conflict("distributed.learner_ranks", "must be 0 when distributed.colocated is true (every rank has both roles); "
-                                          "set distributed.colocated=false to split roles");
+    conflict("distributed.learner_ranks",
+             "must be 0 when distributed.colocated is true (every rank has both roles); "
+             "set distributed.colocated=false to split roles");
   }
   if (!d.colocated && (d.learner_ranks < 1 || d.rollout_ranks < 1)) {
     conflict(d.learner_ranks < 1 ? "distributed.learner_ranks" : "distributed.rollout_ranks",
              "must be at least 1 when distributed.colocated is false");
   }
   if (c.baseline.sasrec.hidden % c.baseline.sasrec.heads != 0) {
-    conflict("baseline.sasrec.heads", "must divide baseline.sasrec.hidden (" + std::to_string(c.baseline.sasrec.hidden) +
-                                          "), got " + std::to_string(c.baseline.sasrec.heads));
+    conflict("baseline.sasrec.heads", "must divide baseline.sasrec.hidden (" +
+                                          std::to_string(c.baseline.sasrec.hidden) + "), got " +
+                                          std::to_string(c.baseline.sasrec.heads));
   }
   if (m.lora.rank > 0 && m.lora.targets.empty()) conflict("model.lora.targets", "is empty but model.lora.rank > 0");
 }
@@ -282,7 +298,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (!path.empty()) {
     std::ifstream in(path);
     if (!in) {
-      throw ConfigError(path + ": cannot open config file (" + (fs::exists(path) ? "not readable" : "no such file") + ")");
+      throw ConfigError(path + ": cannot open config file (" + (fs::exists(path) ? "not readable" : "no such file") +
+                        ")");
     }
     std::stringstream text;
     text << in.rdbuf();
@@ -384,8 +401,8 @@ std::string emit_yaml(const Config& config, bool docs) {
 }  // namespace
 
 std::string to_yaml(const Config& config) {
-  return "# r2rec resolved config" + (config.source.empty() ? std::string() : " (from " + config.source + ")") +
-         "\n" + emit_yaml(config, false);
+  return "# r2rec resolved config" + (config.source.empty() ? std::string() : " (from " + config.source + ")") + "\n" +
+         emit_yaml(config, false);
 }
 
 std::string config_template_yaml() {

@@ -15,44 +15,44 @@
 namespace r2rec {
 
 struct DataConfig {
-  std::string name = "ml-100k";          // label used in shard attributes and reports
-  std::string format = "ml-100k";        // ml-100k | lastfm-hetrec | recbole | recbole-llmrank
-  std::string path;                      // dataset folder (required for prepare)
-  std::string prefix;                    // RecBole atomic-file stem ("" = folder name)
-  std::string title_field = "title";     // RecBole .item field holding the item text
-  double min_rating = 0.0;               // drop interactions rated below this (0 keeps all)
-  int64_t kcore = 5;                     // iterated k-core filter on users and items (0 = off)
-  int64_t min_history = 5;               // users with fewer interactions (after k-core) are dropped
-  bool skip_malformed = false;           // count and skip malformed lines instead of failing
+  std::string name = "ml-100k";       // label used in shard attributes and reports
+  std::string format = "ml-100k";     // ml-100k | lastfm-hetrec | recbole | recbole-llmrank
+  std::string path;                   // dataset folder (required for prepare)
+  std::string prefix;                 // RecBole atomic-file stem ("" = folder name)
+  std::string title_field = "title";  // RecBole .item field holding the item text
+  double min_rating = 0.0;            // drop interactions rated below this (0 keeps all)
+  int64_t kcore = 5;                  // iterated k-core filter on users and items (0 = off)
+  int64_t min_history = 5;            // users with fewer interactions (after k-core) are dropped
+  bool skip_malformed = false;        // count and skip malformed lines instead of failing
 };
 
 struct SamplerConfig {
-  int64_t history_len = 10;              // H: last H items of the history shown in a prompt
-  int64_t num_candidates = 20;           // C: target + C-1 never-touched items
-  int64_t chains_per_example = 4;        // K
-  int64_t max_hops = 4;                  // longest alternating walk (edges)
+  int64_t history_len = 10;        // H: last H items of the history shown in a prompt
+  int64_t num_candidates = 20;     // C: target + C-1 never-touched items
+  int64_t chains_per_example = 4;  // K
+  int64_t max_hops = 4;            // longest alternating walk (edges)
   std::vector<std::string> chain_types = {"closed", "bridge", "walk"};
-  int64_t min_shared_items = 2;          // closure constraint of closed chains
-  int64_t train_examples_per_user = 5;   // sliding target positions per user in the train split
+  int64_t min_shared_items = 2;         // closure constraint of closed chains
+  int64_t train_examples_per_user = 5;  // sliding target positions per user in the train split
   int64_t num_shards = 4;
-  int64_t compression = 4;               // HDF5 deflate level
-  std::string output_dir;                // "" = <run.dir>/data
+  int64_t compression = 4;  // HDF5 deflate level
+  std::string output_dir;   // "" = <run.dir>/data
 };
 
 struct TokenizerConfig {
-  std::string path;                      // tokenizer.json(.gz) / folder / vocab.json+merges.txt; "" = learn one
-  int64_t vocab_size = 4096;             // size of the learnt byte-level BPE vocabulary
+  std::string path;           // tokenizer.json(.gz) / folder / vocab.json+merges.txt; "" = learn one
+  int64_t vocab_size = 4096;  // size of the learnt byte-level BPE vocabulary
 };
 
 struct LoraConfig {
-  int64_t rank = 0;                      // 0 = full fine-tuning
+  int64_t rank = 0;  // 0 = full fine-tuning
   double alpha = 16.0;
   double dropout = 0.0;
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
 };
 
 struct ModelConfig {
-  std::string path;                      // Hugging Face checkpoint folder; "" = from scratch with the shape below
+  std::string path;  // Hugging Face checkpoint folder; "" = from scratch with the shape below
   int64_t hidden_size = 256;
   int64_t num_layers = 4;
   int64_t num_heads = 4;
@@ -63,7 +63,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   bool tie_embeddings = true;
   bool qkv_bias = false;
-  std::string dtype = "auto";            // auto | float32 | bfloat16
+  std::string dtype = "auto";  // auto | float32 | bfloat16
   bool activation_checkpointing = false;
   LoraConfig lora;
 };
@@ -73,69 +73,69 @@ struct SftConfig {
   double learning_rate = 2e-3;
   double weight_decay = 0.0;
   int64_t warmup_steps = 20;
-  int64_t batch_size = 32;               // global, summed over learner ranks and accumulation micro-steps
-  int64_t micro_batch_size = 4;          // per learner rank and forward pass
-  double grad_clip = 1.0;                // 0 = off
+  int64_t batch_size = 32;       // global, summed over learner ranks and accumulation micro-steps
+  int64_t micro_batch_size = 4;  // per learner rank and forward pass
+  double grad_clip = 1.0;        // 0 = off
   int64_t max_seq_len = 1024;
-  int64_t save_every = 0;                // steps between checkpoints (0 = end only)
-  int64_t max_steps = 0;                 // 0 = every epoch
-  bool skip_unreached = false;           // leave out examples whose prompt chains never reach the target
+  int64_t save_every = 0;       // steps between checkpoints (0 = end only)
+  int64_t max_steps = 0;        // 0 = every epoch
+  bool skip_unreached = false;  // leave out examples whose prompt chains never reach the target
 };
 
 struct RlConfig {
   int64_t steps = 100;
-  int64_t prompts_per_step = 8;          // global
-  int64_t group_size = 8;                // G completions per prompt
+  int64_t prompts_per_step = 8;  // global
+  int64_t group_size = 8;        // G completions per prompt
   int64_t micro_batch_size = 4;
   int64_t inner_epochs = 1;
   double learning_rate = 1e-6;
-  double clip_low = 0.2;                 // epsilon_low
-  double clip_high = 0.28;               // epsilon_high
+  double clip_low = 0.2;    // epsilon_low
+  double clip_high = 0.28;  // epsilon_high
   double kl_beta = 0.04;
-  bool std_scale = true;                 // divide advantages by the group's std
+  bool std_scale = true;  // divide advantages by the group's std
   double answer_reward = 1.0;
   double format_reward = 0.1;
   int64_t max_new_tokens = 256;
   double temperature = 1.0;
   double top_p = 1.0;
   bool async = false;
-  int64_t max_staleness = 1;             // async mode: versions rollout may run ahead
+  int64_t max_staleness = 1;  // async mode: versions rollout may run ahead
 };
 
 struct EvalConfig {
-  std::string split = "test";            // valid | test
+  std::string split = "test";  // valid | test
   std::vector<int64_t> ks = {1, 3, 5, 10};
-  int64_t max_examples = 0;              // 0 = all
-  bool generate = true;                  // HR@1 by generation in addition to likelihood ranking
+  int64_t max_examples = 0;  // 0 = all
+  bool generate = true;      // HR@1 by generation in addition to likelihood ranking
   int64_t max_new_tokens = 256;
 };
 
-struct SasrecConfig {                    // Kang & McAuley 2018 defaults (ML-1M column of their Table 3 / code)
+struct SasrecConfig {  // Kang & McAuley 2018 defaults (ML-1M column of their Table 3 / code)
   int64_t hidden = 64;
   int64_t layers = 2;
   int64_t heads = 1;
   double dropout = 0.2;
   int64_t max_len = 50;
   int64_t epochs = 200;
-  int64_t batch_size = 128;               // users per optimizer step, all ranks
+  int64_t batch_size = 128;  // users per optimizer step, all ranks
   double learning_rate = 1e-3;
-  int64_t eval_every = 5;                 // epochs between validation passes
-  int64_t patience = 5;                   // validation passes without improvement before stopping
+  int64_t eval_every = 5;  // epochs between validation passes
+  int64_t patience = 5;    // validation passes without improvement before stopping
 };
 
-struct BprConfig {                       // Rendle et al. 2009 with Adam
+struct BprConfig {  // Rendle et al. 2009 with Adam
   int64_t dim = 64;
   int64_t epochs = 100;
-  int64_t batch_size = 1024;              // (user, positive, negative) triples per step, all ranks
+  int64_t batch_size = 1024;  // (user, positive, negative) triples per step, all ranks
   double learning_rate = 1e-3;
-  double reg = 1e-4;                      // L2 on the embeddings of each batch
+  double reg = 1e-4;  // L2 on the embeddings of each batch
   int64_t eval_every = 5;
   int64_t patience = 5;
 };
 
-struct ItemKnnConfig {                   // Sarwar et al. 2001: cosine item-item similarity
-  int64_t neighbors = 0;                  // keep the top-N similar items per item; 0 keeps all
-  double shrink = 0.0;                    // sim = co / (sqrt(n_i n_j) + shrink)
+struct ItemKnnConfig {    // Sarwar et al. 2001: cosine item-item similarity
+  int64_t neighbors = 0;  // keep the top-N similar items per item; 0 keeps all
+  double shrink = 0.0;    // sim = co / (sqrt(n_i n_j) + shrink)
 };
 
 struct BaselineConfig {
@@ -145,21 +145,21 @@ struct BaselineConfig {
 };
 
 struct DistributedConfig {
-  std::string backend = "auto";          // auto | mpi | nccl
-  bool colocated = true;                 // every rank is both learner and rollout worker
-  int64_t learner_ranks = 0;             // split mode only
-  int64_t rollout_ranks = 0;             // split mode only
-  double bucket_mb = 25.0;               // gradient / broadcast bucket cap
-  double timeout_s = 300.0;              // watchdog deadline of every blocking operation
-  int64_t threads = 0;                   // intra-op threads per rank (0 = cores available to the rank)
+  std::string backend = "auto";  // auto | mpi | nccl
+  bool colocated = true;         // every rank is both learner and rollout worker
+  int64_t learner_ranks = 0;     // split mode only
+  int64_t rollout_ranks = 0;     // split mode only
+  double bucket_mb = 25.0;       // gradient / broadcast bucket cap
+  double timeout_s = 300.0;      // watchdog deadline of every blocking operation
+  int64_t threads = 0;           // intra-op threads per rank (0 = cores available to the rank)
 };
 
 struct RunConfig {
   std::string dir = "runs/default";
   int64_t seed = 1234;
-  std::string log_level = "info";        // info | warning | error
-  bool log_all_ranks = false;            // echo every rank's INFO lines to the terminal
-  bool force = false;                    // redo stages whose outputs already exist
+  std::string log_level = "info";  // info | warning | error
+  bool log_all_ranks = false;      // echo every rank's INFO lines to the terminal
+  bool force = false;              // redo stages whose outputs already exist
 };
 
 struct Config {
@@ -174,7 +174,7 @@ struct Config {
   DistributedConfig distributed;
   RunConfig run;
 
-  std::string source;                    // the config file it came from ("" = defaults only)
+  std::string source;  // the config file it came from ("" = defaults only)
 };
 
 // Parses `path` (may be empty: defaults only), applies `overrides` ("key.sub=value", in order), checks

@@ -59,36 +59,44 @@ std::vector<Field> build() {
       STR(data.prefix, "RecBole atomic-file stem, e.g. Games-6k; empty means the folder's name."),
       STR(data.title_field, "RecBole .item field whose text names an item in prompts."),
       FLOAT(data.min_rating, 0, kInf, "Interactions rated below this are dropped; 0 keeps every interaction."),
-      INT(data.kcore, 0, 1000, "Iterated k-core filter: users and items with fewer interactions are removed "
-                               "until none remain; 0 turns it off."),
-      INT(data.min_history, 3, 100000, "Users with fewer interactions after filtering are dropped (leave-one-out "
-                                       "needs at least one train, one validation and one test item)."),
+      INT(data.kcore, 0, 1000,
+          "Iterated k-core filter: users and items with fewer interactions are removed "
+          "until none remain; 0 turns it off."),
+      INT(data.min_history, 3, 100000,
+          "Users with fewer interactions after filtering are dropped (leave-one-out "
+          "needs at least one train, one validation and one test item)."),
       BOOL(data.skip_malformed, "Count and skip malformed input lines instead of stopping at the first one."),
       // sampler
       INT(sampler.history_len, 1, 512, "H: the last H items of a user's history shown in a prompt."),
-      INT(sampler.num_candidates, 2, 1000, "C: candidates per example, the target plus C-1 items the user never "
-                                           "touched (uniform, seeded)."),
+      INT(sampler.num_candidates, 2, 1000,
+          "C: candidates per example, the target plus C-1 items the user never "
+          "touched (uniform, seeded)."),
       INT(sampler.chains_per_example, 0, 256, "K: interaction chains sampled per example."),
-      INT(sampler.max_hops, 2, 16, "Longest alternating user/item walk, in edges (a closed chain has 4, a "
-                                   "bridge chain 3)."),
+      INT(sampler.max_hops, 2, 16,
+          "Longest alternating user/item walk, in edges (a closed chain has 4, a "
+          "bridge chain 3)."),
       with_choices(make("sampler.chain_types", Kind::kStringList, R2_REF(sampler.chain_types),
                         "Chain forms to sample: closed (u0-i0-u1-i1-u0), bridge (u0-i-u1-candidate), walk "
                         "(alternating walk up to max_hops)."),
                    {"closed", "bridge", "walk"}),
-      INT(sampler.min_shared_items, 1, 64, "Closure constraint: a closed chain's u1 shares at least this many "
-                                           "history items with u0."),
-      INT(sampler.train_examples_per_user, 0, 100000, "Training examples per user, from sliding target positions "
-                                                      "at the end of the train history."),
+      INT(sampler.min_shared_items, 1, 64,
+          "Closure constraint: a closed chain's u1 shares at least this many "
+          "history items with u0."),
+      INT(sampler.train_examples_per_user, 0, 100000,
+          "Training examples per user, from sliding target positions "
+          "at the end of the train history."),
       INT(sampler.num_shards, 1, 65536, "HDF5 shards written by prepare (independent of the world size)."),
       INT(sampler.compression, 0, 9, "HDF5 deflate level of the shard datasets (0 = none)."),
       PATH(sampler.output_dir, "Where prepare writes shards; empty means <run.dir>/data."),
       // tokenizer
-      existing(PATH(tokenizer.path, "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
-                                    "means learn a byte-level BPE vocabulary from the dataset's text.")),
+      existing(PATH(tokenizer.path,
+                    "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
+                    "means learn a byte-level BPE vocabulary from the dataset's text.")),
       INT(tokenizer.vocab_size, 300, 1 << 20, "Size of the learnt vocabulary (bytes + merges + special tokens)."),
       // model
-      existing(PATH(model.path, "Hugging Face checkpoint folder (config.json, *.safetensors); empty means a "
-                                "new model of the shape below.")),
+      existing(PATH(model.path,
+                    "Hugging Face checkpoint folder (config.json, *.safetensors); empty means a "
+                    "new model of the shape below.")),
       INT(model.hidden_size, 8, 65536, "Width of the residual stream."),
       INT(model.num_layers, 1, 512, "Decoder layers."),
       INT(model.num_heads, 1, 1024, "Attention (query) heads; must divide hidden_size."),
@@ -109,18 +117,23 @@ std::vector<Field> build() {
            "up_proj, down_proj)."),
       // sft
       INT(sft.epochs, 1, 100000, "Passes over the SFT traces."),
-      FLOAT_POS(sft.learning_rate, 10, "Peak AdamW learning rate (the default suits the small from-scratch model; fine-tune a pretrained model.path with ~1e-5 to 3e-4)."),
+      FLOAT_POS(sft.learning_rate, 10,
+                "Peak AdamW learning rate (the default suits the small from-scratch model; fine-tune a pretrained "
+                "model.path with ~1e-5 to 3e-4)."),
       FLOAT(sft.weight_decay, 0, 10, "AdamW decoupled weight decay."),
       INT(sft.warmup_steps, 0, 1 << 30, "Linear warm-up steps, then cosine decay."),
-      INT(sft.batch_size, 1, 1 << 30, "Global batch (sequences per optimizer step, all learner ranks); must be a "
-                                      "multiple of learner ranks x micro_batch_size."),
+      INT(sft.batch_size, 1, 1 << 30,
+          "Global batch (sequences per optimizer step, all learner ranks); must be a "
+          "multiple of learner ranks x micro_batch_size."),
       INT(sft.micro_batch_size, 1, 1 << 20, "Sequences per forward pass per learner rank."),
       FLOAT(sft.grad_clip, 0, kInf, "Global gradient-norm clip; 0 turns it off."),
-      INT(sft.max_seq_len, 16, 1 << 20, "Longest training sequence (prompt + trace, tokens); longer ones are left out and counted."),
+      INT(sft.max_seq_len, 16, 1 << 20,
+          "Longest training sequence (prompt + trace, tokens); longer ones are left out and counted."),
       INT(sft.max_steps, 0, 1ll << 40, "Stop after this many optimizer steps (0 = run every epoch)."),
       INT(sft.save_every, 0, 1 << 30, "Optimizer steps between checkpoints; 0 saves at the end only."),
-      BOOL(sft.skip_unreached, "Leave out examples none of whose prompt chains reaches the target (otherwise "
-                               "the trace says the evidence is weak)."),
+      BOOL(sft.skip_unreached,
+           "Leave out examples none of whose prompt chains reaches the target (otherwise "
+           "the trace says the evidence is weak)."),
       // rl
       INT(rl.steps, 1, 1 << 30, "GRPO policy updates."),
       INT(rl.prompts_per_step, 1, 1 << 20, "Prompts per update, all ranks together."),
@@ -141,8 +154,9 @@ std::vector<Field> build() {
       INT(rl.max_staleness, 0, 1024, "Async mode: policy versions a trajectory may lag behind the learner."),
       // eval
       ENUM(eval.split, (V{"valid", "test"}), "Split scored by eval."),
-      make("eval.ks", Kind::kIntList, R2_REF(eval.ks), "Cut-offs k of HR@k and NDCG@k; each at most "
-                                                       "sampler.num_candidates."),
+      make("eval.ks", Kind::kIntList, R2_REF(eval.ks),
+           "Cut-offs k of HR@k and NDCG@k; each at most "
+           "sampler.num_candidates."),
       INT(eval.max_examples, 0, 1 << 30, "Score only the first N examples of the split; 0 scores all."),
       BOOL(eval.generate, "Also measure HR@1 by generation (slower than likelihood ranking)."),
       INT(eval.max_new_tokens, 1, 1 << 20, "Longest completion generated during eval."),
@@ -167,19 +181,22 @@ std::vector<Field> build() {
       INT(baseline.itemknn.neighbors, 0, 1 << 30, "item-kNN: similar items kept per item; 0 keeps all."),
       FLOAT(baseline.itemknn.shrink, 0, 1e9, "item-kNN: shrinkage in sim = co-count / (sqrt(n_i n_j) + shrink)."),
       // distributed
-      ENUM(distributed.backend, (V{"auto", "mpi", "nccl"}), "Communicator: auto is NCCL for CUDA tensors when "
-                                                            "built with it, else MPI."),
+      ENUM(distributed.backend, (V{"auto", "mpi", "nccl"}),
+           "Communicator: auto is NCCL for CUDA tensors when "
+           "built with it, else MPI."),
       BOOL(distributed.colocated, "Every rank is both learner and rollout worker (time-sliced)."),
       INT(distributed.learner_ranks, 0, 1 << 20, "Split mode: ranks 0..L-1 learn. Must be 0 when colocated."),
-      INT(distributed.rollout_ranks, 0, 1 << 20, "Split mode: the remaining R ranks roll out; L + R must equal "
-                                                 "the world size."),
+      INT(distributed.rollout_ranks, 0, 1 << 20,
+          "Split mode: the remaining R ranks roll out; L + R must equal "
+          "the world size."),
       FLOAT_POS(distributed.bucket_mb, 4096, "Cap of one gradient / weight-broadcast bucket, in MiB."),
       FLOAT_POS(distributed.timeout_s, 86400, "Watchdog deadline of every blocking operation, in seconds."),
       INT(distributed.threads, 0, 4096, "Intra-op threads per rank; 0 means the cores available to the rank."),
       // run
       PATH(run.dir, "Run directory: logs, resolved config, shards, checkpoints, report."),
       INT(run.seed, 0, 9007199254740991.0, "Seed of every random choice (sampling, init, shuffles)."),
-      ENUM(run.log_level, (V{"info", "warning", "error"}), "Least severe log level echoed to the terminal; the per-rank log files always get INFO and up."),
+      ENUM(run.log_level, (V{"info", "warning", "error"}),
+           "Least severe log level echoed to the terminal; the per-rank log files always get INFO and up."),
       BOOL(run.log_all_ranks, "Echo every rank's INFO lines to the terminal, not only rank 0's."),
       BOOL(run.force, "Redo stages whose outputs already exist."),
   };
@@ -227,7 +244,8 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 }
 std::string range_text(const Field& f, const char* what) {
   const bool has_lo = f.min != -kInf, has_hi = f.max != kInf;
-  if (has_lo && has_hi) return std::string(what) + (f.min_exclusive ? " in (" : " in [") + num(f.min) + ", " + num(f.max) + "]";
+  if (has_lo && has_hi)
+    return std::string(what) + (f.min_exclusive ? " in (" : " in [") + num(f.min) + ", " + num(f.max) + "]";
   if (has_lo) return std::string(what) + (f.min_exclusive ? " > " : " >= ") + num(f.min);
   return what;
 }
@@ -235,15 +253,22 @@ std::string range_text(const Field& f, const char* what) {
 
 std::string expectation(const Field& f) {
   switch (f.kind) {
-    case Kind::kBool: return "true or false";
-    case Kind::kInt: return range_text(f, "an integer");
-    case Kind::kFloat: return range_text(f, "a number");
-    case Kind::kString: return "a string";
-    case Kind::kPath: return f.must_exist ? "a path to an existing file or folder" : "a path";
-    case Kind::kEnum: return "one of " + join(f.choices, ", ");
+    case Kind::kBool:
+      return "true or false";
+    case Kind::kInt:
+      return range_text(f, "an integer");
+    case Kind::kFloat:
+      return range_text(f, "a number");
+    case Kind::kString:
+      return "a string";
+    case Kind::kPath:
+      return f.must_exist ? "a path to an existing file or folder" : "a path";
+    case Kind::kEnum:
+      return "one of " + join(f.choices, ", ");
     case Kind::kStringList:
       return f.choices.empty() ? "a list of strings" : "a list of " + join(f.choices, ", ");
-    case Kind::kIntList: return "a list of integers";
+    case Kind::kIntList:
+      return "a list of integers";
   }
   return "";
 }
@@ -263,8 +288,10 @@ std::string value_text(const Field& f, const Config& config) {
     return out + "\"";
   };
   switch (f.kind) {
-    case Kind::kBool: return *static_cast<bool*>(p) ? "true" : "false";
-    case Kind::kInt: return std::to_string(*static_cast<int64_t*>(p));
+    case Kind::kBool:
+      return *static_cast<bool*>(p) ? "true" : "false";
+    case Kind::kInt:
+      return std::to_string(*static_cast<int64_t*>(p));
     case Kind::kFloat: {
       // The shortest text that reads back as the same double.
       const double v = *static_cast<double*>(p);
@@ -281,7 +308,8 @@ std::string value_text(const Field& f, const Config& config) {
     }
     case Kind::kString:
     case Kind::kPath:
-    case Kind::kEnum: return quote(*static_cast<std::string*>(p));
+    case Kind::kEnum:
+      return quote(*static_cast<std::string*>(p));
     case Kind::kStringList: {
       std::vector<std::string> q;
       for (const auto& s : *static_cast<std::vector<std::string>*>(p)) q.push_back(quote(s));

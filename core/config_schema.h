@@ -14,15 +14,15 @@ namespace r2rec::config_detail {
 enum class Kind { kBool, kInt, kFloat, kString, kPath, kEnum, kStringList, kIntList };
 
 struct Field {
-  std::string key;                    // dotted path, e.g. "sft.learning_rate"
+  std::string key;  // dotted path, e.g. "sft.learning_rate"
   Kind kind = Kind::kString;
   std::string doc;                    // meaning (one sentence or two), shown in docs and templates
   std::function<void*(Config&)> ref;  // address of the member inside a Config
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
-  bool min_exclusive = false;         // range is (min, max] instead of [min, max]
-  std::vector<std::string> choices;   // kEnum values, or allowed kStringList elements
-  bool must_exist = false;            // kPath: a non-empty value must name an existing file or folder
+  bool min_exclusive = false;        // range is (min, max] instead of [min, max]
+  std::vector<std::string> choices;  // kEnum values, or allowed kStringList elements
+  bool must_exist = false;           // kPath: a non-empty value must name an existing file or folder
 };
 
 // Every field, in documentation order (sections in the order of Config's members).

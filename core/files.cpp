@@ -40,7 +40,8 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open (" + (std::filesystem::exists(path) ? "not readable" : "no such file") + ")");
+  if (!in)
+    throw DataError(path + ": cannot open (" + (std::filesystem::exists(path) ? "not readable" : "no such file") + ")");
   std::ostringstream out;
   out << in.rdbuf();
   if (in.bad()) throw DataError(path + ": read error");

@@ -25,10 +25,10 @@ State& state() {
 
 // "I1126 18:50:00.123456 r1 rollout config.cpp:42] message"
 void prefix(std::ostream& s, const google::LogMessageInfo& l, void*) {
-  s << l.severity[0] << std::setw(2) << std::setfill('0') << 1 + l.time.month() << std::setw(2) << l.time.day()
-    << ' ' << std::setw(2) << l.time.hour() << ':' << std::setw(2) << l.time.min() << ':' << std::setw(2)
-    << l.time.sec() << '.' << std::setw(6) << l.time.usec() << std::setfill(' ') << ' ' << state().tag << ' '
-    << l.filename << ':' << l.line_number << ']';
+  s << l.severity[0] << std::setw(2) << std::setfill('0') << 1 + l.time.month() << std::setw(2) << l.time.day() << ' '
+    << std::setw(2) << l.time.hour() << ':' << std::setw(2) << l.time.min() << ':' << std::setw(2) << l.time.sec()
+    << '.' << std::setw(6) << l.time.usec() << std::setfill(' ') << ' ' << state().tag << ' ' << l.filename << ':'
+    << l.line_number << ']';
 }
 
 int severity_of(const std::string& level) {
@@ -45,7 +45,7 @@ void init_logging(const char* argv0, const LogOptions& o) {
   st.tag = "r" + std::to_string(o.rank) + " " + o.role;
   if (!st.initialised) {
     FLAGS_logtostderr = false;
-    FLAGS_logbufsecs = 0;           // a crash must not swallow the last lines
+    FLAGS_logbufsecs = 0;  // a crash must not swallow the last lines
     FLAGS_timestamp_in_logfile_name = false;
     google::InitGoogleLogging(argv0, &prefix, nullptr);
     // One file per rank holding every severity, instead of glog's one file per severity.

@@ -10,8 +10,8 @@ namespace r2rec {
 struct LogOptions {
   int rank = 0;
   std::string role = "-";
-  std::string log_dir;        // folder of the per-rank files (RunLayout::logs()); "" = terminal only
-  std::string level = "info"; // info | warning | error: least severe level echoed to the terminal
+  std::string log_dir;         // folder of the per-rank files (RunLayout::logs()); "" = terminal only
+  std::string level = "info";  // info | warning | error: least severe level echoed to the terminal
   bool echo_all = false;
 };
 

@@ -26,7 +26,15 @@ inline uint64_t stream_key(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 
 }
 
 // What a stream is for (the second part of its key), so two uses never share draws.
-enum class Stream : uint64_t { kCandidates = 1, kChains = 2, kLastfmOrder = 3, kGeneration = 5, kSftOrder = 6, kRlOrder = 7, kRollout = 8 };
+enum class Stream : uint64_t {
+  kCandidates = 1,
+  kChains = 2,
+  kLastfmOrder = 3,
+  kGeneration = 5,
+  kSftOrder = 6,
+  kRlOrder = 7,
+  kRollout = 8
+};
 
 class Rng {
  public:

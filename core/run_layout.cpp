@@ -8,7 +8,8 @@ std::string join(const std::string& a, const std::string& b) { return (std::file
 }  // namespace
 
 RunLayout::RunLayout(const Config& config)
-    : root_(config.run.dir), data_(config.sampler.output_dir.empty() ? join(config.run.dir, "data") : config.sampler.output_dir) {}
+    : root_(config.run.dir),
+      data_(config.sampler.output_dir.empty() ? join(config.run.dir, "data") : config.sampler.output_dir) {}
 
 std::string RunLayout::config_yaml() const { return join(root_, "config.yaml"); }
 std::string RunLayout::logs() const { return join(root_, "logs"); }

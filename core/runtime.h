@@ -8,9 +8,9 @@
 namespace r2rec {
 
 struct RuntimeInfo {
-  std::string torch_version;    // "1.13.0"
-  std::string blas_info;        // libtorch's build-time BLAS (at::show_config's BLAS_INFO)
-  std::string blas_library;     // the BLAS shared object actually mapped into this process
+  std::string torch_version;  // "1.13.0"
+  std::string blas_info;      // libtorch's build-time BLAS (at::show_config's BLAS_INFO)
+  std::string blas_library;   // the BLAS shared object actually mapped into this process
   int intra_op_threads = 1;
   int inter_op_threads = 1;
   bool cuda_available = false;

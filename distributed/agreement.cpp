@@ -71,10 +71,13 @@ std::vector<std::string> gather_to_rank0(const std::string& text) {
     }
     all.resize(static_cast<size_t>(total));
   }
-  R2REC_MPI_CHECK(MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
+  R2REC_MPI_CHECK(
+      MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
   std::vector<std::string> out;
   if (rank == 0) {
-    for (int r = 0; r < world; ++r) out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]), static_cast<size_t>(lens[static_cast<size_t>(r)])));
+    for (int r = 0; r < world; ++r)
+      out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
+                               static_cast<size_t>(lens[static_cast<size_t>(r)])));
   }
   return out;
 }

@@ -120,16 +120,15 @@ void check_same_parameters(const std::vector<at::Tensor>& tensors, Communicator&
       if (zero_has != has) {
         size_t p = pos[r];
         std::ostringstream s;
-        s << who << ": parameters differ across ranks: rank 0 has " << count[0] << " parameters, rank " << r
-          << " has " << count[r] << " (parameter " << k << ": "
-          << (zero_has ? zero_label + " on rank 0" : describe(all.data(), p) + " on rank " + std::to_string(r))
-          << ")";
+        s << who << ": parameters differ across ranks: rank 0 has " << count[0] << " parameters, rank " << r << " has "
+          << count[r] << " (parameter " << k << ": "
+          << (zero_has ? zero_label + " on rank 0" : describe(all.data(), p) + " on rank " + std::to_string(r)) << ")";
         throw CommError(s.str());
       }
       const std::string label = describe(all.data(), pos[r]);
       if (label != zero_label)
-        throw CommError(who + ": parameters differ across ranks: parameter " + std::to_string(k) + " is " +
-                        zero_label + " on rank 0 but " + label + " on rank " + std::to_string(r));
+        throw CommError(who + ": parameters differ across ranks: parameter " + std::to_string(k) + " is " + zero_label +
+                        " on rank 0 but " + label + " on rank " + std::to_string(r));
     }
     bool any = zero_has;
     for (int r = 1; r < n; ++r) any = any || k < count[r];

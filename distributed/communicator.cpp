@@ -18,33 +18,51 @@ namespace r2rec {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return "f32";
-    case DType::kF64: return "f64";
-    case DType::kBF16: return "bf16";
-    case DType::kF16: return "f16";
-    case DType::kI32: return "i32";
-    case DType::kI64: return "i64";
-    case DType::kU8: return "u8";
+    case DType::kF32:
+      return "f32";
+    case DType::kF64:
+      return "f64";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF16:
+      return "f16";
+    case DType::kI32:
+      return "i32";
+    case DType::kI64:
+      return "i64";
+    case DType::kU8:
+      return "u8";
   }
   return "?";
 }
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kF32: case DType::kI32: return 4;
-    case DType::kF64: case DType::kI64: return 8;
-    case DType::kBF16: case DType::kF16: return 2;
-    case DType::kU8: return 1;
+    case DType::kF32:
+    case DType::kI32:
+      return 4;
+    case DType::kF64:
+    case DType::kI64:
+      return 8;
+    case DType::kBF16:
+    case DType::kF16:
+      return 2;
+    case DType::kU8:
+      return 1;
   }
   return 0;
 }
 
 const char* reduce_op_name(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAvg: return "avg";
-    case ReduceOp::kMax: return "max";
-    case ReduceOp::kMin: return "min";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAvg:
+      return "avg";
+    case ReduceOp::kMax:
+      return "max";
+    case ReduceOp::kMin:
+      return "min";
   }
   return "?";
 }
@@ -52,10 +70,14 @@ const char* reduce_op_name(ReduceOp op) {
 std::string bytes_label(size_t count, DType dtype) {
   const double bytes = static_cast<double>(count) * static_cast<double>(dtype_size(dtype));
   char buf[64];
-  if (bytes < 1024.0) std::snprintf(buf, sizeof(buf), "%.0f B", bytes);
-  else if (bytes < 1024.0 * 1024.0) std::snprintf(buf, sizeof(buf), "%.1f KB", bytes / 1024.0);
-  else if (bytes < 1024.0 * 1024.0 * 1024.0) std::snprintf(buf, sizeof(buf), "%.1f MB", bytes / 1048576.0);
-  else std::snprintf(buf, sizeof(buf), "%.2f GB", bytes / 1073741824.0);
+  if (bytes < 1024.0)
+    std::snprintf(buf, sizeof(buf), "%.0f B", bytes);
+  else if (bytes < 1024.0 * 1024.0)
+    std::snprintf(buf, sizeof(buf), "%.1f KB", bytes / 1024.0);
+  else if (bytes < 1024.0 * 1024.0 * 1024.0)
+    std::snprintf(buf, sizeof(buf), "%.1f MB", bytes / 1048576.0);
+  else
+    std::snprintf(buf, sizeof(buf), "%.2f GB", bytes / 1073741824.0);
   return buf;
 }
 
@@ -92,7 +114,9 @@ void Work::wait(double timeout_s) {
   if (dog) dog->op_begin(label, timeout_s);
   struct EndOp {
     Watchdog* dog;
-    ~EndOp() { if (dog) dog->op_end(); }
+    ~EndOp() {
+      if (dog) dog->op_end();
+    }
   } end_op{dog};
 
   // Poll. Open MPI progresses a non-blocking collective only inside MPI_Test, so the first second spins on
@@ -127,8 +151,7 @@ void Communicator::fail(const std::string& what) const { throw CommError(std::st
 
 void Communicator::check_peer(int peer, const char* op) const {
   if (peer < 0 || peer >= size())
-    fail(std::string(op) + ": rank " + std::to_string(peer) + " is outside this group of " +
-         std::to_string(size()));
+    fail(std::string(op) + ": rank " + std::to_string(peer) + " is outside this group of " + std::to_string(size()));
 }
 
 void Communicator::check_counts(const std::vector<size_t>& counts) const {
@@ -147,9 +170,7 @@ DType dtype_of(const at::Tensor& t, const char* backend) { return tensor_dtype(t
 
 // Checks a tensor argument and returns its dtype.
 static DType checked(const Communicator& c, const at::Tensor& t, const char* op) {
-  auto where = [&](const std::string& what) {
-    return CommError(std::string(c.backend()) + ": " + op + ": " + what);
-  };
+  auto where = [&](const std::string& what) { return CommError(std::string(c.backend()) + ": " + op + ": " + what); };
   if (!t.defined()) throw where("undefined tensor");
   if (!t.is_contiguous()) throw where("tensor must be contiguous");
   const bool cuda = t.is_cuda();
@@ -232,8 +253,9 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
   }
 #else
   if (backend == "nccl")
-    throw CommError("nccl: built without NCCL (configure with R2REC_WITH_NCCL=ON and CUDA + NCCL installed); "
-                    "use distributed.backend=mpi");
+    throw CommError(
+        "nccl: built without NCCL (configure with R2REC_WITH_NCCL=ON and CUDA + NCCL installed); "
+        "use distributed.backend=mpi");
   if (backend == "auto") return make_mpi_communicator(options);
 #endif
   throw CommError("distributed.backend: unknown backend '" + backend + "' (expected auto, mpi or nccl)");
@@ -241,14 +263,22 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
 
 DType tensor_dtype(const at::Tensor& t, const std::string& context) {
   switch (t.scalar_type()) {
-    case at::kFloat: return DType::kF32;
-    case at::kDouble: return DType::kF64;
-    case at::kBFloat16: return DType::kBF16;
-    case at::kHalf: return DType::kF16;
-    case at::kInt: return DType::kI32;
-    case at::kLong: return DType::kI64;
-    case at::kByte: return DType::kU8;
-    default: break;
+    case at::kFloat:
+      return DType::kF32;
+    case at::kDouble:
+      return DType::kF64;
+    case at::kBFloat16:
+      return DType::kBF16;
+    case at::kHalf:
+      return DType::kF16;
+    case at::kInt:
+      return DType::kI32;
+    case at::kLong:
+      return DType::kI64;
+    case at::kByte:
+      return DType::kU8;
+    default:
+      break;
   }
   throw CommError(context + ": tensors of dtype " + std::string(c10::toString(t.scalar_type())) +
                   " are not supported (f32, f64, bf16, f16, i32, i64, u8)");

@@ -46,18 +46,34 @@ enum class DType : uint8_t { kF32, kF64, kBF16, kF16, kI32, kI64, kU8 };
 enum class ReduceOp : uint8_t { kSum, kAvg, kMax, kMin };
 enum class MemoryKind : uint8_t { kHost, kCuda };
 
-const char* dtype_name(DType dtype);       // "f32", "bf16", ...
-size_t dtype_size(DType dtype);            // bytes per element
-const char* reduce_op_name(ReduceOp op);   // "sum", "avg", "max", "min"
+const char* dtype_name(DType dtype);      // "f32", "bf16", ...
+size_t dtype_size(DType dtype);           // bytes per element
+const char* reduce_op_name(ReduceOp op);  // "sum", "avg", "max", "min"
 // "4.0 MB", "12 B": the size of count elements of dtype, for messages.
 std::string bytes_label(size_t count, DType dtype);
 
-template <typename T> struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::kF32; };
-template <> struct DTypeOf<double> { static constexpr DType value = DType::kF64; };
-template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::kI32; };
-template <> struct DTypeOf<int64_t> { static constexpr DType value = DType::kI64; };
-template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::kU8; };
+template <typename T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::kF32;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = DType::kF64;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::kI32;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::kI64;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::kU8;
+};
 
 // Asynchronous handle of one op. See the contract above.
 class Work {
@@ -103,8 +119,8 @@ class Communicator {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual const char* backend() const = 0;        // "mpi" | "nccl"
-  virtual MemoryKind memory() const = 0;          // where buffers must live
+  virtual const char* backend() const = 0;  // "mpi" | "nccl"
+  virtual MemoryKind memory() const = 0;    // where buffers must live
   // True when ops may be progressed by polling is_completed() from a second thread while the issuing thread
   // computes (MPI with MPI_THREAD_MULTIPLE); false when the backend progresses on its own (NCCL's stream) or
   // a second thread may not enter the library.
@@ -122,22 +138,25 @@ class Communicator {
   virtual WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) = 0;
   virtual WorkPtr barrier() = 0;
 
-  // Sub-communicator over `ranks` (ascending ranks of this communicator, e.g. the learner group). Collective over this communicator: every rank calls it with the same list; ranks
-  // outside the list get nullptr. The child inherits backend and timeout; its rank i is ranks[i].
+  // Sub-communicator over `ranks` (ascending ranks of this communicator, e.g. the learner group). Collective over this
+  // communicator: every rank calls it with the same list; ranks outside the list get nullptr. The child inherits
+  // backend and timeout; its rank i is ranks[i].
   virtual std::unique_ptr<Communicator> split(const std::vector<int>& ranks) = 0;
 
   // ---- typed front-ends ----
-  template <typename T> WorkPtr all_reduce(T* data, size_t count, ReduceOp op) {
+  template <typename T>
+  WorkPtr all_reduce(T* data, size_t count, ReduceOp op) {
     return all_reduce(static_cast<void*>(data), count, DTypeOf<T>::value, op);
   }
-  template <typename T> WorkPtr broadcast(T* data, size_t count, int root) {
+  template <typename T>
+  WorkPtr broadcast(T* data, size_t count, int root) {
     return broadcast(static_cast<void*>(data), count, DTypeOf<T>::value, root);
   }
 
   // ---- at::Tensor front-ends: contiguous tensors on this backend's memory; the Work holds them ----
   WorkPtr all_reduce(const at::Tensor& t, ReduceOp op);
   WorkPtr broadcast(const at::Tensor& t, int root);
-  WorkPtr all_gather(const at::Tensor& send, const at::Tensor& recv);         // recv.numel = n*send.numel
+  WorkPtr all_gather(const at::Tensor& send, const at::Tensor& recv);  // recv.numel = n*send.numel
   WorkPtr all_gatherv(const at::Tensor& send, const at::Tensor& recv, const std::vector<size_t>& counts);
   WorkPtr reduce_scatter(const at::Tensor& send, const at::Tensor& recv, ReduceOp op);  // send = n*recv
   WorkPtr send(const at::Tensor& t, int peer, int tag);

@@ -167,8 +167,10 @@ void GradientSynchronizer::finish() {
     if (ready_[slot]) continue;
     if (options_.overlap) ++current_.unused_params;
     const torch::Tensor& g = params_[synced_[slot]].grad();
-    if (!g.defined()) views_[slot].zero_();
-    else if (g.data_ptr() != views_[slot].data_ptr()) views_[slot].copy_(g);
+    if (!g.defined())
+      views_[slot].zero_();
+    else if (g.data_ptr() != views_[slot].data_ptr())
+      views_[slot].copy_(g);
     ready_[slot] = true;
     --pending_[bucket_of_[slot]];
   }

@@ -86,11 +86,11 @@ class GradientSynchronizer {
 
   // What the last synchronised step did (for tests and logs).
   struct StepStats {
-    std::vector<size_t> launch_order;        // bucket indices, in launch order (always 0, 1, 2, ...)
-    std::vector<bool> launched_in_backward;  // per bucket: launched from a hook (true) or from finish()
+    std::vector<size_t> launch_order;          // bucket indices, in launch order (always 0, 1, 2, ...)
+    std::vector<bool> launched_in_backward;    // per bucket: launched from a hook (true) or from finish()
     std::vector<int64_t> hooks_before_launch;  // per bucket: hooks fired when it was launched
-    int64_t hooks_fired = 0;                 // hooks that fired in this step's backward pass(es)
-    size_t unused_params = 0;                // synced parameters whose hook did not fire on this rank
+    int64_t hooks_fired = 0;                   // hooks that fired in this step's backward pass(es)
+    size_t unused_params = 0;                  // synced parameters whose hook did not fire on this rank
   };
   const StepStats& last_step() const { return last_; }
 
@@ -108,19 +108,19 @@ class GradientSynchronizer {
   GradSyncOptions options_;
   bool sync_ = true;
 
-  std::vector<size_t> synced_;              // param index for each slot
-  std::vector<Bucket> buckets_;             // over slots (Bucket::params are slot indices)
-  std::vector<torch::Tensor> flats_;        // flat_j[numel_j]
-  std::vector<torch::Tensor> views_;        // per slot: its slice of its bucket, in the parameter's shape
-  std::vector<size_t> bucket_of_;           // per slot
+  std::vector<size_t> synced_;        // param index for each slot
+  std::vector<Bucket> buckets_;       // over slots (Bucket::params are slot indices)
+  std::vector<torch::Tensor> flats_;  // flat_j[numel_j]
+  std::vector<torch::Tensor> views_;  // per slot: its slice of its bucket, in the parameter's shape
+  std::vector<size_t> bucket_of_;     // per slot
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive so hooks persist
   std::vector<uintptr_t> hook_keys_;
 
   // Per-step state.
-  std::vector<bool> ready_;                 // per slot
-  std::vector<size_t> pending_;             // per bucket: slots not yet ready
-  std::vector<WorkPtr> works_;              // per bucket, null until launched
-  size_t next_launch_ = 0;                  // buckets [0, next_launch_) are launched
+  std::vector<bool> ready_;      // per slot
+  std::vector<size_t> pending_;  // per bucket: slots not yet ready
+  std::vector<WorkPtr> works_;   // per bucket, null until launched
+  size_t next_launch_ = 0;       // buckets [0, next_launch_) are launched
   bool in_step_ = false;
   StepStats current_, last_;
 

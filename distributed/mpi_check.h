@@ -15,8 +15,8 @@ namespace r2rec {
 
 }  // namespace r2rec
 
-#define R2REC_MPI_CHECK(call)                                                                \
-  do {                                                                                       \
-    const int r2rec_mpi_rc_ = (call);                                                        \
+#define R2REC_MPI_CHECK(call)                                                                             \
+  do {                                                                                                    \
+    const int r2rec_mpi_rc_ = (call);                                                                     \
     if (r2rec_mpi_rc_ != MPI_SUCCESS) ::r2rec::throw_mpi_error(r2rec_mpi_rc_, #call, __FILE__, __LINE__); \
   } while (0)

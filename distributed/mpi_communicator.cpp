@@ -12,12 +12,19 @@
 namespace r2rec {
 namespace {
 
-
 // ---- 16-bit floats ---------------------------------------------------------------------------------------
 // bf16 is the top half of an f32; f16 is IEEE binary16 (1 sign, 5 exponent, 10 mantissa bits).
 
-uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-float f32_from(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float f32_from(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 float bf16_to_f32(uint16_t h) { return f32_from(static_cast<uint32_t>(h) << 16); }
 
@@ -35,7 +42,7 @@ float f16_to_f32(uint16_t h) {
     return sign ? -f : f;
   }
   if (exp == 31) return f32_from(sign | 0x7f800000u | (mant << 13));  // inf / NaN
-  return f32_from(sign | ((exp + 112u) << 23) | (mant << 13));       // rebias 15 -> 127
+  return f32_from(sign | ((exp + 112u) << 23) | (mant << 13));        // rebias 15 -> 127
 }
 
 uint16_t f32_to_f16(float f) {  // round to nearest, ties to even
@@ -85,12 +92,19 @@ MPI_Op op16(DType dtype, ReduceOp op) {
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return MPI_FLOAT;
-    case DType::kF64: return MPI_DOUBLE;
-    case DType::kBF16: case DType::kF16: return MPI_UINT16_T;
-    case DType::kI32: return MPI_INT32_T;
-    case DType::kI64: return MPI_INT64_T;
-    case DType::kU8: return MPI_UINT8_T;
+    case DType::kF32:
+      return MPI_FLOAT;
+    case DType::kF64:
+      return MPI_DOUBLE;
+    case DType::kBF16:
+    case DType::kF16:
+      return MPI_UINT16_T;
+    case DType::kI32:
+      return MPI_INT32_T;
+    case DType::kI64:
+      return MPI_INT64_T;
+    case DType::kU8:
+      return MPI_UINT8_T;
   }
   return MPI_DATATYPE_NULL;
 }
@@ -98,23 +112,40 @@ MPI_Datatype mpi_type(DType dtype) {
 MPI_Op mpi_op(DType dtype, ReduceOp op) {
   if (dtype == DType::kBF16 || dtype == DType::kF16) return op16(dtype, op);
   switch (op) {
-    case ReduceOp::kSum: case ReduceOp::kAvg: return MPI_SUM;
-    case ReduceOp::kMax: return MPI_MAX;
-    case ReduceOp::kMin: return MPI_MIN;
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg:
+      return MPI_SUM;
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
   }
   return MPI_OP_NULL;
 }
 
 // data[i] /= n for count elements (the avg of a completed sum).
 void divide(void* data, size_t count, DType dtype, int n) {
-  auto each = [&](auto* p) { for (size_t i = 0; i < count; ++i) p[i] = static_cast<std::decay_t<decltype(*p)>>(p[i] / n); };
+  auto each = [&](auto* p) {
+    for (size_t i = 0; i < count; ++i) p[i] = static_cast<std::decay_t<decltype(*p)>>(p[i] / n);
+  };
   switch (dtype) {
-    case DType::kF32: each(static_cast<float*>(data)); break;
-    case DType::kF64: each(static_cast<double*>(data)); break;
-    case DType::kI32: each(static_cast<int32_t*>(data)); break;
-    case DType::kI64: each(static_cast<int64_t*>(data)); break;
-    case DType::kU8: each(static_cast<uint8_t*>(data)); break;
-    case DType::kBF16: case DType::kF16: {
+    case DType::kF32:
+      each(static_cast<float*>(data));
+      break;
+    case DType::kF64:
+      each(static_cast<double*>(data));
+      break;
+    case DType::kI32:
+      each(static_cast<int32_t*>(data));
+      break;
+    case DType::kI64:
+      each(static_cast<int64_t*>(data));
+      break;
+    case DType::kU8:
+      each(static_cast<uint8_t*>(data));
+      break;
+    case DType::kBF16:
+    case DType::kF16: {
       uint16_t* p = static_cast<uint16_t*>(data);
       const bool bf = dtype == DType::kBF16;
       for (size_t i = 0; i < count; ++i) {
@@ -237,8 +268,8 @@ WorkPtr MpiCommunicator::all_gatherv(const void* send, void* recv, const std::ve
     }
     if (total == 0) return w;
     w->requests_.emplace_back();
-    R2REC_MPI_CHECK(MPI_Iallgatherv(send, n[rank_], type, recv, n.data(), displ.data(), type, comm_,
-                                    &w->requests_.back()));
+    R2REC_MPI_CHECK(
+        MPI_Iallgatherv(send, n[rank_], type, recv, n.data(), displ.data(), type, comm_, &w->requests_.back()));
     return w;
   }
   // Beyond int range: own block copied in place, then one chunked broadcast per owner.
@@ -264,8 +295,8 @@ WorkPtr MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t rec
   const MPI_Op mop = mpi_op(dtype, op);
   if (recv_count <= max_chunk_) {
     w->requests_.emplace_back();
-    R2REC_MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, static_cast<int>(recv_count), type, mop, comm_,
-                                              &w->requests_.back()));
+    R2REC_MPI_CHECK(
+        MPI_Ireduce_scatter_block(send, recv, static_cast<int>(recv_count), type, mop, comm_, &w->requests_.back()));
   } else {
     // Beyond int range: block r of every rank's send is reduced onto rank r, chunk by chunk.
     for (int r = 0; r < size_; ++r) {

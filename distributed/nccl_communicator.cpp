@@ -23,36 +23,47 @@ namespace {
   throw CommError(std::string("nccl: ") + call + " failed at " + file + ":" + std::to_string(line) + ": " +
                   ncclGetErrorString(rc));
 }
-#define R2REC_CUDA_CHECK(call)                                                           \
-  do {                                                                                   \
-    const cudaError_t r2rec_rc_ = (call);                                                \
-    if (r2rec_rc_ != cudaSuccess) throw_cuda(r2rec_rc_, #call, __FILE__, __LINE__);      \
+#define R2REC_CUDA_CHECK(call)                                                      \
+  do {                                                                              \
+    const cudaError_t r2rec_rc_ = (call);                                           \
+    if (r2rec_rc_ != cudaSuccess) throw_cuda(r2rec_rc_, #call, __FILE__, __LINE__); \
   } while (0)
-#define R2REC_NCCL_CHECK(call)                                                           \
-  do {                                                                                   \
-    const ncclResult_t r2rec_rc_ = (call);                                               \
-    if (r2rec_rc_ != ncclSuccess) throw_nccl(r2rec_rc_, #call, __FILE__, __LINE__);      \
+#define R2REC_NCCL_CHECK(call)                                                      \
+  do {                                                                              \
+    const ncclResult_t r2rec_rc_ = (call);                                          \
+    if (r2rec_rc_ != ncclSuccess) throw_nccl(r2rec_rc_, #call, __FILE__, __LINE__); \
   } while (0)
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return ncclFloat32;
-    case DType::kF64: return ncclFloat64;
-    case DType::kBF16: return ncclBfloat16;
-    case DType::kF16: return ncclFloat16;
-    case DType::kI32: return ncclInt32;
-    case DType::kI64: return ncclInt64;
-    case DType::kU8: return ncclUint8;
+    case DType::kF32:
+      return ncclFloat32;
+    case DType::kF64:
+      return ncclFloat64;
+    case DType::kBF16:
+      return ncclBfloat16;
+    case DType::kF16:
+      return ncclFloat16;
+    case DType::kI32:
+      return ncclInt32;
+    case DType::kI64:
+      return ncclInt64;
+    case DType::kU8:
+      return ncclUint8;
   }
   return ncclFloat32;
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return ncclSum;
-    case ReduceOp::kAvg: return ncclAvg;
-    case ReduceOp::kMax: return ncclMax;
-    case ReduceOp::kMin: return ncclMin;
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kAvg:
+      return ncclAvg;
+    case ReduceOp::kMax:
+      return ncclMax;
+    case ReduceOp::kMin:
+      return ncclMin;
   }
   return ncclSum;
 }
@@ -84,7 +95,9 @@ class NcclWork : public Work {
       : Work(std::move(op), count, dtype, timeout_s), state_(std::move(state)) {
     R2REC_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
   }
-  ~NcclWork() override { if (event_) cudaEventDestroy(event_); }
+  ~NcclWork() override {
+    if (event_) cudaEventDestroy(event_);
+  }
   void record() { R2REC_CUDA_CHECK(cudaEventRecord(event_, state_->stream)); }
 
  protected:
@@ -164,8 +177,8 @@ class NcclCommunicator : public Communicator {
   WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype, ReduceOp op) override {
     auto w = begin(std::string("reduce_scatter(") + reduce_op_name(op) + ")", recv_count * size_, dtype);
     if (recv_count == 0) return end(w);
-    R2REC_NCCL_CHECK(ncclReduceScatter(send, recv, recv_count, nccl_type(dtype), nccl_op(op), state_->comm,
-                                       state_->stream));
+    R2REC_NCCL_CHECK(
+        ncclReduceScatter(send, recv, recv_count, nccl_type(dtype), nccl_op(op), state_->comm, state_->stream));
     return end(w);
   }
   WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) override {
@@ -188,8 +201,8 @@ class NcclCommunicator : public Communicator {
   }
   WorkPtr barrier() override {
     auto w = begin("barrier", 0, DType::kF32);
-    R2REC_NCCL_CHECK(ncclAllReduce(state_->scratch, state_->scratch, 1, ncclFloat32, ncclSum, state_->comm,
-                                   state_->stream));
+    R2REC_NCCL_CHECK(
+        ncclAllReduce(state_->scratch, state_->scratch, 1, ncclFloat32, ncclSum, state_->comm, state_->stream));
     return end(w);
   }
   std::unique_ptr<Communicator> split(const std::vector<int>& ranks) override {
@@ -258,8 +271,9 @@ std::unique_ptr<Communicator> make_nccl_communicator(const CommOptions& options)
   R2REC_MPI_CHECK(MPI_Allreduce(&devices, &min_devices, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   if (min_devices == 0) {
     throw CommError(std::string("nccl: no CUDA device (") +
-                    (devices == 0 ? "this rank: " + std::string(probe == cudaSuccess ? "0 devices" : cudaGetErrorString(probe))
-                                  : "another rank has none") +
+                    (devices == 0
+                         ? "this rank: " + std::string(probe == cudaSuccess ? "0 devices" : cudaGetErrorString(probe))
+                         : "another rank has none") +
                     "); use distributed.backend=mpi");
   }
   R2REC_CUDA_CHECK(cudaSetDevice(options.local_rank % devices));
@@ -279,7 +293,9 @@ void* cuda_alloc(size_t bytes) {
   R2REC_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
   return p;
 }
-void cuda_free(void* device_ptr) { if (device_ptr) cudaFree(device_ptr); }
+void cuda_free(void* device_ptr) {
+  if (device_ptr) cudaFree(device_ptr);
+}
 void cuda_copy_to_device(void* device_dst, const void* host_src, size_t bytes) {
   R2REC_CUDA_CHECK(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice));
 }

@@ -24,8 +24,8 @@ ParameterBroadcaster::ParameterBroadcaster(std::vector<torch::Tensor> params, Co
   check_same_parameters(params_, comm_, kWho);
   buckets_ = assign_buckets(params_, bucket_cap_bytes(options_.bucket_mb), kWho);
   for (const Bucket& b : buckets_)
-    flats_.push_back(torch::empty({static_cast<int64_t>(b.numel)},
-                                  params_[b.params[0]].options().requires_grad(false)));
+    flats_.push_back(
+        torch::empty({static_cast<int64_t>(b.numel)}, params_[b.params[0]].options().requires_grad(false)));
 }
 
 int64_t ParameterBroadcaster::broadcast(int64_t version) {
@@ -42,8 +42,7 @@ int64_t ParameterBroadcaster::broadcast(int64_t version) {
         const torch::Tensor& p = params_[b.params[i]];
         flats_[j].narrow(0, static_cast<int64_t>(b.offsets[i]), p.numel()).view(p.sizes()).copy_(p);
       }
-      if (options_.checksum)
-        header[2 + j] = static_cast<int64_t>(bucket_checksum(flats_[j].data_ptr(), b.bytes()));
+      if (options_.checksum) header[2 + j] = static_cast<int64_t>(bucket_checksum(flats_[j].data_ptr(), b.bytes()));
     }
     header[0] = version;
     header[1] = static_cast<int64_t>(nb);

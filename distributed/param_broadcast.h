@@ -1,4 +1,4 @@
-// ParameterBroadcaster: learner rank 0 -> every rollout rank, after each update (DESIGN.md §3).
+// ParameterBroadcaster: learner rank 0 -> every rollout rank, after each update (docs/design.md §3).
 //
 // Collective over the sync group (learner 0 followed by the rollout ranks, Topology::sync), root = rank 0 of
 // that group. The parameters travel through the flat buckets of assign_buckets (the same grouping as the

@@ -21,7 +21,6 @@ int env_int(const char* name, int fallback) {
   return (end && *end == '\0') ? static_cast<int>(x) : fallback;
 }
 
-
 }  // namespace
 
 [[noreturn]] void throw_mpi_error(int rc, const char* call, const char* file, int line) {
@@ -34,10 +33,14 @@ int env_int(const char* name, int fallback) {
 
 const char* mpi_thread_level_name(int level) {
   switch (level) {
-    case MPI_THREAD_SINGLE: return "single";
-    case MPI_THREAD_FUNNELED: return "funneled";
-    case MPI_THREAD_SERIALIZED: return "serialized";
-    case MPI_THREAD_MULTIPLE: return "multiple";
+    case MPI_THREAD_SINGLE:
+      return "single";
+    case MPI_THREAD_FUNNELED:
+      return "funneled";
+    case MPI_THREAD_SERIALIZED:
+      return "serialized";
+    case MPI_THREAD_MULTIPLE:
+      return "multiple";
   }
   return "unknown";
 }

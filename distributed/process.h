@@ -13,7 +13,7 @@ namespace r2rec {
 struct ProcessInfo {
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;        // rank among the processes on this node; picks the GPU
+  int local_rank = 0;  // rank among the processes on this node; picks the GPU
   int local_size = 1;
   std::string node;          // host name
   std::string launcher;      // "mpirun", "slurm" or "none"

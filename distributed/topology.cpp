@@ -8,19 +8,18 @@ namespace r2rec {
 
 const char* role_name(Role role) {
   switch (role) {
-    case Role::kLearner: return "learner";
-    case Role::kRollout: return "rollout";
-    case Role::kBoth: return "learner+rollout";
+    case Role::kLearner:
+      return "learner";
+    case Role::kRollout:
+      return "rollout";
+    case Role::kBoth:
+      return "learner+rollout";
   }
   return "?";
 }
 
-bool Topology::is_learner(int rank) const {
-  return std::binary_search(learners.begin(), learners.end(), rank);
-}
-bool Topology::is_rollout(int rank) const {
-  return std::binary_search(rollouts.begin(), rollouts.end(), rank);
-}
+bool Topology::is_learner(int rank) const { return std::binary_search(learners.begin(), learners.end(), rank); }
+bool Topology::is_rollout(int rank) const { return std::binary_search(rollouts.begin(), rollouts.end(), rank); }
 Role Topology::role_of(int rank) const {
   const bool l = is_learner(rank), r = is_rollout(rank);
   return l && r ? Role::kBoth : (l ? Role::kLearner : Role::kRollout);

@@ -19,9 +19,9 @@ const char* role_name(Role role);  // "learner", "rollout", "learner+rollout"
 struct Topology {
   int world_size = 1;
   bool colocated = true;
-  std::vector<int> learners;   // world ranks, ascending
-  std::vector<int> rollouts;   // world ranks, ascending
-  std::vector<int> sync;       // learner 0 followed by the rollout ranks that are not learner 0
+  std::vector<int> learners;  // world ranks, ascending
+  std::vector<int> rollouts;  // world ranks, ascending
+  std::vector<int> sync;      // learner 0 followed by the rollout ranks that are not learner 0
 
   Role role_of(int rank) const;
   bool is_learner(int rank) const;

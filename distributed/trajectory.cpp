@@ -34,11 +34,13 @@ uint64_t checksum(const uint8_t* data, size_t size) {
 
 uint64_t payload_bytes(uint64_t s, uint64_t t) { return 8 * (s + 1) + 4 * t + 4 * t + 4 * s + 8 * s; }
 
-template <typename T> void put(uint8_t*& out, const std::vector<T>& v) {
+template <typename T>
+void put(uint8_t*& out, const std::vector<T>& v) {
   if (!v.empty()) std::memcpy(out, v.data(), v.size() * sizeof(T));
   out += v.size() * sizeof(T);
 }
-template <typename T> void get(const uint8_t*& in, std::vector<T>& v, size_t n) {
+template <typename T>
+void get(const uint8_t*& in, std::vector<T>& v, size_t n) {
   v.resize(n);
   if (n) std::memcpy(v.data(), in, n * sizeof(T));
   in += n * sizeof(T);
@@ -75,7 +77,8 @@ void validate(const TrajectoryBatch& b) {
   const size_t S = b.num_sequences(), T = b.tokens.size();
   if (static_cast<uint64_t>(b.offsets.back()) != T)
     bad("last offset " + std::to_string(b.offsets.back()) + " != " + std::to_string(T) + " tokens");
-  if (b.logprobs.size() != T) bad(std::to_string(b.logprobs.size()) + " log-probs for " + std::to_string(T) + " tokens");
+  if (b.logprobs.size() != T)
+    bad(std::to_string(b.logprobs.size()) + " log-probs for " + std::to_string(T) + " tokens");
   if (b.rewards.size() != S) bad(std::to_string(b.rewards.size()) + " rewards for " + std::to_string(S) + " sequences");
   if (b.example_ids.size() != S)
     bad(std::to_string(b.example_ids.size()) + " example ids for " + std::to_string(S) + " sequences");
@@ -104,8 +107,7 @@ TrajectoryBatch deserialize(const uint8_t* data, size_t size) {
   std::memcpy(&h, data, kHeaderBytes);
   if (h.magic != kMagic) bad("bad magic (not a trajectory batch)");
   if (h.format != kFormat) bad("format " + std::to_string(h.format) + ", this build reads format 1");
-  if (h.sequences > kMaxCount || h.tokens > kMaxCount ||
-      kHeaderBytes + payload_bytes(h.sequences, h.tokens) != size)
+  if (h.sequences > kMaxCount || h.tokens > kMaxCount || kHeaderBytes + payload_bytes(h.sequences, h.tokens) != size)
     bad("size mismatch: " + std::to_string(size) + " bytes for " + std::to_string(h.sequences) + " sequences and " +
         std::to_string(h.tokens) + " tokens");
   if (checksum(data, size) != h.checksum) bad("checksum mismatch");
@@ -215,8 +217,10 @@ void TrajectoryReceiver::pump() {
       } catch (const DataError& e) {
         throw DataError("trajectory channel: batch from rank " + std::to_string(p.rank) + ": " + e.what());
       }
-      if (stale(batch)) ++dropped_;
-      else queue_.push_back(std::move(batch));
+      if (stale(batch))
+        ++dropped_;
+      else
+        queue_.push_back(std::move(batch));
     }
   }
   // Grant credits round-robin while queued + outstanding < capacity.
@@ -255,8 +259,8 @@ std::optional<TrajectoryBatch> TrajectoryReceiver::pop() {
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
     if (waited > 1.0) std::this_thread::sleep_for(std::chrono::microseconds(20));  // as Work::wait does
     if (waited > options_.timeout_s)
-      throw CommError("trajectory channel: no batch arrived within " + std::to_string(options_.timeout_s) +
-                      " s (" + std::to_string(outstanding_) + " credits outstanding)");
+      throw CommError("trajectory channel: no batch arrived within " + std::to_string(options_.timeout_s) + " s (" +
+                      std::to_string(outstanding_) + " credits outstanding)");
   }
 }
 

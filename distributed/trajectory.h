@@ -1,4 +1,4 @@
-// Trajectories: scored rollouts travelling from rollout ranks to learner ranks (DESIGN.md §3, §5).
+// Trajectories: scored rollouts travelling from rollout ranks to learner ranks (docs/design.md §3, §5).
 //
 // TrajectoryBatch (S sequences, T tokens in all):
 //   tokens[T]        int32   every sequence's token ids, concatenated
@@ -60,10 +60,10 @@ std::vector<uint8_t> serialize(const TrajectoryBatch& batch);
 TrajectoryBatch deserialize(const uint8_t* data, size_t size);
 
 struct TrajectoryChannelOptions {
-  size_t capacity = 4;            // receiver queue bound (batches queued + credits outstanding), >= 1
-  int64_t max_staleness = 1;      // RlConfig::max_staleness: versions a batch may lag the learner
-  double timeout_s = 300.0;       // deadline of a sender's wait for a credit / a receiver's pop()
-  int tag = 100;                  // uses tags tag, tag+1, tag+2
+  size_t capacity = 4;                       // receiver queue bound (batches queued + credits outstanding), >= 1
+  int64_t max_staleness = 1;                 // RlConfig::max_staleness: versions a batch may lag the learner
+  double timeout_s = 300.0;                  // deadline of a sender's wait for a credit / a receiver's pop()
+  int tag = 100;                             // uses tags tag, tag+1, tag+2
   size_t max_batch_bytes = size_t{1} << 30;  // a larger announced size is a DataError
 };
 

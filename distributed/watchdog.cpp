@@ -30,9 +30,7 @@ struct sigaction g_previous_sigterm;
 
 void on_sigterm_signal(int) { g_sigterm = 1; }  // the heartbeat thread acts on it (async-signal-safe)
 
-double wall_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double wall_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // One heartbeat record: a fixed-size text block, rewritten in place (pwrite at offset 0).
 //   "r2rec-hb1 <time> <pid> <host>\n<phase>\n<op>\n"   (op "" = not waiting in any op)
@@ -91,7 +89,7 @@ void set_phase(const std::string& phase) {
 
 struct Watchdog::OpState {
   std::mutex mutex;
-  std::string op;                                 // "" = not waiting
+  std::string op;                                  // "" = not waiting
   std::chrono::steady_clock::time_point deadline;  // of the op being waited on
   double timeout_s = 0;
 };
@@ -114,14 +112,17 @@ Watchdog::Watchdog(const WatchdogOptions& options) : options_(options), op_(std:
       std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/r2rec-watchdog-XXXXXX";
       std::vector<char> buf(pattern.begin(), pattern.end());
       buf.push_back('\0');
-      if (::mkdtemp(buf.data())) dir = buf.data();
-      else ok = 0;
+      if (::mkdtemp(buf.data()))
+        dir = buf.data();
+      else
+        ok = 0;
     }
   }
   own_dir_ = options_.dir.empty();  // a folder we made is removed by whichever rank leaves it empty
   int len = static_cast<int>(dir.size());
   R2REC_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  if (!ok) throw CommError("watchdog: cannot create the heartbeat folder '" + options_.dir + "': " + std::strerror(errno));
+  if (!ok)
+    throw CommError("watchdog: cannot create the heartbeat folder '" + options_.dir + "': " + std::strerror(errno));
   R2REC_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD));
   dir.resize(static_cast<size_t>(len));
   R2REC_MPI_CHECK(MPI_Bcast(&dir[0], len, MPI_CHAR, 0, MPI_COMM_WORLD));
@@ -167,8 +168,8 @@ void Watchdog::op_begin(const std::string& op, double timeout_s) {
     std::lock_guard<std::mutex> lock(op_->mutex);
     op_->op = op;
     op_->timeout_s = timeout_s;
-    op_->deadline = std::chrono::steady_clock::now() +
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
+    op_->deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                           std::chrono::duration<double>(timeout_s));
   }
   write_record();  // peers diagnosing right now see which op this rank waits in
 }
@@ -193,7 +194,8 @@ void Watchdog::write_record() {
   const int n = std::snprintf(buf, sizeof(buf), "r2rec-hb1 %.3f %ld %s\n%s\n%s\n", wall_now(),
                               static_cast<long>(::getpid()), host.c_str(), current_phase().c_str(), op.c_str());
   if (n > 0 && static_cast<size_t>(n) < sizeof(buf)) buf[n] = ' ';
-  if (::pwrite(fd_, buf, sizeof(buf), 0) < 0) { /* a full disk must not kill the job; the record just ages */ }
+  if (::pwrite(fd_, buf, sizeof(buf), 0) < 0) { /* a full disk must not kill the job; the record just ages */
+  }
 }
 
 std::string Watchdog::diagnose(const std::string& op) const {
@@ -227,8 +229,9 @@ std::string Watchdog::diagnose(const std::string& op) const {
   if (!gone.empty()) out += join(gone) + " died";
   if (!left.empty()) out += (out.empty() ? "" : "; ") + join(left) + " left (no heartbeat record)";
   if (!stale.empty()) out += (out.empty() ? "" : "; ") + join(stale) + " did not answer (hung or stopped)";
-  if (out.empty() && !elsewhere.empty()) out = join(elsewhere) + (elsewhere.size() == 1 ? " is" : " are") +
-                                               " alive but not in " + (op.empty() ? "this op" : op);
+  if (out.empty() && !elsewhere.empty())
+    out = join(elsewhere) + (elsewhere.size() == 1 ? " is" : " are") + " alive but not in " +
+          (op.empty() ? "this op" : op);
   if (out.empty()) out = "every rank is alive and waiting in " + (op.empty() ? std::string("this op") : op);
   return out;
 }
@@ -274,8 +277,8 @@ void Watchdog::loop() {
     }
     if (overdue) {
       const std::string phase = current_phase().empty() ? "(no phase)" : current_phase();
-      std::fprintf(stderr, "r2rec watchdog: rank %d: %s: %s timed out after %g s (backstop); %s\n", rank_, phase.c_str(),
-                   op.c_str(), timeout_s, diagnose(op.substr(0, op.find(" of "))).c_str());
+      std::fprintf(stderr, "r2rec watchdog: rank %d: %s: %s timed out after %g s (backstop); %s\n", rank_,
+                   phase.c_str(), op.c_str(), timeout_s, diagnose(op.substr(0, op.find(" of "))).c_str());
       std::fflush(stderr);
       int level = 0;
       MPI_Query_thread(&level);

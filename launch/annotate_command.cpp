@@ -1,4 +1,4 @@
-// `r2rec annotate`: the train split's prompts and SFT traces (template teacher, DESIGN.md §1) into
+// `r2rec annotate`: the train split's prompts and SFT traces (template teacher, docs/design.md §1) into
 // <run.dir>/traces/traces.h5 + traces.json (trainers/traces.h). Rank 0 renders and writes (the template teacher
 // is a string formatter: ML-100K's 4715 traces take well under a second); other ranks wait for the agreed
 // outcome. Up to date — same shards, same teacher and sft.skip_unreached — is a no-op unless run.force.
@@ -41,7 +41,8 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
       }
     }
     if (current) {
-      std::cout << "annotate: " << h5_path << " is up to date; nothing to do (run.force=true redoes it)\n" << std::flush;
+      std::cout << "annotate: " << h5_path << " is up to date; nothing to do (run.force=true redoes it)\n"
+                << std::flush;
       return;
     }
     ShardReader reader(reader_options(ctx, Split::kTrain, /*rank_share=*/false, /*for_eval=*/false));
@@ -67,7 +68,9 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
       }
       chains.clear();
     }
-    if (traces.size() == 0) throw DataError(data_dir + ": no train example left to annotate (sft.skip_unreached drops all " + std::to_string(total) + ")");
+    if (traces.size() == 0)
+      throw DataError(data_dir + ": no train example left to annotate (sft.skip_unreached drops all " +
+                      std::to_string(total) + ")");
     fs::create_directories(out_dir);
     write_traces(h5_path, traces, static_cast<int>(c.sampler.compression));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -88,14 +91,15 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     j["crc32"] = written.crc32;
     j["seconds"] = seconds;
     write_file_atomic(json_path, j.dump(2) + "\n");
-    std::printf("annotate: %lld traces (template teacher) -> %s\n"
-                "  prompt chains reach the target in %lld of %lld train examples (%.1f%%); %s\n"
-                "  mean prompt %.0f chars, mean trace %.0f chars, %.2f s\n",
-                static_cast<long long>(traces.size()), h5_path.c_str(), static_cast<long long>(reached),
-                static_cast<long long>(total), 100.0 * reached / total,
-                c.sft.skip_unreached ? ("left out " + std::to_string(skipped) + " without a reaching chain").c_str()
-                                     : "the others get a weak-evidence trace",
-                j["mean_prompt_chars"].get<double>(), j["mean_completion_chars"].get<double>(), seconds);
+    std::printf(
+        "annotate: %lld traces (template teacher) -> %s\n"
+        "  prompt chains reach the target in %lld of %lld train examples (%.1f%%); %s\n"
+        "  mean prompt %.0f chars, mean trace %.0f chars, %.2f s\n",
+        static_cast<long long>(traces.size()), h5_path.c_str(), static_cast<long long>(reached),
+        static_cast<long long>(total), 100.0 * reached / total,
+        c.sft.skip_unreached ? ("left out " + std::to_string(skipped) + " without a reaching chain").c_str()
+                             : "the others get a weak-evidence trace",
+        j["mean_prompt_chars"].get<double>(), j["mean_completion_chars"].get<double>(), seconds);
     std::fflush(stdout);
   });
   return kExitOk;

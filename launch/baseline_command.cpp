@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <iostream>
+#include <memory>
 
 #include "core/error.h"
 #include "distributed/communicator.h"

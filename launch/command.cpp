@@ -46,8 +46,8 @@ void open_run_dir(CommandContext& ctx, const char* argv0, const std::string& sta
     LOG(INFO) << stage << ": resolved config (saved to " << ctx.layout.config_yaml() << ")\n" << yaml;
     shown = true;
   }
-  LOG(INFO) << stage << ": rank " << ctx.process->rank << "/" << ctx.process->world_size << " on "
-            << ctx.process->node << ", role " << role_name(ctx.role) << ", log " << log_file_path();
+  LOG(INFO) << stage << ": rank " << ctx.process->rank << "/" << ctx.process->world_size << " on " << ctx.process->node
+            << ", role " << role_name(ctx.role) << ", log " << log_file_path();
 }
 
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
@@ -59,8 +59,12 @@ Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<
   Collectives c;
   c.rank = comm->rank();
   c.world_size = comm->size();
-  c.sum_floats = [comm](float* data, int64_t n) { comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
-  c.sum_doubles = [comm](double* data, int64_t n) { comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
+  c.sum_floats = [comm](float* data, int64_t n) {
+    comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait();
+  };
+  c.sum_doubles = [comm](double* data, int64_t n) {
+    comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait();
+  };
   return c;
 }
 

@@ -38,8 +38,7 @@ struct CommandContext {
 // lowest failing rank's message is thrown as ConfigError on rank 0 and every other rank exits quietly
 // with the same code (see main.cpp). Does not touch the run directory.
 // `training`: the stage trains, so batch sizes must divide over the learner ranks (validate_for_world).
-CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0,
-                            bool training);
+CommandContext load_context(const ProcessInfo& process, const CommonOptions& options, const char* argv0, bool training);
 
 // For stages that write outputs: creates run.dir, starts per-rank log files there, sets the thread count,
 // prints the resolved config on rank 0 and saves it as <run.dir>/config.yaml.
@@ -82,7 +81,7 @@ struct GenerateOptions {
   int64_t top_k = 0;
   uint64_t seed = 0;
   int64_t batch_size = 16;
-  int64_t threads = 0;       // 0 = the cores this process may use
+  int64_t threads = 0;  // 0 = the cores this process may use
   std::vector<std::string> stop_strings;
   std::vector<int64_t> stop_tokens;
   bool chat = false;

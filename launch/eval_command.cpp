@@ -24,9 +24,10 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
   const std::string sft_dir = ctx.layout.stage_model("sft");
   const std::string model_dir = model_option.empty() ? sft_dir : model_option;
   const std::string rl_dir = ctx.layout.stage_model("rl");
-  const std::string name = model_option.empty() || fs::weakly_canonical(model_option) == fs::weakly_canonical(sft_dir) ? "llm-sft"
-                           : fs::weakly_canonical(model_option) == fs::weakly_canonical(rl_dir)                       ? "llm-rl"
-                                                                                                                     : "llm";
+  const std::string name = model_option.empty() || fs::weakly_canonical(model_option) == fs::weakly_canonical(sft_dir)
+                               ? "llm-sft"
+                           : fs::weakly_canonical(model_option) == fs::weakly_canonical(rl_dir) ? "llm-rl"
+                                                                                                : "llm";
   LoadedModel loaded;
   std::unique_ptr<ShardReader> reader;
   run_agreed([&] {
@@ -34,7 +35,8 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
       throw DataError(model_dir + "/config.json: not found (run `r2rec sft` first, or pass --model DIR)");
     }
     loaded = load_checkpoint(model_dir, c.tokenizer.path);
-    reader = std::make_unique<ShardReader>(reader_options(ctx, split_from_name(c.eval.split), /*rank_share=*/true, /*for_eval=*/true));
+    reader = std::make_unique<ShardReader>(
+        reader_options(ctx, split_from_name(c.eval.split), /*rank_share=*/true, /*for_eval=*/true));
   });
   TransformerImpl& model = *loaded.model;
   const Tokenizer& tokenizer = *loaded.tokenizer;
@@ -56,15 +58,18 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     MethodResult gen;
     gen.method = name + "-gen";
     gen.split = c.eval.split;
-    gen.metrics = {{"HR@1", r.generation.hr(1)}, {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0}};
+    gen.metrics = {{"HR@1", r.generation.hr(1)},
+                   {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0}};
     gen.examples = r.examples;
     gen.seconds = r.seconds;
     update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
   }
-  std::printf("eval: %s on %s, %lld examples, %.1f s (%lld tokens generated)\n", model_dir.c_str(), c.eval.split.c_str(),
-              static_cast<long long>(r.examples), r.seconds, static_cast<long long>(r.generated_tokens));
+  std::printf("eval: %s on %s, %lld examples, %.1f s (%lld tokens generated)\n", model_dir.c_str(),
+              c.eval.split.c_str(), static_cast<long long>(r.examples), r.seconds,
+              static_cast<long long>(r.generated_tokens));
   if (c.eval.generate) {
-    std::printf("  generation  HR@1 %.4f, valid answers %.1f%%\n", r.generation.hr(1), 100.0 * r.valid / std::max<int64_t>(1, r.examples));
+    std::printf("  generation  HR@1 %.4f, valid answers %.1f%%\n", r.generation.hr(1),
+                100.0 * r.valid / std::max<int64_t>(1, r.examples));
   }
   std::printf("  likelihood");
   for (int64_t k : c.eval.ks) std::printf("  HR@%lld %.4f", static_cast<long long>(k), r.likelihood.hr(k));

@@ -45,10 +45,14 @@ std::string unescape(const std::string& line) {
 std::string escape(const std::string& text) {
   std::string out;
   for (char c : text) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\r') out += "\\r";
-    else out += c;
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '\r')
+      out += "\\r";
+    else
+      out += c;
   }
   return out;
 }
@@ -80,9 +84,11 @@ void read_eos(const std::string& path, std::vector<int64_t>& out) {
 int command_generate(const GenerateOptions& opt) {
   if (opt.model_dir.empty()) throw DataError("generate: --model DIR is required");
   const std::string config_path = opt.model_dir + "/config.json";
-  if (!std::filesystem::exists(config_path)) throw DataError(config_path + ": not found (--model needs a Hugging Face checkpoint folder)");
+  if (!std::filesystem::exists(config_path))
+    throw DataError(config_path + ": not found (--model needs a Hugging Face checkpoint folder)");
   if (opt.max_new_tokens < 0) throw DataError("generate: --max-new-tokens must be >= 0");
-  if (!(opt.temperature >= 0) || !std::isfinite(opt.temperature)) throw DataError("generate: --temperature must be a number >= 0");
+  if (!(opt.temperature >= 0) || !std::isfinite(opt.temperature))
+    throw DataError("generate: --temperature must be a number >= 0");
   if (!(opt.top_p > 0 && opt.top_p <= 1)) throw DataError("generate: --top-p must be in (0, 1]");
   if (opt.top_k < 0) throw DataError("generate: --top-k must be >= 0");
   if (opt.batch_size <= 0) throw DataError("generate: --batch-size must be positive");
@@ -103,7 +109,8 @@ int command_generate(const GenerateOptions& opt) {
   read_eos(config_path, sampling.stop_tokens);
   read_eos(opt.model_dir + "/generation_config.json", sampling.stop_tokens);
   for (int64_t id : opt.stop_tokens) {
-    if (id < 0 || id >= config.vocab_size) throw DataError("generate: --stop-token " + std::to_string(id) + " is outside the vocabulary");
+    if (id < 0 || id >= config.vocab_size)
+      throw DataError("generate: --stop-token " + std::to_string(id) + " is outside the vocabulary");
     sampling.stop_tokens.push_back(id);
   }
   // Special tokens, padding rows of the embedding and holes in the tokenizer's ids print as nothing.
@@ -144,11 +151,13 @@ int command_generate(const GenerateOptions& opt) {
       text = render_chatml(messages, /*add_generation_prompt=*/true);
     }
     std::vector<TokenId> ids = tokenizer.encode(text);
-    if (ids.empty()) throw DataError("<stdin> line " + std::to_string(line_no) + ": empty prompt (nothing to condition on)");
+    if (ids.empty())
+      throw DataError("<stdin> line " + std::to_string(line_no) + ": empty prompt (nothing to condition on)");
     if (static_cast<int64_t>(ids.size()) + opt.max_new_tokens > config.max_position) {
-      throw DataError("<stdin> line " + std::to_string(line_no) + ": " + std::to_string(ids.size()) + " prompt tokens + " +
-                      std::to_string(opt.max_new_tokens) + " new tokens exceed max_position_embeddings " +
-                      std::to_string(config.max_position) + " of " + config_path);
+      throw DataError("<stdin> line " + std::to_string(line_no) + ": " + std::to_string(ids.size()) +
+                      " prompt tokens + " + std::to_string(opt.max_new_tokens) +
+                      " new tokens exceed max_position_embeddings " + std::to_string(config.max_position) + " of " +
+                      config_path);
     }
     texts.push_back(text);
     batch.push_back({std::vector<int64_t>(ids.begin(), ids.end()), opt.seed + line_no - 1, nullptr});

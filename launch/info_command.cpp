@@ -10,7 +10,6 @@
 
 namespace r2rec {
 
-
 int command_info(const CommandContext& ctx, bool json) {
   const ProcessInfo& p = *ctx.process;
   const RuntimeInfo rt = runtime_info();
@@ -40,7 +39,8 @@ int command_info(const CommandContext& ctx, bool json) {
     text = j.dump() + "\n";
   } else {
     text = "rank " + std::to_string(p.rank) + ":\n";
-    for (const auto& [key, value] : j.items()) text += "  " + key + ": " + (value.is_string() ? value.get<std::string>() : value.dump()) + "\n";
+    for (const auto& [key, value] : j.items())
+      text += "  " + key + ": " + (value.is_string() ? value.get<std::string>() : value.dump()) + "\n";
   }
   std::fwrite(text.data(), 1, text.size(), stdout);  // one write per rank keeps lines whole
   std::fflush(stdout);

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  g++ cmake ninja-build ccache pkg-config git
+  g++ cmake ninja-build ccache pkg-config git clang-format
   # tensors: libtorch 1.13 (CPU) with the pthread OpenBLAS (without it matmuls run ~15x slower)
   libtorch-dev libopenblas0-pthread
   # processes and data at rest

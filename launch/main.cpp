@@ -1,12 +1,12 @@
-// r2rec: one binary, one subcommand per pipeline stage (DESIGN.md §2).
+// r2rec: one binary, one subcommand per pipeline stage (docs/design.md §2).
 //
 //   r2rec <command> --config FILE [key.sub=value ...] [--run-dir DIR]
 //
 // Exit codes: 0 ok, 2 user error (command line, config, input data), 3 runtime or communication failure.
 // Every error is one line on stderr: "r2rec <command>: <file>:<line>: <key>: <what>".
-#include <CLI/CLI.hpp>
 #include <glog/logging.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -47,8 +47,8 @@ struct Subcommand {
   // Body run after MPI is up and the config is loaded; returns the exit code.
   std::function<int(CommandContext&, const char* argv0)> run;
   bool needs_mpi = true;
-  bool trains = false;   // batch sizes must divide over the learner ranks
-  bool watched = true;   // multi-rank runs get a watchdog (heartbeats under <run.dir>/heartbeats)
+  bool trains = false;  // batch sizes must divide over the learner ranks
+  bool watched = true;  // multi-rank runs get a watchdog (heartbeats under <run.dir>/heartbeats)
 };
 
 void add_common(CLI::App* app, CommonOptions& common, bool config_required) {
@@ -79,14 +79,15 @@ int main(int argc, char** argv) {
   };
 
   // Pipeline stages.
-  stage("prepare", "Read a dataset, filter, split, sample candidates and chains, write HDF5 shards")
-      .run = [](CommandContext& ctx, const char* argv0) { return command_prepare(ctx, argv0); };
-  stage("annotate", "Write SFT reasoning traces by progressive masked prompting (template or model teacher)")
-      .run = [](CommandContext& ctx, const char* argv0) { return command_annotate(ctx, argv0); };
-  stage("sft", "Data-parallel supervised fine-tuning on the traces")
-      .run = [](CommandContext& ctx, const char* argv0) { return command_sft(ctx, argv0); };
-  stage("rl", "GRPO: rollout workers generate and score, learners update, weights synced back")
-      .run = [](CommandContext& ctx, const char* argv0) { return command_rl(ctx, argv0); };
+  stage("prepare", "Read a dataset, filter, split, sample candidates and chains, write HDF5 shards").run =
+      [](CommandContext& ctx, const char* argv0) { return command_prepare(ctx, argv0); };
+  stage("annotate", "Write SFT reasoning traces by progressive masked prompting (template or model teacher)").run =
+      [](CommandContext& ctx, const char* argv0) { return command_annotate(ctx, argv0); };
+  stage("sft", "Data-parallel supervised fine-tuning on the traces").run = [](CommandContext& ctx, const char* argv0) {
+    return command_sft(ctx, argv0);
+  };
+  stage("rl", "GRPO: rollout workers generate and score, learners update, weights synced back").run =
+      [](CommandContext& ctx, const char* argv0) { return command_rl(ctx, argv0); };
   std::string eval_model;
   Subcommand& eval = stage("eval", "HR@1 by generation, HR@k/NDCG@k by likelihood, valid-answer rate, baselines");
   eval.app->add_option("--model", eval_model, "Checkpoint folder to evaluate (default: <run.dir>/sft/model)");
@@ -95,19 +96,22 @@ int main(int argc, char** argv) {
   Subcommand& baseline = stage("baseline", "Train and score a classical recommender on the stored candidate lists");
   baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn")->required();
   baseline.run = [&method](CommandContext& ctx, const char* argv0) { return command_baseline(ctx, argv0, method); };
-  stage("run", "Every stage in order from one config: prepare, annotate, sft, rl, eval")
-      .run = [](CommandContext& ctx, const char* argv0) { return command_run(ctx, argv0); };
-  stage("explain", "Show one example: its prompt, chains, trace and the model's answer")
-      .run = [](CommandContext&, const char*) { return not_built("explain"); };
+  stage("run", "Every stage in order from one config: prepare, annotate, sft, rl, eval").run =
+      [](CommandContext& ctx, const char* argv0) { return command_run(ctx, argv0); };
+  stage("explain", "Show one example: its prompt, chains, trace and the model's answer").run =
+      [](CommandContext&, const char*) { return not_built("explain"); };
 
   // Tools.
   std::string tokenizer_path;
   GenerateOptions gen;
-  Subcommand& generate = stage("generate", "Complete prompts read from stdin (one per line, \\n escapes) with a checkpoint", false);
+  Subcommand& generate =
+      stage("generate", "Complete prompts read from stdin (one per line, \\n escapes) with a checkpoint", false);
   CLI::App* g = generate.app;
   g->add_option("--model", gen.model_dir, "Hugging Face checkpoint folder (config.json, *.safetensors)")->required();
-  g->add_option("--tokenizer", gen.tokenizer_path, "tokenizer.json(.gz), folder, or vocab.json+merges.txt (default: the model folder)");
-  g->add_option("--adapter", gen.adapter_dir, "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)");
+  g->add_option("--tokenizer", gen.tokenizer_path,
+                "tokenizer.json(.gz), folder, or vocab.json+merges.txt (default: the model folder)");
+  g->add_option("--adapter", gen.adapter_dir,
+                "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)");
   g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate at most per prompt")->capture_default_str();
   g->add_option("--temperature", gen.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
   g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
@@ -116,7 +120,8 @@ int main(int argc, char** argv) {
   g->add_option("--stop", gen.stop_strings, "Stop string (repeatable); the completion is cut before it");
   g->add_option("--stop-token", gen.stop_tokens, "Stop token id (repeatable), besides the checkpoint's eos_token_id");
   g->add_option("--batch-size", gen.batch_size, "Prompts decoded together")->capture_default_str();
-  g->add_option("--threads", gen.threads, "Intra-op threads (0 = the cores this process may use)")->capture_default_str();
+  g->add_option("--threads", gen.threads, "Intra-op threads (0 = the cores this process may use)")
+      ->capture_default_str();
   g->add_flag("--chat", gen.chat, "Wrap each line as the user turn of a ChatML conversation");
   g->add_option("--system", gen.system, "System turn for --chat");
   g->add_flag("--json", gen.json, "One JSON object per prompt: prompt, prompt_ids, ids, logprobs, text, finish");
@@ -131,7 +136,8 @@ int main(int argc, char** argv) {
   tokenize.run = [&](CommandContext&, const char*) { return command_tokenize(tokenizer_path, decode); };
 
   bool json = false;
-  Subcommand& info = stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);
+  Subcommand& info =
+      stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);
   info.app->add_flag("--json", json, "One JSON object per rank, one line each");
   info.run = [&json](CommandContext& ctx, const char*) { return command_info(ctx, json); };
   info.watched = false;
@@ -141,7 +147,8 @@ int main(int argc, char** argv) {
   check.watched = false;
   check.run = [](CommandContext& ctx, const char*) { return command_check(ctx); };
   bool doc_yaml = false;
-  Subcommand& doc = stage("config-doc", "Print the configuration reference (docs/config.md, or --yaml: configs/defaults.yaml)", false);
+  Subcommand& doc = stage(
+      "config-doc", "Print the configuration reference (docs/config.md, or --yaml: configs/defaults.yaml)", false);
   doc.app->add_flag("--yaml", doc_yaml, "A commented YAML file of every key at its default");
   doc.needs_mpi = false;
   doc.run = [&doc_yaml](CommandContext&, const char*) {
@@ -155,7 +162,8 @@ int main(int argc, char** argv) {
     return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
     if (is_env_rank_zero()) {
-      std::fprintf(stderr, "r2rec: error: %s (r2rec --help lists commands and options)\n", first_line(e.what()).c_str());
+      std::fprintf(stderr, "r2rec: error: %s (r2rec --help lists commands and options)\n",
+                   first_line(e.what()).c_str());
     }
     return kExitUsage;
   }

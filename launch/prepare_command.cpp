@@ -80,8 +80,8 @@ std::string summary_text(const Manifest& m, const nlohmann::json& s, const std::
     << " interactions (" << d["malformed_lines"] << " malformed lines skipped, " << d["duplicates"] << " duplicates)\n"
     << "  filtered   " << m.num_users << " users / " << m.num_items << " items / " << d["interactions"]
     << " interactions (k-core " << s["kcore"] << ", " << d["kcore_rounds"] << " rounds)\n"
-    << "  examples   train " << m.examples[0] << " / valid " << m.examples[1] << " / test " << m.examples[2]
-    << ", " << m.num_candidates << " candidates each\n";
+    << "  examples   train " << m.examples[0] << " / valid " << m.examples[1] << " / test " << m.examples[2] << ", "
+    << m.num_candidates << " candidates each\n";
   const auto& c = s["chains"];
   o << "  chains     " << c["produced"] << " of " << c["requested"] << " requested (closed " << c["by_kind"][0]
     << ", bridge " << c["by_kind"][1] << ", walk " << c["by_kind"][2] << ")\n"

@@ -15,8 +15,8 @@
 #include "core/files.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
-#include "trainers/checkpoint.h"
 #include "sampler/shard_reader.h"
+#include "trainers/checkpoint.h"
 #include "trainers/grpo.h"
 #include "trainers/reward.h"
 #include "trainers/task.h"
@@ -34,7 +34,8 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   std::vector<std::vector<int64_t>> prompts;
   Catalog catalog;
   run_agreed([&] {
-    if (!c.distributed.colocated) throw ConfigError("distributed.colocated: rl runs colocated in this version (split mode is not built)");
+    if (!c.distributed.colocated)
+      throw ConfigError("distributed.colocated: rl runs colocated in this version (split mode is not built)");
     if (!fs::exists(start + "/config.json")) throw DataError(start + "/config.json: not found (run `r2rec sft` first)");
     policy_ckpt = load_checkpoint(start);
     reference_ckpt = load_checkpoint(start);
@@ -61,8 +62,8 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   const Collectives collectives = communicator_collectives(ctx, &comm);
   RlResult result;
   run_agreed([&] {
-    result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed), prompts, reward, tok,
-                        collectives, [&](const GrpoStep& s) {
+    result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed),
+                        prompts, reward, tok, collectives, [&](const GrpoStep& s) {
                           if (rank == 0) {
                             LOG(INFO) << "rl: step " << s.step + 1 << " reward " << s.reward << " (answer " << s.answer
                                       << ", format " << s.format << "), KL " << s.kl << ", clipped " << s.clipped
@@ -80,18 +81,27 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     j["seconds"] = result.seconds;
     nlohmann::ordered_json per = nlohmann::ordered_json::array();
     for (const auto& s : result.steps) {
-      per.push_back({{"step", s.step}, {"reward", s.reward}, {"answer", s.answer}, {"format", s.format}, {"kl", s.kl},
-                     {"clipped", s.clipped}, {"old_new_gap", s.old_new_gap}, {"loss", s.loss},
-                     {"completion_tokens", s.completion_tokens}, {"seconds", s.seconds}, {"rollout_seconds", s.rollout_seconds}});
+      per.push_back({{"step", s.step},
+                     {"reward", s.reward},
+                     {"answer", s.answer},
+                     {"format", s.format},
+                     {"kl", s.kl},
+                     {"clipped", s.clipped},
+                     {"old_new_gap", s.old_new_gap},
+                     {"loss", s.loss},
+                     {"completion_tokens", s.completion_tokens},
+                     {"seconds", s.seconds},
+                     {"rollout_seconds", s.rollout_seconds}});
     }
     j["per_step"] = per;
     write_file_atomic(ctx.layout.stage_json("rl"), j.dump(2) + "\n");
     const auto& first = result.steps.front();
     const auto& last = result.steps.back();
-    std::printf("rl: %zu GRPO steps, %d rank(s), %.1f s; reward %.3f -> %.3f (answer %.3f -> %.3f), KL %.3g -> %.3g\n"
-                "  checkpoint %s (r2rec eval --model %s)\n",
-                result.steps.size(), ctx.process->world_size, result.seconds, first.reward, last.reward, first.answer,
-                last.answer, first.kl, last.kl, out.c_str(), out.c_str());
+    std::printf(
+        "rl: %zu GRPO steps, %d rank(s), %.1f s; reward %.3f -> %.3f (answer %.3f -> %.3f), KL %.3g -> %.3g\n"
+        "  checkpoint %s (r2rec eval --model %s)\n",
+        result.steps.size(), ctx.process->world_size, result.seconds, first.reward, last.reward, first.answer,
+        last.answer, first.kl, last.kl, out.c_str(), out.c_str());
     std::fflush(stdout);
   });
   return kExitOk;

@@ -11,7 +11,9 @@ namespace r2rec {
 
 int command_run(CommandContext& ctx, const char* argv0) {
   if (!ctx.config.distributed.colocated) {  // say it before hours of prepare (every rank sees the same config)
-    run_agreed([] { throw ConfigError("distributed.colocated: run trains with every rank as a learner (sft); use colocated mode"); });
+    run_agreed([] {
+      throw ConfigError("distributed.colocated: run trains with every rank as a learner (sft); use colocated mode");
+    });
   }
   for (auto stage : {command_prepare, command_annotate, command_sft}) {
     const int rc = stage(ctx, argv0);
@@ -23,7 +25,8 @@ int command_run(CommandContext& ctx, const char* argv0) {
   print_report(ctx);
   if (ctx.process->rank == 0) {
     std::cout << "run: report in " << ctx.layout.report_json() << "; checkpoint in " << ctx.layout.stage_model("sft")
-              << ". Not in this version yet: rl, the model teacher, explain (README: Status).\n" << std::flush;
+              << ". Not in this version yet: rl, the model teacher, explain (README: Status).\n"
+              << std::flush;
   }
   return kExitOk;
 }

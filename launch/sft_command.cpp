@@ -13,10 +13,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "core/tokenizer/bpe_trainer.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "trainers/checkpoint.h"
@@ -65,7 +65,8 @@ int command_sft(CommandContext& ctx, const char* argv0) {
       throw ConfigError("distributed.colocated: sft runs every rank as a learner; use colocated mode for this stage");
     }
     if (c.tokenizer.path.empty() && !c.model.path.empty() && !fs::exists(c.model.path + "/tokenizer.json")) {
-      throw ConfigError("tokenizer.path: empty, and model.path " + c.model.path + " has no tokenizer.json: a pretrained model "
+      throw ConfigError("tokenizer.path: empty, and model.path " + c.model.path +
+                        " has no tokenizer.json: a pretrained model "
                         "needs its own tokenizer");
     }
     traces = read_traces(ctx.layout.traces_h5());
@@ -73,9 +74,10 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   const std::string digest = traces_digest(traces), fingerprint = sft_fingerprint(c, digest);
   const std::string json_path = ctx.layout.stage_json("sft"), out = ctx.layout.stage_model("sft");
   const bool current = agree_on_rank0(rank == 0 && !c.run.force && fs::exists(out + "/config.json") &&
-                                json_field_equals(json_path, "fingerprint", fingerprint));
+                                      json_field_equals(json_path, "fingerprint", fingerprint));
   if (current) {
-    if (rank == 0) std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
+    if (rank == 0)
+      std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
     return kExitOk;
   }
   run_agreed([&] {  // from here on the checkpoint folder is not the one sft.json describes
@@ -91,7 +93,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     const std::string source_path = ctx.layout.tokenizer_source();
     const std::string source = hex64(fnv1a(digest + "/" + std::to_string(c.tokenizer.vocab_size)));
     const bool reuse = agree_on_rank0(rank == 0 && !c.run.force && fs::exists(tokenizer_path) &&
-                                json_field_equals(source_path, "source", source));
+                                      json_field_equals(source_path, "source", source));
     run_agreed([&] {
       if (rank != 0 || reuse) return;
       const auto t0 = std::chrono::steady_clock::now();
@@ -105,10 +107,12 @@ int command_sft(CommandContext& ctx, const char* argv0) {
       options.vocab_size = c.tokenizer.vocab_size;
       fs::create_directories(fs::path(tokenizer_path).parent_path());
       Tokenizer(train_bpe(texts, options), "learnt").save(tokenizer_path);
-      nlohmann::ordered_json j = {{"source", source}, {"traces_digest", digest}, {"vocab_size", c.tokenizer.vocab_size}, {"texts", 2 * n}};
+      nlohmann::ordered_json j = {
+          {"source", source}, {"traces_digest", digest}, {"vocab_size", c.tokenizer.vocab_size}, {"texts", 2 * n}};
       write_file_atomic(source_path, j.dump(2) + "\n");
       LOG(INFO) << "sft: learnt a " << c.tokenizer.vocab_size << "-token BPE vocabulary from " << n << " traces in "
-                << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s -> " << tokenizer_path;
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s -> "
+                << tokenizer_path;
     });
   }
   std::unique_ptr<Tokenizer> tokenizer;
@@ -118,7 +122,8 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     model = build_model(c, tokenizer->vocab_size());
   });
   if (!tokenizer->token_id("<|im_end|>") && !tokenizer->token_id("<|endoftext|>")) {
-    LOG(WARNING) << "sft: " << tokenizer_path << " has neither <|im_end|> nor <|endoftext|>: the model will not learn to stop";
+    LOG(WARNING) << "sft: " << tokenizer_path
+                 << " has neither <|im_end|> nor <|endoftext|>: the model will not learn to stop";
   }
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
@@ -135,7 +140,11 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   SftResult result;
   // Saves are made by rank 0 inside run_agreed on every rank: the others wait for it (no deadline runs out
   // behind a slow save) and a failed save ends every rank with its message.
-  auto save = [&] { run_agreed([&] { if (rank == 0) save_checkpoint(*model, *tokenizer, out); }); };
+  auto save = [&] {
+    run_agreed([&] {
+      if (rank == 0) save_checkpoint(*model, *tokenizer, out);
+    });
+  };
   run_agreed([&] {
     result = train_sft(*model, c, traces, *tokenizer, collectives, [&](int64_t step, double loss) {
       if (rank == 0 && (step < 5 || (step + 1) % 10 == 0)) {
@@ -164,11 +173,13 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     j["last_loss"] = result.losses.back();
     j["losses"] = result.losses;
     write_file_atomic(json_path, j.dump(2) + "\n");
-    std::printf("sft: %lld steps on %lld traces (%lld longer than %lld tokens left out), %d rank(s)\n"
-                "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s --chat)\n",
-                static_cast<long long>(result.steps), static_cast<long long>(result.traces_used),
-                static_cast<long long>(result.too_long), static_cast<long long>(c.sft.max_seq_len), ctx.process->world_size,
-                result.losses.front(), result.losses.back(), result.seconds, result.tokens_per_second, out.c_str(), out.c_str());
+    std::printf(
+        "sft: %lld steps on %lld traces (%lld longer than %lld tokens left out), %d rank(s)\n"
+        "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s --chat)\n",
+        static_cast<long long>(result.steps), static_cast<long long>(result.traces_used),
+        static_cast<long long>(result.too_long), static_cast<long long>(c.sft.max_seq_len), ctx.process->world_size,
+        result.losses.front(), result.losses.back(), result.seconds, result.tokens_per_second, out.c_str(),
+        out.c_str());
     std::fflush(stdout);
   });
   return kExitOk;

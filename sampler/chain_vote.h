@@ -1,4 +1,4 @@
-// The cheap baselines' scores: chain votes and item popularity (DESIGN §6).
+// The cheap baselines' scores: chain votes and item popularity (docs/design.md §6).
 //
 //   votes[c]     = number of the example's chains that contain candidates[c] as an item node (a chain counts
 //                  at most once per candidate, wherever the candidate sits in it; bridge chains end there)

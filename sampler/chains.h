@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/rng.h"
 #include "sampler/dataset.h"
 #include "sampler/graph.h"
-#include "core/rng.h"
 #include "sampler/split.h"
 
 namespace r2rec {

@@ -11,12 +11,42 @@ namespace r2rec::h5 {
 namespace {
 template <class T>
 struct TypeOf;
-template <> struct TypeOf<int8_t>   { static hid_t file() { return H5T_STD_I8LE; }  static hid_t mem() { return H5T_NATIVE_INT8; }   static constexpr H5T_class_t cls = H5T_INTEGER; };
-template <> struct TypeOf<uint8_t>  { static hid_t file() { return H5T_STD_U8LE; }  static hid_t mem() { return H5T_NATIVE_UINT8; }  static constexpr H5T_class_t cls = H5T_INTEGER; };
-template <> struct TypeOf<int32_t>  { static hid_t file() { return H5T_STD_I32LE; } static hid_t mem() { return H5T_NATIVE_INT32; }  static constexpr H5T_class_t cls = H5T_INTEGER; };
-template <> struct TypeOf<int64_t>  { static hid_t file() { return H5T_STD_I64LE; } static hid_t mem() { return H5T_NATIVE_INT64; }  static constexpr H5T_class_t cls = H5T_INTEGER; };
-template <> struct TypeOf<uint64_t> { static hid_t file() { return H5T_STD_U64LE; } static hid_t mem() { return H5T_NATIVE_UINT64; } static constexpr H5T_class_t cls = H5T_INTEGER; };
-template <> struct TypeOf<double>   { static hid_t file() { return H5T_IEEE_F64LE; } static hid_t mem() { return H5T_NATIVE_DOUBLE; } static constexpr H5T_class_t cls = H5T_FLOAT; };
+template <>
+struct TypeOf<int8_t> {
+  static hid_t file() { return H5T_STD_I8LE; }
+  static hid_t mem() { return H5T_NATIVE_INT8; }
+  static constexpr H5T_class_t cls = H5T_INTEGER;
+};
+template <>
+struct TypeOf<uint8_t> {
+  static hid_t file() { return H5T_STD_U8LE; }
+  static hid_t mem() { return H5T_NATIVE_UINT8; }
+  static constexpr H5T_class_t cls = H5T_INTEGER;
+};
+template <>
+struct TypeOf<int32_t> {
+  static hid_t file() { return H5T_STD_I32LE; }
+  static hid_t mem() { return H5T_NATIVE_INT32; }
+  static constexpr H5T_class_t cls = H5T_INTEGER;
+};
+template <>
+struct TypeOf<int64_t> {
+  static hid_t file() { return H5T_STD_I64LE; }
+  static hid_t mem() { return H5T_NATIVE_INT64; }
+  static constexpr H5T_class_t cls = H5T_INTEGER;
+};
+template <>
+struct TypeOf<uint64_t> {
+  static hid_t file() { return H5T_STD_U64LE; }
+  static hid_t mem() { return H5T_NATIVE_UINT64; }
+  static constexpr H5T_class_t cls = H5T_INTEGER;
+};
+template <>
+struct TypeOf<double> {
+  static hid_t file() { return H5T_IEEE_F64LE; }
+  static hid_t mem() { return H5T_NATIVE_DOUBLE; }
+  static constexpr H5T_class_t cls = H5T_FLOAT;
+};
 
 herr_t innermost(unsigned n, const H5E_error2_t* err, void* out) {
   auto* msg = static_cast<std::string*>(out);
@@ -55,20 +85,35 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 void Handle::reset() {
   if (id_ < 0) return;
   switch (kind_) {
-    case Kind::kFile: H5Fclose(id_); break;
-    case Kind::kGroup: H5Gclose(id_); break;
-    case Kind::kDataset: H5Dclose(id_); break;
-    case Kind::kSpace: H5Sclose(id_); break;
-    case Kind::kProps: H5Pclose(id_); break;
-    case Kind::kAttr: H5Aclose(id_); break;
-    case Kind::kType: H5Tclose(id_); break;
+    case Kind::kFile:
+      H5Fclose(id_);
+      break;
+    case Kind::kGroup:
+      H5Gclose(id_);
+      break;
+    case Kind::kDataset:
+      H5Dclose(id_);
+      break;
+    case Kind::kSpace:
+      H5Sclose(id_);
+      break;
+    case Kind::kProps:
+      H5Pclose(id_);
+      break;
+    case Kind::kAttr:
+      H5Aclose(id_);
+      break;
+    case Kind::kType:
+      H5Tclose(id_);
+      break;
   }
   id_ = -1;
 }
 
 void File::fail(const std::string& object, const std::string& what) const {
   const std::string detail = last_error();
-  throw DataError(path_ + (object.empty() ? "" : ": " + object) + ": " + what + (detail.empty() ? "" : " (" + detail + ")"));
+  throw DataError(path_ + (object.empty() ? "" : ": " + object) + ": " + what +
+                  (detail.empty() ? "" : " (" + detail + ")"));
 }
 
 File File::create(const std::string& path) {
@@ -86,7 +131,8 @@ File File::open_read(const std::string& path) {
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) {
     const std::string detail = last_error();
-    throw DataError(path + ": not a readable HDF5 file (truncated or damaged?)" + (detail.empty() ? "" : " (" + detail + ")"));
+    throw DataError(path + ": not a readable HDF5 file (truncated or damaged?)" +
+                    (detail.empty() ? "" : " (" + detail + ")"));
   }
   return File(path, Handle(id, Handle::Kind::kFile));
 }
@@ -104,9 +150,7 @@ void File::create_group(const std::string& name) {
   if (g.get() < 0) fail(name, "cannot create group");
 }
 
-bool File::has(const std::string& name) const {
-  return H5Lexists(file_.get(), name.c_str(), H5P_DEFAULT) > 0;
-}
+bool File::has(const std::string& name) const { return H5Lexists(file_.get(), name.c_str(), H5P_DEFAULT) > 0; }
 
 void File::write_raw(const std::string& name, const void* data, hid_t file_type, hid_t mem_type,
                      const std::vector<hsize_t>& dims, int compression) {
@@ -158,7 +202,8 @@ void File::read_raw(const std::string& name, hid_t mem_type, H5T_class_t cls, si
 }
 
 template <class T>
-void File::write(const std::string& name, const std::vector<T>& data, const std::vector<hsize_t>& dims, int compression) {
+void File::write(const std::string& name, const std::vector<T>& data, const std::vector<hsize_t>& dims,
+                 int compression) {
   const hsize_t total = std::accumulate(dims.begin(), dims.end(), hsize_t{1}, std::multiplies<hsize_t>());
   if (total != data.size()) fail(name, "shape does not match the data (internal error)");
   write_raw(name, data.data(), TypeOf<T>::file(), TypeOf<T>::mem(), dims, compression);
@@ -176,7 +221,7 @@ std::vector<T> File::read(const std::string& name, std::vector<hsize_t>* dims) c
   return out;
 }
 
-#define R2_H5_INSTANTIATE(T)                                                                                      \
+#define R2_H5_INSTANTIATE(T)                                                                                 \
   template void File::write<T>(const std::string&, const std::vector<T>&, const std::vector<hsize_t>&, int); \
   template std::vector<T> File::read<T>(const std::string&, std::vector<hsize_t>*) const;
 R2_H5_INSTANTIATE(int8_t)
@@ -192,7 +237,8 @@ void File::set_attr(const std::string& name, int64_t value, const std::string& o
   Handle a(H5Acreate_by_name(file_.get(), object.c_str(), name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT,
                              H5P_DEFAULT, H5P_DEFAULT),
            Handle::Kind::kAttr);
-  if (a.get() < 0 || H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0) fail(object + "@" + name, "cannot write attribute");
+  if (a.get() < 0 || H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0)
+    fail(object + "@" + name, "cannot write attribute");
 }
 
 void File::set_attr(const std::string& name, const std::string& value, const std::string& object) {
@@ -205,7 +251,8 @@ void File::set_attr(const std::string& name, const std::string& value, const std
                              H5P_DEFAULT, H5P_DEFAULT),
            Handle::Kind::kAttr);
   std::string padded = value.empty() ? std::string(1, '\0') : value;
-  if (a.get() < 0 || H5Awrite(a.get(), type.get(), padded.data()) < 0) fail(object + "@" + name, "cannot write attribute");
+  if (a.get() < 0 || H5Awrite(a.get(), type.get(), padded.data()) < 0)
+    fail(object + "@" + name, "cannot write attribute");
 }
 
 void File::require_scalar(hid_t attr, const std::string& what) const {

@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace r2rec {
 
@@ -15,7 +14,7 @@ constexpr const char* kManifestName = "manifest.json";
 constexpr const char* kCatalogName = "items.h5";
 
 struct ManifestFile {
-  std::string name;      // relative to the manifest's folder
+  std::string name;  // relative to the manifest's folder
   int64_t bytes = 0;
   uint32_t crc32 = 0;
   int64_t examples = 0;  // shards only
@@ -33,7 +32,7 @@ struct Manifest {
   int64_t examples[3] = {0, 0, 0};  // per Split
   ManifestFile catalog;
   std::vector<ManifestFile> shards;
-  nlohmann::json summary;           // prepare's statistics (informational)
+  nlohmann::json summary;  // prepare's statistics (informational)
 };
 
 // CRC-32 (zlib polynomial) and size of a file. Throws DataError naming it when it cannot be read.

@@ -7,11 +7,11 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "core/files.h"
+#include "core/hash.h"
+#include "core/rng.h"
 #include "sampler/chain_vote.h"
 #include "sampler/hdf5_io.h"
-#include "core/rng.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
@@ -179,15 +179,23 @@ Manifest make_manifest(const PreparedData& data, const Config& config, const std
     }
   }
   const DatasetStats& st = data.dataset.stats;
-  m.summary["dataset"] = {{"raw_users", st.raw_users},         {"raw_items", st.raw_items},
-                          {"raw_interactions", st.raw_interactions}, {"malformed_lines", st.malformed_lines},
-                          {"dropped_by_rating", st.dropped_by_rating}, {"duplicates", st.duplicates},
-                          {"kcore_rounds", st.kcore_rounds},     {"items_without_title", st.items_without_title},
-                          {"users", st.users},                   {"items", st.items},
+  m.summary["dataset"] = {{"raw_users", st.raw_users},
+                          {"raw_items", st.raw_items},
+                          {"raw_interactions", st.raw_interactions},
+                          {"malformed_lines", st.malformed_lines},
+                          {"dropped_by_rating", st.dropped_by_rating},
+                          {"duplicates", st.duplicates},
+                          {"kcore_rounds", st.kcore_rounds},
+                          {"items_without_title", st.items_without_title},
+                          {"users", st.users},
+                          {"items", st.items},
                           {"interactions", st.interactions}};
   m.summary["kcore"] = config.data.kcore;
-  m.summary["chains"] = {{"requested", requested}, {"produced", produced}, {"by_kind", by_kind},
-                         {"histogram", histogram}, {"attempts", attempts}};
+  m.summary["chains"] = {{"requested", requested},
+                         {"produced", produced},
+                         {"by_kind", by_kind},
+                         {"histogram", histogram},
+                         {"attempts", attempts}};
   m.summary["bytes"] = bytes;
   return m;
 }

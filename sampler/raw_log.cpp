@@ -7,10 +7,10 @@
 #include <string_view>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "core/files.h"
-#include "sampler/dataset.h"
+#include "core/hash.h"
 #include "core/rng.h"
+#include "sampler/dataset.h"
 
 namespace fs = std::filesystem;
 

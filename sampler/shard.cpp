@@ -99,7 +99,8 @@ void check_offsets(const std::string& path, const char* name, const std::vector<
                     std::to_string(rows) + " rows)");
   }
   for (size_t i = 1; i < offsets.size(); ++i) {
-    if (offsets[i] < offsets[i - 1]) throw DataError(path + ": " + name + ": offsets decrease at row " + std::to_string(i));
+    if (offsets[i] < offsets[i - 1])
+      throw DataError(path + ": " + name + ": offsets decrease at row " + std::to_string(i));
   }
 }
 

@@ -34,16 +34,16 @@ struct ShardMeta {
 // example e; its history is history_items[history_offsets[e] .. history_offsets[e+1]), its chains are
 // chains[chain_offsets[e] .. chain_offsets[e+1]) of `chains`.
 struct ExampleColumns {
-  int64_t num_candidates = 0;             // C
-  std::vector<int64_t> id;                // [E]
-  std::vector<int32_t> user;              // [E]
-  std::vector<int32_t> target;            // [E] item id
-  std::vector<int8_t> split;              // [E] Split
-  std::vector<int32_t> position;          // [E] index of the target in the user's sequence
-  std::vector<int32_t> target_index;      // [E] candidates[e][target_index[e]] == target[e]
-  std::vector<int32_t> candidates;        // [E*C] row-major
+  int64_t num_candidates = 0;                  // C
+  std::vector<int64_t> id;                     // [E]
+  std::vector<int32_t> user;                   // [E]
+  std::vector<int32_t> target;                 // [E] item id
+  std::vector<int8_t> split;                   // [E] Split
+  std::vector<int32_t> position;               // [E] index of the target in the user's sequence
+  std::vector<int32_t> target_index;           // [E] candidates[e][target_index[e]] == target[e]
+  std::vector<int32_t> candidates;             // [E*C] row-major
   std::vector<int64_t> history_offsets = {0};  // [E+1]
-  std::vector<int32_t> history_items;     // [sum of history lengths]
+  std::vector<int32_t> history_items;          // [sum of history lengths]
   std::vector<int64_t> chain_offsets = {0};    // [E+1] indices into chains
   ChainBuffer chains;
 

@@ -34,7 +34,8 @@ ShardReader::ShardReader(const ReaderOptions& options) : options_(options) {
     for (size_t k = 0; k < ids.size(); ++k) {
       if (ids[k] != s + static_cast<int64_t>(k) * S) {
         throw DataError(path + ": examples/id: id " + std::to_string(ids[k]) + " at row " + std::to_string(k) +
-                        " breaks the round-robin layout (expected " + std::to_string(s + static_cast<int64_t>(k) * S) + ")");
+                        " breaks the round-robin layout (expected " + std::to_string(s + static_cast<int64_t>(k) * S) +
+                        ")");
       }
     }
     total += static_cast<int64_t>(ids.size());
@@ -101,8 +102,10 @@ void ShardReader::prefetch_loop(std::vector<int64_t> order) {
       error = std::current_exception();
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (error) errors_[s] = error;  // reported by next() only when shard s is needed
-    else if (!shards_[s]) shards_[s] = std::move(loaded);
+    if (error)
+      errors_[s] = error;  // reported by next() only when shard s is needed
+    else if (!shards_[s])
+      shards_[s] = std::move(loaded);
     loaded_cv_.notify_all();
   }
 }

@@ -27,19 +27,19 @@
 namespace r2rec {
 
 struct ReaderOptions {
-  std::string dir;               // folder holding manifest.json
-  int split = -1;                // a Split value, or -1 for every split
+  std::string dir;  // folder holding manifest.json
+  int split = -1;   // a Split value, or -1 for every split
   int rank = 0;
   int world_size = 1;
   bool shuffle = true;
   uint64_t seed = 0;
   bool verify_checksums = true;
-  int64_t limit = 0;             // > 0: only the first `limit` selected records (by id), before sharing
+  int64_t limit = 0;  // > 0: only the first `limit` selected records (by id), before sharing
 };
 
 struct ReaderCursor {
   int64_t epoch = 0;
-  int64_t position = 0;          // records of this rank's share already returned in `epoch`
+  int64_t position = 0;  // records of this rank's share already returned in `epoch`
   bool operator==(const ReaderCursor& o) const { return epoch == o.epoch && position == o.position; }
 };
 
@@ -54,7 +54,7 @@ class ShardReader {
   const Manifest& manifest() const { return manifest_; }
   const Catalog& catalog() const { return catalog_; }
   int64_t total() const { return static_cast<int64_t>(records_.size()); }  // selected records, all ranks
-  int64_t share_size() const { return share_end_ - share_begin_; }           // this rank's, per epoch
+  int64_t share_size() const { return share_end_ - share_begin_; }         // this rank's, per epoch
 
   // The next record of this rank's share in the current epoch; false at the end of the epoch (then call
   // start_epoch). Rethrows a DataError met by the prefetch thread.
@@ -74,10 +74,10 @@ class ShardReader {
   ReaderOptions options_;
   Manifest manifest_;
   Catalog catalog_;
-  std::vector<int64_t> records_;   // example ids of the selected split(s), ascending
+  std::vector<int64_t> records_;  // example ids of the selected split(s), ascending
   int64_t share_begin_ = 0, share_end_ = 0;
   ReaderCursor cursor_;
-  std::vector<int64_t> order_;     // epoch_order(cursor_.epoch)
+  std::vector<int64_t> order_;  // epoch_order(cursor_.epoch)
 
   std::mutex mu_;
   std::condition_variable loaded_cv_;

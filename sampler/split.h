@@ -48,7 +48,7 @@ std::vector<Example> make_examples(const Dataset& dataset, const SamplerConfig& 
 void draw_candidates(const Dataset& dataset, int32_t user, int32_t position, int64_t num_candidates, uint64_t seed,
                      std::vector<uint32_t>* touched_stamp, uint32_t stamp, Example* example);
 
-const char* split_name(Split split);  // "train" | "valid" | "test"
+const char* split_name(Split split);             // "train" | "valid" | "test"
 Split split_from_name(const std::string& name);  // inverse of split_name (eval.split is validated by the config)
 
 }  // namespace r2rec

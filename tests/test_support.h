@@ -30,9 +30,9 @@ class TempDir {
 };
 
 struct CommandResult {
-  int exit_code = -1;   // the process's exit status, or 128 + signal when it was killed
-  std::string out;      // stdout
-  std::string err;      // stderr
+  int exit_code = -1;  // the process's exit status, or 128 + signal when it was killed
+  std::string out;     // stdout
+  std::string err;     // stderr
 };
 
 // Runs `argv` (no shell) with stdin from /dev/null (or `input` when non-empty), capturing both streams.

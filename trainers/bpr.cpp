@@ -27,9 +27,7 @@ class Bpr : public Recommender {
     }
   }
 
-  int64_t samples_per_epoch() const override {
-    return static_cast<int64_t>(pair_user_.size()) / comm_.world_size;
-  }
+  int64_t samples_per_epoch() const override { return static_cast<int64_t>(pair_user_.size()) / comm_.world_size; }
 
   double train_epoch(int64_t epoch) override {
     const int64_t n = static_cast<int64_t>(pair_user_.size());

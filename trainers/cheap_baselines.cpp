@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "sampler/chain_vote.h"
 #include "core/rng.h"
+#include "sampler/chain_vote.h"
 
 namespace r2rec {
 

@@ -1,4 +1,4 @@
-// The baselines that need no training, scored on the stored candidate lists (DESIGN.md §6):
+// The baselines that need no training, scored on the stored candidate lists (docs/design.md §6):
 //
 //   random      seeded uniform scores per (example, candidate): a real random ranking (expected HR@1 = 1/C)
 //   popularity  score = the candidate's train interactions (catalog items/train_count); ties by expected rank

@@ -54,25 +54,27 @@ void add_configured_lora(TransformerImpl& model, const LoraConfig& lora, uint64_
   add_lora(model, spec);
 }
 
-LoadedModel load_checkpoint(const std::string& dir, const std::string& tokenizer_path_in, const std::string& adapter_dir,
-                            bool tokenizer_first) {
+LoadedModel load_checkpoint(const std::string& dir, const std::string& tokenizer_path_in,
+                            const std::string& adapter_dir, bool tokenizer_first) {
   LoadedModel out;
   out.dir = dir;
   const std::string config_path = dir + "/config.json";
-  if (!fs::exists(config_path)) throw DataError(config_path + ": not found (a checkpoint folder holds config.json and *.safetensors)");
+  if (!fs::exists(config_path))
+    throw DataError(config_path + ": not found (a checkpoint folder holds config.json and *.safetensors)");
   std::string tokenizer_path = tokenizer_first ? tokenizer_path_in : "";
   for (const char* name : {"tokenizer.json", "tokenizer.json.gz", "vocab.json"}) {
     if (tokenizer_path.empty() && fs::exists(dir + "/" + name)) tokenizer_path = dir;
   }
   if (tokenizer_path.empty()) tokenizer_path = tokenizer_path_in;
   if (tokenizer_path.empty()) {
-    throw DataError(dir + ": no tokenizer.json (pass --tokenizer PATH); commands that read a config use tokenizer.path");
+    throw DataError(dir +
+                    ": no tokenizer.json (pass --tokenizer PATH); commands that read a config use tokenizer.path");
   }
   out.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
   const TransformerConfig config = TransformerConfig::from_hf_json(config_path);
   if (out.tokenizer->vocab_size() > config.vocab_size) {
-    throw DataError(tokenizer_path + ": the tokenizer has " + std::to_string(out.tokenizer->vocab_size()) + " ids but " +
-                    config_path + " has vocab_size " + std::to_string(config.vocab_size));
+    throw DataError(tokenizer_path + ": the tokenizer has " + std::to_string(out.tokenizer->vocab_size()) +
+                    " ids but " + config_path + " has vocab_size " + std::to_string(config.vocab_size));
   }
   out.model = Transformer(config);
   out.model->load_hf(dir);

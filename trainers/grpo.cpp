@@ -12,14 +12,15 @@
 
 namespace r2rec {
 
-RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip, uint64_t seed,
-                    const std::vector<std::vector<int64_t>>& prompts, const RewardFn& reward, const Tokenizer& tok,
-                    const Collectives& col, const std::function<void(const GrpoStep&)>& on_step) {
+RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip,
+                    uint64_t seed, const std::vector<std::vector<int64_t>>& prompts, const RewardFn& reward,
+                    const Tokenizer& tok, const Collectives& col, const std::function<void(const GrpoStep&)>& on_step) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const int64_t W = col.world_size, P = rl.prompts_per_step, G = rl.group_size;
   if (P % W != 0) {
-    throw ConfigError("rl.prompts_per_step: " + std::to_string(P) + " is not a multiple of the " + std::to_string(W) + " ranks");
+    throw ConfigError("rl.prompts_per_step: " + std::to_string(P) + " is not a multiple of the " + std::to_string(W) +
+                      " ranks");
   }
   if (prompts.empty()) throw ConfigError("rl: no prompts to train on");
   const int64_t mine = P / W;
@@ -29,7 +30,8 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
   for (auto& p : reference.parameters()) p.set_requires_grad(false);
   std::vector<torch::Tensor> params;
   for (auto& [name, p] : trainable_parameters(policy)) params.push_back(p);
-  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(rl.learning_rate).betas({0.9, 0.95}).weight_decay(0.0));
+  torch::optim::AdamW optimizer(params,
+                                torch::optim::AdamWOptions(rl.learning_rate).betas({0.9, 0.95}).weight_decay(0.0));
   RlResult result;
   std::vector<int64_t> order;
   int64_t epoch = -1;
@@ -57,11 +59,14 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     for (size_t i = 0; i < batch.size(); ++i) {
       for (int64_t g = 0; g < G; ++g) {
         const uint64_t slot = static_cast<uint64_t>((col.rank * mine + static_cast<int64_t>(i)) * G + g);
-        reqs.push_back({prompts[batch[i]], stream_key(seed, static_cast<uint64_t>(Stream::kRollout), static_cast<uint64_t>(step), slot), nullptr});
+        reqs.push_back({prompts[batch[i]],
+                        stream_key(seed, static_cast<uint64_t>(Stream::kRollout), static_cast<uint64_t>(step), slot),
+                        nullptr});
       }
     }
     const std::vector<Generation> gen = generate(policy, reqs, o, text);
     stats.rollout_seconds = std::chrono::duration<double>(Clock::now() - ts).count();
+    // (1) rewards r, (2) group-relative advantages A (docs/grpo.md). [n] each, n = this rank's completions.
     const int64_t n = static_cast<int64_t>(gen.size());
     std::vector<double> rewards(n), adv(n);
     double sums[5] = {0, 0, 0, 0, 0};  // reward, answer, format, completions, completion tokens
@@ -79,7 +84,8 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
       for (int64_t g = 0; g < G; ++g) mean += rewards[i * G + g] / G;
       for (int64_t g = 0; g < G; ++g) var += (rewards[i * G + g] - mean) * (rewards[i * G + g] - mean) / G;
       for (int64_t g = 0; g < G; ++g) {
-        adv[i * G + g] = rl.std_scale ? (rewards[i * G + g] - mean) / (std::sqrt(var) + 1e-4) : rewards[i * G + g] - mean;
+        adv[i * G + g] =
+            rl.std_scale ? (rewards[i * G + g] - mean) / (std::sqrt(var) + 1e-4) : rewards[i * G + g] - mean;
       }
     }
     col.sum_doubles(sums, 5);
@@ -87,8 +93,8 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     stats.answer = sums[1] / sums[3];
     stats.format = sums[2] / sums[3];
     stats.completion_tokens = static_cast<int64_t>(sums[4]);
-    const double tokens = std::max(1.0, sums[4]);
-    // 3. Reference log-probs (frozen), then inner passes.
+    const double tokens = std::max(1.0, sums[4]);  // N of term (6): completion tokens of the global batch
+    // 3. Reference log-probs log pi_ref (frozen) per micro-batch, [B, L] each; then the inner passes.
     std::vector<std::vector<int64_t>> seq_prompts, seq_completions;
     for (int64_t j = 0; j < n; ++j) {
       seq_prompts.push_back(prompts[batch[j / G]]);
@@ -109,30 +115,36 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
       double pass[4] = {0, 0, 0, 0};  // loss, |old - new|, kl, clipped tokens
       for (int64_t m0 = 0, mb = 0; m0 < n; m0 += M, ++mb) {
         const int64_t m1 = std::min(n, m0 + M), B = m1 - m0;
+        // lp = log pi_theta [B, L]; old = log pi_old [B, L] (the engine's sampling log-probs); mask [B, L];
+        // a = A [B, 1].
         const torch::Tensor lp = completion_logprobs(policy, {seq_prompts.begin() + m0, seq_prompts.begin() + m1},
                                                      {seq_completions.begin() + m0, seq_completions.begin() + m1});
         const int64_t L = lp.size(1);
         torch::Tensor old = torch::zeros({B, L}), mask = torch::zeros({B, L}), a = torch::zeros({B, 1});
         for (int64_t b = 0; b < B; ++b) {
           const auto& g = gen[m0 + b];
-          for (size_t t = 0; t < g.logprobs.size(); ++t) old[b][static_cast<int64_t>(t)] = g.logprobs[t], mask[b][static_cast<int64_t>(t)] = 1;
+          for (size_t t = 0; t < g.logprobs.size(); ++t)
+            old[b][static_cast<int64_t>(t)] = g.logprobs[t], mask[b][static_cast<int64_t>(t)] = 1;
           a[b][0] = adv[m0 + b];
         }
         const torch::Device dev = lp.device();
         old = old.to(dev), mask = mask.to(dev), a = a.to(dev);
-        const torch::Tensor ratio = torch::exp(lp - old);
-        const torch::Tensor pg = -torch::min(ratio * a, torch::clamp(ratio, 1.0 - rl.clip_low, 1.0 + rl.clip_high) * a);
-        const torch::Tensor delta = ref_lp[mb].to(dev) - lp;
-        const torch::Tensor kl = torch::exp(delta) - delta - 1.0;
-        const torch::Tensor loss = ((pg + rl.kl_beta * kl) * mask).sum() / tokens;
+        const torch::Tensor ratio = torch::exp(lp - old);  // (3) rho
+        const torch::Tensor pg =
+            -torch::min(ratio * a, torch::clamp(ratio, 1.0 - rl.clip_low, 1.0 + rl.clip_high) * a);  // (4) -s
+        const torch::Tensor delta = ref_lp[mb].to(dev) - lp;                                         // (5) Delta
+        const torch::Tensor kl = torch::exp(delta) - delta - 1.0;                                    // (5) KL_k3
+        const torch::Tensor loss = ((pg + rl.kl_beta * kl) * mask).sum() / tokens;                   // (6)
         loss.backward();
         torch::NoGradGuard no_grad;
         pass[0] += loss.item<double>();
         pass[1] += ((lp - old).abs() * mask).sum().item<double>();
         pass[2] += (kl * mask).sum().item<double>();
-        pass[3] += (((ratio < 1.0 - rl.clip_low) | (ratio > 1.0 + rl.clip_high)).to(torch::kFloat) * mask).sum().item<double>();
+        // (4) the clip binds: A > 0 and rho > 1 + eps_high, or A < 0 and rho < 1 - eps_low.
+        const torch::Tensor binds = ((a > 0) & (ratio > 1.0 + rl.clip_high)) | ((a < 0) & (ratio < 1.0 - rl.clip_low));
+        pass[3] += (binds.to(torch::kFloat) * mask).sum().item<double>();
       }
-      sum_gradients(params, col);
+      sum_gradients(params, col);  // (6) summed over ranks; (8) clip + AdamW below
       col.sum_doubles(pass, 4);
       if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, grad_clip);
       optimizer.step();

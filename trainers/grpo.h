@@ -1,4 +1,5 @@
-// GRPO (DESIGN.md §5), colocated: every rank is a rollout worker and a data-parallel learner, time-sliced.
+// GRPO (docs/design.md §5; the objective derived term by term in docs/grpo.md, whose numbers label the code),
+// colocated: every rank is a rollout worker and a data-parallel learner, time-sliced.
 //
 // A step takes rl.prompts_per_step prompts (global; a seeded shuffle of the prompt list, cycled), rank r of W the
 // r-th W-th. For each, rl.group_size completions are sampled with the current policy (rl.temperature, rl.top_p,
@@ -20,8 +21,8 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/tokenizer/tokenizer.h"
 #include "core/model/transformer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "trainers/recommender.h"
 #include "trainers/reward.h"
 
@@ -33,10 +34,10 @@ using RewardFn = std::function<Reward(int64_t prompt, const std::string& complet
 struct GrpoStep {
   int64_t step = 0;
   double reward = 0, answer = 0, format = 0;  // means over the step's completions (all ranks)
-  double kl = 0;                               // mean KL_k3 per completion token, first inner pass
-  double clipped = 0;                          // share of tokens whose ratio left the clip range (last pass)
-  double old_new_gap = 0;                      // mean |log pi_old - log pi_theta|, first inner pass
-  double loss = 0;                             // first inner pass
+  double kl = 0;                              // mean KL_k3 per completion token, first inner pass
+  double clipped = 0;                         // share of tokens where the clip binds for A's sign (last pass)
+  double old_new_gap = 0;                     // mean |log pi_old - log pi_theta|, first inner pass
+  double loss = 0;                            // first inner pass
   int64_t completion_tokens = 0;
   double seconds = 0, rollout_seconds = 0;
 };
@@ -46,8 +47,9 @@ struct RlResult {
   double seconds = 0;
 };
 
-RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip, uint64_t seed,
-                    const std::vector<std::vector<int64_t>>& prompts, const RewardFn& reward, const Tokenizer& tokenizer,
-                    const Collectives& collectives, const std::function<void(const GrpoStep&)>& on_step = {});
+RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip,
+                    uint64_t seed, const std::vector<std::vector<int64_t>>& prompts, const RewardFn& reward,
+                    const Tokenizer& tokenizer, const Collectives& collectives,
+                    const std::function<void(const GrpoStep&)>& on_step = {});
 
 }  // namespace r2rec

@@ -45,7 +45,8 @@ std::vector<float> ItemKnn::similarity_row(int32_t item) {
   if (config_.neighbors > 0 && static_cast<int64_t>(touched_.size()) > config_.neighbors) {
     // Keep the top `neighbors` similarities (ties: lower item id first), zero the rest.
     std::vector<int32_t> order(touched_.begin(), touched_.end());
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
+    std::sort(order.begin(), order.end(),
+              [&](int32_t a, int32_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
     for (size_t k = static_cast<size_t>(config_.neighbors); k < order.size(); ++k) row[order[k]] = 0.0f;
   }
   return row;

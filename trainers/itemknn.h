@@ -25,8 +25,8 @@ class ItemKnn : public Recommender {
   const Catalog& catalog_;
   std::vector<int64_t> item_offsets_;  // [I+1] CSR item -> users (train split, unique users)
   std::vector<int32_t> item_users_;
-  std::vector<float> counts_;          // scratch [I]
-  std::vector<int32_t> touched_;       // scratch
+  std::vector<float> counts_;     // scratch [I]
+  std::vector<int32_t> touched_;  // scratch
 };
 
 }  // namespace r2rec

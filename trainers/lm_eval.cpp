@@ -9,8 +9,9 @@
 
 namespace r2rec {
 
-LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardReader& reader, const std::vector<int64_t>& ks,
-                         int64_t max_new_tokens, int64_t batch_size, const Collectives& col) {
+LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardReader& reader,
+                         const std::vector<int64_t>& ks, int64_t max_new_tokens, int64_t batch_size,
+                         const Collectives& col) {
   const auto t0 = std::chrono::steady_clock::now();
   LmEvalResult r;
   r.likelihood = RankingMetrics(ks);
@@ -42,7 +43,8 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
         const auto ids = tok.encode(std::to_string(answers.size() + 1) + kAnswerClose);
         answers.emplace_back(ids.begin(), ids.end());
       }
-      const std::vector<std::vector<int64_t>> mine(answers.begin(), answers.begin() + static_cast<int64_t>(e.candidates.size()));
+      const std::vector<std::vector<int64_t>> mine(answers.begin(),
+                                                   answers.begin() + static_cast<int64_t>(e.candidates.size()));
       r.likelihood.add(score_continuations(model, prefix, mine), e.target_index);
       ++r.examples;
     }
@@ -61,7 +63,8 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   flush();
   r.likelihood = sum_over_ranks(r.likelihood, col);
   r.generation = sum_over_ranks(r.generation, col);
-  double counts[3] = {static_cast<double>(r.examples), static_cast<double>(r.valid), static_cast<double>(r.generated_tokens)};
+  double counts[3] = {static_cast<double>(r.examples), static_cast<double>(r.valid),
+                      static_cast<double>(r.generated_tokens)};
   col.sum_doubles(counts, 3);
   r.examples = static_cast<int64_t>(counts[0]);
   r.valid = static_cast<int64_t>(counts[1]);

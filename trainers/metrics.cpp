@@ -18,8 +18,10 @@ void count_above(const std::vector<double>& scores, int64_t target, int64_t* hig
   for (size_t i = 0; i < scores.size(); ++i) {
     if (static_cast<int64_t>(i) == target) continue;
     const double s = value(scores[i]);
-    if (s > t) ++*higher;
-    else if (s == t) ++*equal;
+    if (s > t)
+      ++*higher;
+    else if (s == t)
+      ++*equal;
   }
 }
 }  // namespace

@@ -1,4 +1,4 @@
-// Ranking metrics over a stored candidate list (DESIGN.md §6): every method — the LLM by likelihood or by
+// Ranking metrics over a stored candidate list (docs/design.md §6): every method — the LLM by likelihood or by
 // generation, classical baselines, random, popularity, chain-vote — scores the same C candidates of an
 // example, and these turn the scores into HR@k and NDCG@k.
 //

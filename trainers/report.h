@@ -16,7 +16,7 @@ namespace r2rec {
 
 struct MethodResult {
   std::string method;
-  std::string split;                    // "valid" | "test"
+  std::string split;                      // "valid" | "test"
   std::map<std::string, double> metrics;  // "HR@1" -> value, ...
   int64_t examples = 0;
   double seconds = 0;

@@ -46,12 +46,14 @@ TORCH_MODULE(Block);
 
 struct NetImpl : torch::nn::Module {
   NetImpl(int64_t items, const SasrecConfig& c)
-      : item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(items + 1, c.hidden).padding_idx(0)))),
+      : item_emb(register_module(
+            "item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(items + 1, c.hidden).padding_idx(0)))),
         pos_emb(register_module("pos_emb", torch::nn::Embedding(c.max_len, c.hidden))),
         drop(register_module("drop", torch::nn::Dropout(c.dropout))),
         last_ln(register_module("last_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(1e-8)))),
         scale(std::sqrt(static_cast<double>(c.hidden))) {
-    for (int64_t l = 0; l < c.layers; ++l) blocks.push_back(register_module("block" + std::to_string(l), Block(c.hidden, c.heads, c.dropout)));
+    for (int64_t l = 0; l < c.layers; ++l)
+      blocks.push_back(register_module("block" + std::to_string(l), Block(c.hidden, c.heads, c.dropout)));
   }
 
   // seq: [B, L] item ids + 1, 0 = padding (left). Returns [B, L, d].
@@ -135,7 +137,8 @@ class Sasrec : public Recommender {
         torch::Tensor h = net_->forward(tseq);
         torch::Tensor pl = (h * net_->item_emb(tpos)).sum(-1), nl = (h * net_->item_emb(tneg)).sum(-1);
         torch::Tensor mask = (tpos != 0).to(torch::kFloat32);
-        torch::Tensor loss = ((torch::nn::functional::softplus(-pl) + torch::nn::functional::softplus(nl)) * mask).sum() / count;
+        torch::Tensor loss =
+            ((torch::nn::functional::softplus(-pl) + torch::nn::functional::softplus(nl)) * mask).sum() / count;
         loss.backward();
         loss_sum += loss.item<double>();
       }
@@ -154,7 +157,8 @@ class Sasrec : public Recommender {
     const int64_t L = config_.max_len;
     const int64_t len = std::min<int64_t>(L, static_cast<int64_t>(prefix.size()));
     std::vector<int64_t> seq(L - len, 0);
-    for (int64_t t = static_cast<int64_t>(prefix.size()) - len; t < static_cast<int64_t>(prefix.size()); ++t) seq.push_back(prefix[t] + 1);
+    for (int64_t t = static_cast<int64_t>(prefix.size()) - len; t < static_cast<int64_t>(prefix.size()); ++t)
+      seq.push_back(prefix[t] + 1);
     torch::Tensor h = net_->forward(torch::tensor(seq).view({1, L}))[0][L - 1];
     std::vector<int64_t> c;
     for (int32_t item : example.candidates) c.push_back(item + 1);

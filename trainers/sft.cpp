@@ -10,8 +10,8 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model/lora.h"
-#include "trainers/checkpoint.h"
 #include "core/rng.h"
+#include "trainers/checkpoint.h"
 #include "trainers/task.h"
 #include "trainers/torch_util.h"
 
@@ -26,7 +26,8 @@ struct Sequence {
 };
 
 double learning_rate(const SftConfig& s, int64_t step, int64_t total) {
-  if (step < s.warmup_steps) return s.learning_rate * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
+  if (step < s.warmup_steps)
+    return s.learning_rate * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
   const double span = std::max<int64_t>(1, total - s.warmup_steps - 1);  // the last step gets 10% of the peak
   const double progress = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
   return s.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * progress)));
@@ -62,11 +63,12 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
   }
   const int64_t steps_per_epoch = result.traces_used / G;
   if (steps_per_epoch == 0) {
-    throw ConfigError("sft.batch_size: " + std::to_string(G) + " is more than the " + std::to_string(result.traces_used) +
-                      " traces within sft.max_seq_len " + std::to_string(s.max_seq_len) + " (" + std::to_string(result.too_long) +
-                      " are longer)");
+    throw ConfigError("sft.batch_size: " + std::to_string(G) + " is more than the " +
+                      std::to_string(result.traces_used) + " traces within sft.max_seq_len " +
+                      std::to_string(s.max_seq_len) + " (" + std::to_string(result.too_long) + " are longer)");
   }
-  const int64_t total_steps = s.max_steps > 0 ? std::min(s.max_steps, steps_per_epoch * s.epochs) : steps_per_epoch * s.epochs;
+  const int64_t total_steps =
+      s.max_steps > 0 ? std::min(s.max_steps, steps_per_epoch * s.epochs) : steps_per_epoch * s.epochs;
   const int64_t per_rank = G / W;
   if (s.warmup_steps >= total_steps && col.rank == 0) {
     LOG(WARNING) << "sft: sft.warmup_steps " << s.warmup_steps << " >= the " << total_steps
@@ -75,13 +77,15 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
   model.train();
   std::vector<torch::Tensor> params;
   for (auto& [name, p] : trainable_parameters(model)) params.push_back(p);
-  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(s.learning_rate).betas({0.9, 0.95}).weight_decay(s.weight_decay));
+  torch::optim::AdamW optimizer(
+      params, torch::optim::AdamWOptions(s.learning_rate).betas({0.9, 0.95}).weight_decay(s.weight_decay));
   const torch::Device device = model.embed_tokens->weight.device();
   int64_t tokens_seen = 0, step = 0;
   for (int64_t epoch = 0; epoch < s.epochs; ++epoch) {
     std::vector<int64_t> order(seqs.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-    Rng rng(stream_key(static_cast<uint64_t>(config.run.seed), static_cast<uint64_t>(Stream::kSftOrder), static_cast<uint64_t>(epoch)));
+    Rng rng(stream_key(static_cast<uint64_t>(config.run.seed), static_cast<uint64_t>(Stream::kSftOrder),
+                       static_cast<uint64_t>(epoch)));
     shuffle(order, rng);
     for (int64_t b = 0; b < steps_per_epoch && step < total_steps; ++b, ++step) {
       const int64_t first = b * G + col.rank * per_rank;  // this rank's slice of the global batch
@@ -96,7 +100,8 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
       double loss_sum = 0;
       for (int64_t m0 = 0; m0 < per_rank; m0 += s.micro_batch_size) {
         int64_t T = 0;
-        for (int64_t k = m0; k < m0 + s.micro_batch_size; ++k) T = std::max<int64_t>(T, static_cast<int64_t>(seqs[order[first + k]].ids.size()));
+        for (int64_t k = m0; k < m0 + s.micro_batch_size; ++k)
+          T = std::max<int64_t>(T, static_cast<int64_t>(seqs[order[first + k]].ids.size()));
         const int64_t B = s.micro_batch_size;
         torch::Tensor ids = torch::zeros({B, T}, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
         torch::Tensor weight = torch::zeros({B, T - 1}, torch::kFloat);
@@ -106,7 +111,8 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
         for (int64_t k = 0; k < B; ++k) {  // right padding
           const Sequence& q = seqs[order[first + m0 + k]];
           for (size_t t = 0; t < q.ids.size(); ++t) ids_a[k][t] = q.ids[t], mask_a[k][t] = 1;
-          for (int64_t t = q.prompt_len; t < static_cast<int64_t>(q.ids.size()); ++t) w_a[k][t - 1] = 1;  // logits at t-1 predict t
+          for (int64_t t = q.prompt_len; t < static_cast<int64_t>(q.ids.size()); ++t)
+            w_a[k][t - 1] = 1;  // logits at t-1 predict t
         }
         ids = ids.to(device);
         const torch::Tensor logits = model.forward(ids, mask.to(device));

@@ -1,4 +1,4 @@
-// Supervised fine-tuning on the annotated traces (DESIGN.md §1-2), data-parallel over the job's ranks.
+// Supervised fine-tuning on the annotated traces (docs/design.md §1-2), data-parallel over the job's ranks.
 //
 // Each trace becomes prompt ids + completion ids + the end-of-turn token (<|im_end|>, else <|endoftext|>); the
 // loss is the cross-entropy of the completion tokens (and the end of turn) only. Sequences longer than
@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/tokenizer/tokenizer.h"
 #include "core/model/transformer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "trainers/recommender.h"
 #include "trainers/traces.h"
 
@@ -28,12 +28,12 @@ namespace r2rec {
 
 struct SftResult {
   int64_t steps = 0;
-  int64_t traces_used = 0;          // traces within sft.max_seq_len
-  int64_t too_long = 0;             // left out
-  int64_t completion_tokens = 0;    // per epoch, all ranks
-  std::vector<double> losses;       // per step: mean completion-token loss of the global batch
+  int64_t traces_used = 0;        // traces within sft.max_seq_len
+  int64_t too_long = 0;           // left out
+  int64_t completion_tokens = 0;  // per epoch, all ranks
+  std::vector<double> losses;     // per step: mean completion-token loss of the global batch
   double seconds = 0;
-  double tokens_per_second = 0;     // all tokens (prompt + completion) through forward+backward, all ranks
+  double tokens_per_second = 0;  // all tokens (prompt + completion) through forward+backward, all ranks
 };
 
 // Trains `model` in place. `on_step(step, loss)` runs on every rank after each step (for logging and

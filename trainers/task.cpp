@@ -99,7 +99,8 @@ Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t 
       }
     }
   }
-  const std::string target = "candidate [" + std::to_string(example.target_index + 1) + "] " + item_name(catalog, example.target);
+  const std::string target =
+      "candidate [" + std::to_string(example.target_index + 1) + "] " + item_name(catalog, example.target);
   if (trace.reaching > 0) {
     s += "Conclusion: " + target + " is reached by " + std::to_string(trace.reaching) + " of " + std::to_string(count) +
          " chains.\n";
@@ -132,7 +133,8 @@ int32_t parse_answer(const std::string& completion, const Example& example, cons
   a.erase(a.begin(), std::find_if(a.begin(), a.end(), not_space));
   a.erase(std::find_if(a.rbegin(), a.rend(), not_space).base(), a.end());
   if (a.size() >= 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
-  if (!a.empty() && a.size() <= 6 && std::all_of(a.begin(), a.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+  if (!a.empty() && a.size() <= 6 &&
+      std::all_of(a.begin(), a.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
     const int64_t n = std::stoll(a);
     return n >= 1 && n <= static_cast<int64_t>(example.candidates.size()) ? static_cast<int32_t>(n - 1) : -1;
   }

@@ -1,4 +1,4 @@
-// The R2Rec task as text (DESIGN.md §1): the prompt a model sees for an example, the template teacher's
+// The R2Rec task as text (docs/design.md §1): the prompt a model sees for an example, the template teacher's
 // interaction-of-thought trace, and the parser that turns a completion back into a candidate.
 //
 // Prompt (the user turn of a ChatML conversation, after a fixed system turn):
@@ -54,8 +54,8 @@ std::string render_chat_prompt(const Example& example, const ChainBuffer& chains
                                const Catalog& catalog);
 
 struct Trace {
-  std::string text;       // "<think>\n...\n</think><answer>N</answer>"
-  int32_t reaching = 0;   // chains of the prompt that reach the target
+  std::string text;      // "<think>\n...\n</think><answer>N</answer>"
+  int32_t reaching = 0;  // chains of the prompt that reach the target
 };
 
 // The template teacher's trace for `example` (see above).

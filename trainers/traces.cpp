@@ -26,8 +26,10 @@ std::vector<std::string> unpack(const std::string& path, const char* what, const
   std::vector<std::string> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    if (offsets[i + 1] < offsets[i]) throw DataError(path + ": " + what + "_offsets: decreasing at " + std::to_string(i));
-    out.emplace_back(reinterpret_cast<const char*>(bytes.data()) + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
+    if (offsets[i + 1] < offsets[i])
+      throw DataError(path + ": " + what + "_offsets: decreasing at " + std::to_string(i));
+    out.emplace_back(reinterpret_cast<const char*>(bytes.data()) + offsets[i],
+                     static_cast<size_t>(offsets[i + 1] - offsets[i]));
   }
   return out;
 }
@@ -65,7 +67,8 @@ TraceSet read_traces(const std::string& path) {
   if (!std::filesystem::exists(path)) throw DataError(path + ": not found (run `r2rec annotate` first)");
   h5::File f = h5::File::open_read(path);
   if (!f.has_attr("schema_version") || f.attr_int("schema_version") != kTraceSchemaVersion) {
-    throw DataError(path + ": schema_version: expected " + std::to_string(kTraceSchemaVersion) + " (a trace file of another r2rec version?)");
+    throw DataError(path + ": schema_version: expected " + std::to_string(kTraceSchemaVersion) +
+                    " (a trace file of another r2rec version?)");
   }
   TraceSet t;
   t.dataset = f.attr_string("dataset");
@@ -74,9 +77,13 @@ TraceSet read_traces(const std::string& path) {
   t.split = f.attr_string("split");
   t.example_id = f.read<int64_t>("example_id");
   t.reaching = f.read<int32_t>("reaching");
-  if (t.reaching.size() != t.example_id.size()) throw DataError(path + ": reaching: " + std::to_string(t.reaching.size()) + " rows, example_id has " + std::to_string(t.example_id.size()));
-  t.prompts = unpack(path, "prompt", f.read<int64_t>("prompt_offsets"), f.read<uint8_t>("prompt_bytes"), t.example_id.size());
-  t.completions = unpack(path, "completion", f.read<int64_t>("completion_offsets"), f.read<uint8_t>("completion_bytes"), t.example_id.size());
+  if (t.reaching.size() != t.example_id.size())
+    throw DataError(path + ": reaching: " + std::to_string(t.reaching.size()) + " rows, example_id has " +
+                    std::to_string(t.example_id.size()));
+  t.prompts =
+      unpack(path, "prompt", f.read<int64_t>("prompt_offsets"), f.read<uint8_t>("prompt_bytes"), t.example_id.size());
+  t.completions = unpack(path, "completion", f.read<int64_t>("completion_offsets"), f.read<uint8_t>("completion_bytes"),
+                         t.example_id.size());
   return t;
 }
 

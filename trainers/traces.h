@@ -1,4 +1,4 @@
-// SFT traces at rest (DESIGN.md §7): what `annotate` writes and `sft` reads.
+// SFT traces at rest (docs/design.md §7): what `annotate` writes and `sft` reads.
 //
 // <run.dir>/traces/traces.h5 (HDF5, written to a temporary name and renamed):
 //   attributes  schema_version (1), dataset, prepare_hash (the shards' config hash), teacher ("template"),

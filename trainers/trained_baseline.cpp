@@ -61,7 +61,8 @@ TrainedBaselineResult train_and_score(const std::string& method, const Config& c
     if (epoch % s.eval_every != 0 && epoch != s.epochs) continue;
     const double ndcg = evaluate(*model, valid, valid_ks, c).ndcg(valid_ks[0]);
     r.curve.emplace_back(epoch, ndcg);
-    LOG(INFO) << method << " epoch " << epoch << ": loss " << r.final_loss << ", valid NDCG@" << valid_ks[0] << " " << ndcg;
+    LOG(INFO) << method << " epoch " << epoch << ": loss " << r.final_loss << ", valid NDCG@" << valid_ks[0] << " "
+              << ndcg;
     if (!have_best || ndcg > r.best_valid_ndcg10) {
       have_best = true;
       r.best_valid_ndcg10 = ndcg;
@@ -77,7 +78,8 @@ TrainedBaselineResult train_and_score(const std::string& method, const Config& c
   if (have_best) model->restore_best();
 
   // The files were size- and CRC-checked when `valid` opened this folder: no second pass over every byte.
-  ReaderOptions eval_options = reader_options(shard_dir, split_from_name(config.eval.split), c, config.eval.max_examples);
+  ReaderOptions eval_options =
+      reader_options(shard_dir, split_from_name(config.eval.split), c, config.eval.max_examples);
   eval_options.verify_checksums = false;
   ShardReader eval(eval_options);
   r.eval = evaluate(*model, eval, config.eval.ks, c);

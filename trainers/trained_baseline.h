@@ -16,13 +16,13 @@
 namespace r2rec {
 
 struct TrainedBaselineResult {
-  RankingMetrics eval{{1}};                    // on config.eval.split, all ranks merged
-  int64_t epochs = 0;                          // epochs trained
+  RankingMetrics eval{{1}};  // on config.eval.split, all ranks merged
+  int64_t epochs = 0;        // epochs trained
   int64_t best_epoch = 0;
   double best_valid_ndcg10 = 0.0;
   std::vector<std::pair<int64_t, double>> curve;  // (epoch, validation NDCG@10)
   double train_seconds = 0.0;
-  double samples_per_second = 0.0;             // training samples per second on this rank
+  double samples_per_second = 0.0;  // training samples per second on this rank
   double final_loss = 0.0;
 };
 

@@ -39,10 +39,14 @@ int32_t TokenTrie::next(int32_t node, int64_t token) const {
 
 const char* finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kLength: return "length";
-    case FinishReason::kStopToken: return "stop_token";
-    case FinishReason::kStopString: return "stop_string";
-    case FinishReason::kAnswer: return "answer";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kStopToken:
+      return "stop_token";
+    case FinishReason::kStopString:
+      return "stop_string";
+    case FinishReason::kAnswer:
+      return "answer";
   }
   return "?";
 }
@@ -79,7 +83,8 @@ size_t nucleus_select(std::vector<std::pair<float, int64_t>>& cand, double targe
     if (more(cand[m], cand[hi - 1])) std::swap(cand[m], cand[hi - 1]);
     const auto pivot = cand[hi - 1];
     const size_t mid = static_cast<size_t>(
-        std::partition(cand.begin() + lo, cand.begin() + (hi - 1), [&](const auto& x) { return more(x, pivot); }) - cand.begin());
+        std::partition(cand.begin() + lo, cand.begin() + (hi - 1), [&](const auto& x) { return more(x, pivot); }) -
+        cand.begin());
     std::swap(cand[mid], cand[hi - 1]);  // [lo, mid) more likely than the pivot, then the pivot, then the rest
     double left = 0;
     for (size_t i = lo; i < mid; ++i) left += cand[i].first;
@@ -109,7 +114,8 @@ size_t nucleus_select(std::vector<std::pair<float, int64_t>>& cand, double targe
 // Picks the next token from one row of logits (float32, length V). `allowed` (sorted ids < V) restricts the
 // choice. NaN logits count as -inf; weights exp((logit - max) / T) are formed in double, so any positive
 // temperature (however small) and infinite logits give finite weights.
-int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, Rng& rng, const std::vector<int64_t>* allowed) {
+int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, Rng& rng,
+                     const std::vector<int64_t>* allowed) {
   auto logit = [&](int64_t id) -> double {
     const double l = logits[id];
     return std::isnan(l) ? -std::numeric_limits<double>::infinity() : l;
@@ -178,12 +184,14 @@ struct Row {
 
 void check_options(const SamplingOptions& o, bool has_text, const std::vector<GenerationRequest>& requests) {
   if (o.max_new_tokens < 0) throw std::invalid_argument("generate: max_new_tokens must be >= 0");
-  if (!(o.temperature >= 0) || !std::isfinite(o.temperature)) throw std::invalid_argument("generate: temperature must be >= 0");
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
+    throw std::invalid_argument("generate: temperature must be >= 0");
   if (o.top_k < 0) throw std::invalid_argument("generate: top_k must be >= 0");
   if (!(o.top_p > 0 && o.top_p <= 1)) throw std::invalid_argument("generate: top_p must be in (0, 1]");
   bool needs_text = !o.stop_strings.empty();
   for (const auto& r : requests) needs_text = needs_text || (r.constraint && !r.constraint->trigger.empty());
-  if (needs_text && !has_text) throw std::invalid_argument("generate: stop strings and constraint triggers need a token_text function");
+  if (needs_text && !has_text)
+    throw std::invalid_argument("generate: stop strings and constraint triggers need a token_text function");
 }
 
 void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>& requests, size_t begin, size_t end,
@@ -193,7 +201,8 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
   const int64_t B = static_cast<int64_t>(end - begin);
   int64_t P = 0;
   for (size_t r = begin; r < end; ++r) {
-    if (requests[r].prompt.empty()) throw std::invalid_argument("generate: request " + std::to_string(r) + " has an empty prompt");
+    if (requests[r].prompt.empty())
+      throw std::invalid_argument("generate: request " + std::to_string(r) + " has an empty prompt");
     P = std::max<int64_t>(P, static_cast<int64_t>(requests[r].prompt.size()));
   }
   torch::Tensor ids = torch::zeros({B, P}, torch::kLong), valid = torch::zeros({B, P}, torch::kBool);
@@ -206,8 +215,8 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     for (int64_t t = 0; t < n; ++t) {
       const int64_t id = req.prompt[t];
       if (id < 0 || id >= V) {
-        throw std::invalid_argument("generate: request " + std::to_string(begin + b) + " has token id " + std::to_string(id) +
-                                    " outside the vocabulary (" + std::to_string(V) + ")");
+        throw std::invalid_argument("generate: request " + std::to_string(begin + b) + " has token id " +
+                                    std::to_string(id) + " outside the vocabulary (" + std::to_string(V) + ")");
       }
       ids_a[b][P - n + t] = id;
       valid_a[b][P - n + t] = true;
@@ -219,7 +228,8 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     }
     Row row{begin + b, Rng(stream_key(req.seed, static_cast<uint64_t>(Stream::kGeneration)))};
     row.next_position = n;
-    if (req.constraint && req.constraint->trie && req.constraint->trigger.empty() && !req.constraint->trie->is_leaf(0)) row.node = 0;
+    if (req.constraint && req.constraint->trie && req.constraint->trigger.empty() && !req.constraint->trie->is_leaf(0))
+      row.node = 0;
     rows.push_back(row);
     stats.prefill_tokens += n;
   }
@@ -280,7 +290,8 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
             g.finish = FinishReason::kStopString;
           }
         }
-        if (!row.done && constraint && constraint->trie && !constraint->trigger.empty() && !constraint->trie->is_leaf(0)) {
+        if (!row.done && constraint && constraint->trie && !constraint->trigger.empty() &&
+            !constraint->trie->is_leaf(0)) {
           const std::string& trigger = constraint->trigger;
           const size_t from = before >= trigger.size() ? before - trigger.size() + 1 : 0;
           const size_t at = g.text.find(trigger, from);
@@ -301,7 +312,8 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       decode_started = std::chrono::steady_clock::now();
     }
     std::vector<int64_t> alive;
-    for (size_t i = 0; i < rows.size(); ++i) if (!rows[i].done) alive.push_back(static_cast<int64_t>(i));
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (!rows[i].done) alive.push_back(static_cast<int64_t>(i));
     if (alive.empty()) break;
     if (alive.size() * 2 <= rows.size()) {  // drop finished rows from the batch and the cache
       cache.keep_rows(torch::tensor(alive, torch::kLong).to(device));
@@ -349,11 +361,13 @@ std::vector<Generation> generate(TransformerImpl& model, const std::vector<Gener
 
 torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
                                   const std::vector<std::vector<int64_t>>& completions) {
-  if (prompts.size() != completions.size()) throw std::invalid_argument("completion_logprobs: prompts and completions differ in count");
+  if (prompts.size() != completions.size())
+    throw std::invalid_argument("completion_logprobs: prompts and completions differ in count");
   const int64_t B = static_cast<int64_t>(prompts.size());
   int64_t T = 0, L = 0;
   for (int64_t b = 0; b < B; ++b) {
-    if (prompts[b].empty()) throw std::invalid_argument("completion_logprobs: row " + std::to_string(b) + " has an empty prompt");
+    if (prompts[b].empty())
+      throw std::invalid_argument("completion_logprobs: row " + std::to_string(b) + " has an empty prompt");
     T = std::max<int64_t>(T, static_cast<int64_t>(prompts[b].size() + completions[b].size()));
     L = std::max<int64_t>(L, static_cast<int64_t>(completions[b].size()));
   }
@@ -403,7 +417,8 @@ std::vector<double> score_continuations(TransformerImpl& model, const std::vecto
   const torch::Tensor ids = torch::tensor(prefix, lopt).unsqueeze(0);
   const torch::Tensor hidden = model.forward_cached(ids.to(device), torch::arange(P, lopt).unsqueeze(0).to(device),
                                                     torch::ones({1, P}, torch::kBool).to(device), cache);
-  const torch::Tensor first = torch::log_softmax(model.lm_logits(hidden.select(1, P - 1)).to(torch::kFloat), -1)[0].to(torch::kCPU);
+  const torch::Tensor first =
+      torch::log_softmax(model.lm_logits(hidden.select(1, P - 1)).to(torch::kFloat), -1)[0].to(torch::kCPU);
   for (int64_t c = 0; c < C; ++c) {
     if (!continuations[c].empty()) scores[c] = first[continuations[c][0]].item<double>();
   }
@@ -421,7 +436,8 @@ std::vector<double> score_continuations(TransformerImpl& model, const std::vecto
   const torch::Tensor h = model.forward_cached(step.to(device), pos.to(device), valid.to(device), cache);
   const torch::Tensor lp = torch::log_softmax(model.lm_logits(h).to(torch::kFloat), -1).to(torch::kCPU);  // [C, L-1, V]
   for (int64_t c = 0; c < C; ++c) {
-    for (int64_t j = 1; j < static_cast<int64_t>(continuations[c].size()); ++j) scores[c] += lp[c][j - 1][continuations[c][j]].item<double>();
+    for (int64_t j = 1; j < static_cast<int64_t>(continuations[c].size()); ++j)
+      scores[c] += lp[c][j - 1][continuations[c][j]].item<double>();
   }
   return scores;
 }

@@ -1,4 +1,4 @@
-// The generation engine (DESIGN.md §3): batched KV-cached sampling for rollout workers, the model teacher and
+// The generation engine (docs/design.md §3): batched KV-cached sampling for rollout workers, the model teacher and
 // evaluation, and the teacher-forced log-probabilities the RL loss needs, on the same modules.
 //
 // Prompts of different lengths are left-padded into one batch; the prefill fills a preallocated KV cache, then
@@ -48,29 +48,29 @@ class TokenTrie {
 
  private:
   struct Node {
-    std::vector<int64_t> tokens;   // sorted
-    std::vector<int32_t> children; // parallel to tokens
+    std::vector<int64_t> tokens;    // sorted
+    std::vector<int32_t> children;  // parallel to tokens
   };
   std::vector<Node> nodes_;
   int64_t max_token_ = -1;
 };
 
 struct AnswerConstraint {
-  std::string trigger;                     // the constraint starts when the completion text ends with it ("" = at once)
-  std::shared_ptr<const TokenTrie> trie;   // allowed continuations after the trigger
+  std::string trigger;                    // the constraint starts when the completion text ends with it ("" = at once)
+  std::shared_ptr<const TokenTrie> trie;  // allowed continuations after the trigger
 };
 
 struct SamplingOptions {
   int64_t max_new_tokens = 256;
-  double temperature = 1.0;                // 0 = greedy
-  int64_t top_k = 0;                       // 0 = off
-  double top_p = 1.0;                      // 1 = off
-  std::vector<int64_t> stop_tokens;        // e.g. <|im_end|>, <|endoftext|>
-  std::vector<std::string> stop_strings;   // matched on the decoded completion
+  double temperature = 1.0;               // 0 = greedy
+  int64_t top_k = 0;                      // 0 = off
+  double top_p = 1.0;                     // 1 = off
+  std::vector<int64_t> stop_tokens;       // e.g. <|im_end|>, <|endoftext|>
+  std::vector<std::string> stop_strings;  // matched on the decoded completion
 };
 
 struct GenerationRequest {
-  std::vector<int64_t> prompt;             // at least one token
+  std::vector<int64_t> prompt;  // at least one token
   uint64_t seed = 0;
   std::shared_ptr<const AnswerConstraint> constraint;  // optional
 };
@@ -80,8 +80,8 @@ const char* finish_reason_name(FinishReason reason);  // "length", "stop_token",
 
 struct Generation {
   std::vector<int64_t> tokens;
-  std::vector<float> logprobs;             // one per token
-  std::string text;                        // decoded completion (when a token_text function was given)
+  std::vector<float> logprobs;  // one per token
+  std::string text;             // decoded completion (when a token_text function was given)
   FinishReason finish = FinishReason::kLength;
 };
 
@@ -89,13 +89,13 @@ struct Generation {
 using TokenText = std::function<std::string(int64_t)>;
 
 struct GenerationStats {
-  int64_t prefill_tokens = 0;              // real (unpadded) prompt tokens
+  int64_t prefill_tokens = 0;  // real (unpadded) prompt tokens
   int64_t generated_tokens = 0;
   int64_t decode_steps = 0;
   int64_t compactions = 0;
-  int64_t trigger_mid_token = 0;           // constraint triggers that ended inside a token (span left free)
-  double prefill_seconds = 0;              // prompt forward + choosing the first token
-  double decode_seconds = 0;               // every later step
+  int64_t trigger_mid_token = 0;  // constraint triggers that ended inside a token (span left free)
+  double prefill_seconds = 0;     // prompt forward + choosing the first token
+  double decode_seconds = 0;      // every later step
 };
 
 // Generates a completion for every request (in order), in batches of at most `max_batch` rows (0 = all at

@@ -19,7 +19,7 @@ const char* kPeftPrefix = "base_model.model.";
 }  // namespace
 
 const std::vector<std::string>& lora_target_names() {
-  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj",
+  static const std::vector<std::string> names = {"q_proj",    "k_proj",  "v_proj",    "o_proj",
                                                  "gate_proj", "up_proj", "down_proj", "lm_head"};
   return names;
 }
@@ -28,12 +28,14 @@ int add_lora(TransformerImpl& model, const LoraSpec& spec) {
   for (const auto& t : spec.targets) {
     const auto& known = lora_target_names();
     if (std::find(known.begin(), known.end(), t) == known.end()) {
-      throw ConfigError("model.lora.targets: '" + t + "' is not a projection (q_proj, k_proj, v_proj, o_proj, "
+      throw ConfigError("model.lora.targets: '" + t +
+                        "' is not a projection (q_proj, k_proj, v_proj, o_proj, "
                         "gate_proj, up_proj, down_proj, lm_head)");
     }
   }
   if (spec.rank <= 0) throw ConfigError("model.lora.rank: must be positive to add adapters");
-  if (model.config.tie_embeddings && std::find(spec.targets.begin(), spec.targets.end(), "lm_head") != spec.targets.end()) {
+  if (model.config.tie_embeddings &&
+      std::find(spec.targets.begin(), spec.targets.end(), "lm_head") != spec.targets.end()) {
     throw ConfigError("model.lora.targets: lm_head needs untied embeddings (the output projection is the embedding)");
   }
   for (auto& [name, proj] : model.projections()) {
@@ -67,7 +69,8 @@ std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(Transfor
   return out;
 }
 
-void save_lora_adapter(TransformerImpl& model, const LoraSpec& spec, const std::string& dir, const std::string& base_model) {
+void save_lora_adapter(TransformerImpl& model, const LoraSpec& spec, const std::string& dir,
+                       const std::string& base_model) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   std::vector<std::string> targets;
   for (auto& [name, proj] : model.projections()) {
@@ -123,7 +126,8 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
   optional_is("lora_dropout", j.contains("lora_dropout") && j["lora_dropout"].is_number());
   if (!j.contains("peft_type") || j["peft_type"] != "LORA") throw fail("peft_type", "expected \"LORA\"");
   LoraSpec spec;
-  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) throw fail("r", "expected a positive integer");
+  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0)
+    throw fail("r", "expected a positive integer");
   spec.rank = j["r"].get<int64_t>();
   if (!j.contains("lora_alpha") || !j["lora_alpha"].is_number()) throw fail("lora_alpha", "expected a number");
   spec.alpha = j["lora_alpha"].get<double>();
@@ -137,7 +141,8 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
     if (!t.is_string()) throw fail("target_modules", "expected strings");
     const std::string name = t.get<std::string>();
     const auto& known = lora_target_names();
-    if (std::find(known.begin(), known.end(), name) == known.end()) throw fail("target_modules", "'" + name + "' is not a projection r2rec has");
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      throw fail("target_modules", "'" + name + "' is not a projection r2rec has");
     spec.targets.push_back(name);
   }
   if (j.contains("fan_in_fan_out") && j["fan_in_fan_out"].is_boolean() && j["fan_in_fan_out"].get<bool>()) {
@@ -146,14 +151,18 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
   if (j.contains("modules_to_save") && !j["modules_to_save"].is_null() && !j["modules_to_save"].empty()) {
     throw fail("modules_to_save", "fully trained extra modules are not supported");
   }
-  if (model.config.tie_embeddings && std::find(spec.targets.begin(), spec.targets.end(), "lm_head") != spec.targets.end()) {
+  if (model.config.tie_embeddings &&
+      std::find(spec.targets.begin(), spec.targets.end(), "lm_head") != spec.targets.end()) {
     throw fail("target_modules", "lm_head needs a model with untied embeddings");
   }
   for (const char* key : {"rank_pattern", "alpha_pattern"}) {
-    if (j.contains(key) && !j[key].is_null() && !j[key].empty()) throw fail(key, "per-module ranks/alphas are not supported");
+    if (j.contains(key) && !j[key].is_null() && !j[key].empty())
+      throw fail(key, "per-module ranks/alphas are not supported");
   }
-  if (j.contains("use_dora") && j["use_dora"].is_boolean() && j["use_dora"].get<bool>()) throw fail("use_dora", "DoRA is not supported");
-  if (j.contains("bias") && j["bias"].is_string() && j["bias"].get<std::string>() != "none") throw fail("bias", "only \"none\" is supported");
+  if (j.contains("use_dora") && j["use_dora"].is_boolean() && j["use_dora"].get<bool>())
+    throw fail("use_dora", "DoRA is not supported");
+  if (j.contains("bias") && j["bias"].is_string() && j["bias"].get<std::string>() != "none")
+    throw fail("bias", "only \"none\" is supported");
 
   const std::string weights_path = dir + "/adapter_model.safetensors";
   if (!std::filesystem::exists(weights_path)) throw DataError(weights_path + ": not found");
@@ -166,7 +175,8 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
     for (const auto& n : {a, b}) {
       if (!file.has(n)) throw DataError(weights_path + ": tensor '" + n + "' is missing");
     }
-    loaded.push_back({proj, {file.load_f32(a, {spec.rank, proj->in_features}), file.load_f32(b, {proj->out_features, spec.rank})}});
+    loaded.push_back(
+        {proj, {file.load_f32(a, {spec.rank, proj->in_features}), file.load_f32(b, {proj->out_features, spec.rank})}});
   }
   if (loaded.empty()) throw fail("target_modules", "names no projection of this model");
   add_lora(model, spec);

@@ -28,11 +28,11 @@ struct DtypeRow {
   at::ScalarType scalar;
 };
 const DtypeRow kDtypes[] = {
-    {StDtype::kF32, "F32", 4, at::kFloat},   {StDtype::kF16, "F16", 2, at::kHalf},
+    {StDtype::kF32, "F32", 4, at::kFloat},      {StDtype::kF16, "F16", 2, at::kHalf},
     {StDtype::kBF16, "BF16", 2, at::kBFloat16}, {StDtype::kF64, "F64", 8, at::kDouble},
-    {StDtype::kI64, "I64", 8, at::kLong},    {StDtype::kI32, "I32", 4, at::kInt},
-    {StDtype::kI16, "I16", 2, at::kShort},   {StDtype::kI8, "I8", 1, at::kChar},
-    {StDtype::kU8, "U8", 1, at::kByte},      {StDtype::kBool, "BOOL", 1, at::kBool},
+    {StDtype::kI64, "I64", 8, at::kLong},       {StDtype::kI32, "I32", 4, at::kInt},
+    {StDtype::kI16, "I16", 2, at::kShort},      {StDtype::kI8, "I8", 1, at::kChar},
+    {StDtype::kU8, "U8", 1, at::kByte},         {StDtype::kBool, "BOOL", 1, at::kBool},
 };
 const DtypeRow& row_of(StDtype d) {
   for (const auto& r : kDtypes) {
@@ -126,7 +126,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         if (!d.is_number_unsigned()) throw bad(where + "shape has a non-integer or negative dimension");
         info.shape.push_back(d.get<int64_t>());
         bytes_needed *= d.get<uint64_t>();
-        if (bytes_needed > buffer_size) throw bad(where + "shape " + shape_text(info.shape) + " is larger than the file");
+        if (bytes_needed > buffer_size)
+          throw bad(where + "shape " + shape_text(info.shape) + " is larger than the file");
       }
       const auto& off = v["data_offsets"];
       if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
@@ -274,7 +275,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   write_file_atomic(path, out);
 }
 
-void write_safetensors_checkpoint(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+void write_safetensors_checkpoint(const std::string& dir,
+                                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                                   uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata) {
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -88,7 +88,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 // Writes a checkpoint into folder `dir`: one model.safetensors when the data fits `max_shard_bytes`, else
 // model-0000i-of-0000n.safetensors shards + model.safetensors.index.json (tensors in the given order, a new
 // shard when the next tensor would pass the cap).
-void write_safetensors_checkpoint(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+void write_safetensors_checkpoint(const std::string& dir,
+                                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                                   uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace r2rec

@@ -2,9 +2,9 @@
 
 #include <limits>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <unordered_map>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -42,7 +42,8 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
   c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
   c.tie_embeddings = j.value("tie_word_embeddings", c.model_type == "qwen2");
   c.qkv_bias = c.model_type == "qwen2" ? true : j.value("attention_bias", false);
-  if (c.num_heads % c.num_kv_heads != 0) throw DataError(path + ": num_key_value_heads must divide num_attention_heads");
+  if (c.num_heads % c.num_kv_heads != 0)
+    throw DataError(path + ": num_key_value_heads must divide num_attention_heads");
   if (c.head_dim % 2 != 0) throw DataError(path + ": head_dim must be even (rotary positions)");
   return c;
 }
@@ -68,7 +69,9 @@ std::string TransformerConfig::to_hf_json() const {
   return j.dump(2) + "\n";
 }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps(eps) { weight = register_parameter("weight", torch::ones({dim})); }
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   const auto dtype = x.scalar_type();
@@ -83,7 +86,7 @@ std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& posit
   torch::Tensor inv_freq =
       1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(compute)) / head_dim);
   torch::Tensor freqs = positions.to(compute).unsqueeze(-1) * inv_freq;  // [B, T, dh/2]
-  torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);      // [B, 1, T, dh]
+  torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);       // [B, 1, T, dh]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
@@ -169,7 +172,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     slot->v.narrow(2, slot->start, T).copy_(v);
     const int64_t S = slot->start + T, r = heads / kv_heads;
     const torch::Tensor keys = slot->k.narrow(2, 0, S), values = slot->v.narrow(2, 0, S);
-    torch::Tensor scores = q.reshape({B, kv_heads, r * T, head_dim}).matmul(keys.transpose(-2, -1)).to(compute) * inv_sqrt;
+    torch::Tensor scores =
+        q.reshape({B, kv_heads, r * T, head_dim}).matmul(keys.transpose(-2, -1)).to(compute) * inv_sqrt;
     scores = scores.view({B, kv_heads, r, T, S}) + mask.to(compute).unsqueeze(2);
     torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, r * T, S});
     out = probs.matmul(values).view({B, heads, T, head_dim});
@@ -212,7 +216,8 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
 
 TransformerImpl::TransformerImpl(const TransformerConfig& c) : config(c) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
-  for (int64_t l = 0; l < c.num_layers; ++l) layers.push_back(register_module("layer" + std::to_string(l), DecoderLayer(c)));
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    layers.push_back(register_module("layer" + std::to_string(l), DecoderLayer(c)));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   if (!c.tie_embeddings) {
     lm_head = register_module("lm_head", Projection(c.hidden_size, c.vocab_size, false));
@@ -220,8 +225,10 @@ TransformerImpl::TransformerImpl(const TransformerConfig& c) : config(c) {
   // Hugging Face's initialisation: normal(0, 0.02) weights, zero biases, unit norms.
   torch::NoGradGuard no_grad;
   for (auto& p : named_parameters()) {
-    if (p.key().find("bias") != std::string::npos) p.value().zero_();
-    else if (p.key().find("layernorm") == std::string::npos && p.key().rfind("norm.", 0) != 0) p.value().normal_(0.0, 0.02);
+    if (p.key().find("bias") != std::string::npos)
+      p.value().zero_();
+    else if (p.key().find("layernorm") == std::string::npos && p.key().rfind("norm.", 0) != 0)
+      p.value().normal_(0.0, 0.02);
   }
 }
 
@@ -230,8 +237,8 @@ namespace {
 // Activation checkpointing of one decoder layer: the forward runs without keeping activations; backward runs
 // the layer again with autograd on and back-propagates through it (into the layer's parameters directly, as
 // PyTorch's reentrant checkpoint does). The state of the generator of the input's device (CPU or that CUDA
-// device) is saved so that LoRA dropout draws the same mask again. `anchor` is an empty tensor that requires grad, so the backward runs even when neither the input
-// nor anything upstream requires grad (LoRA over frozen embeddings).
+// device) is saved so that LoRA dropout draws the same mask again. `anchor` is an empty tensor that requires grad, so
+// the backward runs even when neither the input nor anything upstream requires grad (LoRA over frozen embeddings).
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
                                const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& anchor,
@@ -292,13 +299,14 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
   torch::Tensor allowed = causal.unsqueeze(0).expand({B, T, T});
   if (attention_mask.defined()) {
     const torch::Tensor valid = attention_mask.to(torch::kLong);
-    positions = (valid.cumsum(1) - 1).clamp_min(0);                                 // padding does not shift positions
-    allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                         // keys that are real tokens
-    allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);        // a padding query sees itself
+    positions = (valid.cumsum(1) - 1).clamp_min(0);                            // padding does not shift positions
+    allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                   // keys that are real tokens
+    allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);  // a padding query sees itself
   } else {
     positions = torch::arange(T, iopt.dtype(torch::kLong)).unsqueeze(0).expand({B, T});
   }
-  const torch::Tensor mask = torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
+  const torch::Tensor mask =
+      torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
   const bool checkpoint = activation_checkpointing && is_training() && torch::GradMode::is_enabled();
   const torch::Tensor anchor = checkpoint ? torch::empty({0}, x.options().requires_grad(true)) : torch::Tensor();
@@ -348,7 +356,8 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, co
   torch::Tensor allowed = (cols <= rows).unsqueeze(0) & cache.key_valid.narrow(1, 0, S).unsqueeze(1);  // [B, T, S]
   allowed = allowed | (cols == rows).unsqueeze(0);  // a padding query sees itself: no empty row
   torch::Tensor x = embed_tokens(input_ids);
-  const torch::Tensor mask = torch::zeros({B, 1, T, S}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
+  const torch::Tensor mask =
+      torch::zeros({B, 1, T, S}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
   for (size_t l = 0; l < layers.size(); ++l) {
     KvSlot slot{cache.k[l], cache.v[l], start};
@@ -383,7 +392,9 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_state_dic
     auto& L = layers[l];
     out.emplace_back(p + "input_layernorm.weight", L->input_layernorm->weight);
     for (auto [name, proj] : {std::pair<const char*, Projection>{"q_proj", L->self_attn->q_proj},
-                              {"k_proj", L->self_attn->k_proj}, {"v_proj", L->self_attn->v_proj}, {"o_proj", L->self_attn->o_proj}}) {
+                              {"k_proj", L->self_attn->k_proj},
+                              {"v_proj", L->self_attn->v_proj},
+                              {"o_proj", L->self_attn->o_proj}}) {
       out.emplace_back(p + "self_attn." + name + ".weight", proj->weight);
       if (proj->bias.defined()) out.emplace_back(p + "self_attn." + name + ".bias", proj->bias);
     }

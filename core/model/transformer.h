@@ -1,4 +1,4 @@
-// The Llama / Qwen2 decoder (DESIGN.md §4), written with libtorch and named like Hugging Face's modules, so
+// The Llama / Qwen2 decoder (docs/design.md §4), written with libtorch and named like Hugging Face's modules, so
 // its state dict is a `transformers` checkpoint's:
 //
 //   model.embed_tokens.weight                        [V, d]
@@ -29,13 +29,13 @@ struct TransformerConfig {
   int64_t num_layers = 4;
   int64_t num_heads = 4;
   int64_t num_kv_heads = 2;
-  int64_t head_dim = 64;            // hidden_size / num_heads unless the checkpoint says otherwise
+  int64_t head_dim = 64;  // hidden_size / num_heads unless the checkpoint says otherwise
   int64_t max_position = 2048;
   double rope_theta = 10000.0;
   double rms_norm_eps = 1e-6;
   bool tie_embeddings = true;
-  bool qkv_bias = false;            // Qwen2: true
-  std::string model_type = "qwen2"; // "qwen2" | "llama"
+  bool qkv_bias = false;             // Qwen2: true
+  std::string model_type = "qwen2";  // "qwen2" | "llama"
 
   // From a Hugging Face config.json (DataError naming the file and key on a missing/bad field).
   static TransformerConfig from_hf_json(const std::string& path);

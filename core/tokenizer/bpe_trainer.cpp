@@ -5,8 +5,8 @@
 #include <queue>
 #include <unordered_map>
 
-#include "core/tokenizer/bpe_byte_level.h"
 #include "core/error.h"
+#include "core/tokenizer/bpe_byte_level.h"
 
 namespace r2rec {
 namespace {

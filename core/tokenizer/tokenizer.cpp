@@ -10,9 +10,9 @@
 #include <queue>
 #include <unordered_map>
 
+#include "core/error.h"
 #include "core/tokenizer/bpe_byte_level.h"
 #include "core/tokenizer/bpe_pretokenizer.h"
-#include "core/error.h"
 
 namespace r2rec {
 namespace {

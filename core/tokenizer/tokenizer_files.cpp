@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/tokenizer/bpe_pretokenizer.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/tokenizer/bpe_pretokenizer.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace r2rec {
@@ -56,7 +56,8 @@ TokenId checked_id(const json& value, const std::string& path, const std::string
   if (!value.is_number_integer()) throw DataError(path + ": " + what + " is not an integer");
   const int64_t id = value.get<int64_t>();
   if (id < 0 || id >= kMaxTokenId) {
-    throw DataError(path + ": " + what + " = " + std::to_string(id) + " is outside [0, " + std::to_string(kMaxTokenId) + ")");
+    throw DataError(path + ": " + what + " = " + std::to_string(id) + " is outside [0, " + std::to_string(kMaxTokenId) +
+                    ")");
   }
   return static_cast<TokenId>(id);
 }
@@ -134,8 +135,8 @@ TokenizerSpec from_tokenizer_json(const json& j, const std::string& path) {
   if (j.contains("pre_tokenizer")) read_pre_tokenizer(j["pre_tokenizer"], spec, path);
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const json& t : j["added_tokens"]) {
-      spec.added_tokens.push_back(
-          {checked_id(t.at("id"), path, "added_tokens: id"), t.at("content").get<std::string>(), t.value("special", true)});
+      spec.added_tokens.push_back({checked_id(t.at("id"), path, "added_tokens: id"), t.at("content").get<std::string>(),
+                                   t.value("special", true)});
     }
   }
   return spec;

@@ -74,9 +74,8 @@ TEST(Config, EmptyFileAndEmptySectionKeepDefaults) {
 
 TEST(Config, ResolvedYamlRoundTrips) {
   TempDir dir;
-  Config c = load_config("", {"sft.learning_rate=0.000123456789", "sampler.chain_types=[bridge]",
-                              "sampler.max_hops=3", "model.lora.rank=4", "rl.top_p=0.9", "run.force=true",
-                              "data.name=a \"quoted\" \\ name"});
+  Config c = load_config("", {"sft.learning_rate=0.000123456789", "sampler.chain_types=[bridge]", "sampler.max_hops=3",
+                              "model.lora.rank=4", "rl.top_p=0.9", "run.force=true", "data.name=a \"quoted\" \\ name"});
   const std::string yaml = to_yaml(c);
   Config back = load_config(dir.write("resolved.yaml", yaml));
   auto body = [](const std::string& y) { return y.substr(y.find('\n')); };  // the first line names the source

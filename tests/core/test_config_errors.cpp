@@ -14,9 +14,9 @@ using testing::TempDir;
 
 struct BadConfig {
   const char* name;
-  const char* yaml;                     // file contents ("" = no file content beyond defaults)
-  std::vector<std::string> overrides;   // after the file
-  const char* must_mention;             // the key (or file/line) the message must name
+  const char* yaml;                    // file contents ("" = no file content beyond defaults)
+  std::vector<std::string> overrides;  // after the file
+  const char* must_mention;            // the key (or file/line) the message must name
 };
 
 const std::vector<BadConfig>& cases() {
@@ -38,7 +38,9 @@ const std::vector<BadConfig>& cases() {
       {"heads_do_not_divide", "model:\n  hidden_size: 256\n  num_heads: 3\n", {}, "model.num_heads"},
       {"kv_heads_do_not_divide", "model:\n  num_heads: 4\n  num_kv_heads: 3\n", {}, "model.num_kv_heads"},
       {"batch_vs_micro", "sft:\n  batch_size: 30\n  micro_batch_size: 4\n", {}, "sft.batch_size"},
-      {"roles_vs_world", "distributed:\n  colocated: false\n  learner_ranks: 1\n  rollout_ranks: 1\n", {},
+      {"roles_vs_world",
+       "distributed:\n  colocated: false\n  learner_ranks: 1\n  rollout_ranks: 1\n",
+       {},
        "distributed.learner_ranks"},
       {"colocated_with_roles", "distributed:\n  learner_ranks: 2\n", {}, "distributed.learner_ranks"},
       {"ks_beyond_candidates", "sampler:\n  num_candidates: 5\neval:\n  ks: [1, 10]\n", {}, "eval.ks"},
@@ -107,8 +109,8 @@ TEST(InvalidConfigFile, BatchNotDivisibleByThreeRanksUnderMpirun) {
 
 TEST(InvalidCommandLine, UnknownOptionAndSubcommand) {
   for (const auto& argv : std::vector<std::vector<std::string>>{{testing::r2rec_binary(), "train"},
-                                                                 {testing::r2rec_binary(), "check", "--bogus"},
-                                                                 {testing::r2rec_binary(), "prepare"}}) {
+                                                                {testing::r2rec_binary(), "check", "--bogus"},
+                                                                {testing::r2rec_binary(), "prepare"}}) {
     const CommandResult r = testing::run_command(argv);
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_EQ(testing::lines_of(r.err).size(), 1u) << r.err;

@@ -43,8 +43,8 @@ TEST(Buckets, OversizeParameterGetsItsOwnBucket) {
 
 TEST(Buckets, OneDTypePerBucket) {
   // 0:f32 16B, 1:bf16 8B, 2:f32 16B, 3:bf16 8B, 4:i64 16B; cap large.
-  const auto b = assign_buckets({16, 8, 16, 8, 16}, {DType::kF32, DType::kBF16, DType::kF32, DType::kBF16, DType::kI64},
-                                1000);
+  const auto b =
+      assign_buckets({16, 8, 16, 8, 16}, {DType::kF32, DType::kBF16, DType::kF32, DType::kBF16, DType::kI64}, 1000);
   ASSERT_EQ(b.size(), 3u);
   EXPECT_EQ(b[0].dtype, DType::kI64);  // opened first (parameter 4 is the first one taken)
   EXPECT_EQ(ids(b[0]), (std::vector<size_t>{4}));

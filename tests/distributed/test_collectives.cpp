@@ -58,25 +58,56 @@ double v(DType d, int r, size_t k) { return static_cast<double>(((r + 1) * k + r
 
 void put(DType d, void* p, size_t i, double x) {
   switch (d) {
-    case DType::kF32: static_cast<float*>(p)[i] = static_cast<float>(x); break;
-    case DType::kF64: static_cast<double*>(p)[i] = x; break;
-    case DType::kBF16: { c10::BFloat16 h(static_cast<float>(x)); std::memcpy(static_cast<char*>(p) + 2 * i, &h, 2); break; }
-    case DType::kF16: { c10::Half h(static_cast<float>(x)); std::memcpy(static_cast<char*>(p) + 2 * i, &h, 2); break; }
-    case DType::kI32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(x); break;
-    case DType::kI64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(x); break;
-    case DType::kU8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(x); break;
+    case DType::kF32:
+      static_cast<float*>(p)[i] = static_cast<float>(x);
+      break;
+    case DType::kF64:
+      static_cast<double*>(p)[i] = x;
+      break;
+    case DType::kBF16: {
+      c10::BFloat16 h(static_cast<float>(x));
+      std::memcpy(static_cast<char*>(p) + 2 * i, &h, 2);
+      break;
+    }
+    case DType::kF16: {
+      c10::Half h(static_cast<float>(x));
+      std::memcpy(static_cast<char*>(p) + 2 * i, &h, 2);
+      break;
+    }
+    case DType::kI32:
+      static_cast<int32_t*>(p)[i] = static_cast<int32_t>(x);
+      break;
+    case DType::kI64:
+      static_cast<int64_t*>(p)[i] = static_cast<int64_t>(x);
+      break;
+    case DType::kU8:
+      static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(x);
+      break;
   }
 }
 
 double get(DType d, const void* p, size_t i) {
   switch (d) {
-    case DType::kF32: return static_cast<const float*>(p)[i];
-    case DType::kF64: return static_cast<const double*>(p)[i];
-    case DType::kBF16: { c10::BFloat16 h; std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2); return static_cast<float>(h); }
-    case DType::kF16: { c10::Half h; std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2); return static_cast<float>(h); }
-    case DType::kI32: return static_cast<const int32_t*>(p)[i];
-    case DType::kI64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case DType::kU8: return static_cast<const uint8_t*>(p)[i];
+    case DType::kF32:
+      return static_cast<const float*>(p)[i];
+    case DType::kF64:
+      return static_cast<const double*>(p)[i];
+    case DType::kBF16: {
+      c10::BFloat16 h;
+      std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2);
+      return static_cast<float>(h);
+    }
+    case DType::kF16: {
+      c10::Half h;
+      std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2);
+      return static_cast<float>(h);
+    }
+    case DType::kI32:
+      return static_cast<const int32_t*>(p)[i];
+    case DType::kI64:
+      return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::kU8:
+      return static_cast<const uint8_t*>(p)[i];
   }
   return 0;
 }
@@ -86,10 +117,14 @@ bool is_int(DType d) { return d == DType::kI32 || d == DType::kI64 || d == DType
 // Relative tolerance of a value that is not an exact integer (averages): half an ulp of the dtype.
 double tolerance(DType d) {
   switch (d) {
-    case DType::kBF16: return 1.0 / 256;
-    case DType::kF16: return 1.0 / 2048;
-    case DType::kF32: return 1e-6;
-    default: return 1e-12;
+    case DType::kBF16:
+      return 1.0 / 256;
+    case DType::kF16:
+      return 1.0 / 2048;
+    case DType::kF32:
+      return 1e-6;
+    default:
+      return 1e-12;
   }
 }
 
@@ -242,7 +277,8 @@ TEST_F(Collectives, AllGathervUnevenCounts) {
       recv.download();
       size_t offset = 0;
       for (int s = 0; s < n; ++s) {
-        for (size_t k = 0; k < counts[s]; ++k) ASSERT_EQ(recv.at(offset + k), v(d, s, k)) << dtype_name(d) << " rank " << s;
+        for (size_t k = 0; k < counts[s]; ++k)
+          ASSERT_EQ(recv.at(offset + k), v(d, s, k)) << dtype_name(d) << " rank " << s;
         offset += counts[s];
       }
     }
@@ -464,13 +500,14 @@ TEST_F(Collectives, TimeoutNamesPhaseOpAndDeadline) {
     ADD_FAILURE() << "wait did not time out";
   } catch (const CommError& e) {
     const std::string m = e.what();
-    EXPECT_EQ(m.rfind("collective test: recv(from rank " + std::to_string(r) + ", tag 77) of 4 B timed out after 0.2 s", 0),
-              0u)
+    EXPECT_EQ(
+        m.rfind("collective test: recv(from rank " + std::to_string(r) + ", tag 77) of 4 B timed out after 0.2 s", 0),
+        0u)
         << m;
     EXPECT_EQ(e.exit_code(), kExitRuntime);
   }
   EXPECT_LT(MPI_Wtime() - start, 5.0);
-  EXPECT_THROW(w->wait(0.1), CommError);                   // poisoned
+  EXPECT_THROW(w->wait(0.1), CommError);                  // poisoned
   c->send(&out, 1, DType::kI32, r, 77)->wait(kDeadline);  // lets the abandoned receive match
 }
 #endif  // !R2REC_TEST_NCCL

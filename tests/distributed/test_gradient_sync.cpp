@@ -40,9 +40,7 @@ struct Mlp {
       for (auto& p : (*m)->parameters()) out.push_back(p);
     return out;
   }
-  torch::Tensor forward(const torch::Tensor& x) {
-    return fc3(torch::tanh(fc2(torch::tanh(fc1(x)))));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc3(torch::tanh(fc2(torch::tanh(fc1(x))))); }
 };
 
 Mlp make_mlp(uint64_t seed) {
@@ -201,7 +199,8 @@ TEST(GradientSync, LaunchOrderIsTheSameOnEveryRankAndOverlapsBackward) {
   std::vector<int64_t> all(nb * static_cast<size_t>(comm().size()));
   comm().all_gather(order.data(), all.data(), nb, DType::kI64)->wait(kDeadline);
   for (int q = 0; q < comm().size(); ++q)
-    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), all.begin() + q * static_cast<int64_t>(nb))) << "rank " << q;
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), all.begin() + q * static_cast<int64_t>(nb)))
+        << "rank " << q;
 }
 
 TEST(GradientSync, ShapeMismatchAcrossRanksThrowsOnEveryRank) {
@@ -227,9 +226,9 @@ TEST(GradientSync, ShapeMismatchAcrossRanksThrowsOnEveryRank) {
     GradientSynchronizer sync(shaped, comm(), {25.0, kDeadline, true});
     ADD_FAILURE() << "no CommError";
   } catch (const CommError& e) {
-    EXPECT_NE(std::string(e.what()).find("parameter 0 is f32[4, 8] on rank 0 but f32[4, 9] on rank " +
-                                         std::to_string(W - 1)),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("parameter 0 is f32[4, 8] on rank 0 but f32[4, 9] on rank " + std::to_string(W - 1)),
+        std::string::npos)
         << e.what();
   }
   // Parameter 1 frozen on the last rank only: the gradient buckets would differ.

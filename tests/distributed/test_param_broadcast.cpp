@@ -27,8 +27,12 @@ Communicator& comm() {
 // Mixed dtypes and odd shapes; values from `seed`.
 std::vector<torch::Tensor> make_params(uint64_t seed) {
   torch::manual_seed(seed);
-  return {torch::randn({7, 13}), torch::randn({1}), torch::randn({300}).to(torch::kBFloat16),
-          torch::randn({3, 5, 2}, torch::kFloat64), torch::randn({0}), torch::randn({129})};
+  return {torch::randn({7, 13}),
+          torch::randn({1}),
+          torch::randn({300}).to(torch::kBFloat16),
+          torch::randn({3, 5, 2}, torch::kFloat64),
+          torch::randn({0}),
+          torch::randn({129})};
 }
 
 void expect_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {

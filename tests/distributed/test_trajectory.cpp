@@ -46,7 +46,9 @@ TrajectoryBatch random_batch(int sender, int index, int64_t version) {
   return b;
 }
 
-int sender_of(const TrajectoryBatch& b, int fallback) { return b.example_ids.empty() ? fallback : int(b.example_ids[0] / 1000); }
+int sender_of(const TrajectoryBatch& b, int fallback) {
+  return b.example_ids.empty() ? fallback : int(b.example_ids[0] / 1000);
+}
 
 TEST(TrajectoryFormat, RoundTripIsByteExact) {
   for (int i = 0; i < 50; ++i) {

@@ -23,13 +23,11 @@ std::string helper_path() {
 
 struct JobResult {
   testing::CommandResult result;
-  double seconds = 0;          // the whole mpirun, start-up included
-  double after_failure = -1;   // from rank 1's failure to the end of mpirun (-1: no failure line)
+  double seconds = 0;         // the whole mpirun, start-up included
+  double after_failure = -1;  // from rank 1's failure to the end of mpirun (-1: no failure line)
 };
 
-double wall_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double wall_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 JobResult run_job(const std::string& mode) {
   const auto start = std::chrono::steady_clock::now();

@@ -11,8 +11,8 @@ namespace {
 using testing::CommandResult;
 using testing::run_command;
 
-const char* kCommands[] = {"prepare", "annotate", "sft",     "rl",       "eval", "baseline", "run",
-                           "explain", "generate", "tokenize", "info",     "check", "config-doc"};
+const char* kCommands[] = {"prepare", "annotate", "sft",      "rl",   "eval",  "baseline",  "run",
+                           "explain", "generate", "tokenize", "info", "check", "config-doc"};
 
 TEST(Cli, HelpForEveryCommand) {
   CommandResult top = run_command({testing::r2rec_binary(), "--help"});
@@ -89,7 +89,8 @@ TEST(Cli, TokenizeEncodesAndDecodesLines) {
   CommandResult dec = run_command({testing::r2rec_binary(), "tokenize", "--tokenizer", gpt2, "--decode"}, enc.out);
   ASSERT_EQ(dec.exit_code, 0) << dec.err;
   EXPECT_EQ(dec.out, "Hello world\nHi\n");
-  CommandResult bad = run_command({testing::r2rec_binary(), "tokenize", "--tokenizer", "/no/such/tokenizer.json"}, "x\n");
+  CommandResult bad =
+      run_command({testing::r2rec_binary(), "tokenize", "--tokenizer", "/no/such/tokenizer.json"}, "x\n");
   EXPECT_EQ(bad.exit_code, 2);
   ASSERT_EQ(testing::lines_of(bad.err).size(), 1u) << bad.err;
   EXPECT_NE(bad.err.find("/no/such/tokenizer.json"), std::string::npos) << bad.err;

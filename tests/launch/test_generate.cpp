@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/tokenizer/bpe_trainer.h"
 #include "core/model/generation.h"
 #include "core/model/lora.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
 
@@ -77,8 +77,9 @@ const std::vector<std::string> kPrompts = {"Toy Story (1995)", "A movie like\nGo
 
 TEST(GenerateCommand, GreedyOutputAndLogprobsEqualTheLibrary) {
   Checkpoint ck;
-  const auto r = testing::run_command(
-      {testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--json", "--max-new-tokens", "9", "--threads", "1"}, kInput);
+  const auto r = testing::run_command({testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--json",
+                                       "--max-new-tokens", "9", "--threads", "1"},
+                                      kInput);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 3u);
@@ -110,26 +111,43 @@ TEST(GenerateCommand, GreedyOutputAndLogprobsEqualTheLibrary) {
 
   // Plain output: one line per prompt, the decoded ids (special tokens left out, newlines escaped). (The JSON
   // "text" is the same where it is valid UTF-8; a random model's bytes are not, and JSON replaces them.)
-  const auto plain = testing::run_command({testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--max-new-tokens", "9"}, kInput);
+  const auto plain = testing::run_command(
+      {testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--max-new-tokens", "9"}, kInput);
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   std::istringstream in(plain.out);
   std::string line;
   for (size_t i = 0; i < 3 && std::getline(in, line); ++i) {
     std::vector<TokenId> ids;
     for (int64_t t : completions[i]) {
-      if (t < ck.tokenizer->vocab_size() && !ck.tokenizer->is_special(static_cast<TokenId>(t))) ids.push_back(static_cast<TokenId>(t));
+      if (t < ck.tokenizer->vocab_size() && !ck.tokenizer->is_special(static_cast<TokenId>(t)))
+        ids.push_back(static_cast<TokenId>(t));
     }
     const std::string text = ck.tokenizer->decode(ids);
     std::string escaped;
-    for (char c : text) escaped += c == '\n' ? std::string("\\n") : c == '\\' ? std::string("\\\\") : c == '\r' ? std::string("\\r") : std::string(1, c);
+    for (char c : text)
+      escaped += c == '\n'   ? std::string("\\n")
+                 : c == '\\' ? std::string("\\\\")
+                 : c == '\r' ? std::string("\\r")
+                             : std::string(1, c);
     EXPECT_EQ(line, escaped);
   }
 }
 
 TEST(GenerateCommand, SeededSamplingStopsAndAdapter) {
   Checkpoint ck;
-  const std::vector<std::string> sample = {testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--json",
-                                           "--temperature", "1.0", "--top-p", "0.95", "--seed", "11", "--max-new-tokens", "12"};
+  const std::vector<std::string> sample = {testing::r2rec_binary(),
+                                           "generate",
+                                           "--model",
+                                           ck.dir.file("model"),
+                                           "--json",
+                                           "--temperature",
+                                           "1.0",
+                                           "--top-p",
+                                           "0.95",
+                                           "--seed",
+                                           "11",
+                                           "--max-new-tokens",
+                                           "12"};
   const auto a = testing::run_command(sample, kInput), b = testing::run_command(sample, kInput);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);
@@ -147,8 +165,8 @@ TEST(GenerateCommand, SeededSamplingStopsAndAdapter) {
   EXPECT_EQ(s[0]["ids"].get<std::vector<int64_t>>(), std::vector<int64_t>(first.begin(), first.begin() + 2));
 
   // A LoRA adapter changes the output to what the adapted library model gives.
-  const std::vector<std::string> base_cmd = {testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--json",
-                                             "--max-new-tokens", "6"};
+  const std::vector<std::string> base_cmd = {
+      testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--json", "--max-new-tokens", "6"};
   const auto base = json_lines(testing::run_command(base_cmd, kInput).out);
   ASSERT_EQ(base.size(), 3u);
   LoraSpec spec;
@@ -162,8 +180,9 @@ TEST(GenerateCommand, SeededSamplingStopsAndAdapter) {
     }
   }
   save_lora_adapter(*ck.model, spec, ck.dir.file("adapter"));
-  const auto r = testing::run_command({testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"), "--adapter",
-                                       ck.dir.file("adapter"), "--json", "--max-new-tokens", "6"}, kInput);
+  const auto r = testing::run_command({testing::r2rec_binary(), "generate", "--model", ck.dir.file("model"),
+                                       "--adapter", ck.dir.file("adapter"), "--json", "--max-new-tokens", "6"},
+                                      kInput);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   SamplingOptions o;
   o.max_new_tokens = 6;

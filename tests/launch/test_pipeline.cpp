@@ -1,6 +1,6 @@
 // The language-model pipeline end to end on a small ML-100K slice, through the binary: prepare -> annotate ->
-// sft -> eval, `r2rec generate` on the SFT checkpoint, rl -> eval of the RL checkpoint; and the same SFT under `mpirun -np 2` takes the same
-// steps (data-parallel equivalence of the losses).
+// sft -> eval, `r2rec generate` on the SFT checkpoint, rl -> eval of the RL checkpoint; and the same SFT under `mpirun
+// -np 2` takes the same steps (data-parallel equivalence of the losses).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -15,11 +15,27 @@ namespace {
 using testing::TempDir;
 
 std::vector<std::string> slice(const std::string& run_dir) {
-  return {"--config", testing::source_dir() + "/configs/ml-100k.yaml", "--run-dir", run_dir, "data.path=" + testing::data_dir() + "/ml-100k", "sampler.train_examples_per_user=1",
-          "sampler.num_shards=2", "tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1",
-          "model.num_heads=2", "model.num_kv_heads=1", "model.intermediate_size=64", "sft.batch_size=8",
-          "sft.micro_batch_size=2", "sft.max_steps=12", "sft.learning_rate=0.003", "sft.warmup_steps=2",
-          "eval.max_examples=24", "eval.max_new_tokens=48", "distributed.threads=1"};
+  return {"--config",
+          testing::source_dir() + "/configs/ml-100k.yaml",
+          "--run-dir",
+          run_dir,
+          "data.path=" + testing::data_dir() + "/ml-100k",
+          "sampler.train_examples_per_user=1",
+          "sampler.num_shards=2",
+          "tokenizer.vocab_size=512",
+          "model.hidden_size=32",
+          "model.num_layers=1",
+          "model.num_heads=2",
+          "model.num_kv_heads=1",
+          "model.intermediate_size=64",
+          "sft.batch_size=8",
+          "sft.micro_batch_size=2",
+          "sft.max_steps=12",
+          "sft.learning_rate=0.003",
+          "sft.warmup_steps=2",
+          "eval.max_examples=24",
+          "eval.max_new_tokens=48",
+          "distributed.threads=1"};
 }
 
 testing::CommandResult r2rec(const std::string& command, const std::vector<std::string>& args, int np = 1) {
@@ -63,7 +79,8 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   EXPECT_TRUE(valid >= 0 && valid <= 1);
   // The checkpoint loads in `r2rec generate`.
   const auto g = testing::run_command({testing::r2rec_binary(), "generate", "--model", dir.file("sft/model"), "--json",
-                                       "--chat", "--max-new-tokens", "8"}, "Toy Story (1995)\n");
+                                       "--chat", "--max-new-tokens", "8"},
+                                      "Toy Story (1995)\n");
   ASSERT_EQ(g.exit_code, 0) << g.err;
   const auto line = nlohmann::json::parse(g.out);
   EXPECT_FALSE(line["ids"].empty());
@@ -100,7 +117,8 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   TempDir other;
   const auto no_model = r2rec("eval", slice(other.path()));
   EXPECT_EQ(no_model.exit_code, 2);
-  EXPECT_NE(no_model.err.find("sft/model/config.json: not found (run `r2rec sft` first"), std::string::npos) << no_model.err;
+  EXPECT_NE(no_model.err.find("sft/model/config.json: not found (run `r2rec sft` first"), std::string::npos)
+      << no_model.err;
 }
 
 TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
@@ -123,7 +141,8 @@ TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
     EXPECT_NEAR(la[i].get<double>(), lb[i].get<double>(), 2e-4 * std::abs(la[i].get<double>())) << "step " << i;
   }
   // GRPO: rollouts are seeded by their global slot, so 2 ranks sample what 1 rank samples and take the same steps.
-  const std::vector<std::string> rl = {"rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=4", "rl.micro_batch_size=2",
+  const std::vector<std::string> rl = {"rl.steps=2",           "rl.prompts_per_step=2",
+                                       "rl.group_size=4",      "rl.micro_batch_size=2",
                                        "rl.max_new_tokens=16", "rl.temperature=1.0"};
   args1.insert(args1.end(), rl.begin(), rl.end());
   args2.insert(args2.end(), rl.begin(), rl.end());
@@ -136,7 +155,8 @@ TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(sa[i]["completion_tokens"], sb[i]["completion_tokens"]) << "step " << i;
     EXPECT_NEAR(sa[i]["reward"].get<double>(), sb[i]["reward"].get<double>(), 1e-9) << "step " << i;
-    EXPECT_NEAR(sa[i]["loss"].get<double>(), sb[i]["loss"].get<double>(), 1e-4 + 1e-3 * std::abs(sa[i]["loss"].get<double>()));
+    EXPECT_NEAR(sa[i]["loss"].get<double>(), sb[i]["loss"].get<double>(),
+                1e-4 + 1e-3 * std::abs(sa[i]["loss"].get<double>()));
   }
 }
 

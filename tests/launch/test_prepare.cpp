@@ -131,15 +131,16 @@ TEST(Baseline, DamagedShardIsOneLine) {
 // `r2rec run` end to end with a small model and a 6-step SFT (the full default run takes ~20 min on 2 cores).
 TEST(Run, PreparesTrainsAndScoresEverything) {
   TempDir run;
-  const std::vector<std::string> small = {"tokenizer.vocab_size=512", "model.hidden_size=32", "model.num_layers=1",
-                                          "model.num_heads=2", "model.num_kv_heads=1", "model.intermediate_size=64",
-                                          "sft.batch_size=8", "sft.micro_batch_size=4", "sft.max_steps=6",
-                                          "eval.max_new_tokens=40", "distributed.threads=1"};
+  const std::vector<std::string> small = {
+      "tokenizer.vocab_size=512", "model.hidden_size=32",       "model.num_layers=1",   "model.num_heads=2",
+      "model.num_kv_heads=1",     "model.intermediate_size=64", "sft.batch_size=8",     "sft.micro_batch_size=4",
+      "sft.max_steps=6",          "eval.max_new_tokens=40",     "distributed.threads=1"};
   const CommandResult r = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = nlohmann::json::parse(read_file(run.file("report.json")));
   const auto& methods = report["splits"]["test"]["methods"];
-  for (const char* m : {"random", "popularity", "chainvote", "llm-sft", "llm-sft-gen"}) EXPECT_TRUE(methods.contains(m)) << m;
+  for (const char* m : {"random", "popularity", "chainvote", "llm-sft", "llm-sft-gen"})
+    EXPECT_TRUE(methods.contains(m)) << m;
   EXPECT_EQ(methods["popularity"]["examples"], 943);
   EXPECT_EQ(methods["llm-sft"]["examples"], 943);
   // Popularity is far above random on ML-100K; random is near 1/C = 0.05.

@@ -211,7 +211,8 @@ TEST(Shards, InconsistentOffsetsAreCaught) {
   cols.history_offsets.back() += 5;
   ShardMeta meta{"x", "h", 1, 0, 1};
   write_shard(t.file("bad.h5"), meta, cols, 1);
-  const std::string msg = error_of([&] { read_shard(t.file("bad.h5"), nullptr, p.data.dataset.num_items(), p.data.dataset.num_users()); });
+  const std::string msg =
+      error_of([&] { read_shard(t.file("bad.h5"), nullptr, p.data.dataset.num_items(), p.data.dataset.num_users()); });
   EXPECT_NE(msg.find("history_offsets"), std::string::npos) << msg;
 }
 

@@ -3,10 +3,10 @@
 // starts at zero and grows as the policy moves.
 #include <gtest/gtest.h>
 
-#include "core/tokenizer/bpe_trainer.h"
 #include "core/rng.h"
-#include "trainers/grpo.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "trainers/checkpoint.h"
+#include "trainers/grpo.h"
 #include "trainers/sft.h"
 
 namespace r2rec {
@@ -25,8 +25,10 @@ TEST(Grpo, RewardedAnswerBecomesLikely) {
     const int k = i % 4;
     traces.example_id.push_back(i);
     traces.reaching.push_back(0);
-    traces.prompts.push_back("<|im_start|>user\nPick item " + std::to_string(k) + "<|im_end|>\n<|im_start|>assistant\n");
-    traces.completions.push_back("<think>\nItem " + std::to_string(k) + ".\n</think><answer>" + std::to_string(1 + rng.below(4)) + "</answer>");
+    traces.prompts.push_back("<|im_start|>user\nPick item " + std::to_string(k) +
+                             "<|im_end|>\n<|im_start|>assistant\n");
+    traces.completions.push_back("<think>\nItem " + std::to_string(k) + ".\n</think><answer>" +
+                                 std::to_string(1 + rng.below(4)) + "</answer>");
   }
   BpeTrainerOptions bo;
   bo.vocab_size = 300;
@@ -68,8 +70,8 @@ TEST(Grpo, RewardedAnswerBecomesLikely) {
   double early = 0, late = 0;
   for (int s = 0; s < 5; ++s) early += r.steps[s].answer / 5;
   for (int s = 25; s < 30; ++s) late += r.steps[s].answer / 5;
-  std::printf("answer reward: first 5 steps %.3f, last 5 steps %.3f; format %.2f; KL step 0 %.2g, last %.2g\n", early, late,
-              r.steps.back().format, r.steps.front().kl, r.steps.back().kl);
+  std::printf("answer reward: first 5 steps %.3f, last 5 steps %.3f; format %.2f; KL step 0 %.2g, last %.2g\n", early,
+              late, r.steps.back().format, r.steps.front().kl, r.steps.back().kl);
   EXPECT_LT(early, 0.5);
   EXPECT_GT(late, early + 0.3);
   EXPECT_GT(late, 0.65);

@@ -2,8 +2,8 @@
 // completion tokens, and the trained model then generates the completion.
 #include <gtest/gtest.h>
 
-#include "core/tokenizer/bpe_trainer.h"
 #include "core/model/generation.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "trainers/checkpoint.h"
 #include "trainers/sft.h"
 
@@ -24,7 +24,8 @@ TraceSet synthetic(int n) {
     t.example_id.push_back(i);
     t.reaching.push_back(1);
     t.prompts.push_back("<|im_start|>user\nPick item " + std::to_string(k) + "<|im_end|>\n<|im_start|>assistant\n");
-    t.completions.push_back("<think>\nItem " + std::to_string(k) + " it is.\n</think><answer>" + std::to_string(k + 1) + "</answer>");
+    t.completions.push_back("<think>\nItem " + std::to_string(k) + " it is.\n</think><answer>" + std::to_string(k + 1) +
+                            "</answer>");
   }
   return t;
 }

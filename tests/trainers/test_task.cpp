@@ -58,11 +58,13 @@ TEST(Task, PromptHoldsHistoryChainsAndNumberedCandidates) {
   const std::string p = render_prompt(e, c, 0, c.size(), r.catalog);
   for (int32_t item : e.history) EXPECT_NE(p.find("- " + r.catalog.item_titles[item] + "\n"), std::string::npos);
   for (size_t i = 0; i < e.candidates.size(); ++i) {
-    EXPECT_NE(p.find("[" + std::to_string(i + 1) + "] " + r.catalog.item_titles[e.candidates[i]] + "\n"), std::string::npos);
+    EXPECT_NE(p.find("[" + std::to_string(i + 1) + "] " + r.catalog.item_titles[e.candidates[i]] + "\n"),
+              std::string::npos);
   }
   for (int64_t k = 0; k < c.size(); ++k) {
     std::string line = "Chain " + std::to_string(k + 1) + ": ";
-    for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n) line += (n > c.offsets[k] ? " -> " : "") + name_of(r, c, n, e.user);
+    for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
+      line += (n > c.offsets[k] ? " -> " : "") + name_of(r, c, n, e.user);
     EXPECT_NE(p.find(line + "\n"), std::string::npos) << line;
   }
   const std::string chat = render_chat_prompt(e, c, 0, c.size(), r.catalog);
@@ -99,7 +101,8 @@ TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
         for (int64_t later = s + 1; later < c.length(k); ++later) {
           const std::string name = name_of(r, c, c.offsets[k] + later, e.user);
           bool same_as_seen = false;
-          for (int64_t seen = 0; seen <= s; ++seen) same_as_seen = same_as_seen || name == name_of(r, c, c.offsets[k] + seen, e.user);
+          for (int64_t seen = 0; seen <= s; ++seen)
+            same_as_seen = same_as_seen || name == name_of(r, c, c.offsets[k] + seen, e.user);
           if (!same_as_seen && name != "U") {
             EXPECT_EQ(line.find(name), std::string::npos) << line << " names " << name;
           }
@@ -112,8 +115,8 @@ TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
       reached += reaching > 0;
     }
   }
-  std::printf("train examples whose prompt chains reach the target: %lld of %lld (%.1f%%)\n", static_cast<long long>(reached),
-              static_cast<long long>(train), 100.0 * reached / train);
+  std::printf("train examples whose prompt chains reach the target: %lld of %lld (%.1f%%)\n",
+              static_cast<long long>(reached), static_cast<long long>(train), 100.0 * reached / train);
   EXPECT_GT(reached, 0);
   EXPECT_LT(reached, train);  // some are weak-evidence traces
 }
@@ -126,9 +129,9 @@ TEST(Task, AnswersParseByNumberOrTitleAndMalformedOnesAreWrong) {
   EXPECT_EQ(parse_answer("<answer> [5] </answer>", e, r.catalog), 4);
   EXPECT_EQ(parse_answer("<answer>" + title + "</answer>", e, r.catalog), 4);
   EXPECT_EQ(parse_answer("<answer>20</answer>", e, r.catalog), 19);
-  for (const std::string bad : {"", "5", "<answer>5", "<answer>0</answer>", "<answer>21</answer>", "<answer>-1</answer>",
-                                "<answer>5</answer><answer>6</answer>", "<answer>Not A Movie</answer>",
-                                "<answer>99999999999</answer>"}) {
+  for (const std::string bad :
+       {"", "5", "<answer>5", "<answer>0</answer>", "<answer>21</answer>", "<answer>-1</answer>",
+        "<answer>5</answer><answer>6</answer>", "<answer>Not A Movie</answer>", "<answer>99999999999</answer>"}) {
     EXPECT_EQ(parse_answer(bad, e, r.catalog), -1) << bad;
   }
   EXPECT_EQ(answer_text(4), "<answer>5</answer>");

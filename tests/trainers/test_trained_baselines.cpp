@@ -26,8 +26,12 @@ Collectives mpi_collectives() {
   Collectives c;
   c.rank = world_rank();
   c.world_size = world_size();
-  c.sum_floats = [](float* d, int64_t n) { MPI_Allreduce(MPI_IN_PLACE, d, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); };
-  c.sum_doubles = [](double* d, int64_t n) { MPI_Allreduce(MPI_IN_PLACE, d, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD); };
+  c.sum_floats = [](float* d, int64_t n) {
+    MPI_Allreduce(MPI_IN_PLACE, d, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+  };
+  c.sum_doubles = [](double* d, int64_t n) {
+    MPI_Allreduce(MPI_IN_PLACE, d, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  };
   return c;
 }
 

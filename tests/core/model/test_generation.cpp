@@ -41,10 +41,12 @@ TEST(Generation, KvCacheLogitsEqualFullForwardOnARaggedBatch) {
       for (int64_t t = 0; t < n; ++t) ids[b][P - n + t] = kPrompts[b][t], valid[b][P - n + t] = true;
     }
     KvCache cache = m->new_cache(B, P + steps + 2);
-    torch::Tensor logits = m->lm_logits(m->forward_cached(ids, (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0), valid, cache));
+    torch::Tensor logits =
+        m->lm_logits(m->forward_cached(ids, (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0), valid, cache));
     std::vector<std::vector<int64_t>> seqs = kPrompts;
     double worst = 0;
-    for (int64_t b = 0; b < B; ++b) worst = std::max(worst, (logits[b][P - 1] - last_logits_alone(*m, seqs[b])).abs().max().item<double>());
+    for (int64_t b = 0; b < B; ++b)
+      worst = std::max(worst, (logits[b][P - 1] - last_logits_alone(*m, seqs[b])).abs().max().item<double>());
     // Feed fixed tokens: one at a time, then two at once (a chunked step).
     for (int64_t s = 0; s < steps;) {
       const int64_t T = s == steps - 2 ? 2 : 1;
@@ -64,8 +66,8 @@ TEST(Generation, KvCacheLogitsEqualFullForwardOnARaggedBatch) {
       s += T;
     }
     EXPECT_LT(worst, 1e-4) << "max |cached - full forward| logits";
-    std::printf("max |KV-cache logits - full forward| = %.3g (%s, ragged batch of %lld)\n", worst, qwen ? "qwen2" : "llama",
-                static_cast<long long>(B));
+    std::printf("max |KV-cache logits - full forward| = %.3g (%s, ragged batch of %lld)\n", worst,
+                qwen ? "qwen2" : "llama", static_cast<long long>(B));
   }
 }
 
@@ -232,7 +234,8 @@ TEST(Generation, ConstrainedAnswersAreAlwaysCandidates) {
   SamplingOptions greedy = o;
   greedy.temperature = 0;
   const auto free = generate(*m, requests_of({kPrompts[1]}), greedy, letter)[0];
-  auto triggered = std::make_shared<AnswerConstraint>(AnswerConstraint{letter(free.tokens[0]) + letter(free.tokens[1]), trie});
+  auto triggered =
+      std::make_shared<AnswerConstraint>(AnswerConstraint{letter(free.tokens[0]) + letter(free.tokens[1]), trie});
   const auto g = generate(*m, {{kPrompts[1], 0, triggered}}, greedy, letter)[0];
   ASSERT_GE(g.tokens.size(), 3u);
   EXPECT_EQ(g.tokens[0], free.tokens[0]);
@@ -343,7 +346,8 @@ TEST(Generation, ScoredContinuationsEqualTeacherForcedSums) {
   const auto scores = score_continuations(*m, prefix, conts);
   torch::NoGradGuard g;
   const torch::Tensor lp = completion_logprobs(*m, std::vector<std::vector<int64_t>>(conts.size(), prefix), conts);
-  for (size_t c = 0; c < conts.size(); ++c) EXPECT_NEAR(scores[c], lp[static_cast<int64_t>(c)].sum().item<double>(), 1e-5) << c;
+  for (size_t c = 0; c < conts.size(); ++c)
+    EXPECT_NEAR(scores[c], lp[static_cast<int64_t>(c)].sum().item<double>(), 1e-5) << c;
   EXPECT_EQ(scores[2], 0.0);
 }
 

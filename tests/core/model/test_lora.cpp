@@ -164,7 +164,8 @@ TEST(Lora, BadAdaptersAreNamedAndLeaveTheModelAlone) {
   };
   auto variant = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
     std::filesystem::create_directories(dir.file(name));
-    std::filesystem::copy_file(dir.file("good/adapter_model.safetensors"), dir.file(name + "/adapter_model.safetensors"));
+    std::filesystem::copy_file(dir.file("good/adapter_model.safetensors"),
+                               dir.file(name + "/adapter_model.safetensors"));
     nlohmann::json j = nlohmann::json::parse(good_config);
     edit(j);
     dir.write(name + "/adapter_config.json", j.dump());
@@ -223,7 +224,8 @@ TEST(ActivationCheckpointing, SameGradientsAsPlainBackward) {
       m->train();
       m->activation_checkpointing = checkpoint;
       torch::manual_seed(99);  // the same dropout masks in both runs
-      torch::nn::functional::cross_entropy(m->forward(kIds, kMask).view({-1, m->config.vocab_size}), kIds.view({-1})).backward();
+      torch::nn::functional::cross_entropy(m->forward(kIds, kMask).view({-1, m->config.vocab_size}), kIds.view({-1}))
+          .backward();
       std::vector<torch::Tensor> g;
       for (auto& [name, p] : trainable_parameters(*m)) {
         EXPECT_TRUE(p.grad().defined()) << name << (checkpoint ? " (checkpointed)" : "");
@@ -233,7 +235,8 @@ TEST(ActivationCheckpointing, SameGradientsAsPlainBackward) {
     }
     ASSERT_EQ(grads[0].size(), grads[1].size());
     double worst = 0;
-    for (size_t i = 0; i < grads[0].size(); ++i) worst = std::max(worst, (grads[0][i] - grads[1][i]).abs().max().item<double>());
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      worst = std::max(worst, (grads[0][i] - grads[1][i]).abs().max().item<double>());
     EXPECT_LT(worst, 1e-6);
   }
 }

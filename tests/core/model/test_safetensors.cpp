@@ -49,8 +49,8 @@ TEST(Safetensors, WriteReadIsBitExact) {
   EXPECT_EQ(f.metadata().at("format"), "pt");
   EXPECT_EQ(f.tensors().size(), tensors.size());
   for (const auto& [name, t] : tensors) EXPECT_TRUE(bit_equal(f.load(name), t)) << name;
-  EXPECT_TRUE(at::allclose(f.load_f32("model.layers.0.self_attn.q_proj.weight", {8, 8}),
-                           tensors[1].second.to(at::kFloat)));
+  EXPECT_TRUE(
+      at::allclose(f.load_f32("model.layers.0.self_attn.q_proj.weight", {8, 8}), tensors[1].second.to(at::kFloat)));
   // Data buffer starts 8-byte aligned.
   std::ifstream in(dir.file("m.safetensors"), std::ios::binary);
   uint64_t n = 0;
@@ -124,10 +124,11 @@ TEST(Safetensors, DamageIsNamed) {
   };
   EXPECT_NE(error_of([&] { SafetensorsFile f(with_header("j.safetensors", "{not json", 0)); }).find("not valid JSON"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
-              SafetensorsFile f(with_header("d.safetensors", R"({"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", 4));
-            }).find("unsupported dtype Q7"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        SafetensorsFile f(with_header("d.safetensors", R"({"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", 4));
+      }).find("unsupported dtype Q7"),
+      std::string::npos);
   msg = error_of([&] {
     SafetensorsFile f(with_header("s.safetensors", R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 16));
   });
@@ -141,7 +142,8 @@ TEST(Safetensors, DamageIsNamed) {
             }).find("overlap"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              SafetensorsFile f(with_header("n.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4));
+              SafetensorsFile f(
+                  with_header("n.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4));
             }).find("negative"),
             std::string::npos);
 

@@ -13,8 +13,8 @@
 
 namespace r2rec {
 namespace {
-using testing::TempDir;
 using testing::make_model;
+using testing::TempDir;
 using testing::tiny;
 
 TEST(Transformer, DecoderLayerGradientsMatchFiniteDifferences) {
@@ -24,14 +24,16 @@ TEST(Transformer, DecoderLayerGradientsMatchFiniteDifferences) {
   layer->to(torch::kDouble);
   {
     torch::NoGradGuard g;
-    for (auto& p : layer->parameters()) p.copy_(torch::randn_like(p) * 0.4 + (p.dim() == 1 && p.numel() == c.hidden_size ? 1.0 : 0.0));
+    for (auto& p : layer->parameters())
+      p.copy_(torch::randn_like(p) * 0.4 + (p.dim() == 1 && p.numel() == c.hidden_size ? 1.0 : 0.0));
   }
   const torch::Tensor x = torch::randn({2, 5, c.hidden_size}, torch::kDouble);
   const torch::Tensor weights = torch::randn({2, 5, c.hidden_size}, torch::kDouble);
   const torch::Tensor positions = torch::arange(5, torch::kLong).unsqueeze(0).expand({2, 5});
   auto [cos, sin] = rotary_tables(positions, c.head_dim, c.rope_theta, torch::kDouble);
-  const torch::Tensor mask = torch::zeros({2, 1, 5, 5}, torch::kDouble)
-                                 .masked_fill(torch::ones({5, 5}, torch::kBool).triu(1), std::numeric_limits<float>::lowest());
+  const torch::Tensor mask =
+      torch::zeros({2, 1, 5, 5}, torch::kDouble)
+          .masked_fill(torch::ones({5, 5}, torch::kBool).triu(1), std::numeric_limits<float>::lowest());
   auto loss_of = [&] { return (layer->forward(x, cos, sin, mask) * weights).sum(); };
   torch::Tensor loss = loss_of();
   loss.backward();
@@ -68,7 +70,8 @@ TEST(Transformer, HuggingFaceCheckpointRoundTrip) {
   for (bool qwen : {true, false}) {
     Transformer a = make_model(tiny(qwen), 21);
     a->save_hf(dir.file(qwen ? "qwen" : "llama"), /*max_shard_bytes=*/4096);
-    const TransformerConfig c = TransformerConfig::from_hf_json(dir.file(qwen ? "qwen/config.json" : "llama/config.json"));
+    const TransformerConfig c =
+        TransformerConfig::from_hf_json(dir.file(qwen ? "qwen/config.json" : "llama/config.json"));
     EXPECT_EQ(c.qkv_bias, qwen);
     EXPECT_EQ(c.tie_embeddings, qwen);
     EXPECT_EQ(c.num_kv_heads, 2);
@@ -93,7 +96,8 @@ TEST(Transformer, BadCheckpointsAreNamed) {
     FAIL() << "shape mismatch not caught";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("mlp.gate_proj.weight' has shape [24, 16], the model needs [32, 16]"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
   dir.write("bad/config.json", "{\"model_type\": \"llama\", \"hidden_size\": 16}");
   try {

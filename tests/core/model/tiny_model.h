@@ -49,7 +49,8 @@ inline Transformer make_model(const TransformerConfig& c, uint64_t seed) {
 // probing about `per_param` entries of each. Returns the worst |fd - analytic| / max(1, |analytic|); `checked`
 // counts the probes.
 template <class Loss>
-double worst_finite_difference_error(const std::vector<torch::Tensor>& params, Loss loss_of, int64_t per_param, int* checked) {
+double worst_finite_difference_error(const std::vector<torch::Tensor>& params, Loss loss_of, int64_t per_param,
+                                     int* checked) {
   double worst = 0;
   for (const auto& p : params) {
     torch::Tensor flat = p.data().view({-1});

@@ -9,9 +9,9 @@
 #include <sstream>
 #include <thread>
 
+#include "core/error.h"
 #include "core/tokenizer/bpe_byte_level.h"
 #include "core/tokenizer/bpe_pretokenizer.h"
-#include "core/error.h"
 #include "core/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
 

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <fstream>
 
-#include "core/tokenizer/bpe_trainer.h"
 #include "core/error.h"
+#include "core/tokenizer/bpe_trainer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
 
