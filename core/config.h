@@ -39,6 +39,25 @@ struct SamplerConfig {
   std::string output_dir;   // "" = <run.dir>/data
 };
 
+struct TaskConfig {
+  std::string item_text = "auto";  // auto | token | title | token+title: how an item appears in prompts
+  bool user_tokens = true;         // chain users as one added token each (<user_N>) instead of text
+  int64_t cited_chains = 3;        // chains a template trace walks hop by hop (the best-supported first)
+  double direct_share = 0.25;      // share of SFT traces in the direct (answer-only) form
+};
+
+struct PretrainConfig {
+  int64_t steps = 1200;     // optimizer steps (0 = no pretraining)
+  int64_t batch_size = 32;  // packed rows per step, all learner ranks
+  int64_t micro_batch_size = 16;
+  int64_t seq_len = 128;  // tokens per packed row
+  double learning_rate = 3e-3;
+  int64_t warmup_steps = 50;
+  double title_share = 0.1;         // share of items whose token-title line joins each corpus pass
+  int64_t walks_per_user = 2;       // chain-grammar walks per user per corpus pass
+  std::string init_items = "none";  // none | bpr: item-token rows from a trained BPR-MF's item factors
+};
+
 struct TokenizerConfig {
   std::string path;           // tokenizer.json(.gz) / folder / vocab.json+merges.txt; "" = learn one
   int64_t vocab_size = 4096;  // size of the learnt byte-level BPE vocabulary
@@ -80,6 +99,7 @@ struct SftConfig {
   int64_t save_every = 0;       // steps between checkpoints (0 = end only)
   int64_t max_steps = 0;        // 0 = every epoch
   bool skip_unreached = false;  // leave out examples whose prompt chains never reach the target
+  double answer_weight = 5.0;   // loss weight of the answer label's tokens (the other completion tokens weigh 1)
 };
 
 struct RlConfig {
@@ -108,6 +128,7 @@ struct EvalConfig {
   int64_t max_examples = 0;  // 0 = all
   bool generate = true;      // HR@1 by generation in addition to likelihood ranking
   int64_t max_new_tokens = 256;
+  int64_t batch_size = 64;  // prompts generated together
 };
 
 struct SasrecConfig {  // Kang & McAuley 2018 defaults (ML-1M column of their Table 3 / code)
@@ -165,8 +186,10 @@ struct RunConfig {
 struct Config {
   DataConfig data;
   SamplerConfig sampler;
+  TaskConfig task;
   TokenizerConfig tokenizer;
   ModelConfig model;
+  PretrainConfig pretrain;
   SftConfig sft;
   RlConfig rl;
   EvalConfig eval;

@@ -83,11 +83,23 @@ std::vector<Field> build() {
           "Closure constraint: a closed chain's u1 shares at least this many "
           "history items with u0."),
       INT(sampler.train_examples_per_user, 0, 100000,
-          "Training examples per user, from sliding target positions "
-          "at the end of the train history."),
+          "Training examples per user: the latest target positions of the train history (p = n-3, n-4, ...); "
+          "100000 takes every position from 1 to n-3, 0 none."),
       INT(sampler.num_shards, 1, 65536, "HDF5 shards written by prepare (independent of the world size)."),
       INT(sampler.compression, 0, 9, "HDF5 deflate level of the shard datasets (0 = none)."),
       PATH(sampler.output_dir, "Where prepare writes shards; empty means <run.dir>/data."),
+      // task
+      ENUM(task.item_text, (V{"auto", "token", "title", "token+title"}),
+           "How an item appears in prompts and traces: its own added token (<item_ID>), its title, or both; auto is "
+           "token for a model trained from scratch and token+title for a pretrained model.path (its knowledge "
+           "lives in the titles)."),
+      BOOL(task.user_tokens, "Users in chains as one added token each (<user_ID>) instead of the text \"user ID\"."),
+      INT(task.cited_chains, 0, 256,
+          "Chains a template trace walks hop by hop: those reaching the most-reached candidates first (a rule "
+          "the prompt alone decides)."),
+      FLOAT(task.direct_share, 0, 1,
+            "Share of SFT traces in the direct form (the prompt asks for the answer only, the completion is "
+            "<answer>...</answer>); eval's likelihood ranking uses that form, so it conditions on no reasoning."),
       // tokenizer
       existing(PATH(tokenizer.path,
                     "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
@@ -115,6 +127,22 @@ std::vector<Field> build() {
       make("model.lora.targets", Kind::kStringList, R2_REF(model.lora.targets),
            "Module names that get adapters (Hugging Face names: q_proj, k_proj, v_proj, o_proj, gate_proj, "
            "up_proj, down_proj)."),
+      // pretrain
+      INT(pretrain.steps, 0, 1 << 30,
+          "Next-token steps of the from-scratch model on the train split's corpus (users' item sequences, "
+          "item-title pairs, chain-grammar walks); 0 skips pretraining. Ignored with model.path."),
+      INT(pretrain.batch_size, 1, 1 << 30,
+          "Packed rows per step, all learner ranks; a multiple of learner ranks x micro_batch_size."),
+      INT(pretrain.micro_batch_size, 1, 1 << 20, "Packed rows per forward pass per learner rank."),
+      INT(pretrain.seq_len, 8, 1 << 20, "Tokens per packed row (documents are concatenated and cut)."),
+      FLOAT_POS(pretrain.learning_rate, 10, "Peak AdamW learning rate (warm-up, then cosine to 10%)."),
+      INT(pretrain.warmup_steps, 0, 1 << 30, "Linear warm-up steps."),
+      FLOAT(pretrain.title_share, 0, 1,
+            "Share of the catalog's items whose \"<item_ID> is <title>.\" line joins each pass over the corpus."),
+      INT(pretrain.walks_per_user, 0, 1 << 16, "Chain-grammar random walks per user in each pass over the corpus."),
+      ENUM(pretrain.init_items, (V{"none", "bpr"}),
+           "Initialise the item-token embedding rows from a BPR-MF trained on the train split (LLaRA's hybrid "
+           "item representation), projected to hidden_size; none keeps the random init."),
       // sft
       INT(sft.epochs, 1, 100000, "Passes over the SFT traces."),
       FLOAT_POS(sft.learning_rate, 10,
@@ -131,6 +159,10 @@ std::vector<Field> build() {
           "Longest training sequence (prompt + trace, tokens); longer ones are left out and counted."),
       INT(sft.max_steps, 0, 1ll << 40, "Stop after this many optimizer steps (0 = run every epoch)."),
       INT(sft.save_every, 0, 1 << 30, "Optimizer steps between checkpoints; 0 saves at the end only."),
+      FLOAT(sft.answer_weight, 0, 1000,
+            "Loss weight of the answer label's tokens inside <answer></answer>; the other completion tokens weigh "
+            "1. A trace has tens of reasoning tokens and one answer token: without the weight the answer's "
+            "gradient is diluted by the reasoning (docs/training.md)."),
       BOOL(sft.skip_unreached,
            "Leave out examples none of whose prompt chains reaches the target (otherwise "
            "the trace says the evidence is weak)."),
@@ -160,6 +192,7 @@ std::vector<Field> build() {
       INT(eval.max_examples, 0, 1 << 30, "Score only the first N examples of the split; 0 scores all."),
       BOOL(eval.generate, "Also measure HR@1 by generation (slower than likelihood ranking)."),
       INT(eval.max_new_tokens, 1, 1 << 20, "Longest completion generated during eval."),
+      INT(eval.batch_size, 1, 1 << 20, "Prompts generated together in one batch (per rank)."),
       // baseline
       INT(baseline.sasrec.hidden, 1, 4096, "SASRec: item embedding and hidden size."),
       INT(baseline.sasrec.layers, 1, 64, "SASRec: self-attention blocks."),
@@ -214,8 +247,10 @@ const std::vector<std::pair<std::string, std::string>>& sections() {
   static const std::vector<std::pair<std::string, std::string>> s = {
       {"data", "Which dataset, and how it is read and filtered."},
       {"sampler", "Examples, candidates and interaction chains written by `prepare`."},
+      {"task", "How the task is written: items and users in prompts, the template teacher's traces."},
       {"tokenizer", "Byte-level BPE tokenizer: loaded, or learnt from the dataset."},
       {"model", "Llama/Qwen2 decoder: a checkpoint to load, or the shape of a new one; LoRA."},
+      {"pretrain", "Pretraining of a from-scratch model on the train split (`r2rec pretrain`)."},
       {"sft", "Supervised fine-tuning on reasoning traces."},
       {"rl", "GRPO reinforcement learning."},
       {"eval", "Evaluation on the stored candidate lists."},

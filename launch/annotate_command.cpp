@@ -1,7 +1,9 @@
 // `r2rec annotate`: the train split's prompts and SFT traces (template teacher, docs/design.md §1) into
 // <run.dir>/traces/traces.h5 + traces.json (trainers/traces.h). Rank 0 renders and writes (the template teacher
 // is a string formatter: ML-100K's 4715 traces take well under a second); other ranks wait for the agreed
-// outcome. Up to date — same shards, same teacher and sft.skip_unreached — is a no-op unless run.force.
+// outcome. Each train example gets the direct form (answer only) with probability task.direct_share, drawn
+// from a stream keyed by (seed, example id), else the reasoning form. Up to date — same shards and the same
+// task.* and sft.skip_unreached settings — is a no-op unless run.force.
 // The model teacher (hop-by-hop prompting of a checkpoint with rejection sampling) is not in this version.
 #include <glog/logging.h>
 
@@ -12,6 +14,8 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/hash.h"
+#include "core/rng.h"
 #include "launch/command.h"
 #include "sampler/manifest.h"
 #include "sampler/shard_reader.h"
@@ -21,21 +25,36 @@
 namespace r2rec {
 namespace fs = std::filesystem;
 
+namespace {
+
+// Every setting the traces depend on besides the shards.
+std::string annotate_settings(const Config& c) {
+  const TaskFormat f = task_format(c);
+  return "items=" + std::to_string(static_cast<int>(f.items)) + " users=" + std::to_string(f.user_tokens) +
+         " cited=" + std::to_string(f.cited_chains) + " direct=" + std::to_string(c.task.direct_share) +
+         " skip_unreached=" + std::to_string(c.sft.skip_unreached) + " seed=" + std::to_string(c.run.seed) +
+         " schema=" + std::to_string(kTraceSchemaVersion);
+}
+
+}  // namespace
+
 int command_annotate(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "annotate");
   const Config& c = ctx.config;
+  const TaskFormat format = task_format(c);
   const auto t0 = std::chrono::steady_clock::now();
   const std::string data_dir = ctx.layout.data(), out_dir = ctx.layout.traces();
   const std::string h5_path = ctx.layout.traces_h5(), json_path = ctx.layout.traces_json();
-  bool current = false;
+  const std::string settings = hex64(fnv1a(annotate_settings(c)));
   run_agreed([&] {
     if (ctx.process->rank != 0) return;
     const Manifest manifest = read_manifest(data_dir);  // DataError "… not found" when prepare has not run
+    bool current = false;
     if (!c.run.force && fs::exists(json_path) && fs::exists(h5_path)) {
       try {
         const auto j = nlohmann::json::parse(read_file(json_path));
         current = j.value("prepare_hash", "") == manifest.config_hash && j.value("teacher", "") == "template" &&
-                  j.value("skip_unreached", !c.sft.skip_unreached) == c.sft.skip_unreached;
+                  j.value("settings", "") == settings;
       } catch (const std::exception&) {
         current = false;
       }
@@ -51,21 +70,30 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     traces.prepare_hash = manifest.config_hash;
     Example e;
     ChainBuffer chains;
-    int64_t total = 0, reached = 0, skipped = 0, prompt_chars = 0, completion_chars = 0;
+    int64_t total = 0, reached = 0, top = 0, skipped = 0, direct = 0, prompt_chars = 0, completion_chars = 0;
     while (reader.next(&e, &chains)) {
       ++total;
-      const Trace t = template_trace(e, chains, 0, chains.size(), reader.catalog());
+      const Trace t = template_trace(e, chains, 0, chains.size(), reader.catalog(), format);
       reached += t.reaching > 0;
+      top += t.target_top;
       if (t.reaching == 0 && c.sft.skip_unreached) {
         ++skipped;
-      } else {
-        traces.example_id.push_back(e.id);
-        traces.reaching.push_back(t.reaching);
-        traces.prompts.push_back(render_chat_prompt(e, chains, 0, chains.size(), reader.catalog()));
-        traces.completions.push_back(t.text);
-        prompt_chars += static_cast<int64_t>(traces.prompts.back().size());
-        completion_chars += static_cast<int64_t>(t.text.size());
+        chains.clear();
+        continue;
       }
+      Rng rng(stream_key(static_cast<uint64_t>(c.run.seed), static_cast<uint64_t>(Stream::kTraceForm),
+                         static_cast<uint64_t>(e.id)));
+      const bool is_direct = rng.uniform() < c.task.direct_share;
+      direct += is_direct;
+      const PromptForm form = is_direct ? PromptForm::kDirect : PromptForm::kReason;
+      traces.example_id.push_back(e.id);
+      traces.reaching.push_back(t.reaching);
+      traces.target_top.push_back(t.target_top ? 1 : 0);
+      traces.direct.push_back(is_direct ? 1 : 0);
+      traces.prompts.push_back(render_chat_prompt(e, chains, 0, chains.size(), reader.catalog(), format, form));
+      traces.completions.push_back(is_direct ? answer_text(e, e.target_index, reader.catalog(), format) : t.text);
+      prompt_chars += static_cast<int64_t>(traces.prompts.back().size());
+      completion_chars += static_cast<int64_t>(traces.completions.back().size());
       chains.clear();
     }
     if (traces.size() == 0)
@@ -79,10 +107,12 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     j["dataset"] = traces.dataset;
     j["prepare_hash"] = traces.prepare_hash;
     j["teacher"] = "template";
-    j["skip_unreached"] = c.sft.skip_unreached;
+    j["settings"] = settings;
     j["train_examples"] = total;
     j["traces"] = traces.size();
+    j["direct"] = direct;
     j["reached"] = reached;
+    j["target_top"] = top;
     j["skipped_unreached"] = skipped;
     j["mean_prompt_chars"] = static_cast<double>(prompt_chars) / traces.size();
     j["mean_completion_chars"] = static_cast<double>(completion_chars) / traces.size();
@@ -92,13 +122,15 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     j["seconds"] = seconds;
     write_file_atomic(json_path, j.dump(2) + "\n");
     std::printf(
-        "annotate: %lld traces (template teacher) -> %s\n"
-        "  prompt chains reach the target in %lld of %lld train examples (%.1f%%); %s\n"
-        "  mean prompt %.0f chars, mean trace %.0f chars, %.2f s\n",
-        static_cast<long long>(traces.size()), h5_path.c_str(), static_cast<long long>(reached),
-        static_cast<long long>(total), 100.0 * reached / total,
-        c.sft.skip_unreached ? ("left out " + std::to_string(skipped) + " without a reaching chain").c_str()
-                             : "the others get a weak-evidence trace",
+        "annotate: %lld traces (template teacher, %lld in the direct form) -> %s\n"
+        "  the prompt's chains reach the target in %lld of %lld train examples (%.1f%%), with the most votes in "
+        "%lld (%.1f%%); %s\n"
+        "  mean prompt %.0f chars, mean completion %.0f chars, %.2f s\n",
+        static_cast<long long>(traces.size()), static_cast<long long>(direct), h5_path.c_str(),
+        static_cast<long long>(reached), static_cast<long long>(total), 100.0 * reached / total,
+        static_cast<long long>(top), 100.0 * top / total,
+        c.sft.skip_unreached ? ("left out " + std::to_string(skipped) + " the chains do not reach").c_str()
+                             : "the others are kept with the same trace form",
         j["mean_prompt_chars"].get<double>(), j["mean_completion_chars"].get<double>(), seconds);
     std::fflush(stdout);
   });

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -80,6 +81,29 @@ ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_s
   o.seed = static_cast<uint64_t>(ctx.config.run.seed);
   if (for_eval) o.limit = ctx.config.eval.max_examples;
   return o;
+}
+
+std::string stage_fingerprint_on_disk(const CommandContext& ctx, const std::string& stage) {
+  try {
+    const std::string path = ctx.layout.stage_json(stage);
+    if (!std::filesystem::exists(path)) return "";
+    return nlohmann::json::parse(read_file(path)).value("fingerprint", "");
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+bool stage_is_current(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint) {
+  return agree_on_rank0(ctx.process->rank == 0 && !ctx.config.run.force &&
+                        std::filesystem::exists(ctx.layout.stage_model(stage) + "/config.json") &&
+                        stage_fingerprint_on_disk(ctx, stage) == fingerprint);
+}
+
+void forget_stage(const CommandContext& ctx, const std::string& stage) {
+  run_agreed([&] {
+    std::error_code ec;
+    if (ctx.process->rank == 0) std::filesystem::remove(ctx.layout.stage_json(stage), ec);
+  });
 }
 
 int command_check(const CommandContext& ctx) {

@@ -13,6 +13,7 @@
 #include "distributed/topology.h"
 #include "sampler/shard_reader.h"
 #include "sampler/split.h"
+#include "trainers/traces.h"
 
 namespace r2rec {
 
@@ -53,6 +54,18 @@ Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<
 // eval.max_examples caps the split when `for_eval`.
 ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_share, bool for_eval);
 
+// A training stage's record <run.dir>/<stage>/<stage>.json: the stage is current when its checkpoint exists and
+// the record holds `fingerprint` (rank 0 decides for all; false with run.force). forget_stage removes the
+// record (rank 0, agreed) before training starts, so a checkpoint left by an interrupted run is never current.
+bool stage_is_current(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint);
+void forget_stage(const CommandContext& ctx, const std::string& stage);
+// The "fingerprint" field of a stage's record ("" when absent or unreadable).
+std::string stage_fingerprint_on_disk(const CommandContext& ctx, const std::string& stage);
+
+// The run's tokenizer path (launch/run_tokenizer.cpp): tokenizer.path or model.path's own with the task's entity
+// tokens added, or a BPE learnt from `traces` by rank 0 into <run.dir>/tokenizer. Collective.
+std::string run_tokenizer(CommandContext& ctx, const TraceSet& traces, const Catalog& catalog);
+
 // Subcommand bodies. Each returns the process exit code.
 int command_info(const CommandContext& context, bool json);
 int command_check(const CommandContext& context);
@@ -60,6 +73,7 @@ int command_prepare(CommandContext& context, const char* argv0);
 int command_baseline(CommandContext& context, const char* argv0, const std::string& method);
 int command_run(CommandContext& context, const char* argv0);
 int command_annotate(CommandContext& context, const char* argv0);
+int command_pretrain(CommandContext& context, const char* argv0);
 int command_sft(CommandContext& context, const char* argv0);
 int command_eval(CommandContext& context, const char* argv0, const std::string& model_dir);
 int command_rl(CommandContext& context, const char* argv0);

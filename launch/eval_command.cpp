@@ -1,8 +1,9 @@
 // `r2rec eval [--model DIR]`: the language model on eval.split's stored candidate lists (trainers/lm_eval.h),
 // every rank its share. DIR defaults to <run.dir>/sft/model; its tokenizer.json is used (else tokenizer.path).
-// Results join <run.dir>/report.json next to the baselines: "<name>" (likelihood ranking: HR@k, NDCG@k) and
-// "<name>-gen" (HR@1 by generation and the valid-answer rate), <name> = "llm-sft" for the SFT checkpoint,
-// "llm-rl" for <run.dir>/rl/model and "llm" for any other.
+// Results join <run.dir>/report.json next to the baselines: "<name>" (likelihood ranking of the direct form:
+// HR@k, NDCG@k) and "<name>-gen" (HR@1 by generation with constrained answers, the unconstrained valid-answer
+// rate, the share that needed "<answer>" appended), <name> = "llm-base" for <run.dir>/pretrain/model, "llm-sft"
+// for the SFT checkpoint, "llm-rl" for <run.dir>/rl/model and "llm" for any other.
 #include <glog/logging.h>
 
 #include <filesystem>
@@ -23,11 +24,10 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
   const Config& c = ctx.config;
   const std::string sft_dir = ctx.layout.stage_model("sft");
   const std::string model_dir = model_option.empty() ? sft_dir : model_option;
-  const std::string rl_dir = ctx.layout.stage_model("rl");
-  const std::string name = model_option.empty() || fs::weakly_canonical(model_option) == fs::weakly_canonical(sft_dir)
-                               ? "llm-sft"
-                           : fs::weakly_canonical(model_option) == fs::weakly_canonical(rl_dir) ? "llm-rl"
-                                                                                                : "llm";
+  const auto same = [&](const std::string& stage) {
+    return fs::weakly_canonical(model_dir) == fs::weakly_canonical(ctx.layout.stage_model(stage));
+  };
+  const std::string name = same("sft") ? "llm-sft" : same("rl") ? "llm-rl" : same("pretrain") ? "llm-base" : "llm";
   LoadedModel loaded;
   std::unique_ptr<ShardReader> reader;
   run_agreed([&] {
@@ -44,7 +44,11 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
   const Collectives collectives = communicator_collectives(ctx, &comm);
   LmEvalResult r;
   run_agreed([&] {
-    r = evaluate_lm(model, tokenizer, *reader, c.eval.ks, c.eval.generate ? c.eval.max_new_tokens : 0, 16, collectives);
+    LmEvalOptions o;
+    o.ks = c.eval.ks;
+    o.max_new_tokens = c.eval.generate ? c.eval.max_new_tokens : 0;
+    o.batch_size = c.eval.batch_size;
+    r = evaluate_lm(model, tokenizer, *reader, task_format(c), o, collectives);
   });
   if (ctx.process->rank != 0) return kExitOk;
   MethodResult lik;
@@ -59,7 +63,8 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     gen.method = name + "-gen";
     gen.split = c.eval.split;
     gen.metrics = {{"HR@1", r.generation.hr(1)},
-                   {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0}};
+                   {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0},
+                   {"forced", r.examples ? static_cast<double>(r.forced) / r.examples : 0.0}};
     gen.examples = r.examples;
     gen.seconds = r.seconds;
     update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
@@ -68,10 +73,13 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
               c.eval.split.c_str(), static_cast<long long>(r.examples), r.seconds,
               static_cast<long long>(r.generated_tokens));
   if (c.eval.generate) {
-    std::printf("  generation  HR@1 %.4f, valid answers %.1f%%\n", r.generation.hr(1),
-                100.0 * r.valid / std::max<int64_t>(1, r.examples));
+    std::printf(
+        "  generation  HR@1 %.4f (answers constrained to the candidates), valid answers %.1f%% unconstrained, "
+        "%.1f%% needed <answer> appended\n",
+        r.generation.hr(1), 100.0 * r.valid / std::max<int64_t>(1, r.examples),
+        100.0 * r.forced / std::max<int64_t>(1, r.examples));
   }
-  std::printf("  likelihood");
+  std::printf("  likelihood (direct form)");
   for (int64_t k : c.eval.ks) std::printf("  HR@%lld %.4f", static_cast<long long>(k), r.likelihood.hr(k));
   for (int64_t k : c.eval.ks) std::printf("  NDCG@%lld %.4f", static_cast<long long>(k), r.likelihood.ndcg(k));
   std::printf("\n");

@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
       [](CommandContext& ctx, const char* argv0) { return command_prepare(ctx, argv0); };
   stage("annotate", "Write SFT reasoning traces by progressive masked prompting (template or model teacher)").run =
       [](CommandContext& ctx, const char* argv0) { return command_annotate(ctx, argv0); };
+  stage("pretrain", "Pretrain a from-scratch model on the train split's sequences, titles and chain walks").run =
+      [](CommandContext& ctx, const char* argv0) { return command_pretrain(ctx, argv0); };
   stage("sft", "Data-parallel supervised fine-tuning on the traces").run = [](CommandContext& ctx, const char* argv0) {
     return command_sft(ctx, argv0);
   };
@@ -96,7 +98,7 @@ int main(int argc, char** argv) {
   Subcommand& baseline = stage("baseline", "Train and score a classical recommender on the stored candidate lists");
   baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn")->required();
   baseline.run = [&method](CommandContext& ctx, const char* argv0) { return command_baseline(ctx, argv0, method); };
-  stage("run", "Every stage in order from one config: prepare, annotate, sft, rl, eval").run =
+  stage("run", "Every stage in order from one config: prepare, annotate, pretrain, sft, rl, baselines, eval").run =
       [](CommandContext& ctx, const char* argv0) { return command_run(ctx, argv0); };
   stage("explain", "Show one example: its prompt, chains, trace and the model's answer").run =
       [](CommandContext&, const char*) { return not_built("explain"); };
@@ -141,7 +143,7 @@ int main(int argc, char** argv) {
   info.app->add_flag("--json", json, "One JSON object per rank, one line each");
   info.run = [&json](CommandContext& ctx, const char*) { return command_info(ctx, json); };
   info.watched = false;
-  for (const char* training : {"sft", "rl", "run"}) commands[training].trains = true;
+  for (const char* training : {"pretrain", "sft", "rl", "run"}) commands[training].trains = true;
   Subcommand& check = stage("check", "Validate a config for this world size and print it resolved", false);
   check.trains = true;
   check.watched = false;

@@ -13,9 +13,11 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/hash.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "sampler/shard_reader.h"
+#include "trainers/answering.h"
 #include "trainers/checkpoint.h"
 #include "trainers/grpo.h"
 #include "trainers/reward.h"
@@ -29,9 +31,24 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   const Config& c = ctx.config;
   const int rank = ctx.process->rank;
   const std::string start = ctx.layout.stage_model("sft"), out = ctx.layout.stage_model("rl");
+  const TaskFormat format = task_format(c);
+  // Current: the same SFT checkpoint (its record's fingerprint) and the same rl/task/seed settings.
+  Config k;
+  k.task = c.task;
+  k.rl = c.rl;
+  k.model.lora = c.model.lora;
+  k.run.seed = c.run.seed;
+  const std::string fingerprint =
+      hex64(fnv1a(to_yaml(k) + broadcast_from_rank0(stage_fingerprint_on_disk(ctx, "sft"))));
+  if (stage_is_current(ctx, "rl", fingerprint)) {
+    if (rank == 0)
+      std::cout << "rl: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
+    return kExitOk;
+  }
+  forget_stage(ctx, "rl");
   LoadedModel policy_ckpt, reference_ckpt;
   std::vector<Example> examples;
-  std::vector<std::vector<int64_t>> prompts;
+  std::vector<RlPrompt> prompts;
   Catalog catalog;
   run_agreed([&] {
     if (!c.distributed.colocated)
@@ -47,8 +64,9 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     Example e;
     ChainBuffer chains;
     while (reader.next(&e, &chains)) {
-      const auto ids = policy_ckpt.tokenizer->encode(render_chat_prompt(e, chains, 0, chains.size(), catalog));
-      prompts.emplace_back(ids.begin(), ids.end());
+      const Tokenizer& tok = *policy_ckpt.tokenizer;
+      const auto ids = tok.encode(render_chat_prompt(e, chains, 0, chains.size(), catalog, format));
+      prompts.push_back({{ids.begin(), ids.end()}, answer_constraint(candidate_answer_ids(tok, e, catalog, format))});
       examples.push_back(e);
       chains.clear();
     }
@@ -64,11 +82,12 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   run_agreed([&] {
     result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed),
                         prompts, reward, tok, collectives, [&](const GrpoStep& s) {
-                          if (rank == 0) {
+                          if (rank == 0 && (s.step < 3 || (s.step + 1) % 10 == 0)) {
                             LOG(INFO) << "rl: step " << s.step + 1 << " reward " << s.reward << " (answer " << s.answer
                                       << ", format " << s.format << "), KL " << s.kl << ", clipped " << s.clipped
                                       << ", |old-new| " << s.old_new_gap << ", " << s.completion_tokens << " tokens, "
-                                      << s.seconds << " s (rollout " << s.rollout_seconds << " s)";
+                                      << s.zero_advantage_groups << " flat groups, " << s.seconds << " s (rollout "
+                                      << s.rollout_seconds << " s)";
                           }
                         });
   });
@@ -76,6 +95,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     if (rank != 0) return;
     save_checkpoint(policy, tok, out);
     nlohmann::ordered_json j;
+    j["fingerprint"] = fingerprint;
     j["steps"] = result.steps.size();
     j["ranks"] = ctx.process->world_size;
     j["seconds"] = result.seconds;
@@ -90,6 +110,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
                      {"old_new_gap", s.old_new_gap},
                      {"loss", s.loss},
                      {"completion_tokens", s.completion_tokens},
+                     {"zero_advantage_groups", s.zero_advantage_groups},
                      {"seconds", s.seconds},
                      {"rollout_seconds", s.rollout_seconds}});
     }

@@ -1,6 +1,8 @@
-// `r2rec run`: every stage in order from one config — prepare, annotate, sft, the cheap baselines, eval. Each
-// stage is a no-op when its outputs are current (prepare: config hash; annotate: shards and teacher; sft:
-// fingerprint of traces and settings), so a re-run only redoes what changed, then evaluates.
+// `r2rec run`: every stage in order from one config — prepare, annotate, pretrain, sft, rl, the cheap baselines,
+// then eval of each checkpoint the run made (pretrain -> llm-base, sft -> llm-sft, rl -> llm-rl). Each stage is a
+// no-op when its outputs are current (prepare: config hash; annotate: shards and task settings; pretrain, sft, rl:
+// fingerprints of their inputs and settings), so a re-run only redoes what changed, then evaluates.
+#include <filesystem>
 #include <iostream>
 
 #include "core/error.h"
@@ -15,17 +17,21 @@ int command_run(CommandContext& ctx, const char* argv0) {
       throw ConfigError("distributed.colocated: run trains with every rank as a learner (sft); use colocated mode");
     });
   }
-  for (auto stage : {command_prepare, command_annotate, command_sft}) {
+  for (auto stage : {command_prepare, command_annotate, command_pretrain, command_sft, command_rl}) {
     const int rc = stage(ctx, argv0);
     if (rc != kExitOk) return rc;
   }
   for (const auto& method : cheap_baseline_names()) run_cheap_baseline(ctx, method);
-  const int rc = command_eval(ctx, argv0, "");
-  if (rc != kExitOk) return rc;
+  for (const char* stage : {"pretrain", "sft", "rl"}) {
+    const std::string model = ctx.layout.stage_model(stage);
+    if (!agree_on_rank0(std::filesystem::exists(model + "/config.json"))) continue;  // pretrain may be skipped
+    const int rc = command_eval(ctx, argv0, model);
+    if (rc != kExitOk) return rc;
+  }
   print_report(ctx);
   if (ctx.process->rank == 0) {
-    std::cout << "run: report in " << ctx.layout.report_json() << "; checkpoint in " << ctx.layout.stage_model("sft")
-              << ". Not in this version yet: rl, the model teacher, explain (README: Status).\n"
+    std::cout << "run: report in " << ctx.layout.report_json() << "; checkpoints in " << ctx.layout.root()
+              << "/{pretrain,sft,rl}/model. Not in this version yet: the model teacher, explain (README: Status).\n"
               << std::flush;
   }
   return kExitOk;

@@ -1,7 +1,5 @@
 #include "trainers/answering.h"
 
-#include "trainers/task.h"
-
 namespace r2rec {
 
 SamplingOptions answer_sampling(const Tokenizer& tokenizer, int64_t max_new_tokens, double temperature, double top_p) {
@@ -20,6 +18,27 @@ TokenText answer_token_text(const Tokenizer& tokenizer) {
 
 std::string answer_completion(const Generation& g) {
   return g.finish == FinishReason::kStopString ? g.text + kAnswerClose : g.text;
+}
+
+std::vector<std::vector<int64_t>> candidate_answer_ids(const Tokenizer& tokenizer, const Example& example,
+                                                       const Catalog& catalog, const TaskFormat& format) {
+  std::vector<std::vector<int64_t>> out;
+  for (size_t c = 0; c < example.candidates.size(); ++c) {
+    const std::vector<TokenId> ids =
+        tokenizer.encode(answer_label(example, static_cast<int32_t>(c), catalog, format) + kAnswerClose);
+    out.emplace_back(ids.begin(), ids.end());
+  }
+  return out;
+}
+
+std::shared_ptr<const AnswerConstraint> answer_constraint(const std::vector<std::vector<int64_t>>& candidate_ids,
+                                                          bool immediate) {
+  auto trie = std::make_shared<TokenTrie>();
+  for (const auto& ids : candidate_ids) trie->insert(ids);
+  auto c = std::make_shared<AnswerConstraint>();
+  c->trigger = immediate ? "" : kAnswerOpen;
+  c->trie = trie;
+  return c;
 }
 
 }  // namespace r2rec

@@ -16,10 +16,6 @@ Transformer build_model(const Config& config, int64_t vocab_size) {
   TransformerConfig tc;
   if (!m.path.empty()) {
     tc = TransformerConfig::from_hf_json(m.path + "/config.json");
-    if (tc.vocab_size < vocab_size) {
-      throw DataError(m.path + "/config.json: vocab_size " + std::to_string(tc.vocab_size) +
-                      " is smaller than the tokenizer's " + std::to_string(vocab_size) + " ids");
-    }
   } else {
     tc.vocab_size = (vocab_size + 63) / 64 * 64;
     tc.hidden_size = m.hidden_size;
@@ -41,6 +37,33 @@ Transformer build_model(const Config& config, int64_t vocab_size) {
   add_configured_lora(*model, m.lora, static_cast<uint64_t>(config.run.seed));
   model->activation_checkpointing = m.activation_checkpointing;
   return model;
+}
+
+void grow_vocabulary(TransformerImpl& model, const Tokenizer& tokenizer, const Catalog& catalog) {
+  const int64_t old_rows = model.config.vocab_size;
+  const int64_t rows = (tokenizer.vocab_size() + 63) / 64 * 64;
+  if (rows <= old_rows) return;
+  torch::NoGradGuard no_grad;
+  auto grow = [&](torch::Tensor& weight) {
+    const torch::Tensor old = weight.detach();
+    torch::Tensor w = old.mean(0, /*keepdim=*/true).expand({rows - old_rows, old.size(1)}).clone();
+    for (int32_t i = 0; i < catalog.num_items(); ++i) {
+      const auto id = tokenizer.token_id(item_token(catalog, i));
+      if (!id || *id < old_rows || catalog.item_titles[i].empty()) continue;
+      std::vector<int64_t> parts;
+      for (TokenId t : tokenizer.encode(catalog.item_titles[i], /*parse_special=*/false))
+        if (t < old_rows) parts.push_back(t);
+      if (!parts.empty()) w[*id - old_rows].copy_(old.index_select(0, torch::tensor(parts).to(old.device())).mean(0));
+    }
+    weight.set_data(torch::cat({old, w.to(old.options())}, 0));
+  };
+  grow(model.embed_tokens->weight);
+  if (!model.config.tie_embeddings) {
+    grow(model.lm_head->weight);
+    model.lm_head->out_features = rows;
+  }
+  model.embed_tokens->options.num_embeddings(rows);
+  model.config.vocab_size = rows;
 }
 
 void add_configured_lora(TransformerImpl& model, const LoraConfig& lora, uint64_t seed) {

@@ -12,13 +12,21 @@
 #include "core/config.h"
 #include "core/model/transformer.h"
 #include "core/tokenizer/tokenizer.h"
+#include "sampler/shard.h"
 
 namespace r2rec {
 
 // A new model of the configured shape (model.*) for `vocab_size` token ids (rounded up to a multiple of 64), or
-// the checkpoint at model.path; LoRA adapters added when model.lora.rank > 0; activation checkpointing as
-// configured. Parameters are initialised from run.seed, identically on every rank.
+// the checkpoint at model.path as it is (grow_vocabulary makes room for more ids); LoRA adapters added when
+// model.lora.rank > 0; activation checkpointing as configured. Parameters are initialised from run.seed, identically on
+// every rank.
 Transformer build_model(const Config& config, int64_t vocab_size);
+
+// Grows a pretrained model's embedding (and untied LM head) to `tokenizer`'s ids, for the task's entity tokens
+// appended to its tokenizer: a new item token's row starts from the mean of the embedding rows of its title's
+// sub-word tokens (the title encoded with `tokenizer`), any other new row from the mean of all old rows. The
+// vocabulary is rounded up to a multiple of 64.
+void grow_vocabulary(TransformerImpl& model, const Tokenizer& tokenizer, const Catalog& catalog);
 
 // Adds the LoRA adapters model.lora asks for (rank > 0; nothing otherwise), initialised from `seed`.
 void add_configured_lora(TransformerImpl& model, const LoraConfig& lora, uint64_t seed);

@@ -13,8 +13,8 @@
 namespace r2rec {
 
 RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip,
-                    uint64_t seed, const std::vector<std::vector<int64_t>>& prompts, const RewardFn& reward,
-                    const Tokenizer& tok, const Collectives& col, const std::function<void(const GrpoStep&)>& on_step) {
+                    uint64_t seed, const std::vector<RlPrompt>& prompts, const RewardFn& reward, const Tokenizer& tok,
+                    const Collectives& col, const std::function<void(const GrpoStep&)>& on_step) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const int64_t W = col.world_size, P = rl.prompts_per_step, G = rl.group_size;
@@ -59,9 +59,9 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     for (size_t i = 0; i < batch.size(); ++i) {
       for (int64_t g = 0; g < G; ++g) {
         const uint64_t slot = static_cast<uint64_t>((col.rank * mine + static_cast<int64_t>(i)) * G + g);
-        reqs.push_back({prompts[batch[i]],
+        reqs.push_back({prompts[batch[i]].ids,
                         stream_key(seed, static_cast<uint64_t>(Stream::kRollout), static_cast<uint64_t>(step), slot),
-                        nullptr});
+                        prompts[batch[i]].constraint});
       }
     }
     const std::vector<Generation> gen = generate(policy, reqs, o, text);
@@ -79,33 +79,52 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
       sums[3] += 1;
       sums[4] += static_cast<double>(gen[j].tokens.size());
     }
+    // A group whose rewards are all equal has A = 0 everywhere (no policy-gradient signal): it is left out of the
+    // learner passes and counted. `kept` are the completions the learner trains on.
+    std::vector<int64_t> kept;
+    double groups[2] = {0, 0};                                          // zero-advantage groups, kept completion tokens
     for (int64_t i = 0; i < static_cast<int64_t>(batch.size()); ++i) {  // group-relative advantages
       double mean = 0, var = 0;
       for (int64_t g = 0; g < G; ++g) mean += rewards[i * G + g] / G;
       for (int64_t g = 0; g < G; ++g) var += (rewards[i * G + g] - mean) * (rewards[i * G + g] - mean) / G;
+      if (var <= 0) {
+        ++groups[0];
+        continue;
+      }
       for (int64_t g = 0; g < G; ++g) {
         adv[i * G + g] =
             rl.std_scale ? (rewards[i * G + g] - mean) / (std::sqrt(var) + 1e-4) : rewards[i * G + g] - mean;
+        kept.push_back(i * G + g);
+        groups[1] += static_cast<double>(gen[i * G + g].tokens.size());
       }
     }
     col.sum_doubles(sums, 5);
+    col.sum_doubles(groups, 2);
     stats.reward = sums[0] / sums[3];
     stats.answer = sums[1] / sums[3];
     stats.format = sums[2] / sums[3];
     stats.completion_tokens = static_cast<int64_t>(sums[4]);
-    const double tokens = std::max(1.0, sums[4]);  // N of term (6): completion tokens of the global batch
+    stats.zero_advantage_groups = static_cast<int64_t>(groups[0]);
+    const double tokens = std::max(1.0, groups[1]);  // N of term (6): kept completion tokens of the global batch
+    if (groups[1] == 0) {  // every group of every rank was flat: nothing to learn from this step
+      stats.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
+      result.steps.push_back(stats);
+      if (on_step) on_step(stats);
+      continue;
+    }
     // 3. Reference log-probs log pi_ref (frozen) per micro-batch, [B, L] each; then the inner passes.
+    const int64_t nk = static_cast<int64_t>(kept.size());
     std::vector<std::vector<int64_t>> seq_prompts, seq_completions;
-    for (int64_t j = 0; j < n; ++j) {
-      seq_prompts.push_back(prompts[batch[j / G]]);
+    for (int64_t j : kept) {
+      seq_prompts.push_back(prompts[batch[j / G]].ids);
       seq_completions.push_back(gen[j].tokens);
     }
     const int64_t M = rl.micro_batch_size;
     std::vector<torch::Tensor> ref_lp;
     {
       torch::NoGradGuard no_grad;
-      for (int64_t m0 = 0; m0 < n; m0 += M) {
-        const int64_t m1 = std::min(n, m0 + M);
+      for (int64_t m0 = 0; m0 < nk; m0 += M) {
+        const int64_t m1 = std::min(nk, m0 + M);
         ref_lp.push_back(completion_logprobs(reference, {seq_prompts.begin() + m0, seq_prompts.begin() + m1},
                                              {seq_completions.begin() + m0, seq_completions.begin() + m1}));
       }
@@ -113,8 +132,8 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     policy.train();
     for (int64_t inner = 0; inner < rl.inner_epochs; ++inner) {
       double pass[4] = {0, 0, 0, 0};  // loss, |old - new|, kl, clipped tokens
-      for (int64_t m0 = 0, mb = 0; m0 < n; m0 += M, ++mb) {
-        const int64_t m1 = std::min(n, m0 + M), B = m1 - m0;
+      for (int64_t m0 = 0, mb = 0; m0 < nk; m0 += M, ++mb) {
+        const int64_t m1 = std::min(nk, m0 + M), B = m1 - m0;
         // lp = log pi_theta [B, L]; old = log pi_old [B, L] (the engine's sampling log-probs); mask [B, L];
         // a = A [B, 1].
         const torch::Tensor lp = completion_logprobs(policy, {seq_prompts.begin() + m0, seq_prompts.begin() + m1},
@@ -122,10 +141,10 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
         const int64_t L = lp.size(1);
         torch::Tensor old = torch::zeros({B, L}), mask = torch::zeros({B, L}), a = torch::zeros({B, 1});
         for (int64_t b = 0; b < B; ++b) {
-          const auto& g = gen[m0 + b];
+          const auto& g = gen[kept[m0 + b]];
           for (size_t t = 0; t < g.logprobs.size(); ++t)
             old[b][static_cast<int64_t>(t)] = g.logprobs[t], mask[b][static_cast<int64_t>(t)] = 1;
-          a[b][0] = adv[m0 + b];
+          a[b][0] = adv[kept[m0 + b]];
         }
         const torch::Device dev = lp.device();
         old = old.to(dev), mask = mask.to(dev), a = a.to(dev);

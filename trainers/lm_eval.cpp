@@ -5,70 +5,146 @@
 #include "core/error.h"
 #include "core/model/generation.h"
 #include "trainers/answering.h"
-#include "trainers/task.h"
 
 namespace r2rec {
+namespace {
 
-LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardReader& reader,
-                         const std::vector<int64_t>& ks, int64_t max_new_tokens, int64_t batch_size,
-                         const Collectives& col) {
+std::vector<int64_t> ids_of(const Tokenizer& tok, const std::string& text) {
+  const std::vector<TokenId> ids = tok.encode(text);
+  return {ids.begin(), ids.end()};
+}
+
+// log p(first token of each candidate's answer | prefix) for a batch of prefixes, one left-padded forward:
+// [B][C]. Valid when every candidate's answer starts with its own token (the item-token form).
+std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
+                                                    const std::vector<std::vector<int64_t>>& prefixes,
+                                                    const std::vector<std::vector<std::vector<int64_t>>>& answers) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t B = static_cast<int64_t>(prefixes.size());
+  int64_t T = 0;
+  for (const auto& p : prefixes) T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
+  torch::Tensor ids = torch::zeros({B, T}, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = static_cast<int64_t>(prefixes[b].size());
+    for (int64_t t = 0; t < n; ++t) ids[b][T - n + t] = prefixes[b][t], mask[b][T - n + t] = 1;
+  }
+  const torch::Device device = model.embed_tokens->weight.device();
+  const torch::Tensor hidden = model.hidden_states(ids.to(device), mask.to(device)).select(1, T - 1);  // [B, d]
+  const torch::Tensor lp = torch::log_softmax(model.lm_logits(hidden).to(torch::kFloat), -1).to(torch::kCPU);
+  model.train(was_training);
+  std::vector<std::vector<double>> out(static_cast<size_t>(B));
+  auto a = lp.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (const auto& ans : answers[b]) out[b].push_back(a[b][ans.front()]);
+  }
+  return out;
+}
+
+bool distinct_first_tokens(const std::vector<std::vector<int64_t>>& answers) {
+  std::vector<int64_t> firsts;
+  for (const auto& a : answers) {
+    if (a.empty()) return false;
+    firsts.push_back(a.front());
+  }
+  std::sort(firsts.begin(), firsts.end());
+  return std::adjacent_find(firsts.begin(), firsts.end()) == firsts.end();
+}
+
+}  // namespace
+
+LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardReader& reader, const TaskFormat& format,
+                         const LmEvalOptions& opt, const Collectives& col) {
   const auto t0 = std::chrono::steady_clock::now();
   LmEvalResult r;
-  r.likelihood = RankingMetrics(ks);
+  r.likelihood = RankingMetrics(opt.ks);
   r.generation = RankingMetrics({1});
-  const SamplingOptions o = answer_sampling(tok, max_new_tokens, /*temperature=*/0, /*top_p=*/1);
+  const Catalog& catalog = reader.catalog();
+  const SamplingOptions greedy = answer_sampling(tok, opt.max_new_tokens, /*temperature=*/0, /*top_p=*/1);
+  SamplingOptions one = greedy;
+  one.max_new_tokens = 64;  // the forced answer span: a label and the closing tag
   const TokenText text = answer_token_text(tok);
-  // Candidate c's answer "c+1</answer>" as tokens: the same for every example, encoded once.
-  std::vector<std::vector<int64_t>> answers;
+  const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
   std::vector<Example> examples;
-  std::vector<GenerationRequest> requests;  // the examples' encoded prompts
+  std::vector<std::vector<std::vector<int64_t>>> answers;  // [example][candidate] answer ids
+  std::vector<GenerationRequest> reason;                   // reasoning-form prompts, constrained
+  std::vector<std::vector<int64_t>> direct;                // direct-form prompts + "<answer>"
   auto flush = [&] {
     if (examples.empty()) return;
-    GenerationStats stats;
-    const std::vector<Generation> out = generate(model, requests, o, text, 0, &stats);
-    r.generated_tokens += stats.generated_tokens;
-    for (size_t i = 0; i < examples.size(); ++i) {
-      const Example& e = examples[i];
-      const int32_t choice = parse_answer(answer_completion(out[i]), e, reader.catalog());
-      r.valid += choice >= 0;
-      r.generation.add_choice(choice, e.target_index);
-      // Likelihood: the prompt, the model's reasoning, then each candidate's answer (prompt and completion
-      // encoded apart, as in training).
-      std::string reasoning = out[i].text.substr(0, out[i].text.find(kAnswerOpen));
-      if (reasoning.find("<think>") == std::string::npos) reasoning = "<think>\n" + reasoning;
-      if (reasoning.find("</think>") == std::string::npos) reasoning += "\n</think>";
-      std::vector<int64_t> prefix = requests[i].prompt;
-      for (TokenId t : tok.encode(reasoning + kAnswerOpen)) prefix.push_back(t);
-      while (answers.size() < e.candidates.size()) {
-        const auto ids = tok.encode(std::to_string(answers.size() + 1) + kAnswerClose);
-        answers.emplace_back(ids.begin(), ids.end());
+    const size_t n = examples.size();
+    std::vector<int32_t> choice(n, -1);
+    // Generation with the constrained answer span; completions without "<answer>" get it appended.
+    if (opt.max_new_tokens > 0) {
+      GenerationStats stats;
+      const std::vector<Generation> out = generate(model, reason, greedy, text, 0, &stats);
+      r.generated_tokens += stats.generated_tokens;
+      std::vector<GenerationRequest> forced;
+      std::vector<size_t> forced_of;
+      for (size_t i = 0; i < n; ++i) {
+        const Generation& g = out[i];
+        if (g.finish == FinishReason::kAnswer) {
+          choice[i] = parse_answer(g.text, examples[i], catalog);
+          r.valid += g.constrained_steps > 0 && g.unconstrained_agreed == g.constrained_steps;
+          continue;
+        }
+        std::vector<int64_t> p = reason[i].prompt;
+        for (size_t t = 0; t < g.tokens.size(); ++t) {
+          if (g.finish == FinishReason::kStopToken && t + 1 == g.tokens.size()) break;  // drop the end of turn
+          p.push_back(g.tokens[t]);
+        }
+        p.insert(p.end(), answer_open.begin(), answer_open.end());
+        forced.push_back({std::move(p), 0, answer_constraint(answers[i], /*immediate=*/true)});
+        forced_of.push_back(i);
       }
-      const std::vector<std::vector<int64_t>> mine(answers.begin(),
-                                                   answers.begin() + static_cast<int64_t>(e.candidates.size()));
-      r.likelihood.add(score_continuations(model, prefix, mine), e.target_index);
-      ++r.examples;
+      r.forced += static_cast<int64_t>(forced.size());
+      if (!forced.empty()) {
+        const std::vector<Generation> f = generate(model, forced, one, text);
+        for (size_t k = 0; k < forced.size(); ++k)
+          choice[forced_of[k]] = parse_answer(kAnswerOpen + f[k].text, examples[forced_of[k]], catalog);
+      }
+      for (size_t i = 0; i < n; ++i) r.generation.add_choice(choice[i], examples[i].target_index);
     }
+    // Likelihood of each candidate's answer after the direct-form prompt.
+    bool batched = true;
+    for (const auto& a : answers) batched = batched && distinct_first_tokens(a);
+    std::vector<std::vector<double>> scores;
+    if (batched) {
+      scores = first_token_scores(model, direct, answers);
+    } else {
+      for (size_t i = 0; i < n; ++i) scores.push_back(score_continuations(model, direct[i], answers[i]));
+    }
+    for (size_t i = 0; i < n; ++i) r.likelihood.add(scores[i], examples[i].target_index);
+    r.examples += static_cast<int64_t>(n);
     examples.clear();
-    requests.clear();
+    answers.clear();
+    reason.clear();
+    direct.clear();
   };
   Example e;
   ChainBuffer chains;
   while (reader.next(&e, &chains)) {
-    const auto ids = tok.encode(render_chat_prompt(e, chains, 0, chains.size(), reader.catalog()));
-    requests.push_back({std::vector<int64_t>(ids.begin(), ids.end()), 0, nullptr});
+    answers.push_back(candidate_answer_ids(tok, e, catalog, format));
+    reason.push_back(
+        {ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kReason)), 0,
+         answer_constraint(answers.back())});
+    direct.push_back(
+        ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kDirect)));
+    direct.back().insert(direct.back().end(), answer_open.begin(), answer_open.end());
     examples.push_back(e);
     chains.clear();
-    if (static_cast<int64_t>(examples.size()) >= batch_size) flush();
+    if (static_cast<int64_t>(examples.size()) >= opt.batch_size) flush();
   }
   flush();
   r.likelihood = sum_over_ranks(r.likelihood, col);
   r.generation = sum_over_ranks(r.generation, col);
-  double counts[3] = {static_cast<double>(r.examples), static_cast<double>(r.valid),
+  double counts[4] = {static_cast<double>(r.examples), static_cast<double>(r.valid), static_cast<double>(r.forced),
                       static_cast<double>(r.generated_tokens)};
-  col.sum_doubles(counts, 3);
+  col.sum_doubles(counts, 4);
   r.examples = static_cast<int64_t>(counts[0]);
   r.valid = static_cast<int64_t>(counts[1]);
-  r.generated_tokens = static_cast<int64_t>(counts[2]);
+  r.forced = static_cast<int64_t>(counts[2]);
+  r.generated_tokens = static_cast<int64_t>(counts[3]);
   if (r.examples == 0) throw DataError("eval: the split has no example to evaluate (every rank's share was empty)");
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

@@ -1,13 +1,18 @@
 // Evaluation of the language model on the stored candidate lists (docs/design.md §6).
 //
-// For each example of the split (this rank's share): the chat prompt (trainers/task.h) is completed greedily
-// (eval.max_new_tokens; stops at </answer> or the end-of-turn token) and
-//   generation: the answer the completion names (parse_answer) is the model's choice — HR@1 by generation; a
-//               completion that names no candidate is invalid and a miss (valid-answer rate);
-//   likelihood: the model's own reasoning, cut before "<answer>" (opened with "<think>\n" and closed with
-//               "\n</think>" where the model did not write them; empty when max_new_tokens is 0), is followed by each
-//               candidate's answer "N</answer>" after "<answer>"; the candidates are ranked by log p(answer | prompt,
-//               reasoning) (score_continuations: one prefill per example) — HR@k / NDCG@k for eval.ks.
+// For each example of the split (this rank's share):
+//   generation: the reasoning-form chat prompt (trainers/task.h) is completed greedily (max_new_tokens) with
+//               the answer span constrained to the candidates: once the model writes "<answer>", only a
+//               candidate's answer label + "</answer>" can follow (trainers/answering.h answer_constraint). A
+//               completion that ends without "<answer>" (stop token or length) gets "<answer>" appended and its
+//               constrained greedy choice. The choice gives HR@1 by generation. `valid` counts the completions
+//               that wrote "<answer>" on their own and whose unconstrained arg-max at every answer step was an
+//               allowed token: the valid-answer rate without the constraint's help.
+//   likelihood: the direct-form prompt (answer only, no reasoning: trainers/task.h PromptForm::kDirect) followed
+//               by "<answer>"; the candidates are ranked by log p(answer label | prompt) (one batched forward when
+//               every label starts with its own token, else score_continuations per example). It conditions on
+//               no text that names a candidate, so it is a ranking of its own, not the generation's choice
+//               again. The model learns the direct form from the task.direct_share traces.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +22,7 @@
 #include "sampler/shard_reader.h"
 #include "trainers/metrics.h"
 #include "trainers/recommender.h"
+#include "trainers/task.h"
 
 namespace r2rec {
 
@@ -24,15 +30,21 @@ struct LmEvalResult {
   RankingMetrics likelihood{{1}};
   RankingMetrics generation{{1}};
   int64_t examples = 0;
-  int64_t valid = 0;  // completions naming a candidate
+  int64_t valid = 0;   // see above
+  int64_t forced = 0;  // completions that needed "<answer>" appended
   int64_t generated_tokens = 0;
   double seconds = 0;
 };
 
-// Evaluates the model on every record `reader` yields (its rank share; ReaderOptions::limit caps the split), in
-// generation batches of `batch_size`, and sums the result over ranks.
+struct LmEvalOptions {
+  std::vector<int64_t> ks = {1, 3, 5, 10};
+  int64_t max_new_tokens = 256;  // 0: no generation (likelihood only)
+  int64_t batch_size = 64;       // prompts per generation batch
+};
+
+// Evaluates the model on every record `reader` yields (its rank share; ReaderOptions::limit caps the split) and
+// sums the result over ranks.
 LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tokenizer, ShardReader& reader,
-                         const std::vector<int64_t>& ks, int64_t max_new_tokens, int64_t batch_size,
-                         const Collectives& collectives);
+                         const TaskFormat& format, const LmEvalOptions& options, const Collectives& collectives);
 
 }  // namespace r2rec

@@ -1,17 +1,11 @@
-// Supervised fine-tuning on the annotated traces (docs/design.md §1-2), data-parallel over the job's ranks.
+// Supervised fine-tuning on the annotated traces (docs/design.md §1-2), data-parallel over the job's ranks
+// through the shared next-token loop (trainers/lm_trainer.h).
 //
 // Each trace becomes prompt ids + completion ids + the end-of-turn token (<|im_end|>, else <|endoftext|>); the
-// loss is the cross-entropy of the completion tokens (and the end of turn) only. Sequences longer than
-// sft.max_seq_len are left out and counted.
-//
-// One optimizer step = sft.batch_size sequences (global): each epoch the kept traces are shuffled with a seeded
-// stream (core/rng.h, Stream::kSftOrder), cut into global batches (a last partial batch is dropped), and rank r
-// of W takes the r-th W-th of each batch, in micro-batches of sft.micro_batch_size (gradient accumulation). The
-// loss is the sum of token losses over the GLOBAL batch divided by its completion-token count (one all-reduce of
-// the count per step), and gradients are summed over ranks, so W ranks take exactly the step one process would
-// take on the whole batch (up to float summation order). Then clip (sft.grad_clip), AdamW (sft.learning_rate,
-// sft.weight_decay, betas 0.9/0.95), learning rate linear warm-up over sft.warmup_steps then cosine decay to
-// 10% of the peak at the last step (sft.max_steps, when set, ends training early and is the last step).
+// loss is the cross-entropy of the completion tokens (and the end of turn) only, the answer label's tokens
+// weighted by sft.answer_weight (loss = weighted sum / total weight of the global batch). Sequences longer than
+// sft.max_seq_len are left out and counted. Steps: sft.epochs passes over the traces, or sft.max_steps when
+// that is smaller; batches, learning-rate schedule and loss normalisation as in train_lm.
 #pragma once
 
 #include <functional>

@@ -1,8 +1,10 @@
 #include "trainers/task.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "core/tokenizer/tokenizer.h"
+#include "sampler/chain_vote.h"
 
 namespace r2rec {
 
@@ -14,23 +16,32 @@ const char* const kAnswerClose = "</answer>";
 
 namespace {
 
-std::string item_name(const Catalog& catalog, int32_t item) {
+std::string title_of(const Catalog& catalog, int32_t item) {
   const std::string& title = catalog.item_titles[item];
   return title.empty() ? "item " + catalog.item_tokens[item] : title;
 }
 
-std::string node_name(const Catalog& catalog, const ChainBuffer& chains, int64_t n, int32_t u0) {
-  const int32_t id = chains.nodes[n];
-  if (static_cast<NodeType>(chains.types[n]) == NodeType::kItem) return item_name(catalog, id);
-  return id == u0 ? "U" : "user " + catalog.user_tokens[id];
+// An item inside running text (history of the token form, chains, thoughts, votes).
+std::string item_name(const Catalog& catalog, int32_t item, const TaskFormat& f) {
+  switch (f.items) {
+    case ItemText::kToken:
+      return item_token(catalog, item);
+    case ItemText::kTitle:
+      return title_of(catalog, item);
+    case ItemText::kTokenTitle:
+      return item_token(catalog, item) + " " + title_of(catalog, item);
+  }
+  return "";
 }
 
-bool reaches(const ChainBuffer& chains, int64_t c, int32_t item) {
-  for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
-    if (static_cast<NodeType>(chains.types[n]) == NodeType::kItem && chains.nodes[n] == item) return true;
-  }
-  return false;
+std::string node_name(const Catalog& catalog, const ChainBuffer& chains, int64_t n, int32_t u0, const TaskFormat& f) {
+  const int32_t id = chains.nodes[n];
+  if (static_cast<NodeType>(chains.types[n]) == NodeType::kItem) return item_name(catalog, id, f);
+  if (id == u0) return "U";
+  return f.user_tokens ? user_token(catalog, id) : "user " + catalog.user_tokens[id];
 }
+
+bool is_item(const ChainBuffer& chains, int64_t n) { return static_cast<NodeType>(chains.types[n]) == NodeType::kItem; }
 
 int32_t candidate_index_of(const Example& example, int32_t item) {
   const auto it = std::find(example.candidates.begin(), example.candidates.end(), item);
@@ -39,76 +50,155 @@ int32_t candidate_index_of(const Example& example, int32_t item) {
 
 }  // namespace
 
+TaskFormat task_format(const Config& config) {
+  TaskFormat f;
+  const std::string& t = config.task.item_text;
+  if (t == "token") {
+    f.items = ItemText::kToken;
+  } else if (t == "title") {
+    f.items = ItemText::kTitle;
+  } else if (t == "token+title") {
+    f.items = ItemText::kTokenTitle;
+  } else {  // auto
+    f.items = config.model.path.empty() ? ItemText::kToken : ItemText::kTokenTitle;
+  }
+  f.user_tokens = config.task.user_tokens;
+  f.cited_chains = config.task.cited_chains;
+  return f;
+}
+
+std::string item_token(const Catalog& catalog, int32_t item) { return "<item_" + catalog.item_tokens[item] + ">"; }
+std::string user_token(const Catalog& catalog, int32_t user) { return "<user_" + catalog.user_tokens[user] + ">"; }
+
+std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat& format) {
+  std::vector<std::string> out;
+  if (format.item_tokens()) {
+    for (int32_t i = 0; i < catalog.num_items(); ++i) out.push_back(item_token(catalog, i));
+  }
+  if (format.user_tokens) {
+    for (int32_t u = 0; u < catalog.num_users(); ++u) out.push_back(user_token(catalog, u));
+  }
+  return out;
+}
+
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
-                          const Catalog& catalog) {
-  std::string s = "The user's history, oldest first:\n";
-  for (int32_t item : example.history) s += "- " + item_name(catalog, item) + "\n";
-  s += "Interaction chains (U = the user; user N = another user):\n";
+                          const Catalog& catalog, const TaskFormat& f, PromptForm form) {
+  std::string s;
+  if (f.titles()) {
+    s = "History (oldest first):\n";
+    for (int32_t item : example.history) s += "- " + item_name(catalog, item, f) + "\n";
+  } else {
+    s = "History (oldest first): ";
+    for (int32_t item : example.history) s += item_token(catalog, item);
+    s += "\n";
+  }
+  s += "Chains (U is this user):\n";
   if (count == 0) s += "(none)\n";
   for (int64_t k = 0; k < count; ++k) {
     const int64_t c = first + k;
-    s += "Chain " + std::to_string(k + 1) + ": ";
+    s += std::to_string(k + 1) + ". ";
     for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
       if (n > chains.offsets[c]) s += " -> ";
-      s += node_name(catalog, chains, n, example.user);
+      s += node_name(catalog, chains, n, example.user, f);
     }
     s += "\n";
   }
-  s += "Candidates:\n";
-  for (size_t i = 0; i < example.candidates.size(); ++i) {
-    s += "[" + std::to_string(i + 1) + "] " + item_name(catalog, example.candidates[i]) + "\n";
+  if (f.titles()) {
+    s += "Candidates:\n";
+    for (size_t i = 0; i < example.candidates.size(); ++i) {
+      s += "[" + std::to_string(i + 1) + "] " + item_name(catalog, example.candidates[i], f) + "\n";
+    }
+  } else {
+    s += "Candidates: ";
+    for (int32_t c : example.candidates) s += item_token(catalog, c);
+    s += "\n";
   }
-  s += "Reason over the chains step by step inside <think></think>, then give the number of the best candidate "
-       "inside <answer></answer>.";
+  s += form == PromptForm::kReason ? "Think over the chains step by step, then answer with one candidate."
+                                   : "Answer with one candidate.";
   return s;
 }
 
 std::string render_chat_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
-                               const Catalog& catalog) {
-  return render_chatml({{"system", kTaskSystemPrompt}, {"user", render_prompt(example, chains, first, count, catalog)}},
-                       /*add_generation_prompt=*/true);
+                               const Catalog& catalog, const TaskFormat& format, PromptForm form) {
+  return render_chatml(
+      {{"system", kTaskSystemPrompt}, {"user", render_prompt(example, chains, first, count, catalog, format, form)}},
+      /*add_generation_prompt=*/true);
 }
 
-std::string answer_text(int32_t candidate_index) {
-  return std::string(kAnswerOpen) + std::to_string(candidate_index + 1) + kAnswerClose;
+ChainEvidence chain_evidence(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                             int64_t cited_chains) {
+  ChainEvidence ev;
+  ev.votes = chain_votes(example, chains, first, count);
+  const int64_t C = static_cast<int64_t>(example.candidates.size());
+  for (int32_t i = 0; i < C; ++i)
+    if (ev.votes[static_cast<size_t>(i)] > 0) ev.order.push_back(i);
+  std::stable_sort(ev.order.begin(), ev.order.end(), [&](int32_t a, int32_t b) {
+    return ev.votes[static_cast<size_t>(a)] > ev.votes[static_cast<size_t>(b)];
+  });
+  // For the candidates in vote order, the first prompt chain reaching each.
+  for (int32_t ci : ev.order) {
+    if (static_cast<int64_t>(ev.cited.size()) >= cited_chains) break;
+    for (int64_t k = 0; k < count; ++k) {
+      bool reaches = false;
+      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1] && !reaches; ++n)
+        reaches = is_item(chains, n) && chains.nodes[n] == example.candidates[static_cast<size_t>(ci)];
+      if (!reaches) continue;
+      if (std::find(ev.cited.begin(), ev.cited.end(), k) == ev.cited.end()) ev.cited.push_back(k);
+      break;
+    }
+  }
+  return ev;
+}
+
+std::string answer_label(const Example& example, int32_t candidate_index, const Catalog& catalog,
+                         const TaskFormat& format) {
+  return format.item_tokens() ? item_token(catalog, example.candidates[static_cast<size_t>(candidate_index)])
+                              : std::to_string(candidate_index + 1);
+}
+
+std::string answer_text(const Example& example, int32_t candidate_index, const Catalog& catalog,
+                        const TaskFormat& format) {
+  return std::string(kAnswerOpen) + answer_label(example, candidate_index, catalog, format) + kAnswerClose;
 }
 
 Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
-                     const Catalog& catalog) {
+                     const Catalog& catalog, const TaskFormat& f) {
+  const ChainEvidence ev = chain_evidence(example, chains, first, count, f.cited_chains);
   Trace trace;
+  trace.reaching = ev.votes[static_cast<size_t>(example.target_index)];
+  trace.target_top = trace.reaching > 0 && trace.reaching == ev.votes[static_cast<size_t>(ev.order.front())];
   std::string s = "<think>\n";
-  for (int64_t k = 0; k < count; ++k) {
+  for (int64_t k : ev.cited) {
     const int64_t c = first + k;
-    if (!reaches(chains, c, example.target)) continue;
-    ++trace.reaching;
-    const std::string chain = "Chain " + std::to_string(k + 1) + ", step ";
-    for (int64_t n = chains.offsets[c] + 1, step = 1; n < chains.offsets[c + 1]; ++n, ++step) {
-      // Step `step` names only nodes 0..step of the chain: the hop (n-1 -> n).
-      const std::string from = node_name(catalog, chains, n - 1, example.user);
-      const std::string to = node_name(catalog, chains, n, example.user);
-      s += chain + std::to_string(step) + ": ";
-      if (static_cast<NodeType>(chains.types[n]) == NodeType::kItem) {
-        s += from + " interacted with " + to;
-        const int32_t ci = candidate_index_of(example, chains.nodes[n]);
-        if (ci >= 0) s += ", which is candidate [" + std::to_string(ci + 1) + "]";
-        s += ".\n";
+    s += "Chain " + std::to_string(k + 1) + ":";
+    // Thought `hop` names only nodes hop-1 and hop of the chain.
+    for (int64_t n = chains.offsets[c] + 1; n < chains.offsets[c + 1]; ++n) {
+      const std::string from = node_name(catalog, chains, n - 1, example.user, f);
+      const std::string to = node_name(catalog, chains, n, example.user, f);
+      if (is_item(chains, n)) {
+        if (chains.nodes[n - 1] == example.user) {
+          s += " U liked " + to + ".";
+        } else {
+          s += " " + from + " liked " + to;
+          s += candidate_index_of(example, chains.nodes[n]) >= 0 ? ", a candidate." : ".";
+        }
       } else if (chains.nodes[n] == example.user) {
-        s += "U also interacted with " + from + ", which closes the loop: U and the previous user share items.\n";
+        s += " U liked " + from + " too.";
       } else {
-        s += to + " also interacted with " + from + ", so " + to + " shares the user's taste.\n";
+        s += " " + to + " also liked " + from + ".";
       }
     }
+    s += "\n";
   }
-  const std::string target =
-      "candidate [" + std::to_string(example.target_index + 1) + "] " + item_name(catalog, example.target);
-  if (trace.reaching > 0) {
-    s += "Conclusion: " + target + " is reached by " + std::to_string(trace.reaching) + " of " + std::to_string(count) +
-         " chains.\n";
-  } else {
-    s += "Conclusion: no chain reaches a candidate clearly, so the evidence is weak; from the history, " + target +
-         " fits best.\n";
+  s += "Votes:";
+  if (ev.order.empty()) s += " none";
+  for (size_t i = 0; i < ev.order.size(); ++i) {
+    const int32_t ci = ev.order[i];
+    s += (i ? ", " : " ") + (f.item_tokens() ? item_token(catalog, example.candidates[static_cast<size_t>(ci)])
+                                             : "[" + std::to_string(ci + 1) + "]");
+    s += " " + std::to_string(ev.votes[static_cast<size_t>(ci)]);
   }
-  s += "</think>" + answer_text(example.target_index);
+  s += ".\n</think>" + answer_text(example, example.target_index, catalog, f);
   trace.text = std::move(s);
   return trace;
 }
@@ -139,7 +229,8 @@ int32_t parse_answer(const std::string& completion, const Example& example, cons
     return n >= 1 && n <= static_cast<int64_t>(example.candidates.size()) ? static_cast<int32_t>(n - 1) : -1;
   }
   for (size_t i = 0; i < example.candidates.size(); ++i) {
-    if (item_name(catalog, example.candidates[i]) == a) return static_cast<int32_t>(i);
+    const int32_t item = example.candidates[i];
+    if (item_token(catalog, item) == a || title_of(catalog, item) == a) return static_cast<int32_t>(i);
   }
   return -1;
 }

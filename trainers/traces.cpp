@@ -47,6 +47,8 @@ void write_traces(const std::string& path, const TraceSet& t, int compression) {
     f.set_attr("split", t.split);
     f.write("example_id", t.example_id, compression);
     f.write("reaching", t.reaching, compression);
+    f.write("target_top", t.target_top, compression);
+    f.write("direct", t.direct, compression);
     std::vector<int64_t> offsets;
     std::vector<uint8_t> bytes;
     pack(t.prompts, &offsets, &bytes);
@@ -77,9 +79,15 @@ TraceSet read_traces(const std::string& path) {
   t.split = f.attr_string("split");
   t.example_id = f.read<int64_t>("example_id");
   t.reaching = f.read<int32_t>("reaching");
-  if (t.reaching.size() != t.example_id.size())
-    throw DataError(path + ": reaching: " + std::to_string(t.reaching.size()) + " rows, example_id has " +
-                    std::to_string(t.example_id.size()));
+  t.target_top = f.read<int8_t>("target_top");
+  t.direct = f.read<int8_t>("direct");
+  for (const auto& [name, rows] : {std::pair<const char*, size_t>{"reaching", t.reaching.size()},
+                                   {"target_top", t.target_top.size()},
+                                   {"direct", t.direct.size()}}) {
+    if (rows != t.example_id.size())
+      throw DataError(path + ": " + name + ": " + std::to_string(rows) + " rows, example_id has " +
+                      std::to_string(t.example_id.size()));
+  }
   t.prompts =
       unpack(path, "prompt", f.read<int64_t>("prompt_offsets"), f.read<uint8_t>("prompt_bytes"), t.example_id.size());
   t.completions = unpack(path, "completion", f.read<int64_t>("completion_offsets"), f.read<uint8_t>("completion_bytes"),

@@ -262,6 +262,12 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       if (token < 0) {  // cannot happen: tries are checked against the vocabulary above
         throw std::logic_error("generate: no token to choose from");
       }
+      if (allowed != nullptr) {  // would the model have chosen an allowed token on its own?
+        const float* row_logits = lg + i * V;
+        const int64_t free_choice = std::max_element(row_logits, row_logits + V) - row_logits;
+        ++g.constrained_steps;
+        g.unconstrained_agreed += std::binary_search(allowed->begin(), allowed->end(), free_choice);
+      }
       g.tokens.push_back(token);
       g.logprobs.push_back(lp[i * V + token]);
       ++stats.generated_tokens;

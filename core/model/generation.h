@@ -83,6 +83,8 @@ struct Generation {
   std::vector<float> logprobs;  // one per token
   std::string text;             // decoded completion (when a token_text function was given)
   FinishReason finish = FinishReason::kLength;
+  int64_t constrained_steps = 0;     // tokens chosen inside the answer span (under the constraint)
+  int64_t unconstrained_agreed = 0;  // of those, the steps where the model's own arg-max was an allowed token
 };
 
 // The bytes of one token (Tokenizer::decode of one id); needed for stop strings and constraints.

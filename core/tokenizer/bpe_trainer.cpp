@@ -1,9 +1,13 @@
 #include "core/tokenizer/bpe_trainer.h"
 
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <map>
 #include <queue>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/tokenizer/bpe_byte_level.h"
@@ -28,17 +32,33 @@ struct Word {
 std::vector<Word> count_words(const std::vector<std::string>& texts, const BpeTrainerOptions& options) {
   const RegexSplitter splitter(options.pattern, "bpe trainer");
   std::unordered_map<std::string, int64_t> counts;
+  std::unordered_set<std::string_view> cut;          // special and plain tokens
+  std::array<std::vector<size_t>, 256> cut_lengths;  // their distinct lengths by first byte, longest first
+  for (const auto* list : {&options.special_tokens, &options.plain_tokens}) {
+    for (const std::string& s : *list) {
+      if (s.empty()) continue;
+      cut.insert(s);
+      cut_lengths[static_cast<uint8_t>(s[0])].push_back(s.size());
+    }
+  }
+  for (auto& lengths : cut_lengths) {
+    std::sort(lengths.begin(), lengths.end(), std::greater<size_t>());
+    lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
+  }
   auto add_segment = [&](std::string_view segment) {
     splitter.split(segment, [&](std::string_view piece) { ++counts[std::string(piece)]; });
   };
   for (const std::string& text : texts) {
     std::string_view rest(text);
-    for (;;) {  // cut out the earliest special token, repeatedly
+    for (;;) {  // cut out the earliest special or plain token, repeatedly (leftmost, then longest)
       size_t best = std::string_view::npos, length = 0;
-      for (const std::string& s : options.special_tokens) {
-        const size_t at = rest.find(s);
-        if (at < best || (at == best && at != std::string_view::npos && s.size() > length))
-          best = at, length = s.size();
+      for (size_t i = 0; i < rest.size() && best == std::string_view::npos; ++i) {
+        for (size_t n : cut_lengths[static_cast<uint8_t>(rest[i])]) {
+          if (i + n <= rest.size() && cut.count(rest.substr(i, n))) {
+            best = i, length = n;
+            break;
+          }
+        }
       }
       if (best == std::string_view::npos) break;
       add_segment(rest.substr(0, best));
@@ -168,8 +188,13 @@ TokenizerSpec train_bpe(const std::vector<std::string>& texts, const BpeTrainerO
   for (size_t id = 0; id < token_bytes.size(); ++id)
     spec.vocab.emplace_back(bytes_to_token_string(token_bytes[id]), static_cast<TokenId>(id));
   spec.merges = std::move(merges);
-  for (size_t i = 0; i < options.special_tokens.size(); ++i) {
-    spec.added_tokens.push_back({static_cast<TokenId>(token_bytes.size() + i), options.special_tokens[i], true});
+  std::unordered_set<std::string> seen;
+  for (const auto* list : {&options.special_tokens, &options.plain_tokens}) {
+    const bool special = list == &options.special_tokens;
+    for (const std::string& s : *list) {
+      if (!seen.insert(s).second) throw DataError("bpe trainer: added token \"" + s + "\" is listed twice");
+      spec.added_tokens.push_back({static_cast<TokenId>(token_bytes.size() + spec.added_tokens.size()), s, special});
+    }
   }
   return spec;
 }

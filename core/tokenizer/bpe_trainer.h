@@ -25,11 +25,15 @@ struct BpeTrainerOptions {
   // Added as special tokens after the BPE vocabulary, in this order.
   std::vector<std::string> special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>",
                                              "</think>",      "<answer>",     "</answer>"};
+  // Added as plain (non-special) added tokens after the special tokens, in this order, on top of vocab_size:
+  // r2rec's item and user identity tokens (<item_50>). Cut out of the texts like the special tokens.
+  std::vector<std::string> plain_tokens;
   std::string pattern = kGpt2Pattern;  // pre-tokenizer regex, saved with the tokenizer
   int64_t min_frequency = 2;           // a pair seen fewer times is never merged (>= 1)
 };
 
-// Throws ConfigError("tokenizer.vocab_size: ...") when vocab_size is too small for the bytes + specials.
+// Throws ConfigError("tokenizer.vocab_size: ...") when vocab_size is too small for the bytes + specials, and
+// DataError when a plain token repeats a special token or another plain token.
 TokenizerSpec train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptions& options = {});
 
 }  // namespace r2rec

@@ -6,8 +6,10 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <queue>
+#include <string_view>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -54,9 +56,13 @@ struct Tokenizer::Impl {
   std::unordered_map<std::string, TokenId> vocab_ids;  // raw bytes -> id
   std::unordered_map<std::string, TokenId> added_ids;  // content -> id
   std::array<TokenId, 256> byte_ids{};
-  std::unordered_map<uint64_t, Merge> merges;                // (left id, right id) -> rank, merged id
-  std::array<std::vector<size_t>, 256> added_by_first_byte;  // indices into spec.added_tokens, longest first
-  std::unique_ptr<RegexSplitter> splitter;                   // null: each segment is one piece
+  std::unordered_map<uint64_t, Merge> merges;  // (left id, right id) -> rank, merged id
+  // Added-token matching: the distinct lengths of the added tokens starting with each byte (longest first) and
+  // content -> index into spec.added_tokens (the first token of a content wins), so a position costs one hash
+  // lookup per distinct length, not one comparison per token (r2rec's item tokens: thousands share '<').
+  std::array<std::vector<size_t>, 256> added_lengths_by_first_byte;
+  std::unordered_map<std::string_view, size_t> added_index;
+  std::unique_ptr<RegexSplitter> splitter;  // null: each segment is one piece
 
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<TokenId>> cache;  // piece bytes -> ids
@@ -125,12 +131,12 @@ struct Tokenizer::Impl {
       if (t.content.empty()) throw DataError(source + ": added token " + std::to_string(t.id) + " has empty content");
       set_token(t.id, t.content, t.special ? Kind::kAddedSpecial : Kind::kAdded);
       added_ids[t.content] = t.id;
-      added_by_first_byte[static_cast<uint8_t>(t.content[0])].push_back(i);
+      added_index.emplace(std::string_view(t.content), i);
+      added_lengths_by_first_byte[static_cast<uint8_t>(t.content[0])].push_back(t.content.size());
     }
-    for (auto& bucket : added_by_first_byte) {
-      std::stable_sort(bucket.begin(), bucket.end(), [&](size_t x, size_t y) {
-        return spec.added_tokens[x].content.size() > spec.added_tokens[y].content.size();
-      });
+    for (auto& lengths : added_lengths_by_first_byte) {
+      std::sort(lengths.begin(), lengths.end(), std::greater<size_t>());
+      lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
     }
     if (!spec.pattern.empty()) splitter = std::make_unique<RegexSplitter>(spec.pattern, source);
   }
@@ -241,13 +247,15 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool parse_special
   for (size_t i = 0; i < text.size();) {
     const TokenId* found = nullptr;
     size_t length = 0;
-    for (size_t index : m.added_by_first_byte[static_cast<uint8_t>(text[i])]) {
-      const AddedToken& t = m.spec.added_tokens[index];
-      if ((parse_special || !t.special) && text.compare(i, t.content.size(), t.content) == 0) {
-        found = &t.id;
-        length = t.content.size();
-        break;  // candidates are longest first
-      }
+    for (size_t n : m.added_lengths_by_first_byte[static_cast<uint8_t>(text[i])]) {  // longest first
+      if (i + n > text.size()) continue;
+      const auto it = m.added_index.find(text.substr(i, n));
+      if (it == m.added_index.end()) continue;
+      const AddedToken& t = m.spec.added_tokens[it->second];
+      if (!parse_special && t.special) continue;
+      found = &t.id;
+      length = n;
+      break;
     }
     if (found == nullptr) {
       ++i;

@@ -128,18 +128,26 @@ TEST(Baseline, DamagedShardIsOneLine) {
   expect_clean_failure(r, "shard-00001-of-00004.h5");
 }
 
-// `r2rec run` end to end with a small model and a 6-step SFT (the full default run takes ~20 min on 2 cores).
+// `r2rec run` end to end with a small model: 10 pretraining steps, a 6-step SFT, 2 GRPO steps, eval of the three
+// checkpoints (the full default run is README command 1).
 TEST(Run, PreparesTrainsAndScoresEverything) {
   TempDir run;
-  const std::vector<std::string> small = {
-      "tokenizer.vocab_size=512", "model.hidden_size=32",       "model.num_layers=1",   "model.num_heads=2",
-      "model.num_kv_heads=1",     "model.intermediate_size=64", "sft.batch_size=8",     "sft.micro_batch_size=4",
-      "sft.max_steps=6",          "eval.max_new_tokens=40",     "distributed.threads=1"};
+  const std::vector<std::string> small = {"tokenizer.vocab_size=512", "model.hidden_size=32",
+                                          "model.num_layers=1",       "model.num_heads=2",
+                                          "model.num_kv_heads=1",     "model.intermediate_size=64",
+                                          "sft.batch_size=8",         "sft.micro_batch_size=4",
+                                          "sft.max_steps=6",          "eval.max_new_tokens=40",
+                                          "distributed.threads=1",    "pretrain.steps=10",
+                                          "pretrain.batch_size=8",    "pretrain.micro_batch_size=4",
+                                          "pretrain.seq_len=64",      "rl.steps=2",
+                                          "rl.prompts_per_step=2",    "rl.group_size=4",
+                                          "rl.max_new_tokens=24",     "sampler.chains_per_example=8"};
   const CommandResult r = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = nlohmann::json::parse(read_file(run.file("report.json")));
   const auto& methods = report["splits"]["test"]["methods"];
-  for (const char* m : {"random", "popularity", "chainvote", "llm-sft", "llm-sft-gen"})
+  for (const char* m : {"random", "popularity", "chainvote", "llm-base", "llm-base-gen", "llm-sft", "llm-sft-gen",
+                        "llm-rl", "llm-rl-gen"})
     EXPECT_TRUE(methods.contains(m)) << m;
   EXPECT_EQ(methods["popularity"]["examples"], 943);
   EXPECT_EQ(methods["llm-sft"]["examples"], 943);
@@ -153,10 +161,14 @@ TEST(Run, PreparesTrainsAndScoresEverything) {
   // A second run redoes nothing but the scoring.
   const CommandResult again = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  for (const char* stage : {"prepare:", "annotate:", "sft:"}) {
+  for (const char* stage : {"prepare:", "annotate:", "pretrain:", "sft:", "rl:"}) {
     EXPECT_NE(again.out.find(std::string(stage) + " "), std::string::npos) << stage;
   }
-  EXPECT_NE(again.out.find("sft: " + run.file("sft/model") + " is up to date"), std::string::npos) << again.out;
+  for (const char* stage : {"pretrain", "sft", "rl"}) {
+    EXPECT_NE(again.out.find(std::string(stage) + ": " + run.file(std::string(stage) + "/model") + " is up to date"),
+              std::string::npos)
+        << again.out;
+  }
 }
 
 }  // namespace

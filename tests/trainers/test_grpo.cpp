@@ -44,10 +44,10 @@ TEST(Grpo, RewardedAnswerBecomesLikely) {
     auto dst = reference->named_parameters();
     for (size_t i = 0; i < src.size(); ++i) dst[i].value().copy_(src[i].value());
   }
-  std::vector<std::vector<int64_t>> prompts;
+  std::vector<RlPrompt> prompts;
   for (int k = 0; k < 4; ++k) {
     const auto ids = tok.encode(traces.prompts[k]);
-    prompts.emplace_back(ids.begin(), ids.end());
+    prompts.push_back({{ids.begin(), ids.end()}, nullptr});
   }
   const RewardFn reward = [](int64_t prompt, const std::string& completion) {
     Reward r;

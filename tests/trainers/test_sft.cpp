@@ -73,6 +73,7 @@ TEST(Sft, LossCoversOnlyTheCompletionAndTheEndOfTurn) {
   Config c = tiny_config();
   c.sft.batch_size = 16;  // one step sees every trace
   c.sft.max_steps = 1;
+  c.sft.answer_weight = 1.0;  // the plain mean (the weighted one: the next test)
   const TraceSet traces = synthetic(16);
   const Tokenizer tok = tokenizer_for(traces);
   Transformer initial = build_model(c, tok.vocab_size());
@@ -96,6 +97,50 @@ TEST(Sft, LossCoversOnlyTheCompletionAndTheEndOfTurn) {
   const SftResult r = train_sft(*model, c, traces, tok, Collectives::single());
   ASSERT_EQ(r.losses.size(), 1u);
   EXPECT_NEAR(r.losses[0], expected, 1e-5 * expected);
+}
+
+// With sft.answer_weight w the first-step loss is the weighted mean: the answer label's tokens (between
+// <answer> and </answer>) weigh w, every other completion token and the end of turn 1.
+TEST(Sft, AnswerTokensWeighAnswerWeight) {
+  Config c = tiny_config();
+  c.sft.batch_size = 16;
+  c.sft.max_steps = 1;
+  c.sft.answer_weight = 3.0;
+  const TraceSet traces = synthetic(16);
+  const Tokenizer tok = tokenizer_for(traces);
+  Transformer initial = build_model(c, tok.vocab_size());
+  const int64_t eot = *tok.token_id("<|im_end|>"), open = *tok.token_id("<answer>"), close = *tok.token_id("</answer>");
+  std::vector<std::vector<int64_t>> prompts, completions;
+  for (int i = 0; i < traces.size(); ++i) {
+    const auto p = tok.encode(traces.prompts[i]), q = tok.encode(traces.completions[i]);
+    prompts.emplace_back(p.begin(), p.end());
+    completions.emplace_back(q.begin(), q.end());
+    completions.back().push_back(eot);
+  }
+  double weighted = 0, total = 0;
+  int64_t answer_tokens = 0;
+  {
+    torch::NoGradGuard g;
+    initial->eval();
+    const torch::Tensor lp = completion_logprobs(*initial, prompts, completions);
+    for (size_t i = 0; i < completions.size(); ++i) {
+      bool inside = false;
+      for (size_t t = 0; t < completions[i].size(); ++t) {
+        const int64_t id = completions[i][t];
+        if (id == close) inside = false;
+        const double w = inside ? 3.0 : 1.0;
+        answer_tokens += inside;
+        weighted -= w * lp[static_cast<int64_t>(i)][static_cast<int64_t>(t)].item<double>();
+        total += w;
+        if (id == open) inside = true;
+      }
+    }
+  }
+  ASSERT_GE(answer_tokens, 16);
+  Transformer model = build_model(c, tok.vocab_size());
+  const SftResult r = train_sft(*model, c, traces, tok, Collectives::single());
+  ASSERT_EQ(r.losses.size(), 1u);
+  EXPECT_NEAR(r.losses[0], weighted / total, 1e-5 * weighted / total);
 }
 
 }  // namespace

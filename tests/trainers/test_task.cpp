@@ -1,6 +1,8 @@
-// The R2Rec task text on real ML-100K shards: prompts hold the history, chains and numbered candidates; the
-// template teacher's trace is progressive (step k names only nodes 0..k), grounded (cites only prompt chains that
-// reach the target) and parses back to the target; malformed answers parse to -1.
+// The R2Rec task text on real ML-100K shards (the default mix of closed, bridge and walk chains, so every chain
+// form is walked): prompts hold the history, chains and candidates in each item form; the template teacher's
+// trace is progressive (thought k names node k and no later node), grounded (its form is the same whichever
+// candidate is the target; its votes are the prompt's) and parses back to the target; malformed answers parse
+// to -1.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,7 +26,8 @@ struct Records {
 const Records& ml100k_records() {
   static const Records records = [] {
     static TempDir dir;
-    const Config config = load_config("", {"data.path=" + testing::data_dir() + "/ml-100k", "sampler.num_shards=2"});
+    const Config config = load_config(
+        "", {"data.path=" + testing::data_dir() + "/ml-100k", "sampler.num_shards=2", "sampler.chains_per_example=8"});
     prepare_in_process(config, dir.path());
     ReaderOptions o;
     o.dir = dir.path();
@@ -44,97 +47,162 @@ const Records& ml100k_records() {
   return records;
 }
 
-std::string name_of(const Records& r, const ChainBuffer& c, int64_t n, int32_t u0) {
+std::string name_of(const Records& r, const ChainBuffer& c, int64_t n, int32_t u0, const TaskFormat& f) {
   const int32_t id = c.nodes[n];
-  if (static_cast<NodeType>(c.types[n]) == NodeType::kItem) return r.catalog.item_titles[id];
-  return id == u0 ? "U" : "user " + r.catalog.user_tokens[id];
+  if (static_cast<NodeType>(c.types[n]) == NodeType::kItem) {
+    if (f.items == ItemText::kTitle) return r.catalog.item_titles[id];
+    if (f.items == ItemText::kToken) return item_token(r.catalog, id);
+    return item_token(r.catalog, id) + " " + r.catalog.item_titles[id];
+  }
+  if (id == u0) return "U";
+  return f.user_tokens ? user_token(r.catalog, id) : "user " + r.catalog.user_tokens[id];
 }
 
-TEST(Task, PromptHoldsHistoryChainsAndNumberedCandidates) {
+TaskFormat format_of(ItemText items, bool user_tokens) {
+  TaskFormat f;
+  f.items = items;
+  f.user_tokens = user_tokens;
+  return f;
+}
+
+TEST(Task, PromptHoldsHistoryChainsAndCandidatesInEveryItemForm) {
   const Records& r = ml100k_records();
   ASSERT_EQ(r.examples.size(), 4715u + 943 + 943);
   const Example& e = r.examples.back();
   const ChainBuffer& c = r.chains.back();
-  const std::string p = render_prompt(e, c, 0, c.size(), r.catalog);
-  for (int32_t item : e.history) EXPECT_NE(p.find("- " + r.catalog.item_titles[item] + "\n"), std::string::npos);
-  for (size_t i = 0; i < e.candidates.size(); ++i) {
-    EXPECT_NE(p.find("[" + std::to_string(i + 1) + "] " + r.catalog.item_titles[e.candidates[i]] + "\n"),
+  for (const TaskFormat f : {format_of(ItemText::kToken, true), format_of(ItemText::kTitle, false),
+                             format_of(ItemText::kTokenTitle, true)}) {
+    const std::string p = render_prompt(e, c, 0, c.size(), r.catalog, f);
+    if (f.items == ItemText::kToken) {
+      std::string history = "History (oldest first): ";
+      for (int32_t item : e.history) history += item_token(r.catalog, item);
+      EXPECT_NE(p.find(history + "\n"), std::string::npos) << p;
+      std::string candidates = "Candidates: ";
+      for (int32_t item : e.candidates) candidates += item_token(r.catalog, item);
+      EXPECT_NE(p.find(candidates + "\n"), std::string::npos) << p;
+    } else {
+      for (int32_t item : e.history) {
+        const std::string name = f.items == ItemText::kTitle
+                                     ? r.catalog.item_titles[item]
+                                     : item_token(r.catalog, item) + " " + r.catalog.item_titles[item];
+        EXPECT_NE(p.find("- " + name + "\n"), std::string::npos);
+      }
+      for (size_t i = 0; i < e.candidates.size(); ++i) {
+        const int32_t item = e.candidates[i];
+        const std::string name = f.items == ItemText::kTitle
+                                     ? r.catalog.item_titles[item]
+                                     : item_token(r.catalog, item) + " " + r.catalog.item_titles[item];
+        EXPECT_NE(p.find("[" + std::to_string(i + 1) + "] " + name + "\n"), std::string::npos);
+      }
+    }
+    for (int64_t k = 0; k < c.size(); ++k) {
+      std::string line = std::to_string(k + 1) + ". ";
+      for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
+        line += (n > c.offsets[k] ? " -> " : "") + name_of(r, c, n, e.user, f);
+      EXPECT_NE(p.find(line + "\n"), std::string::npos) << line;
+    }
+    EXPECT_NE(p.find("Think over the chains step by step"), std::string::npos);
+    EXPECT_NE(render_prompt(e, c, 0, c.size(), r.catalog, f, PromptForm::kDirect).find("\nAnswer with one candidate."),
               std::string::npos);
+    const std::string chat = render_chat_prompt(e, c, 0, c.size(), r.catalog, f);
+    EXPECT_EQ(chat.rfind("<|im_start|>system\n", 0), 0u);
+    EXPECT_EQ(chat.substr(chat.size() - 22), "<|im_start|>assistant\n");
+    std::printf("example prompt (test user %d):\n%s\n", e.user, p.c_str());
   }
-  for (int64_t k = 0; k < c.size(); ++k) {
-    std::string line = "Chain " + std::to_string(k + 1) + ": ";
-    for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
-      line += (n > c.offsets[k] ? " -> " : "") + name_of(r, c, n, e.user);
-    EXPECT_NE(p.find(line + "\n"), std::string::npos) << line;
-  }
-  const std::string chat = render_chat_prompt(e, c, 0, c.size(), r.catalog);
-  EXPECT_EQ(chat.rfind("<|im_start|>system\n", 0), 0u);
-  EXPECT_EQ(chat.substr(chat.size() - 22), "<|im_start|>assistant\n");
-  std::printf("example prompt (test user %d):\n%s\n", e.user, p.c_str());
 }
 
+// The grounding rule: a trace's form depends only on the prompt. Moving the target to another candidate (the
+// same prompt otherwise) changes nothing before the answer.
 TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
   const Records& r = ml100k_records();
-  int64_t reached = 0, train = 0;
+  const TaskFormat f = format_of(ItemText::kToken, true);
+  int64_t reached = 0, top = 0, train = 0;
   for (size_t x = 0; x < r.examples.size(); ++x) {
     const Example& e = r.examples[x];
     const ChainBuffer& c = r.chains[x];
-    const Trace t = template_trace(e, c, 0, c.size(), r.catalog);
+    const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
     ASSERT_EQ(parse_answer(t.text, e, r.catalog), e.target_index) << t.text;
-    int32_t reaching = 0;
-    for (int64_t k = 0; k < c.size(); ++k) {
-      bool hits = false;
-      for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n) {
-        hits = hits || (static_cast<NodeType>(c.types[n]) == NodeType::kItem && c.nodes[n] == e.target);
+    const size_t answer_at = t.text.find("</think><answer>");
+    ASSERT_NE(answer_at, std::string::npos);
+    Example moved = e;
+    moved.target_index = (e.target_index + 1) % static_cast<int32_t>(e.candidates.size());
+    moved.target = e.candidates[moved.target_index];
+    const Trace u = template_trace(moved, c, 0, c.size(), r.catalog, f);
+    ASSERT_EQ(u.text.substr(0, answer_at), t.text.substr(0, answer_at)) << "the form depends on the target";
+    // Votes: chains containing each candidate, as the trace says them.
+    const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
+    for (size_t ci = 0; ci < e.candidates.size(); ++ci) {
+      int32_t votes = 0;
+      for (int64_t k = 0; k < c.size(); ++k) {
+        bool hits = false;
+        for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
+          hits = hits || (static_cast<NodeType>(c.types[n]) == NodeType::kItem && c.nodes[n] == e.candidates[ci]);
+        votes += hits;
       }
-      reaching += hits;
-      const std::string prefix = "Chain " + std::to_string(k + 1) + ", step ";
-      // Grounded: only chains that reach the target are cited.
-      EXPECT_EQ(t.text.find(prefix) != std::string::npos, hits) << t.text;
-      if (!hits) continue;
-      // Progressive: step s names node s and node s-1, and no node after s (unless it has the same name).
+      ASSERT_EQ(ev.votes[ci], votes);
+      const std::string said = item_token(r.catalog, e.candidates[ci]) + " " + std::to_string(votes);
+      const std::string votes_line = t.text.substr(t.text.find("Votes:"));
+      EXPECT_EQ(votes_line.find(said) != std::string::npos, votes > 0) << votes_line;
+    }
+    EXPECT_EQ(t.reaching, ev.votes[e.target_index]);
+    // Cited chains: at most cited_chains, each reaching a candidate, walked hop by hop; thought k names node k
+    // and no later node of its chain.
+    ASSERT_LE(static_cast<int64_t>(ev.cited.size()), f.cited_chains);
+    for (int64_t k : ev.cited) {
+      const std::string prefix = "Chain " + std::to_string(k + 1) + ":";
+      const size_t at = t.text.find(prefix);
+      ASSERT_NE(at, std::string::npos) << t.text;
+      const std::string line = t.text.substr(at, t.text.find('\n', at) - at);
+      std::vector<std::string> thoughts;
+      for (size_t b = prefix.size(), dot; (dot = line.find('.', b)) != std::string::npos; b = dot + 1)
+        thoughts.push_back(line.substr(b, dot - b));
+      ASSERT_EQ(static_cast<int64_t>(thoughts.size()), c.length(k) - 1) << line;
       for (int64_t s = 1; s < c.length(k); ++s) {
-        const size_t at = t.text.find(prefix + std::to_string(s) + ": ");
-        ASSERT_NE(at, std::string::npos);
-        const std::string line = t.text.substr(at, t.text.find('\n', at) - at);
-        EXPECT_NE(line.find(name_of(r, c, c.offsets[k] + s, e.user)), std::string::npos) << line;
+        EXPECT_NE(thoughts[s - 1].find(name_of(r, c, c.offsets[k] + s, e.user, f)), std::string::npos) << line;
         for (int64_t later = s + 1; later < c.length(k); ++later) {
-          const std::string name = name_of(r, c, c.offsets[k] + later, e.user);
-          bool same_as_seen = false;
-          for (int64_t seen = 0; seen <= s; ++seen)
-            same_as_seen = same_as_seen || name == name_of(r, c, c.offsets[k] + seen, e.user);
-          if (!same_as_seen && name != "U") {
-            EXPECT_EQ(line.find(name), std::string::npos) << line << " names " << name;
-          }
+          const std::string name = name_of(r, c, c.offsets[k] + later, e.user, f);
+          bool seen = false;
+          for (int64_t earlier = 0; earlier <= s; ++earlier)
+            seen = seen || name == name_of(r, c, c.offsets[k] + earlier, e.user, f);
+          if (!seen && name != "U") EXPECT_EQ(thoughts[s - 1].find(name), std::string::npos) << line;
         }
       }
     }
-    EXPECT_EQ(t.reaching, reaching);
+    for (int64_t k = 0; k < c.size(); ++k) {
+      const bool cited = std::find(ev.cited.begin(), ev.cited.end(), k) != ev.cited.end();
+      EXPECT_EQ(t.text.find("Chain " + std::to_string(k + 1) + ":") != std::string::npos, cited);
+    }
     if (e.split == Split::kTrain) {
       ++train;
-      reached += reaching > 0;
+      reached += t.reaching > 0;
+      top += t.target_top;
     }
   }
-  std::printf("train examples whose prompt chains reach the target: %lld of %lld (%.1f%%)\n",
-              static_cast<long long>(reached), static_cast<long long>(train), 100.0 * reached / train);
+  std::printf("train examples whose prompt chains reach the target: %lld of %lld (%.1f%%), with the most votes: %lld\n",
+              static_cast<long long>(reached), static_cast<long long>(train), 100.0 * reached / train,
+              static_cast<long long>(top));
   EXPECT_GT(reached, 0);
-  EXPECT_LT(reached, train);  // some are weak-evidence traces
+  EXPECT_LT(reached, train);
 }
 
-TEST(Task, AnswersParseByNumberOrTitleAndMalformedOnesAreWrong) {
+TEST(Task, AnswersParseByItemTokenNumberOrTitleAndMalformedOnesAreWrong) {
   const Records& r = ml100k_records();
   const Example& e = r.examples.front();
   const std::string title = r.catalog.item_titles[e.candidates[4]];
+  const std::string token = item_token(r.catalog, e.candidates[4]);
   EXPECT_EQ(parse_answer("<think>x</think><answer>5</answer>", e, r.catalog), 4);
   EXPECT_EQ(parse_answer("<answer> [5] </answer>", e, r.catalog), 4);
   EXPECT_EQ(parse_answer("<answer>" + title + "</answer>", e, r.catalog), 4);
+  EXPECT_EQ(parse_answer("<answer>" + token + "</answer>", e, r.catalog), 4);
   EXPECT_EQ(parse_answer("<answer>20</answer>", e, r.catalog), 19);
   for (const std::string bad :
        {"", "5", "<answer>5", "<answer>0</answer>", "<answer>21</answer>", "<answer>-1</answer>",
-        "<answer>5</answer><answer>6</answer>", "<answer>Not A Movie</answer>", "<answer>99999999999</answer>"}) {
+        "<answer>5</answer><answer>6</answer>", "<answer>Not A Movie</answer>", "<answer>99999999999</answer>",
+        "<answer><item_999999></answer>"}) {
     EXPECT_EQ(parse_answer(bad, e, r.catalog), -1) << bad;
   }
-  EXPECT_EQ(answer_text(4), "<answer>5</answer>");
+  EXPECT_EQ(answer_text(e, 4, r.catalog, format_of(ItemText::kTitle, false)), "<answer>5</answer>");
+  EXPECT_EQ(answer_text(e, 4, r.catalog, format_of(ItemText::kToken, true)), "<answer>" + token + "</answer>");
 }
 
 }  // namespace

@@ -1,0 +1,118 @@
+// `r2rec pretrain`: next-token pretraining of the from-scratch model on the train split's corpus
+// (trainers/pretrain.h, trainers/corpus.h) before SFT, so it holds collaborative knowledge the way a pretrained
+// LLM holds world knowledge. Skipped with a pretrained model.path or pretrain.steps = 0.
+// Tokenizer: the run's (launch/run_tokenizer.cpp), learnt from the traces, so annotate runs first.
+// Output: <run.dir>/pretrain/model (a checkpoint folder SFT starts from; its zero-shot result is the report's
+// llm-base row) and pretrain.json (fingerprint, per-step losses, throughput). Current — same shards, traces,
+// tokenizer, model shape, pretrain.* and seed — is a no-op unless run.force.
+#include <glog/logging.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/hash.h"
+#include "distributed/communicator.h"
+#include "launch/command.h"
+#include "sampler/manifest.h"
+#include "trainers/checkpoint.h"
+#include "trainers/pretrain.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+int command_pretrain(CommandContext& ctx, const char* argv0) {
+  open_run_dir(ctx, argv0, "pretrain");
+  const Config& c = ctx.config;
+  const int rank = ctx.process->rank;
+  if (!c.model.path.empty() || c.pretrain.steps == 0) {
+    if (rank == 0) {
+      std::cout << "pretrain: skipped (" << (c.model.path.empty() ? "pretrain.steps is 0" : "model.path is pretrained")
+                << ")\n"
+                << std::flush;
+    }
+    return kExitOk;
+  }
+  const TaskFormat format = task_format(c);
+  TraceSet traces;
+  Catalog catalog;
+  std::string prepare_hash;
+  run_agreed([&] {
+    if (!c.distributed.colocated) {
+      throw ConfigError("distributed.colocated: pretrain runs every rank as a learner; use colocated mode");
+    }
+    const Manifest manifest = read_manifest(ctx.layout.data());
+    prepare_hash = manifest.config_hash;
+    ShardMeta meta;
+    catalog = read_catalog((fs::path(ctx.layout.data()) / manifest.catalog.name).string(), &meta);
+    traces = read_traces(ctx.layout.traces_h5());
+  });
+  const std::string tokenizer_path = run_tokenizer(ctx, traces, catalog);
+  Config k;  // defaults everywhere except the fields the checkpoint depends on
+  k.task = c.task;
+  k.tokenizer = c.tokenizer;
+  k.model = c.model;
+  k.pretrain = c.pretrain;
+  k.run.seed = c.run.seed;
+  std::string tokenizer_text;
+  run_agreed([&] { tokenizer_text = tokenizer_json(Tokenizer::load(tokenizer_path).spec()); });
+  const std::string fingerprint = hex64(fnv1a(to_yaml(k) + prepare_hash + tokenizer_text));
+  const std::string out = ctx.layout.stage_model("pretrain");
+  if (stage_is_current(ctx, "pretrain", fingerprint)) {
+    if (rank == 0)
+      std::cout << "pretrain: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
+    return kExitOk;
+  }
+  forget_stage(ctx, "pretrain");
+  std::unique_ptr<Tokenizer> tokenizer;
+  Transformer model{nullptr};
+  run_agreed([&] {
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
+    model = build_model(c, tokenizer->vocab_size());
+  });
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  LOG(INFO) << "pretrain: model " << model->config.num_layers << " layers x " << model->config.hidden_size << ", vocab "
+            << model->config.vocab_size << ", " << params << " parameters";
+  std::shared_ptr<Communicator> comm;
+  const Collectives collectives = communicator_collectives(ctx, &comm);
+  const auto t0 = std::chrono::steady_clock::now();
+  PretrainResult result;
+  run_agreed([&] {
+    result = train_pretrain(*model, c, catalog, format, *tokenizer, collectives, [&](int64_t step, double loss) {
+      if (rank == 0 && (step < 3 || (step + 1) % 100 == 0)) {
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        LOG(INFO) << "pretrain: step " << step + 1 << "/" << c.pretrain.steps << " loss " << loss << " (" << s << " s)";
+      }
+    });
+  });
+  run_agreed([&] {
+    if (rank != 0) return;
+    save_checkpoint(*model, *tokenizer, out);
+    nlohmann::ordered_json j;
+    j["fingerprint"] = fingerprint;
+    j["steps"] = result.steps;
+    j["ranks"] = ctx.process->world_size;
+    j["parameters"] = params;
+    j["rows_per_pass"] = result.rows_per_pass;
+    j["tokens_per_pass"] = result.tokens_per_pass;
+    j["seconds"] = result.seconds;
+    j["tokens_per_second"] = result.tokens_per_second;
+    j["first_loss"] = result.losses.front();
+    j["last_loss"] = result.losses.back();
+    j["losses"] = result.losses;
+    write_file_atomic(ctx.layout.stage_json("pretrain"), j.dump(2) + "\n");
+    std::printf(
+        "pretrain: %lld steps on a %lld-token corpus pass, %d rank(s)\n  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n"
+        "  checkpoint %s\n",
+        static_cast<long long>(result.steps), static_cast<long long>(result.tokens_per_pass), ctx.process->world_size,
+        result.losses.front(), result.losses.back(), result.seconds, result.tokens_per_second, out.c_str());
+    std::fflush(stdout);
+  });
+  return kExitOk;
+}
+
+}  // namespace r2rec

@@ -1,0 +1,122 @@
+#include "trainers/lm_trainer.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/model/lora.h"
+#include "trainers/torch_util.h"
+
+namespace r2rec {
+
+double lm_learning_rate(double peak, int64_t warmup_steps, int64_t step, int64_t total) {
+  if (step < warmup_steps) return peak * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  const double span = std::max<int64_t>(1, total - warmup_steps - 1);  // the last step gets 10% of the peak
+  const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / span);
+  return peak * (0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * progress)));
+}
+
+LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& o,
+                       const Collectives& col, const std::function<void(int64_t, double)>& on_step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string what = o.what;
+  const int64_t G = o.batch_size, W = col.world_size, M = o.micro_batch_size;
+  if (G % (W * M) != 0) {
+    throw ConfigError(what + ".batch_size: " + std::to_string(G) + " is not a multiple of " + std::to_string(W) +
+                      " ranks x " + what + ".micro_batch_size " + std::to_string(M));
+  }
+  const int64_t per_rank = G / W;
+  if (o.warmup_steps >= o.steps && col.rank == 0 && o.steps > 0) {
+    LOG(WARNING) << what << ": " << what << ".warmup_steps " << o.warmup_steps << " >= the " << o.steps
+                 << " steps of this run: the learning rate never reaches its peak";
+  }
+  LmTrainResult result;
+  model.train();
+  std::vector<torch::Tensor> params;
+  for (auto& [name, p] : trainable_parameters(model)) params.push_back(p);
+  torch::optim::AdamW optimizer(
+      params, torch::optim::AdamWOptions(o.learning_rate).betas({0.9, 0.95}).weight_decay(o.weight_decay));
+  const torch::Device device = model.embed_tokens->weight.device();
+  int64_t step = 0;
+  for (int64_t epoch = 0; step < o.steps; ++epoch) {
+    const std::vector<LmSequence> seqs = epochs(epoch);
+    const int64_t steps_per_epoch = static_cast<int64_t>(seqs.size()) / G;
+    if (steps_per_epoch == 0) {
+      throw ConfigError(what + ".batch_size: " + std::to_string(G) + " is more than the " +
+                        std::to_string(seqs.size()) + " sequences of an epoch");
+    }
+    std::vector<int64_t> order(seqs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+    Rng rng(stream_key(o.seed, static_cast<uint64_t>(o.order_stream), static_cast<uint64_t>(epoch)));
+    shuffle(order, rng);
+    for (int64_t b = 0; b < steps_per_epoch && step < o.steps; ++b, ++step) {
+      // This rank's slice of the global batch, longest first (micro-batches of similar lengths).
+      std::vector<const LmSequence*> mine;
+      for (int64_t k = 0; k < per_rank; ++k) mine.push_back(&seqs[order[b * G + col.rank * per_rank + k]]);
+      std::stable_sort(mine.begin(), mine.end(),
+                       [](const LmSequence* x, const LmSequence* y) { return x->ids.size() > y->ids.size(); });
+      double counts[2] = {0, 0};  // loss weight, all tokens (this rank, then all ranks)
+      for (const LmSequence* q : mine) {
+        if (q->weights.empty()) {
+          counts[0] += static_cast<double>(static_cast<int64_t>(q->ids.size()) - std::max<int64_t>(1, q->loss_from));
+        } else {
+          for (int64_t t = std::max<int64_t>(1, q->loss_from); t < static_cast<int64_t>(q->ids.size()); ++t)
+            counts[0] += q->weights[static_cast<size_t>(t)];
+        }
+        counts[1] += static_cast<double>(q->ids.size());
+      }
+      col.sum_doubles(counts, 2);
+      result.tokens += static_cast<int64_t>(counts[1]);
+      const double loss_tokens = std::max(1.0, counts[0]);
+      double loss_sum = 0;
+      for (int64_t m0 = 0; m0 < per_rank; m0 += M) {
+        const int64_t T = static_cast<int64_t>(mine[static_cast<size_t>(m0)]->ids.size());  // the longest
+        torch::Tensor ids = torch::zeros({M, T}, torch::kLong), mask = torch::zeros({M, T}, torch::kLong);
+        torch::Tensor weight = torch::zeros({M, T - 1}, torch::kFloat);
+        auto ids_a = ids.accessor<int64_t, 2>();
+        auto mask_a = mask.accessor<int64_t, 2>();
+        auto w_a = weight.accessor<float, 2>();
+        for (int64_t k = 0; k < M; ++k) {  // right padding
+          const LmSequence& q = *mine[static_cast<size_t>(m0 + k)];
+          for (size_t t = 0; t < q.ids.size(); ++t)
+            ids_a[k][static_cast<int64_t>(t)] = q.ids[t], mask_a[k][static_cast<int64_t>(t)] = 1;
+          for (int64_t t = std::max<int64_t>(1, q.loss_from); t < static_cast<int64_t>(q.ids.size()); ++t)
+            w_a[k][t - 1] = q.weights.empty() ? 1.0f : q.weights[static_cast<size_t>(t)];  // logits at t-1 predict t
+        }
+        ids = ids.to(device);
+        // Logits only where a prediction has weight (SFT: the completion, ~1/4 of the tokens): the LM head is
+        // the largest matmul of a small-vocabulary-and-many-entities model.
+        const torch::Tensor hidden = model.hidden_states(ids, mask.to(device));  // [M, T, d]
+        const torch::Tensor w = weight.reshape({-1});                            // [M * (T-1)]
+        const torch::Tensor at = w.nonzero().squeeze(1);
+        const torch::Tensor picked =
+            hidden.narrow(1, 0, T - 1).reshape({-1, hidden.size(2)}).index_select(0, at.to(device));  // [n, d]
+        const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);                       // [n, V]
+        const torch::Tensor targets = ids.narrow(1, 1, T - 1).reshape({-1}).index_select(0, at.to(device));
+        const torch::Tensor token_loss = torch::nn::functional::cross_entropy(
+            logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        const torch::Tensor loss = (token_loss * w.index_select(0, at).to(device)).sum() / loss_tokens;
+        loss.backward();
+        loss_sum += loss.item<double>();
+      }
+      sum_gradients(params, col);
+      col.sum_doubles(&loss_sum, 1);
+      if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip);
+      const double lr = lm_learning_rate(o.learning_rate, o.warmup_steps, step, o.steps);
+      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      optimizer.step();
+      optimizer.zero_grad();
+      result.losses.push_back(loss_sum);
+      if (on_step) on_step(step, loss_sum);
+    }
+  }
+  result.steps = step;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.tokens_per_second = result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0;
+  return result;
+}
+
+}  // namespace r2rec

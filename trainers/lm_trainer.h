@@ -1,0 +1,65 @@
+// Next-token training of a decoder on token sequences, data-parallel over the job's ranks: the loop under
+// `pretrain` (packed corpus rows, loss on every token) and `sft` (prompt + completion, loss on the completion).
+//
+// One optimizer step = batch_size sequences (global). Each epoch the epoch's sequences are shuffled with a seeded
+// stream (core/rng.h, `order_stream`), cut into global batches (a last partial batch is dropped), and rank r of
+// W takes the r-th W-th of each batch. Inside its share a rank sorts the sequences by length and cuts
+// micro-batches of micro_batch_size (gradient accumulation, right padding to the micro-batch's longest), so
+// little compute goes to padding; the loss is a sum, so the order does not change the step. The loss is the
+// weighted sum of token losses over the GLOBAL batch divided by its total weight (the loss-token count when every
+// weight is 1; one all-reduce per step), and gradients are summed over ranks, so W ranks take exactly the step one
+// process would take on the whole batch (up to float summation order). Then clip (grad_clip), AdamW (learning_rate,
+// weight_decay, betas 0.9/0.95), learning rate linear warm-up over warmup_steps then cosine decay to 10% of the peak at
+// the last step.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core/model/transformer.h"
+#include "core/rng.h"
+#include "trainers/recommender.h"
+
+namespace r2rec {
+
+struct LmSequence {
+  std::vector<int64_t> ids;
+  int64_t loss_from = 1;       // the loss covers the predictions of ids[loss_from..] (from position loss_from - 1)
+  std::vector<float> weights;  // empty, or one per id: the weight of predicting ids[t] (t >= loss_from); 1 if empty
+};
+
+struct LmTrainOptions {
+  int64_t batch_size = 32;
+  int64_t micro_batch_size = 4;
+  double learning_rate = 1e-3;
+  double weight_decay = 0.0;
+  int64_t warmup_steps = 0;
+  double grad_clip = 1.0;
+  int64_t steps = 0;  // total optimizer steps
+  uint64_t seed = 0;
+  Stream order_stream = Stream::kSftOrder;
+  const char* what = "sft";  // names the stage in errors
+};
+
+struct LmTrainResult {
+  int64_t steps = 0;
+  std::vector<double> losses;  // per step: mean loss-token loss of the global batch
+  int64_t tokens = 0;          // tokens through forward + backward, all ranks
+  double seconds = 0;
+  double tokens_per_second = 0;
+};
+
+// The sequences of epoch e (called once per epoch; every rank must get the same list).
+using EpochSequences = std::function<std::vector<LmSequence>(int64_t epoch)>;
+
+// The learning rate at `step` of `total`: linear warm-up, then cosine decay to 10% of the peak.
+double lm_learning_rate(double peak, int64_t warmup_steps, int64_t step, int64_t total);
+
+// Trains `model` in place for options.steps steps, taking epochs from `epochs` as needed. `on_step(step, loss)`
+// runs on every rank after each step. Throws ConfigError naming options.what when the batch does not divide
+// over the ranks or an epoch cannot fill one global batch.
+LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& options,
+                       const Collectives& collectives, const std::function<void(int64_t, double)>& on_step = {});
+
+}  // namespace r2rec

@@ -1,0 +1,50 @@
+#include "trainers/pretrain.h"
+
+#include "trainers/corpus.h"
+#include "trainers/lm_trainer.h"
+
+namespace r2rec {
+
+PretrainResult train_pretrain(TransformerImpl& model, const Config& config, const Catalog& catalog,
+                              const TaskFormat& format, const Tokenizer& tokenizer, const Collectives& col,
+                              const std::function<void(int64_t, double)>& on_step) {
+  const PretrainConfig& p = config.pretrain;
+  CorpusOptions co;
+  co.walks_per_user = p.walks_per_user;
+  co.title_share = p.title_share;
+  co.seed = static_cast<uint64_t>(config.run.seed);
+  const auto eot = tokenizer.token_id("<|endoftext|>");
+  PretrainResult result;
+  const EpochSequences epochs = [&](int64_t epoch) {
+    std::vector<std::vector<int64_t>> docs;
+    for (const std::string& d : corpus_documents(catalog, format, co, epoch)) {
+      const std::vector<TokenId> ids = tokenizer.encode(d);
+      docs.emplace_back(ids.begin(), ids.end());
+    }
+    std::vector<LmSequence> rows;
+    for (auto& r : pack_rows(docs, eot ? *eot : -1, p.seq_len)) rows.push_back({std::move(r), 1});
+    if (epoch == 0) {
+      result.rows_per_pass = static_cast<int64_t>(rows.size());
+      result.tokens_per_pass = result.rows_per_pass * p.seq_len;
+    }
+    return rows;
+  };
+  LmTrainOptions o;
+  o.batch_size = p.batch_size;
+  o.micro_batch_size = p.micro_batch_size;
+  o.learning_rate = p.learning_rate;
+  o.warmup_steps = p.warmup_steps;
+  o.grad_clip = config.sft.grad_clip;
+  o.steps = p.steps;
+  o.seed = static_cast<uint64_t>(config.run.seed);
+  o.order_stream = Stream::kPretrainOrder;
+  o.what = "pretrain";
+  const LmTrainResult r = train_lm(model, epochs, o, col, on_step);
+  result.steps = r.steps;
+  result.losses = r.losses;
+  result.seconds = r.seconds;
+  result.tokens_per_second = r.tokens_per_second;
+  return result;
+}
+
+}  // namespace r2rec

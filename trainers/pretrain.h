@@ -1,0 +1,32 @@
+// Pretraining of a from-scratch model on the train split's corpus (trainers/corpus.h), through the shared
+// next-token loop (trainers/lm_trainer.h): each pass over the corpus is tokenised, concatenated with
+// <|endoftext|> between documents and cut into rows of pretrain.seq_len tokens; every token is a loss position.
+// pretrain.steps steps of pretrain.batch_size rows, warm-up then cosine decay.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "core/config.h"
+#include "core/model/transformer.h"
+#include "core/tokenizer/tokenizer.h"
+#include "sampler/shard.h"
+#include "trainers/recommender.h"
+#include "trainers/task.h"
+
+namespace r2rec {
+
+struct PretrainResult {
+  int64_t steps = 0;
+  int64_t rows_per_pass = 0;  // rows of the first pass over the corpus
+  int64_t tokens_per_pass = 0;
+  std::vector<double> losses;  // per step: mean token loss of the global batch
+  double seconds = 0;
+  double tokens_per_second = 0;
+};
+
+PretrainResult train_pretrain(TransformerImpl& model, const Config& config, const Catalog& catalog,
+                              const TaskFormat& format, const Tokenizer& tokenizer, const Collectives& collectives,
+                              const std::function<void(int64_t, double)>& on_step = {});
+
+}  // namespace r2rec
