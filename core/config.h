@@ -40,14 +40,15 @@ struct SamplerConfig {
 };
 
 struct TaskConfig {
-  std::string item_text = "auto";  // auto | token | title | token+title: how an item appears in prompts
-  bool user_tokens = true;         // chain users as one added token each (<user_N>) instead of text
-  int64_t cited_chains = 3;        // chains a template trace walks hop by hop (the best-supported first)
-  double direct_share = 0.25;      // share of SFT traces in the direct (answer-only) form
+  std::string item_text = "auto";       // auto | token | title | token+title: how an item appears in prompts
+  bool user_tokens = true;              // chain users as one added token each (<user_N>) instead of text
+  int64_t cited_chains = 3;             // chains a template trace walks hop by hop (the best-supported first)
+  double direct_share = 0.25;           // share of SFT traces in the direct (answer-only) form
+  std::string trace_form = "grounded";  // grounded | target: the ablation of the earlier, target-dependent traces
 };
 
 struct PretrainConfig {
-  int64_t steps = 1200;     // optimizer steps (0 = no pretraining)
+  int64_t steps = 800;      // optimizer steps (0 = no pretraining)
   int64_t batch_size = 32;  // packed rows per step, all learner ranks
   int64_t micro_batch_size = 16;
   int64_t seq_len = 128;  // tokens per packed row
@@ -108,7 +109,7 @@ struct RlConfig {
   int64_t group_size = 8;        // G completions per prompt
   int64_t micro_batch_size = 4;
   int64_t inner_epochs = 1;
-  double learning_rate = 1e-6;
+  double learning_rate = 1e-4;
   double clip_low = 0.2;    // epsilon_low
   double clip_high = 0.28;  // epsilon_high
   double kl_beta = 0.04;

@@ -100,6 +100,10 @@ std::vector<Field> build() {
       FLOAT(task.direct_share, 0, 1,
             "Share of SFT traces in the direct form (the prompt asks for the answer only, the completion is "
             "<answer>...</answer>); eval's likelihood ranking uses that form, so it conditions on no reasoning."),
+      ENUM(task.trace_form, (V{"grounded", "target"}),
+           "grounded: the template trace's form depends only on the prompt (docs/design.md §1); target: it cites "
+           "the chains that reach the target and says whether any does (a form the prompt cannot predict; kept as "
+           "the ablation of the earlier traces)."),
       // tokenizer
       existing(PATH(tokenizer.path,
                     "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
@@ -172,7 +176,9 @@ std::vector<Field> build() {
       INT(rl.group_size, 2, 1024, "G: completions sampled per prompt."),
       INT(rl.micro_batch_size, 1, 1 << 20, "Completions per forward pass per learner rank."),
       INT(rl.inner_epochs, 1, 64, "Optimisation passes over each batch of rollouts."),
-      FLOAT_POS(rl.learning_rate, 10, "AdamW learning rate of the policy."),
+      FLOAT_POS(rl.learning_rate, 10,
+                "AdamW learning rate of the policy (the default moves the small from-scratch model; a pretrained "
+                "model.path usually wants 1e-6 to 1e-5)."),
       FLOAT(rl.clip_low, 0, 1, "epsilon_low: ratio clipped below at 1 - clip_low."),
       FLOAT(rl.clip_high, 0, 10, "epsilon_high: ratio clipped above at 1 + clip_high."),
       FLOAT(rl.kl_beta, 0, kInf, "Weight of the k3 KL estimate to the frozen SFT reference."),

@@ -25,5 +25,8 @@ std::string RunLayout::stage_dir(const std::string& stage) const { return join(r
 std::string RunLayout::stage_model(const std::string& stage) const { return join(stage_dir(stage), "model"); }
 std::string RunLayout::stage_json(const std::string& stage) const { return join(stage_dir(stage), stage + ".json"); }
 std::string RunLayout::report_json() const { return join(root_, "report.json"); }
+std::string RunLayout::baseline_factors(const std::string& method) const {
+  return join(join(join(root_, "baselines"), method), "item_factors.safetensors");
+}
 
 }  // namespace r2rec

@@ -9,6 +9,7 @@
 //   <run.dir>/tokenizer/tokenizer.json     the learnt tokenizer (+ source.json: what it was learnt from)
 //   <run.dir>/<stage>/model/               a stage's checkpoint (stage: pretrain, sft, rl)
 //   <run.dir>/<stage>/<stage>.json         the stage's record (fingerprint, per-step losses, timings)
+//   <run.dir>/baselines/<method>/          a trained baseline's item factors (item_factors.safetensors)
 //   <run.dir>/report.json                  every method's metrics on the stored candidate lists
 #pragma once
 
@@ -37,6 +38,9 @@ class RunLayout {
   std::string stage_model(const std::string& stage) const;
   std::string stage_json(const std::string& stage) const;
   std::string report_json() const;
+  // <run.dir>/baselines/<method>/item_factors.safetensors: a trained baseline's item factors ("item_factors",
+  // float32 [items, dim]), what pretrain.init_items reads.
+  std::string baseline_factors(const std::string& method) const;
 
  private:
   std::string root_, data_;

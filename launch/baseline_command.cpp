@@ -1,15 +1,19 @@
 // `r2rec baseline --method M`: score methods on the stored candidate lists, every rank its
 // share, sums reduced on rank 0, results merged into <run.dir>/report.json.
 #include <glog/logging.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include "core/error.h"
+#include "core/model/safetensors.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
+#include "sampler/manifest.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
 #include "trainers/cheap_baselines.h"
@@ -41,9 +45,7 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
             << metrics.hr(c.eval.ks.front()) << " over " << metrics.count() << " examples";
 }
 
-namespace {
-
-// Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry.
+// Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry (and bpr's item factors).
 void run_trained_baseline(const CommandContext& ctx, const std::string& method) {
   const Config& c = ctx.config;
   TrainedBaselineResult r;
@@ -60,6 +62,16 @@ void run_trained_baseline(const CommandContext& ctx, const std::string& method) 
   result.examples = r.eval.count();
   result.seconds = seconds;  // training and scoring
   update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, result);
+  if (r.factor_dim > 0) {  // what pretrain.init_items reads
+    const std::string path = ctx.layout.baseline_factors(method);
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::vector<float> copy = r.item_factors;
+    const torch::Tensor t = torch::from_blob(
+        copy.data(), {static_cast<int64_t>(copy.size()) / r.factor_dim, r.factor_dim}, torch::kFloat32);
+    write_safetensors(path, {{"item_factors", t}},
+                      {{"method", method}, {"prepare_hash", read_manifest(ctx.layout.data()).config_hash}});
+    std::cout << method << ": item factors in " << path << "\n";
+  }
   if (r.epochs > 0) {
     std::cout << method << ": " << r.epochs << " epochs in " << r.train_seconds << " s (" << r.samples_per_second
               << " training samples/s per rank), best validation NDCG@10 " << r.best_valid_ndcg10 << " at epoch "
@@ -68,8 +80,6 @@ void run_trained_baseline(const CommandContext& ctx, const std::string& method) 
     std::cout << method << ": no training; scored in " << seconds << " s\n";
   }
 }
-
-}  // namespace
 
 void print_report(const CommandContext& ctx) {
   if (ctx.process->rank == 0) std::cout << report_table(ctx.layout.report_json(), ctx.config.eval.split) << std::flush;

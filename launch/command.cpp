@@ -44,7 +44,7 @@ void open_run_dir(CommandContext& ctx, const char* argv0, const std::string& sta
   if (ctx.process->rank == 0 && !shown) {
     const std::string yaml = to_yaml(ctx.config);
     write_file_atomic(ctx.layout.config_yaml(), yaml);
-    LOG(INFO) << stage << ": resolved config (saved to " << ctx.layout.config_yaml() << ")\n" << yaml;
+    LOG(INFO) << stage << ": resolved config in " << ctx.layout.config_yaml() << " (`r2rec check` prints it)";
     shown = true;
   }
   LOG(INFO) << stage << ": rank " << ctx.process->rank << "/" << ctx.process->world_size << " on " << ctx.process->node
@@ -70,17 +70,8 @@ Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<
 }
 
 ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_share, bool for_eval) {
-  ReaderOptions o;
-  o.dir = ctx.layout.data();
-  o.split = static_cast<int>(split);
-  if (rank_share) {
-    o.rank = ctx.process->rank;
-    o.world_size = ctx.process->world_size;
-  }
-  o.shuffle = false;
-  o.seed = static_cast<uint64_t>(ctx.config.run.seed);
-  if (for_eval) o.limit = ctx.config.eval.max_examples;
-  return o;
+  return split_reader_options(ctx.layout.data(), static_cast<int>(split), rank_share ? ctx.process->rank : 0,
+                              rank_share ? ctx.process->world_size : 1, for_eval ? ctx.config.eval.max_examples : 0);
 }
 
 std::string stage_fingerprint_on_disk(const CommandContext& ctx, const std::string& stage) {

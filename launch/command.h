@@ -81,6 +81,7 @@ int command_rl(CommandContext& context, const char* argv0);
 // `r2rec baseline` pieces `r2rec run` reuses (launch/baseline_command.cpp): score one cheap baseline into the
 // report; print the report table of eval.split.
 void run_cheap_baseline(const CommandContext& ctx, const std::string& method);
+void run_trained_baseline(const CommandContext& ctx, const std::string& method);
 void print_report(const CommandContext& ctx);
 
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.

@@ -72,6 +72,10 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
   run_agreed([&] {
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
     model = build_model(c, tokenizer->vocab_size());
+    if (c.pretrain.init_items == "bpr") {
+      init_item_rows(*model, *tokenizer, catalog, ctx.layout.baseline_factors("bpr"),
+                     static_cast<uint64_t>(c.run.seed));
+    }
   });
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();

@@ -17,7 +17,16 @@ int command_run(CommandContext& ctx, const char* argv0) {
       throw ConfigError("distributed.colocated: run trains with every rank as a learner (sft); use colocated mode");
     });
   }
-  for (auto stage : {command_prepare, command_annotate, command_pretrain, command_sft, command_rl}) {
+  for (auto stage : {command_prepare, command_annotate}) {
+    const int rc = stage(ctx, argv0);
+    if (rc != kExitOk) return rc;
+  }
+  // pretrain.init_items=bpr starts the item rows from BPR-MF's factors: train it first when they are missing.
+  if (ctx.config.pretrain.init_items == "bpr" &&
+      !agree_on_rank0(std::filesystem::exists(ctx.layout.baseline_factors("bpr")))) {
+    run_trained_baseline(ctx, "bpr");
+  }
+  for (auto stage : {command_pretrain, command_sft, command_rl}) {
     const int rc = stage(ctx, argv0);
     if (rc != kExitOk) return rc;
   }

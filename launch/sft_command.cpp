@@ -103,7 +103,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     } else {
       tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
       model = build_model(c, tokenizer->vocab_size());
-      if (tokenizer->vocab_size() > model->config.vocab_size) grow_vocabulary(*model, *tokenizer, catalog);
+      if (!c.model.path.empty()) grow_vocabulary(*model, *tokenizer, catalog);
     }
   });
   if (!tokenizer->token_id("<|im_end|>") && !tokenizer->token_id("<|endoftext|>")) {

@@ -7,6 +7,17 @@
 #include "core/rng.h"
 
 namespace r2rec {
+
+ReaderOptions split_reader_options(const std::string& dir, int split, int rank, int world_size, int64_t limit) {
+  ReaderOptions o;
+  o.dir = dir;
+  o.split = split;
+  o.rank = rank;
+  o.world_size = world_size;
+  o.shuffle = false;
+  o.limit = limit;
+  return o;
+}
 namespace fs = std::filesystem;
 
 namespace {

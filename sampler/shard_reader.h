@@ -37,6 +37,10 @@ struct ReaderOptions {
   int64_t limit = 0;  // > 0: only the first `limit` selected records (by id), before sharing
 };
 
+// The options every stage reads a split with: `split` of the shards in `dir`, rank `rank` of `world_size` taking
+// its share (world_size 1: the whole split), in id order (no shuffle), the first `limit` records when > 0.
+ReaderOptions split_reader_options(const std::string& dir, int split, int rank, int world_size, int64_t limit);
+
 struct ReaderCursor {
   int64_t epoch = 0;
   int64_t position = 0;  // records of this rank's share already returned in `epoch`

@@ -76,6 +76,12 @@ class Bpr : public Recommender {
     return std::vector<double>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
   }
 
+  std::vector<float> item_factors(int64_t* dim) const override {
+    const torch::Tensor q = items_.detach().contiguous();
+    *dim = q.size(1);
+    return std::vector<float>(q.data_ptr<float>(), q.data_ptr<float>() + q.numel());
+  }
+
   void remember_best() override { best_ = snapshot({users_, items_}); }
   void restore_best() override { restore({users_, items_}, best_); }
 

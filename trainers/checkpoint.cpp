@@ -41,21 +41,30 @@ Transformer build_model(const Config& config, int64_t vocab_size) {
 
 void grow_vocabulary(TransformerImpl& model, const Tokenizer& tokenizer, const Catalog& catalog) {
   const int64_t old_rows = model.config.vocab_size;
-  const int64_t rows = (tokenizer.vocab_size() + 63) / 64 * 64;
-  if (rows <= old_rows) return;
+  const int64_t rows = std::max(old_rows, (tokenizer.vocab_size() + 63) / 64 * 64);
   torch::NoGradGuard no_grad;
+  // Every entity token is new to a pretrained model (its id may fall in the old padding rows too): an item's row
+  // is the mean of its title's sub-word rows, any other entity's the mean of the old rows.
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> init;  // id -> the rows to average (empty: all old rows)
+  for (int32_t i = 0; i < catalog.num_items(); ++i) {
+    const auto id = tokenizer.token_id(item_token(catalog, i));
+    if (!id) continue;
+    std::vector<int64_t> parts;
+    for (TokenId t : tokenizer.encode(catalog.item_titles[i], /*parse_special=*/false))
+      if (t < old_rows) parts.push_back(t);
+    init.emplace_back(*id, std::move(parts));
+  }
+  for (int32_t u = 0; u < catalog.num_users(); ++u) {
+    if (const auto id = tokenizer.token_id(user_token(catalog, u))) init.emplace_back(*id, std::vector<int64_t>{});
+  }
   auto grow = [&](torch::Tensor& weight) {
     const torch::Tensor old = weight.detach();
-    torch::Tensor w = old.mean(0, /*keepdim=*/true).expand({rows - old_rows, old.size(1)}).clone();
-    for (int32_t i = 0; i < catalog.num_items(); ++i) {
-      const auto id = tokenizer.token_id(item_token(catalog, i));
-      if (!id || *id < old_rows || catalog.item_titles[i].empty()) continue;
-      std::vector<int64_t> parts;
-      for (TokenId t : tokenizer.encode(catalog.item_titles[i], /*parse_special=*/false))
-        if (t < old_rows) parts.push_back(t);
-      if (!parts.empty()) w[*id - old_rows].copy_(old.index_select(0, torch::tensor(parts).to(old.device())).mean(0));
+    const torch::Tensor mean = old.mean(0);
+    torch::Tensor w = rows > old_rows ? torch::cat({old, mean.expand({rows - old_rows, old.size(1)})}, 0) : old.clone();
+    for (const auto& [id, parts] : init) {
+      w[id].copy_(parts.empty() ? mean : old.index_select(0, torch::tensor(parts).to(old.device())).mean(0));
     }
-    weight.set_data(torch::cat({old, w.to(old.options())}, 0));
+    weight.set_data(w);
   };
   grow(model.embed_tokens->weight);
   if (!model.config.tie_embeddings) {

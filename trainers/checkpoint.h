@@ -22,10 +22,10 @@ namespace r2rec {
 // every rank.
 Transformer build_model(const Config& config, int64_t vocab_size);
 
-// Grows a pretrained model's embedding (and untied LM head) to `tokenizer`'s ids, for the task's entity tokens
-// appended to its tokenizer: a new item token's row starts from the mean of the embedding rows of its title's
-// sub-word tokens (the title encoded with `tokenizer`), any other new row from the mean of all old rows. The
-// vocabulary is rounded up to a multiple of 64.
+// Makes a pretrained model ready for the task's entity tokens appended to its tokenizer: the embedding (and an
+// untied LM head) grows to `tokenizer`'s ids (rounded up to a multiple of 64), and every entity token's row —
+// new, or one of the checkpoint's padding rows — starts from the mean of the embedding rows of its title's
+// sub-word tokens (items; the title encoded with `tokenizer`), or from the mean of all old rows (users).
 void grow_vocabulary(TransformerImpl& model, const Tokenizer& tokenizer, const Catalog& catalog);
 
 // Adds the LoRA adapters model.lora asks for (rank > 0; nothing otherwise), initialised from `seed`.

@@ -1,5 +1,7 @@
 #include "trainers/lm_eval.h"
 
+#include <glog/logging.h>
+
 #include <chrono>
 
 #include "core/error.h"
@@ -81,6 +83,10 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
       r.generated_tokens += stats.generated_tokens;
       std::vector<GenerationRequest> forced;
       std::vector<size_t> forced_of;
+      if (r.examples == 0 && col.rank == 0 && n > 0) {
+        LOG(INFO) << "eval: the first completion (" << finish_reason_name(out[0].finish) << ", " << out[0].tokens.size()
+                  << " tokens): " << out[0].text;
+      }
       for (size_t i = 0; i < n; ++i) {
         const Generation& g = out[i];
         if (g.finish == FinishReason::kAnswer) {

@@ -1,9 +1,42 @@
 #include "trainers/pretrain.h"
 
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/model/safetensors.h"
 #include "trainers/corpus.h"
 #include "trainers/lm_trainer.h"
 
 namespace r2rec {
+
+void init_item_rows(TransformerImpl& model, const Tokenizer& tokenizer, const Catalog& catalog,
+                    const std::string& factors_path, uint64_t seed) {
+  if (!std::filesystem::exists(factors_path)) {
+    throw DataError(factors_path + ": not found (pretrain.init_items=bpr needs `r2rec baseline --method bpr` first)");
+  }
+  const SafetensorsFile file(factors_path);
+  if (!file.has("item_factors")) throw DataError(factors_path + ": no tensor item_factors");
+  const auto& shape = file.tensors().at("item_factors").shape;
+  if (shape.size() != 2 || shape[0] != catalog.num_items()) {
+    throw DataError(factors_path + ": item_factors: expected [" + std::to_string(catalog.num_items()) +
+                    ", k] for this catalog (was it trained on other shards?)");
+  }
+  const torch::Tensor f = file.load_f32("item_factors", shape);  // [I, k]
+  torch::manual_seed(seed);
+  const int64_t d = model.config.hidden_size;
+  const torch::Tensor projected = f.matmul(torch::randn({shape[1], d}) / std::sqrt(static_cast<double>(shape[1])));
+  torch::NoGradGuard no_grad;
+  torch::Tensor& w = model.embed_tokens->weight;
+  const double target = w.std().item<double>();
+  const torch::Tensor rows = projected * (target / std::max(1e-12, projected.std().item<double>()));
+  for (int32_t i = 0; i < catalog.num_items(); ++i) {
+    const auto id = tokenizer.token_id(item_token(catalog, i));
+    if (id) w[*id].copy_(rows[i]);
+  }
+}
 
 PretrainResult train_pretrain(TransformerImpl& model, const Config& config, const Catalog& catalog,
                               const TaskFormat& format, const Tokenizer& tokenizer, const Collectives& col,

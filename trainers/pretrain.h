@@ -25,6 +25,14 @@ struct PretrainResult {
   double tokens_per_second = 0;
 };
 
+// LLaRA's hybrid item representation: the item tokens' embedding rows (tied to the LM head) set from a trained
+// recommender's item factors F [items, k] (the safetensors file at `factors_path`, tensor "item_factors"),
+// projected to the hidden size by a fixed random map: rows = F R, R [k, d] ~ N(0, 1/k) from `seed`, then scaled
+// so the rows' standard deviation matches the other rows' (0.02 at initialisation). DataError naming the file
+// when it is missing or its shape does not match the catalog.
+void init_item_rows(TransformerImpl& model, const Tokenizer& tokenizer, const Catalog& catalog,
+                    const std::string& factors_path, uint64_t seed);
+
 PretrainResult train_pretrain(TransformerImpl& model, const Config& config, const Catalog& catalog,
                               const TaskFormat& format, const Tokenizer& tokenizer, const Collectives& collectives,
                               const std::function<void(int64_t, double)>& on_step = {});

@@ -64,6 +64,11 @@ class Recommender {
   // Keep / bring back the weights of the best validation pass (early stopping).
   virtual void remember_best() {}
   virtual void restore_best() {}
+  // The learnt item factors, row-major [num_items, *dim]; empty (dim 0) for models without them.
+  virtual std::vector<float> item_factors(int64_t* dim) const {
+    *dim = 0;
+    return {};
+  }
 };
 
 // method: "sasrec" | "bpr" | "itemknn". Throws ConfigError for another name.

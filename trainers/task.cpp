@@ -64,6 +64,7 @@ TaskFormat task_format(const Config& config) {
   }
   f.user_tokens = config.task.user_tokens;
   f.cited_chains = config.task.cited_chains;
+  f.target_form = config.task.trace_form == "target";
   return f;
 }
 
@@ -163,10 +164,21 @@ std::string answer_text(const Example& example, int32_t candidate_index, const C
 
 Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                      const Catalog& catalog, const TaskFormat& f) {
-  const ChainEvidence ev = chain_evidence(example, chains, first, count, f.cited_chains);
+  ChainEvidence ev = chain_evidence(example, chains, first, count, f.cited_chains);
   Trace trace;
   trace.reaching = ev.votes[static_cast<size_t>(example.target_index)];
   trace.target_top = trace.reaching > 0 && trace.reaching == ev.votes[static_cast<size_t>(ev.order.front())];
+  if (f.target_form) {  // the ablation: cite the chains that contain the target
+    ev.cited.clear();
+    for (int64_t k = 0; k < count && static_cast<int64_t>(ev.cited.size()) < f.cited_chains; ++k) {
+      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n) {
+        if (is_item(chains, n) && chains.nodes[n] == example.target) {
+          ev.cited.push_back(k);
+          break;
+        }
+      }
+    }
+  }
   std::string s = "<think>\n";
   for (int64_t k : ev.cited) {
     const int64_t c = first + k;
@@ -189,6 +201,14 @@ Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t 
       }
     }
     s += "\n";
+  }
+  if (f.target_form) {
+    const std::string target = item_name(catalog, example.target, f);
+    s += trace.reaching > 0
+             ? "Conclusion: " + target + " is reached by " + std::to_string(trace.reaching) + " chains.\n"
+             : "Conclusion: no chain reaches the answer; " + target + " fits the history.\n";
+    trace.text = s + "</think>" + answer_text(example, example.target_index, catalog, f);
+    return trace;
   }
   s += "Votes:";
   if (ev.order.empty()) s += " none";

@@ -34,6 +34,10 @@
 // it whatever the votes say, so the model learns how far the visible evidence goes (Trace records whether the
 // target was reached and whether it had the most votes).
 //
+// The ablation task.trace_form=target instead cites the (first cited_chains) chains that contain the target and
+// ends "Conclusion: <target> is reached by N chains." or "Conclusion: no chain reaches the answer; <target> fits
+// the history.": its form tells what the prompt cannot, which is why the grounded form replaced it.
+//
 // Answers: inside <answer></answer>, a candidate's item token, its 1-based number ("5" or "[5]") or its exact
 // title; anything else — no <answer> block, an unknown token, number or title, two answers — is malformed and
 // scores as wrong. The answer the teacher writes (answer_label) is the item token when items have tokens, else
@@ -63,6 +67,7 @@ struct TaskFormat {
   ItemText items = ItemText::kToken;
   bool user_tokens = true;
   int64_t cited_chains = 3;
+  bool target_form = false;  // task.trace_form=target: the ablation (cites target-reaching chains)
   bool item_tokens() const { return items != ItemText::kTitle; }
   bool titles() const { return items != ItemText::kToken; }
 };

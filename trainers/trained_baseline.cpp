@@ -11,14 +11,7 @@ namespace r2rec {
 namespace {
 
 ReaderOptions reader_options(const std::string& dir, Split split, const Collectives& c, int64_t limit) {
-  ReaderOptions o;
-  o.dir = dir;
-  o.split = static_cast<int>(split);
-  o.rank = c.rank;
-  o.world_size = c.world_size;
-  o.shuffle = false;
-  o.limit = limit;
-  return o;
+  return split_reader_options(dir, static_cast<int>(split), c.rank, c.world_size, limit);
 }
 
 // Scores this rank's share of the reader's split and merges the sums of every rank.
@@ -76,6 +69,7 @@ TrainedBaselineResult train_and_score(const std::string& method, const Config& c
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.samples_per_second = r.train_seconds > 0 ? samples / r.train_seconds : 0.0;
   if (have_best) model->restore_best();
+  r.item_factors = model->item_factors(&r.factor_dim);
 
   // The files were size- and CRC-checked when `valid` opened this folder: no second pass over every byte.
   ReaderOptions eval_options =

@@ -24,6 +24,8 @@ struct TrainedBaselineResult {
   double train_seconds = 0.0;
   double samples_per_second = 0.0;  // training samples per second on this rank
   double final_loss = 0.0;
+  std::vector<float> item_factors;  // [num_items, factor_dim] of the restored best weights (bpr), else empty
+  int64_t factor_dim = 0;
 };
 
 // Trains (where the method needs it) on the catalog of the shard folder `shard_dir` and scores `method` on
