@@ -283,6 +283,20 @@ void validate(const Config& c, const std::string& where) {
                                           std::to_string(c.baseline.sasrec.heads));
   }
   if (m.lora.rank > 0 && m.lora.targets.empty()) conflict("model.lora.targets", "is empty but model.lora.rank > 0");
+  // The trainers keep their models on the CPU in this version, so their collectives run over MPI; the NCCL
+  // communicator is built and tested on its own (test_collectives_gpu) and is refused here rather than ignored.
+  if (c.distributed.backend == "nccl")
+    conflict("distributed.backend",
+             "nccl: the trainers keep the model on the CPU in this version and sum over MPI; use auto or mpi");
+  if (c.rl.rewards.empty()) conflict("rl.rewards", "is empty (list at least one reward, e.g. answer=1)");
+  for (const std::string& r : c.rl.rewards) {  // the names are checked against the registry by rl (trainers/reward.h)
+    const size_t eq = r.find('=');
+    char* end = nullptr;
+    const double w = eq == std::string::npos ? -1 : std::strtod(r.c_str() + eq + 1, &end);
+    if (eq == std::string::npos || eq == 0 || end == r.c_str() + eq + 1 || *end != '\0' || !(w >= 0)) {
+      conflict("rl.rewards", "'" + r + "': expected name=weight with a weight >= 0, e.g. answer=1");
+    }
+  }
 }
 
 }  // namespace

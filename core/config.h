@@ -113,9 +113,8 @@ struct RlConfig {
   double clip_low = 0.2;    // epsilon_low
   double clip_high = 0.28;  // epsilon_high
   double kl_beta = 0.04;
-  bool std_scale = true;  // divide advantages by the group's std
-  double answer_reward = 1.0;
-  double format_reward = 0.1;
+  bool std_scale = true;                                          // divide advantages by the group's std
+  std::vector<std::string> rewards = {"answer=1", "format=0.1"};  // name=weight (trainers/reward.h)
   int64_t max_new_tokens = 256;
   double temperature = 1.0;
   double top_p = 1.0;
@@ -172,6 +171,7 @@ struct DistributedConfig {
   int64_t learner_ranks = 0;     // split mode only
   int64_t rollout_ranks = 0;     // split mode only
   double bucket_mb = 25.0;       // gradient / broadcast bucket cap
+  bool weight_checksum = false;  // split RL: checksum every weight-sync bucket, verified on the rollout ranks
   double timeout_s = 300.0;      // watchdog deadline of every blocking operation
   int64_t threads = 0;           // intra-op threads per rank (0 = cores available to the rank)
 };

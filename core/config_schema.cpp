@@ -183,8 +183,10 @@ std::vector<Field> build() {
       FLOAT(rl.clip_high, 0, 10, "epsilon_high: ratio clipped above at 1 + clip_high."),
       FLOAT(rl.kl_beta, 0, kInf, "Weight of the k3 KL estimate to the frozen SFT reference."),
       BOOL(rl.std_scale, "Divide group advantages by the group's reward std."),
-      FLOAT(rl.answer_reward, 0, kInf, "Reward when the answer names the target."),
-      FLOAT(rl.format_reward, 0, kInf, "Reward for a well-formed <think>...</think><answer>...</answer>."),
+      make("rl.rewards", Kind::kStringList, R2_REF(rl.rewards),
+           "Reward components as name=weight, summed: answer (1 when the answer names the target), format (1 for "
+           "a well-formed <think>...</think><answer>...</answer>), rank (NDCG of the target among the candidates "
+           "in the order the completion names them, its answer first). Each is logged on its own."),
       INT(rl.max_new_tokens, 1, 1 << 20, "Longest completion sampled by rollout workers."),
       FLOAT(rl.temperature, 0, 100, "Sampling temperature of rollouts; 0 is greedy."),
       FLOAT(rl.top_p, 0, 1, "Nucleus sampling mass of rollouts."),
@@ -221,14 +223,17 @@ std::vector<Field> build() {
       FLOAT(baseline.itemknn.shrink, 0, 1e9, "item-kNN: shrinkage in sim = co-count / (sqrt(n_i n_j) + shrink)."),
       // distributed
       ENUM(distributed.backend, (V{"auto", "mpi", "nccl"}),
-           "Communicator: auto is NCCL for CUDA tensors when "
-           "built with it, else MPI."),
+           "Communicator of the trainers' collectives. auto and mpi: MPI (the trainers keep the model on the CPU "
+           "in this version); nccl is refused until they place it on a GPU."),
       BOOL(distributed.colocated, "Every rank is both learner and rollout worker (time-sliced)."),
       INT(distributed.learner_ranks, 0, 1 << 20, "Split mode: ranks 0..L-1 learn. Must be 0 when colocated."),
       INT(distributed.rollout_ranks, 0, 1 << 20,
           "Split mode: the remaining R ranks roll out; L + R must equal "
           "the world size."),
       FLOAT_POS(distributed.bucket_mb, 4096, "Cap of one gradient / weight-broadcast bucket, in MiB."),
+      BOOL(distributed.weight_checksum,
+           "Split RL: checksum every weight-sync bucket and verify it on the rollout ranks (halves the sync's "
+           "speed on CPU; for checking a transport)."),
       FLOAT_POS(distributed.timeout_s, 86400, "Watchdog deadline of every blocking operation, in seconds."),
       INT(distributed.threads, 0, 4096, "Intra-op threads per rank; 0 means the cores available to the rank."),
       // run

@@ -14,7 +14,7 @@ constexpr const char* kWho = "parameter broadcast";
 }  // namespace
 
 uint64_t bucket_checksum(const void* data, size_t bytes) {
-  const uint64_t h = fnv1a_words(kFnvOffset, data, bytes);
+  const uint64_t h = fnv1a_lanes(kFnvOffset, data, bytes);
   return h == 0 ? 1 : h;
 }
 
@@ -26,6 +26,19 @@ ParameterBroadcaster::ParameterBroadcaster(std::vector<torch::Tensor> params, Co
   for (const Bucket& b : buckets_)
     flats_.push_back(
         torch::empty({static_cast<int64_t>(b.numel)}, params_[b.params[0]].options().requires_grad(false)));
+  if (!options_.alias) return;
+  for (const torch::Tensor& p : params_)
+    if (!p.is_contiguous()) throw std::invalid_argument(std::string(kWho) + ": alias needs contiguous parameters");
+  torch::NoGradGuard no_grad;
+  for (size_t j = 0; j < buckets_.size(); ++j) {
+    const Bucket& b = buckets_[j];
+    for (size_t i = 0; i < b.params.size(); ++i) {
+      torch::Tensor& p = params_[b.params[i]];
+      torch::Tensor view = flats_[j].narrow(0, static_cast<int64_t>(b.offsets[i]), p.numel()).view(p.sizes());
+      view.copy_(p);
+      p.set_data(view);  // the module's parameter (same TensorImpl) now lives inside the flat bucket
+    }
+  }
 }
 
 int64_t ParameterBroadcaster::broadcast(int64_t version) {
@@ -38,7 +51,7 @@ int64_t ParameterBroadcaster::broadcast(int64_t version) {
                                   " does not exceed the last one sent (" + std::to_string(version_) + ")");
     for (size_t j = 0; j < nb; ++j) {
       const Bucket& b = buckets_[j];
-      for (size_t i = 0; i < b.params.size(); ++i) {
+      for (size_t i = 0; i < b.params.size() && !options_.alias; ++i) {
         const torch::Tensor& p = params_[b.params[i]];
         flats_[j].narrow(0, static_cast<int64_t>(b.offsets[i]), p.numel()).view(p.sizes()).copy_(p);
       }
@@ -74,7 +87,7 @@ int64_t ParameterBroadcaster::broadcast(int64_t version) {
       throw CommError(s.str());
     }
   }
-  for (size_t j = 0; j < nb; ++j) {
+  for (size_t j = 0; j < nb && !options_.alias; ++j) {
     const Bucket& b = buckets_[j];
     for (size_t i = 0; i < b.params.size(); ++i) {
       torch::Tensor p = params_[b.params[i]];

@@ -7,7 +7,8 @@
 //   2. bucket j: flat_j[numel_j] of its dtype                                  (broadcast from root)
 //   3. receivers verify nb, the version (strictly greater than the last one received) and, when checksums
 //      are on, checksum(flat_j bytes) == checksum_j, then copy the slices into their parameters.
-// checksum = FNV-1a 64 over 8-byte little-endian words (tail bytes one by one); 0 in the header = not sent.
+// checksum = core/hash.h fnv1a_lanes (4 interleaved FNV-1a 64 lanes over 8-byte little-endian words, folded;
+// tail words and bytes one by one); 0 in the header = not sent.
 // Any failed check throws CommError on that receiver, naming the bucket, its size, and both values.
 //
 // Constructor: check_same_parameters over the group (same count/shapes/dtypes, else CommError everywhere).
@@ -27,10 +28,16 @@ namespace r2rec {
 struct BroadcastOptions {
   double bucket_mb = 25.0;   // DistributedConfig::bucket_mb: bucket cap
   double timeout_s = 300.0;  // deadline of each wait
-  bool checksum = true;      // FNV-1a per bucket, verified on receivers (~1 GB/s of hashing on both ends)
+  bool checksum = true;      // 4-lane FNV-1a per bucket (core/hash.h fnv1a_lanes), verified on receivers
+  // Zero-copy: the constructor moves every parameter into its bucket's flat buffer (Tensor::set_data: the
+  // module's parameters become views of the buckets, values unchanged), so a broadcast sends from and
+  // receives into the parameters themselves, without the pack and unpack copies. A receiver that then fails
+  // a check (version, checksum) throws with its parameters already overwritten. Parameters must be
+  // contiguous; an optimizer built after this object sees the moved tensors (same TensorImpl).
+  bool alias = false;
 };
 
-// FNV-1a 64 over 8-byte words (see the header comment). Never returns 0.
+// fnv1a_lanes from the FNV offset basis (see the header comment). Never returns 0.
 uint64_t bucket_checksum(const void* data, size_t bytes);
 
 class ParameterBroadcaster {

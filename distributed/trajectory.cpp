@@ -13,7 +13,8 @@ namespace r2rec {
 namespace {
 
 constexpr uint32_t kMagic = 0x42543252;  // "R2TB" read as little-endian bytes
-constexpr uint32_t kFormat = 1;
+constexpr uint32_t kFormat = 1;          // without reward parts
+constexpr uint32_t kFormatParts = 2;     // with reward parts (a trailing u64 K and f32[S*K])
 constexpr size_t kHeaderBytes = 40;
 constexpr uint64_t kMaxCount = uint64_t{1} << 40;  // keeps every size computation inside uint64
 
@@ -67,7 +68,8 @@ bool TrajectoryBatch::operator==(const TrajectoryBatch& o) const {
     return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
   };
   return tokens == o.tokens && offsets == o.offsets && same_bytes(logprobs, o.logprobs) &&
-         same_bytes(rewards, o.rewards) && example_ids == o.example_ids && policy_version == o.policy_version;
+         same_bytes(rewards, o.rewards) && example_ids == o.example_ids && policy_version == o.policy_version &&
+         parts_per_sequence == o.parts_per_sequence && same_bytes(reward_parts, o.reward_parts);
 }
 
 void validate(const TrajectoryBatch& b) {
@@ -82,19 +84,29 @@ void validate(const TrajectoryBatch& b) {
   if (b.rewards.size() != S) bad(std::to_string(b.rewards.size()) + " rewards for " + std::to_string(S) + " sequences");
   if (b.example_ids.size() != S)
     bad(std::to_string(b.example_ids.size()) + " example ids for " + std::to_string(S) + " sequences");
+  if (b.parts_per_sequence < 0 || b.parts_per_sequence > 64)
+    bad("parts_per_sequence " + std::to_string(b.parts_per_sequence) + " is outside 0..64");
+  if (b.reward_parts.size() != S * static_cast<size_t>(b.parts_per_sequence))
+    bad(std::to_string(b.reward_parts.size()) + " reward parts for " + std::to_string(S) + " sequences x " +
+        std::to_string(b.parts_per_sequence));
 }
 
 std::vector<uint8_t> serialize(const TrajectoryBatch& b) {
   validate(b);
-  const uint64_t S = b.num_sequences(), T = b.tokens.size();
-  std::vector<uint8_t> out(kHeaderBytes + payload_bytes(S, T));
+  const uint64_t S = b.num_sequences(), T = b.tokens.size(), K = static_cast<uint64_t>(b.parts_per_sequence);
+  std::vector<uint8_t> out(kHeaderBytes + payload_bytes(S, T) + (K > 0 ? 8 + 4 * S * K : 0));
   uint8_t* p = out.data() + kHeaderBytes;
   put(p, b.offsets);
   put(p, b.tokens);
   put(p, b.logprobs);
   put(p, b.rewards);
   put(p, b.example_ids);
-  Header h{kMagic, kFormat, b.policy_version, S, T, 0};
+  if (K > 0) {
+    std::memcpy(p, &K, 8);
+    p += 8;
+    put(p, b.reward_parts);
+  }
+  Header h{kMagic, K > 0 ? kFormatParts : kFormat, b.policy_version, S, T, 0};
   std::memcpy(out.data(), &h, kHeaderBytes);
   h.checksum = checksum(out.data(), out.size());
   std::memcpy(out.data(), &h, kHeaderBytes);
@@ -106,8 +118,18 @@ TrajectoryBatch deserialize(const uint8_t* data, size_t size) {
   Header h;
   std::memcpy(&h, data, kHeaderBytes);
   if (h.magic != kMagic) bad("bad magic (not a trajectory batch)");
-  if (h.format != kFormat) bad("format " + std::to_string(h.format) + ", this build reads format 1");
-  if (h.sequences > kMaxCount || h.tokens > kMaxCount || kHeaderBytes + payload_bytes(h.sequences, h.tokens) != size)
+  if (h.format != kFormat && h.format != kFormatParts)
+    bad("format " + std::to_string(h.format) + ", this build reads formats 1 and 2");
+  if (h.sequences > kMaxCount || h.tokens > kMaxCount)
+    bad("size mismatch: " + std::to_string(size) + " bytes for " + std::to_string(h.sequences) + " sequences");
+  const uint64_t base = kHeaderBytes + payload_bytes(h.sequences, h.tokens);
+  uint64_t K = 0;
+  if (h.format == kFormatParts) {
+    if (size < base + 8) bad("truncated: no reward-part count");
+    std::memcpy(&K, data + base, 8);
+    if (K == 0 || K > 64) bad("reward parts per sequence " + std::to_string(K) + " is outside 1..64");
+  }
+  if (base + (K > 0 ? 8 + 4 * h.sequences * K : 0) != size)
     bad("size mismatch: " + std::to_string(size) + " bytes for " + std::to_string(h.sequences) + " sequences and " +
         std::to_string(h.tokens) + " tokens");
   if (checksum(data, size) != h.checksum) bad("checksum mismatch");
@@ -119,6 +141,11 @@ TrajectoryBatch deserialize(const uint8_t* data, size_t size) {
   get(p, b.logprobs, h.tokens);
   get(p, b.rewards, h.sequences);
   get(p, b.example_ids, h.sequences);
+  if (K > 0) {
+    p += 8;
+    b.parts_per_sequence = static_cast<int64_t>(K);
+    get(p, b.reward_parts, h.sequences * K);
+  }
   validate(b);
   return b;
 }

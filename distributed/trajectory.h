@@ -6,11 +6,14 @@
 //   logprobs[T]      float   log π_old of each token under the rollout policy
 //   rewards[S]       float   one reward per sequence
 //   example_ids[S]   int64   the prompt each sequence answers
+//   reward_parts[S*K] float  optional: K named reward components per sequence (row-major), K = parts_per_sequence
 //   policy_version   int64   the ParameterBroadcaster version the rollout used
 //
 // Wire format (host byte order; all ranks of a job share it), 40-byte header then the payload:
 //   u32 magic 'R2TB' (0x42543252) | u32 format 1 | i64 policy_version | u64 S | u64 T | u64 checksum |
 //   offsets i64[S+1] | tokens i32[T] | logprobs f32[T] | rewards f32[S] | example_ids i64[S]
+// and, only when K > 0 (then format = 2; a batch without reward parts stays format 1, byte for byte):
+//   u64 K | reward_parts f32[S*K]
 // checksum = FNV-1a 64 over 8-byte words (as bucket_checksum) of header bytes [0, 32) then the payload, so
 // a flipped policy version is caught too.
 // deserialize() checks the magic, the format, that the size is exactly 40 + 8(S+1) + 4T + 4T + 4S + 8S
@@ -46,6 +49,8 @@ struct TrajectoryBatch {
   std::vector<float> logprobs;
   std::vector<float> rewards;
   std::vector<int64_t> example_ids;
+  std::vector<float> reward_parts;  // [S * parts_per_sequence]
+  int64_t parts_per_sequence = 0;
   int64_t policy_version = 0;
 
   size_t num_sequences() const { return offsets.empty() ? 0 : offsets.size() - 1; }

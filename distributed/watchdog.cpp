@@ -33,14 +33,14 @@ void on_sigterm_signal(int) { g_sigterm = 1; }  // the heartbeat thread acts on 
 double wall_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // One heartbeat record: a fixed-size text block, rewritten in place (pwrite at offset 0).
-//   "r2rec-hb1 <time> <pid> <host>\n<phase>\n<op>\n"   (op "" = not waiting in any op)
+//   "r2rec-hb1 <time> <pid> <host> <role>\n<phase>\n<op>\n"   (op "" = not waiting in any op; role may be empty)
 constexpr size_t kRecordBytes = 1024;
 
 struct Record {
   bool ok = false;
   double time = 0;
   long pid = 0;
-  std::string host, phase, op;
+  std::string host, role, phase, op;
 };
 
 Record read_record(const std::string& path) {
@@ -55,7 +55,8 @@ Record read_record(const std::string& path) {
   std::string magic;
   in >> magic >> rec.time >> rec.pid >> rec.host;
   if (magic != "r2rec-hb1") return rec;
-  in.ignore(1);
+  std::getline(in, rec.role);
+  while (!rec.role.empty() && rec.role.front() == ' ') rec.role.erase(0, 1);
   std::getline(in, rec.phase);
   std::getline(in, rec.op);
   while (!rec.op.empty() && rec.op.back() == ' ') rec.op.pop_back();
@@ -191,8 +192,9 @@ void Watchdog::write_record() {
   }
   char buf[kRecordBytes];
   std::memset(buf, ' ', sizeof(buf));
-  const int n = std::snprintf(buf, sizeof(buf), "r2rec-hb1 %.3f %ld %s\n%s\n%s\n", wall_now(),
-                              static_cast<long>(::getpid()), host.c_str(), current_phase().c_str(), op.c_str());
+  const int n =
+      std::snprintf(buf, sizeof(buf), "r2rec-hb1 %.3f %ld %s %s\n%s\n%s\n", wall_now(), static_cast<long>(::getpid()),
+                    host.c_str(), options_.role.c_str(), current_phase().c_str(), op.c_str());
   if (n > 0 && static_cast<size_t>(n) < sizeof(buf)) buf[n] = ' ';
   if (::pwrite(fd_, buf, sizeof(buf), 0) < 0) { /* a full disk must not kill the job; the record just ages */
   }
@@ -207,17 +209,18 @@ std::string Watchdog::diagnose(const std::string& op) const {
     if (r == rank_) continue;
     const Record rec = read_record(dir_ + "/rank-" + std::to_string(r) + ".hb");
     const std::string name = "rank " + std::to_string(r);
+    const std::string role = rec.role.empty() ? "" : rec.role + ", ";
     if (!rec.ok) {
       left.push_back(name);
     } else if (rec.host == me && rec.pid > 0 && ::kill(static_cast<pid_t>(rec.pid), 0) != 0 && errno == ESRCH) {
-      gone.push_back(name + " (pid " + std::to_string(rec.pid) + " has exited, last in phase '" + rec.phase + "'" +
-                     (rec.op.empty() ? "" : ", in " + rec.op) + ")");
+      gone.push_back(name + " (" + role + "pid " + std::to_string(rec.pid) + " has exited, last in phase '" +
+                     rec.phase + "'" + (rec.op.empty() ? "" : ", in " + rec.op) + ")");
     } else if (now - rec.time > stale_after) {
-      stale.push_back(name + " (last heartbeat " + fmt1(now - rec.time) + " s ago, phase '" + rec.phase + "'" +
-                      (rec.op.empty() ? "" : ", in " + rec.op) + ")");
+      stale.push_back(name + " (" + role + "last heartbeat " + fmt1(now - rec.time) + " s ago, phase '" + rec.phase +
+                      "'" + (rec.op.empty() ? "" : ", in " + rec.op) + ")");
     } else if (op.empty() || rec.op.rfind(op, 0) != 0) {
-      elsewhere.push_back(name + " (phase '" + rec.phase + "', " + (rec.op.empty() ? "not waiting" : "in " + rec.op) +
-                          ")");
+      elsewhere.push_back(name + " (" + role + "phase '" + rec.phase + "', " +
+                          (rec.op.empty() ? "not waiting" : "in " + rec.op) + ")");
     }
   }
   auto join = [](const std::vector<std::string>& v) {

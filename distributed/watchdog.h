@@ -4,7 +4,7 @@
 //  1. The phase: a process-wide label ("sft step 12", "rl rollout") set with PhaseScope, quoted in every
 //     timeout message.
 //  2. Heartbeats, a side channel that needs no cooperation from MPI: a background thread on every rank
-//     rewrites a small fixed-size record (time, pid, phase, the op it is waiting in) in
+//     rewrites a small fixed-size record (time, pid, host, role, phase, the op it is waiting in) in
 //     <dir>/rank-<r>.hb every `interval_s`. A SIGKILLed or SIGSTOPped rank stops rewriting it. When a Work
 //     times out, the survivor reads every record and names the ranks whose heartbeat is older than
 //     3 × interval ("rank 1 did not answer: last heartbeat 5.2 s ago, in phase 'x'"), else the ranks that
@@ -33,6 +33,7 @@ struct WatchdogOptions {
   double interval_s = 0.5;     // heartbeat period; a record older than 3 × this is stale
   double grace_s = 2.0;        // backstop: abort when an op overruns its deadline by this much
   bool handle_sigterm = true;  // log one line naming phase/op/stale ranks on SIGTERM, then _exit(3)
+  std::string role;            // this rank's role ("learner", "rollout", "learner+rollout"), named in diagnoses
 };
 
 class Watchdog {

@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
     if (world_size > 1 && cmd.watched) {
       WatchdogOptions options;
       options.dir = ctx.layout.heartbeats();
+      options.role = role_name(ctx.role);
       std::error_code ec;
       if (ctx.process->rank == 0) std::filesystem::create_directories(ctx.config.run.dir, ec);
       watchdog = std::make_unique<Watchdog>(options);

@@ -41,9 +41,6 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
   Catalog catalog;
   std::string prepare_hash;
   run_agreed([&] {
-    if (!c.distributed.colocated) {
-      throw ConfigError("distributed.colocated: pretrain runs every rank as a learner; use colocated mode");
-    }
     const Manifest manifest = read_manifest(ctx.layout.data());
     prepare_hash = manifest.config_hash;
     ShardMeta meta;

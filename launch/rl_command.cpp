@@ -1,10 +1,13 @@
-// `r2rec rl`: GRPO from the SFT checkpoint (trainers/grpo.h), colocated (every rank samples and learns).
-// Policy and frozen reference start from <run.dir>/sft/model (LoRA adapters on the policy when
-// model.lora.rank > 0); prompts are the train split's; reward = rl.answer_reward when the completion's answer is
-// the target + rl.format_reward when it is well formed (<think> ... </think> then an answer naming a candidate).
-// Output: <run.dir>/rl/model (same layout as sft/model) and rl.json (per-step rewards, KL, clip share,
-// |log pi_old - log pi_theta|, timings). Evaluate with `r2rec eval --model <run.dir>/rl/model` ("llm-rl").
-// Split rollout/learner mode (weight broadcast + trajectory channel) is not in this version.
+// `r2rec rl`: GRPO from the SFT checkpoint (trainers/grpo.h): colocated (every rank samples and learns), or split
+// into learner and rollout ranks (distributed.colocated=false, distributed.learner_ranks L + rollout_ranks R),
+// synchronous or asynchronous (rl.async, rl.max_staleness). Policy and frozen reference start from
+// <run.dir>/sft/model (LoRA adapters on the policy when model.lora.rank > 0; rollout ranks hold a policy copy
+// only); prompts are the train split's, in the reasoning form, with the answer span constrained to the
+// candidates; rewards are rl.rewards (trainers/reward.h).
+// Output: <run.dir>/rl/model (same layout as sft/model, written by learner 0) and rl.json (per step: reward mean
+// and std, each reward component, hit rate, KL, clip share, entropy, response length, flat groups, staleness,
+// rollout / learner / weight-sync seconds, idle shares, |log pi_old - log pi_theta|). Evaluate with `r2rec eval
+// --model <run.dir>/rl/model` ("llm-rl").
 #include <glog/logging.h>
 
 #include <filesystem>
@@ -30,6 +33,8 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   open_run_dir(ctx, argv0, "rl");
   const Config& c = ctx.config;
   const int rank = ctx.process->rank;
+  const bool split = !c.distributed.colocated;
+  const bool learner = ctx.topology.is_learner(rank);
   const std::string start = ctx.layout.stage_model("sft"), out = ctx.layout.stage_model("rl");
   const TaskFormat format = task_format(c);
   // Current: the same SFT checkpoint (its record's fingerprint) and the same rl/task/seed settings.
@@ -49,16 +54,16 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   LoadedModel policy_ckpt, reference_ckpt;
   std::vector<Example> examples;
   std::vector<RlPrompt> prompts;
+  std::vector<WeightedReward> rewards;
   Catalog catalog;
   run_agreed([&] {
-    if (!c.distributed.colocated)
-      throw ConfigError("distributed.colocated: rl runs colocated in this version (split mode is not built)");
+    rewards = make_rewards(c.rl);
     if (!fs::exists(start + "/config.json")) throw DataError(start + "/config.json: not found (run `r2rec sft` first)");
     policy_ckpt = load_checkpoint(start);
-    reference_ckpt = load_checkpoint(start);
+    if (learner) reference_ckpt = load_checkpoint(start);
     add_configured_lora(*policy_ckpt.model, c.model.lora, static_cast<uint64_t>(c.run.seed));
     policy_ckpt.model->activation_checkpointing = c.model.activation_checkpointing;
-    // Every rank holds the whole list; train_grpo picks each rank's share per step.
+    // Every rank holds the whole list; the trainer picks each rank's share per step.
     ShardReader reader(reader_options(ctx, Split::kTrain, /*rank_share=*/false, /*for_eval=*/false));
     catalog = reader.catalog();
     Example e;
@@ -72,57 +77,119 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     }
   });
   const RewardFn reward = [&](int64_t i, const std::string& completion) {
-    return task_reward(completion, examples[i], catalog, c.rl);
+    return score_completion(rewards, completion, examples[static_cast<size_t>(i)], catalog);
   };
   TransformerImpl& policy = *policy_ckpt.model;
   const Tokenizer& tok = *policy_ckpt.tokenizer;
-  std::shared_ptr<Communicator> comm;
-  const Collectives collectives = communicator_collectives(ctx, &comm);
+  const auto log_step = [&](const GrpoStep& s) {
+    if (s.step >= 3 && (s.step + 1) % 10 != 0) return;
+    std::string parts;
+    for (size_t i = 0; i < rewards.size() && i < s.parts.size(); ++i)
+      parts += (i ? ", " : "") + rewards[i].name + " " + std::to_string(s.parts[i]);
+    LOG(INFO) << "rl: step " << s.step + 1 << " reward " << s.reward << " (" << parts << "), KL " << s.kl
+              << ", clipped " << s.clipped << ", |old-new| " << s.old_new_gap << ", " << s.completion_tokens
+              << " tokens, " << s.zero_advantage_groups << " flat groups, " << s.seconds << " s (rollout "
+              << s.rollout_seconds << " s, learn " << s.learner_seconds << " s, sync " << s.sync_seconds << " s)";
+  };
   RlResult result;
-  run_agreed([&] {
-    result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed),
-                        prompts, reward, tok, collectives, [&](const GrpoStep& s) {
-                          if (rank == 0 && (s.step < 3 || (s.step + 1) % 10 == 0)) {
-                            LOG(INFO) << "rl: step " << s.step + 1 << " reward " << s.reward << " (answer " << s.answer
-                                      << ", format " << s.format << "), KL " << s.kl << ", clipped " << s.clipped
-                                      << ", |old-new| " << s.old_new_gap << ", " << s.completion_tokens << " tokens, "
-                                      << s.zero_advantage_groups << " flat groups, " << s.seconds << " s (rollout "
-                                      << s.rollout_seconds << " s)";
-                          }
-                        });
-  });
+  std::shared_ptr<Communicator> world;
+  std::unique_ptr<Communicator> learners, sync;
+  if (!split) {
+    const Collectives collectives = communicator_collectives(ctx, &world);
+    run_agreed([&] {
+      result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed),
+                          prompts, reward, tok, collectives, [&](const GrpoStep& s) {
+                            if (rank == 0) log_step(s);
+                          });
+    });
+  } else {
+    CommOptions options;
+    options.timeout_s = c.distributed.timeout_s;
+    options.local_rank = ctx.process->local_rank;
+    world = make_communicator("mpi", options);
+    learners = world->split(ctx.topology.learners);
+    sync = world->split(ctx.topology.sync);
+    SplitGroups g;
+    g.world = world.get();
+    g.learners = learners.get();
+    g.sync = sync.get();
+    g.num_learners = static_cast<int>(ctx.topology.learners.size());
+    g.num_rollouts = static_cast<int>(ctx.topology.rollouts.size());
+    g.timeout_s = c.distributed.timeout_s;
+    g.bucket_mb = c.distributed.bucket_mb;
+    g.weight_checksum = c.distributed.weight_checksum;
+    if (rank == 0) {
+      LOG(INFO) << "rl: split mode, " << g.num_learners << " learner(s) + " << g.num_rollouts << " rollout rank(s), "
+                << (c.rl.async ? "asynchronous (max staleness " + std::to_string(c.rl.max_staleness) + ")"
+                               : std::string("synchronous"));
+    }
+    // A failure here may strike one role alone: it is not agreed (main ends the job, naming this rank).
+    result = train_grpo_split(policy, learner ? reference_ckpt.model.get() : nullptr, c.rl, c.sft.grad_clip,
+                              static_cast<uint64_t>(c.run.seed), prompts, reward, tok, g, log_step);
+  }
+  // Rollout-side timings of the first rollout rank (split mode) join learner 0's record.
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& s : result.steps) mine.push_back({s.rollout_seconds, s.rollout_idle});
+  const std::vector<std::string> all = gather_to_rank0(mine.dump());
   run_agreed([&] {
     if (rank != 0) return;
+    if (split && !ctx.topology.rollouts.empty()) {
+      const auto r = nlohmann::json::parse(all[static_cast<size_t>(ctx.topology.rollouts.front())]);
+      for (size_t i = 0; i < result.steps.size() && i < r.size(); ++i) {
+        result.steps[i].rollout_seconds = r[i][0];
+        result.steps[i].rollout_idle = r[i][1];
+      }
+    }
     save_checkpoint(policy, tok, out);
     nlohmann::ordered_json j;
     j["fingerprint"] = fingerprint;
     j["steps"] = result.steps.size();
     j["ranks"] = ctx.process->world_size;
+    j["mode"] = !split ? "colocated" : c.rl.async ? "async" : "split";
+    j["learner_ranks"] = ctx.topology.learners.size();
+    j["rollout_ranks"] = ctx.topology.rollouts.size();
     j["seconds"] = result.seconds;
+    nlohmann::ordered_json names = nlohmann::ordered_json::array();
+    for (const auto& w : rewards) names.push_back(w.name);
+    j["reward_components"] = names;
     nlohmann::ordered_json per = nlohmann::ordered_json::array();
     for (const auto& s : result.steps) {
+      nlohmann::ordered_json parts = nlohmann::ordered_json::object();
+      for (size_t i = 0; i < rewards.size() && i < s.parts.size(); ++i) parts[rewards[i].name] = s.parts[i];
+      nlohmann::ordered_json staleness = nlohmann::ordered_json::object();
+      for (const auto& [lag, n] : s.staleness) staleness[std::to_string(lag)] = n;
       per.push_back({{"step", s.step},
                      {"reward", s.reward},
-                     {"answer", s.answer},
-                     {"format", s.format},
+                     {"reward_std", s.reward_std},
+                     {"rewards", parts},
+                     {"hit", s.hit},
                      {"kl", s.kl},
                      {"clipped", s.clipped},
+                     {"entropy", s.entropy},
                      {"old_new_gap", s.old_new_gap},
                      {"loss", s.loss},
                      {"completion_tokens", s.completion_tokens},
+                     {"response_tokens", s.response_tokens},
                      {"zero_advantage_groups", s.zero_advantage_groups},
+                     {"stale_dropped", s.stale_dropped},
+                     {"staleness", staleness},
                      {"seconds", s.seconds},
-                     {"rollout_seconds", s.rollout_seconds}});
+                     {"rollout_seconds", s.rollout_seconds},
+                     {"learner_seconds", s.learner_seconds},
+                     {"sync_seconds", s.sync_seconds},
+                     {"sync_bytes", s.sync_bytes},
+                     {"learner_idle", s.learner_idle},
+                     {"rollout_idle", s.rollout_idle}});
     }
     j["per_step"] = per;
     write_file_atomic(ctx.layout.stage_json("rl"), j.dump(2) + "\n");
     const auto& first = result.steps.front();
     const auto& last = result.steps.back();
     std::printf(
-        "rl: %zu GRPO steps, %d rank(s), %.1f s; reward %.3f -> %.3f (answer %.3f -> %.3f), KL %.3g -> %.3g\n"
+        "rl: %zu GRPO steps (%s), %d rank(s), %.1f s; reward %.3f -> %.3f (hit %.3f -> %.3f), KL %.3g -> %.3g\n"
         "  checkpoint %s (r2rec eval --model %s)\n",
-        result.steps.size(), ctx.process->world_size, result.seconds, first.reward, last.reward, first.answer,
-        last.answer, first.kl, last.kl, out.c_str(), out.c_str());
+        result.steps.size(), j["mode"].get<std::string>().c_str(), ctx.process->world_size, result.seconds,
+        first.reward, last.reward, first.hit, last.hit, first.kl, last.kl, out.c_str(), out.c_str());
     std::fflush(stdout);
   });
   return kExitOk;

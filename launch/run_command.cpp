@@ -8,15 +8,13 @@
 #include "core/error.h"
 #include "launch/command.h"
 #include "trainers/cheap_baselines.h"
+#include "trainers/reward.h"
 
 namespace r2rec {
 
 int command_run(CommandContext& ctx, const char* argv0) {
-  if (!ctx.config.distributed.colocated) {  // say it before hours of prepare (every rank sees the same config)
-    run_agreed([] {
-      throw ConfigError("distributed.colocated: run trains with every rank as a learner (sft); use colocated mode");
-    });
-  }
+  // Say a bad reward list before the stages that come first (every rank sees the same config).
+  run_agreed([&] { make_rewards(ctx.config.rl); });
   for (auto stage : {command_prepare, command_annotate}) {
     const int rc = stage(ctx, argv0);
     if (rc != kExitOk) return rc;

@@ -60,9 +60,6 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   TraceSet traces;
   Catalog catalog;
   run_agreed([&] {
-    if (!c.distributed.colocated) {
-      throw ConfigError("distributed.colocated: sft runs every rank as a learner; use colocated mode for this stage");
-    }
     if (c.tokenizer.path.empty() && !c.model.path.empty() && !fs::exists(c.model.path + "/tokenizer.json")) {
       throw ConfigError("tokenizer.path: empty, and model.path " + c.model.path +
                         " has no tokenizer.json: a pretrained model needs its own tokenizer");

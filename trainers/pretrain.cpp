@@ -55,7 +55,7 @@ PretrainResult train_pretrain(TransformerImpl& model, const Config& config, cons
       docs.emplace_back(ids.begin(), ids.end());
     }
     std::vector<LmSequence> rows;
-    for (auto& r : pack_rows(docs, eot ? *eot : -1, p.seq_len)) rows.push_back({std::move(r), 1});
+    for (auto& r : pack_rows(docs, eot ? *eot : -1, p.seq_len)) rows.push_back({std::move(r), 1, {}});
     if (epoch == 0) {
       result.rows_per_pass = static_cast<int64_t>(rows.size());
       result.tokens_per_pass = result.rows_per_pass * p.seq_len;

@@ -32,6 +32,8 @@ const std::vector<BadConfig>& cases() {
       {"zero_exclusive", "sft:\n  learning_rate: 0\n", {}, "sft.learning_rate"},
       {"bool_wrong", "run:\n  force: maybe\n", {}, "run.force"},
       {"enum_wrong", "distributed:\n  backend: gloo\n", {}, "distributed.backend"},
+      {"nccl_for_cpu_trainers", "distributed:\n  backend: nccl\n", {}, "distributed.backend: nccl: the trainers"},
+      {"reward_without_weight", "rl:\n  rewards: [answer]\n", {}, "rl.rewards"},
       {"enum_typo", "data:\n  format: ml100k\n", {}, "did you mean 'ml-100k'"},
       {"missing_data_path", "data:\n  path: /nonexistent/ml-100k\n", {}, "data.path"},
       {"missing_model_path", "model:\n  path: no/such/checkpoint\n", {}, "model.path"},

@@ -127,11 +127,44 @@ TEST(ParamBroadcast, ShapeMismatchThrowsOnEveryRank) {
   }
 }
 
+// Zero-copy: the parameters move into the buckets (values kept), the root's in-place updates travel, and the
+// receivers' own tensors (the handles their modules hold) end with the root's values.
+TEST(ParamBroadcast, AliasedParametersSendAndReceiveInPlace) {
+  const int r = comm().rank();
+  auto params = make_params(r == 0 ? 1 : 100 + r);
+  const std::vector<torch::Tensor> held = params;  // what a module would hold: the same TensorImpls
+  BroadcastOptions o = small_buckets();
+  o.alias = true;
+  ParameterBroadcaster bc(params, comm(), o);
+  expect_equal(held, make_params(r == 0 ? 1 : 100 + r));  // moved, not changed
+  EXPECT_EQ(bc.broadcast(1), 1);
+  expect_equal(held, make_params(1));
+  if (r == 0) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : params) p.add_(3);
+  }
+  EXPECT_EQ(bc.broadcast(2), 2);
+  auto expected = make_params(1);
+  for (auto& p : expected) p.add_(3);
+  expect_equal(held, expected);
+}
+
 TEST(ParamBroadcast, ChecksumIsFnvOverWords) {
   const unsigned char bytes[11] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
   EXPECT_EQ(bucket_checksum(bytes, 11), bucket_checksum(bytes, 11));
   EXPECT_NE(bucket_checksum(bytes, 11), bucket_checksum(bytes, 10));
   EXPECT_EQ(bucket_checksum(nullptr, 0), 14695981039346656037ull);
+  // Past 32 bytes the four lanes take over: every byte still counts, and so does the order of the words.
+  std::vector<unsigned char> big(1003);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<unsigned char>(i * 7);
+  const uint64_t h = bucket_checksum(big.data(), big.size());
+  for (size_t at : {0, 9, 31, 32, 500, 1002}) {
+    big[at] ^= 1;
+    EXPECT_NE(bucket_checksum(big.data(), big.size()), h) << "byte " << at;
+    big[at] ^= 1;
+  }
+  std::swap(big[0], big[8]);  // words 0 and 1 trade places (different lanes)
+  EXPECT_NE(bucket_checksum(big.data(), big.size()), h);
 }
 
 }  // namespace

@@ -19,9 +19,9 @@ STUB
 chmod +x "$tmp/bin/srun"
 RECORD="$tmp/srun.args" PATH="$tmp/bin:$PATH" SLURM_SUBMIT_DIR="$src" SLURM_CPUS_PER_TASK=4 SLURM_JOB_ID=7 \
   SLURM_NTASKS=16 SLURM_JOB_NUM_NODES=2 R2REC_BINARY=/opt/r2rec/bin/r2rec \
-  bash "$src/launch/r2rec.sbatch" rl --config configs/ml-100k.yaml distributed.backend=nccl > "$tmp/sbatch.out"
+  bash "$src/launch/r2rec.sbatch" rl --config configs/ml-100k.yaml rl.async=true > "$tmp/sbatch.out"
 line="$(cat "$tmp/srun.args")"
-for want in "--kill-on-bad-exit=1" "/opt/r2rec/bin/r2rec rl --config configs/ml-100k.yaml distributed.backend=nccl" \
+for want in "--kill-on-bad-exit=1" "/opt/r2rec/bin/r2rec rl --config configs/ml-100k.yaml rl.async=true" \
             "distributed.threads=4"; do
   [[ "$line" == *"$want"* ]] || fail "srun line '$line' lacks '$want'"
 done

@@ -161,6 +161,31 @@ TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
     EXPECT_NEAR(sa[i]["loss"].get<double>(), sb[i]["loss"].get<double>(),
                 1e-4 + 1e-3 * std::abs(sa[i]["loss"].get<double>()));
   }
+  // Split 1 learner + 1 rollout rank (np 2) takes the colocated 1-rank steps; asynchronous (staleness 1) learns
+  // its second step from completions one version old. The roles do not change the result, so they are not part
+  // of the stage's fingerprint: run.force=true retrains.
+  for (const bool async : {false, true}) {
+    auto split = args1;
+    split.insert(split.end(), {"distributed.colocated=false", "distributed.learner_ranks=1",
+                               "distributed.rollout_ranks=1", "run.force=true"});
+    if (async) split.insert(split.end(), {"rl.async=true", "rl.max_staleness=1"});
+    const auto rs = r2rec("rl", split, 2);
+    ASSERT_EQ(rs.exit_code, 0) << rs.err;
+    const auto j = json_file(one.file("rl/rl.json"));
+    EXPECT_EQ(j["mode"], async ? "async" : "split");
+    const auto ss = j["per_step"];
+    ASSERT_EQ(ss.size(), 2u);
+    EXPECT_EQ(ss[0]["completion_tokens"], sa[0]["completion_tokens"]);
+    EXPECT_EQ(ss[1]["staleness"].contains(async ? "1" : "0"), true) << ss[1].dump();
+    EXPECT_GT(ss[0]["rollout_seconds"].get<double>(), 0.0);
+    if (async) continue;
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(ss[i]["completion_tokens"], sa[i]["completion_tokens"]) << "step " << i;
+      EXPECT_EQ(ss[i]["reward"].get<double>(), sa[i]["reward"].get<double>()) << "step " << i;
+      EXPECT_EQ(ss[i]["loss"].get<double>(), sa[i]["loss"].get<double>()) << "step " << i;
+    }
+    EXPECT_GT(ss[0]["sync_bytes"].get<int64_t>(), 0);
+  }
 }
 
 }  // namespace

@@ -50,11 +50,12 @@ TEST(Grpo, RewardedAnswerBecomesLikely) {
     prompts.push_back({{ids.begin(), ids.end()}, nullptr});
   }
   const RewardFn reward = [](int64_t prompt, const std::string& completion) {
-    Reward r;
+    Reward r;  // parts: answer, format (weights 1 and 0.1)
     const size_t open = completion.find("<answer>");
-    if (open != std::string::npos && completion.find("</answer>", open) != std::string::npos) r.format = 0.1;
+    const bool formed = open != std::string::npos && completion.find("</answer>", open) != std::string::npos;
     (void)prompt;
-    if (completion.find("<answer>1</answer>") != std::string::npos) r.answer = 1.0;
+    r.parts = {completion.find("<answer>1</answer>") != std::string::npos ? 1.0 : 0.0, formed ? 1.0 : 0.0};
+    r.total = r.parts[0] + 0.1 * r.parts[1];
     return r;
   };
   RlConfig rl = c.rl;
@@ -68,10 +69,10 @@ TEST(Grpo, RewardedAnswerBecomesLikely) {
   const RlResult r = train_grpo(*policy, *reference, rl, 1.0, 77, prompts, reward, tok, Collectives::single());
   ASSERT_EQ(r.steps.size(), 30u);
   double early = 0, late = 0;
-  for (int s = 0; s < 5; ++s) early += r.steps[s].answer / 5;
-  for (int s = 25; s < 30; ++s) late += r.steps[s].answer / 5;
+  for (int s = 0; s < 5; ++s) early += r.steps[s].parts[0] / 5;
+  for (int s = 25; s < 30; ++s) late += r.steps[s].parts[0] / 5;
   std::printf("answer reward: first 5 steps %.3f, last 5 steps %.3f; format %.2f; KL step 0 %.2g, last %.2g\n", early,
-              late, r.steps.back().format, r.steps.front().kl, r.steps.back().kl);
+              late, r.steps.back().parts[1], r.steps.front().kl, r.steps.back().kl);
   EXPECT_LT(early, 0.5);
   EXPECT_GT(late, early + 0.3);
   EXPECT_GT(late, 0.65);

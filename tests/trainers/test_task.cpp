@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
 #include "tests/test_support.h"
+#include "trainers/reward.h"
 #include "trainers/task.h"
 
 namespace r2rec {
@@ -164,7 +167,9 @@ TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
           bool seen = false;
           for (int64_t earlier = 0; earlier <= s; ++earlier)
             seen = seen || name == name_of(r, c, c.offsets[k] + earlier, e.user, f);
-          if (!seen && name != "U") EXPECT_EQ(thoughts[s - 1].find(name), std::string::npos) << line;
+          if (!seen && name != "U") {
+            EXPECT_EQ(thoughts[s - 1].find(name), std::string::npos) << line;
+          }
         }
       }
     }
@@ -203,6 +208,44 @@ TEST(Task, AnswersParseByItemTokenNumberOrTitleAndMalformedOnesAreWrong) {
   }
   EXPECT_EQ(answer_text(e, 4, r.catalog, format_of(ItemText::kTitle, false)), "<answer>5</answer>");
   EXPECT_EQ(answer_text(e, 4, r.catalog, format_of(ItemText::kToken, true)), "<answer>" + token + "</answer>");
+}
+
+// Rewards by name (trainers/reward.h): weighted sum of the listed components, each reported on its own; the
+// rank component is the NDCG of the target in the completion's ranked list (its answer first, then the
+// candidates in the order they are first named); a bad rl.rewards entry is refused by name.
+TEST(Task, RewardsAreNamedWeightedComponents) {
+  const Records& r = ml100k_records();
+  const Example& e = r.examples.front();
+  const int32_t t = e.target_index, other = (t + 1) % 20;
+  const std::string target = item_token(r.catalog, e.candidates[t]), wrong = item_token(r.catalog, e.candidates[other]);
+  RlConfig rl;
+  rl.rewards = {"answer=1", "format=0.1", "rank=0.5"};
+  const auto rewards = make_rewards(rl);
+  ASSERT_EQ(rewards.size(), 3u);
+  const Reward hit =
+      score_completion(rewards, "<think>" + target + "</think><answer>" + target + "</answer>", e, r.catalog);
+  EXPECT_EQ(hit.parts, (std::vector<double>{1.0, 1.0, 1.0}));
+  EXPECT_DOUBLE_EQ(hit.total, 1.6);
+  // Wrong answer, the target named second in the reasoning: rank 2 -> 1/log2(3); no <think>: format 0.
+  const Reward second =
+      score_completion(rewards, wrong + " then " + target + "<answer>" + wrong + "</answer>", e, r.catalog);
+  EXPECT_EQ(second.parts[0], 0.0);
+  EXPECT_EQ(second.parts[1], 0.0);
+  EXPECT_NEAR(second.parts[2], 1.0 / std::log2(3.0), 1e-12);
+  EXPECT_NEAR(second.total, 0.5 / std::log2(3.0), 1e-12);
+  const Reward none = score_completion(rewards, "<answer>nothing</answer>", e, r.catalog);
+  EXPECT_EQ(none.parts, (std::vector<double>{0.0, 0.0, 0.0}));
+  for (const auto& [entries, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"answer=1", "bleu=1"}, "bleu"}, {{"answer=1", "answer=2"}, "answer"}}) {
+    rl.rewards = entries;
+    try {
+      make_rewards(rl);
+      ADD_FAILURE() << "accepted " << says;
+    } catch (const ConfigError& err) {
+      EXPECT_NE(std::string(err.what()).find("rl.rewards"), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find(says), std::string::npos) << err.what();
+    }
+  }
 }
 
 }  // namespace
