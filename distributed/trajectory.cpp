@@ -160,18 +160,52 @@ void TrajectorySender::wait_credit(int receiver) {
   comm_.recv(&credit, 1, DType::kI64, receiver, options_.tag)->wait(options_.timeout_s);
 }
 
+void TrajectorySender::complete(int receiver) {
+  for (size_t i = 0; i < in_flight_.size();) {
+    InFlight& f = in_flight_[i];
+    if (receiver >= 0 && f.receiver != receiver) {
+      ++i;
+      continue;
+    }
+    f.size_work->wait(options_.timeout_s);
+    f.data_work->wait(options_.timeout_s);
+    in_flight_.erase(in_flight_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
 void TrajectorySender::send(const TrajectoryBatch& batch, int receiver) {
-  std::vector<uint8_t> bytes = serialize(batch);
-  if (hook_) hook_(bytes);
+  complete(receiver);  // messages to one receiver stay in order, one in flight at a time
+  InFlight f;
+  f.receiver = receiver;
+  f.bytes = serialize(batch);
+  if (hook_) hook_(f.bytes);
   wait_credit(receiver);
-  const int64_t n = static_cast<int64_t>(bytes.size());
-  WorkPtr a = comm_.send(&n, 1, DType::kI64, receiver, options_.tag + 1);
-  WorkPtr b = comm_.send(bytes.data(), bytes.size(), DType::kU8, receiver, options_.tag + 2);
-  a->wait(options_.timeout_s);
-  b->wait(options_.timeout_s);
+  f.size = std::make_unique<int64_t>(static_cast<int64_t>(f.bytes.size()));
+  f.size_work = comm_.send(f.size.get(), 1, DType::kI64, receiver, options_.tag + 1);
+  f.data_work = comm_.send(f.bytes.data(), f.bytes.size(), DType::kU8, receiver, options_.tag + 2);
+  in_flight_.push_back(std::move(f));
+}
+
+void TrajectorySender::flush() { complete(-1); }
+
+// Sends still in flight at destruction (an exception unwinding the rollout): their buffers must outlive the
+// MPI requests, which cannot be cancelled through Communicator, so they are left to the job's end.
+TrajectorySender::~TrajectorySender() {
+  for (InFlight& f : in_flight_) {
+    bool done = false;
+    try {
+      done = f.size_work->is_completed() && f.data_work->is_completed();
+    } catch (...) {
+    }
+    if (!done) {
+      (void)new std::vector<uint8_t>(std::move(f.bytes));  // intentionally leaked: the job is ending
+      (void)f.size.release();
+    }
+  }
 }
 
 void TrajectorySender::close(int receiver) {
+  complete(receiver);
   wait_credit(receiver);
   const int64_t n = -1;
   comm_.send(&n, 1, DType::kI64, receiver, options_.tag + 1)->wait(options_.timeout_s);

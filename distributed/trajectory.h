@@ -75,17 +75,31 @@ struct TrajectoryChannelOptions {
 class TrajectorySender {
  public:
   TrajectorySender(Communicator& comm, const TrajectoryChannelOptions& options = {});
-  // Blocks until `receiver` grants a credit (CommError at the deadline), then sends the batch.
+  // Blocks until `receiver` grants a credit (CommError at the deadline), then starts sending the batch and
+  // returns without waiting for the receiver to take it: a receiver only takes the bytes while it pumps, and
+  // one that is busy in a collective with this rank (the weight broadcast) must not deadlock against it. The
+  // send completes by the next send to the same receiver, flush() or close() (each waits, up to the deadline).
   void send(const TrajectoryBatch& batch, int receiver);
-  // End of stream to `receiver` (also waits for a credit).
+  // Waits until every batch started is taken.
+  void flush();
+  // End of stream to `receiver` (completes the sends to it, then waits for a credit).
   void close(int receiver);
+  ~TrajectorySender();
   // Test seam: edits the serialised bytes before they are sent.
   void set_corrupt_hook_for_testing(std::function<void(std::vector<uint8_t>&)> hook) { hook_ = std::move(hook); }
 
  private:
   void wait_credit(int receiver);
+  void complete(int receiver);
+  struct InFlight {  // one started send: its buffers live until it completes
+    int receiver = 0;
+    std::unique_ptr<int64_t> size;
+    std::vector<uint8_t> bytes;
+    WorkPtr size_work, data_work;
+  };
   Communicator& comm_;
   TrajectoryChannelOptions options_;
+  std::vector<InFlight> in_flight_;
   std::function<void(std::vector<uint8_t>&)> hook_;
 };
 

@@ -97,6 +97,19 @@ void forget_stage(const CommandContext& ctx, const std::string& stage) {
   });
 }
 
+bool skip_current_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint) {
+  if (stage_is_current(ctx, stage, fingerprint)) {
+    if (ctx.process->rank == 0) {
+      std::cout << stage << ": " << ctx.layout.stage_model(stage)
+                << " is up to date; nothing to do (run.force=true retrains)\n"
+                << std::flush;
+    }
+    return true;
+  }
+  forget_stage(ctx, stage);
+  return false;
+}
+
 int command_check(const CommandContext& ctx) {
   if (ctx.process->rank == 0) std::cout << to_yaml(ctx.config) << std::flush;
   return kExitOk;

@@ -59,6 +59,9 @@ ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_s
 // record (rank 0, agreed) before training starts, so a checkpoint left by an interrupted run is never current.
 bool stage_is_current(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint);
 void forget_stage(const CommandContext& ctx, const std::string& stage);
+// The two together, as every training stage starts: true (rank 0 prints "<stage>: <model> is up to date; ...")
+// when the stage is current; otherwise its record is forgotten and false returned.
+bool skip_current_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint);
 // The "fingerprint" field of a stage's record ("" when absent or unreadable).
 std::string stage_fingerprint_on_disk(const CommandContext& ctx, const std::string& stage);
 

@@ -58,12 +58,7 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
   run_agreed([&] { tokenizer_text = tokenizer_json(Tokenizer::load(tokenizer_path).spec()); });
   const std::string fingerprint = hex64(fnv1a(to_yaml(k) + prepare_hash + tokenizer_text));
   const std::string out = ctx.layout.stage_model("pretrain");
-  if (stage_is_current(ctx, "pretrain", fingerprint)) {
-    if (rank == 0)
-      std::cout << "pretrain: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
-    return kExitOk;
-  }
-  forget_stage(ctx, "pretrain");
+  if (skip_current_stage(ctx, "pretrain", fingerprint)) return kExitOk;
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};
   run_agreed([&] {

@@ -45,12 +45,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   k.run.seed = c.run.seed;
   const std::string fingerprint =
       hex64(fnv1a(to_yaml(k) + broadcast_from_rank0(stage_fingerprint_on_disk(ctx, "sft"))));
-  if (stage_is_current(ctx, "rl", fingerprint)) {
-    if (rank == 0)
-      std::cout << "rl: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
-    return kExitOk;
-  }
-  forget_stage(ctx, "rl");
+  if (skip_current_stage(ctx, "rl", fingerprint)) return kExitOk;
   LoadedModel policy_ckpt, reference_ckpt;
   std::vector<Example> examples;
   std::vector<RlPrompt> prompts;

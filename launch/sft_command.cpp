@@ -81,12 +81,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   const std::string start = from_pretrain ? stage_fingerprint_on_disk(ctx, "pretrain") : c.model.path;
   const std::string fingerprint = sft_fingerprint(c, digest, broadcast_from_rank0(start), tokenizer_text);
   const std::string out = ctx.layout.stage_model("sft");
-  if (stage_is_current(ctx, "sft", fingerprint)) {
-    if (rank == 0)
-      std::cout << "sft: " << out << " is up to date; nothing to do (run.force=true retrains)\n" << std::flush;
-    return kExitOk;
-  }
-  forget_stage(ctx, "sft");
+  if (skip_current_stage(ctx, "sft", fingerprint)) return kExitOk;
 
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};

@@ -167,6 +167,9 @@ TEST(GrpoSplit, AsyncLearnsFromOneVersionOld) {
   if (groups.world->size() < 2) GTEST_SKIP() << "needs mpirun -np 2 or more";
   f.rl.async = true;
   f.rl.max_staleness = 1;
+  // Batches past MPI's eager limit (16 x 96 tokens x 8 bytes): the rollout's send of step t+1 must not wait for
+  // the learner, which is in the weight broadcast by then (a deadlock before the sends completed lazily).
+  f.rl.max_new_tokens = 96;
   Transformer policy = f.model(), reference = f.model();
   Recorder seen;
   const RlResult r = train_grpo_split(*policy, groups.learner() ? reference.get() : nullptr, f.rl, 1.0, 77, f.prompts,
