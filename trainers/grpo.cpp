@@ -81,6 +81,10 @@ std::vector<Scored> rollout(TransformerImpl& policy, PromptSchedule& schedule, c
     out[j].tokens = gen[j].tokens;
     out[j].logprobs = gen[j].logprobs;
     out[j].reward = reward(out[j].prompt, answer_completion(gen[j]));
+    // Rewards travel as float32 in trajectory batches: round them here, so colocated and split runs compute
+    // the same advantages from the same values.
+    out[j].reward.total = static_cast<float>(out[j].reward.total);
+    for (double& p : out[j].reward.parts) p = static_cast<float>(p);
     out[j].version = version;
   }
   return out;

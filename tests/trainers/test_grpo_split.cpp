@@ -69,8 +69,9 @@ struct Recorder {
       seen.emplace_back(prompt, completion);
       const uint64_t h = fnv1a(completion);
       Reward r;
-      r.parts = {static_cast<double>(h % 2), static_cast<double>(completion.size() % 3) / 2};
-      r.total = r.parts[0] + 0.5 * r.parts[1];
+      // Thirds and a weight of 0.1 are not float32 values: the rounding of rewards in transit must not matter.
+      r.parts = {static_cast<double>(h % 2), static_cast<double>(completion.size() % 3) / 3};
+      r.total = r.parts[0] + 0.1 * r.parts[1];
       return r;
     };
   }
