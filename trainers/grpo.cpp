@@ -469,6 +469,10 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
     if (needed(step + 1) && broadcaster) {  // learner 0 sends version step+1 to the rollout ranks
       PhaseScope phase("rl weight sync after step " + std::to_string(step + 1));
       const auto tb = Clock::now();
+      // Post the receive of any batch already announced first: its bytes then move while both sides wait in the
+      // broadcast (a sender only progresses a large send inside MPI calls, and the rollout rank goes on to
+      // generate right after the broadcast), instead of while this learner waits for the next step's batch.
+      receiver.pump();
       broadcaster->broadcast(step + 1);
       stats.sync_seconds = since(tb);
       stats.sync_bytes = sync_bytes;
