@@ -368,6 +368,10 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
         PhaseScope phase("rl weight sync before step " + std::to_string(step + 1));
         const auto tw = Clock::now();
         version = broadcaster->broadcast(0);
+        // Finish the sends still in flight while the learners take them (learner 0 posted their receives before
+        // the broadcast; the others are receiving): a large send only moves inside this rank's MPI calls, and
+        // generation makes none for seconds.
+        sender.flush();
         waited += since(tw);
       }
       std::vector<Scored> scored;
