@@ -51,22 +51,16 @@ void open_run_dir(CommandContext& ctx, const char* argv0, const std::string& sta
             << ", role " << role_name(ctx.role) << ", log " << log_file_path();
 }
 
-Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
+std::shared_ptr<Communicator> world_communicator(const CommandContext& ctx) {
   CommOptions options;
   options.timeout_s = ctx.config.distributed.timeout_s;
   options.local_rank = ctx.process->local_rank;
-  std::shared_ptr<Communicator> comm = make_communicator("mpi", options);
-  *keep = comm;
-  Collectives c;
-  c.rank = comm->rank();
-  c.world_size = comm->size();
-  c.sum_floats = [comm](float* data, int64_t n) {
-    comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait();
-  };
-  c.sum_doubles = [comm](double* data, int64_t n) {
-    comm->all_reduce(data, static_cast<size_t>(n), ReduceOp::kSum)->wait();
-  };
-  return c;
+  return make_communicator("mpi", options);
+}
+
+Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
+  *keep = world_communicator(ctx);
+  return Collectives::over(**keep);
 }
 
 ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_share, bool for_eval) {

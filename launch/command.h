@@ -48,6 +48,8 @@ void open_run_dir(CommandContext& context, const char* argv0, const std::string&
 // The trainers' cross-rank sums over r2rec's MPI communicator with distributed.timeout_s; `keep` holds the
 // communicator alive as long as the Collectives are used.
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep);
+// r2rec's MPI communicator over every rank, with distributed.timeout_s (collective).
+std::shared_ptr<Communicator> world_communicator(const CommandContext& ctx);
 
 // Reader options for `split` of the run's shards (RunLayout::data()): with `rank_share` this rank's share of
 // the split (every rank a disjoint part), else the whole split on every rank; in id order (no shuffle);

@@ -98,10 +98,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
                           });
     });
   } else {
-    CommOptions options;
-    options.timeout_s = c.distributed.timeout_s;
-    options.local_rank = ctx.process->local_rank;
-    world = make_communicator("mpi", options);
+    world = world_communicator(ctx);
     learners = world->split(ctx.topology.learners);
     sync = world->split(ctx.topology.sync);
     SplitGroups g;

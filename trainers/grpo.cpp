@@ -406,12 +406,7 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
 
   // ---- learner rank l: trains on prompts [l P/L, (l+1) P/L) of every step ----
   CHECK(reference != nullptr) << "train_grpo_split: a learner needs the reference model";
-  Collectives col;
-  col.rank = groups.learners->rank();
-  col.world_size = groups.learners->size();
-  Communicator* lc = groups.learners;
-  col.sum_floats = [lc](float* d, int64_t n) { lc->all_reduce(d, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
-  col.sum_doubles = [lc](double* d, int64_t n) { lc->all_reduce(d, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
+  const Collectives col = Collectives::over(*groups.learners);
   std::vector<int> senders;
   for (int r = L; r < L + R; ++r) senders.push_back(r);
   TrajectoryReceiver receiver(world, senders, co);

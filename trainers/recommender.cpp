@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "distributed/communicator.h"
 #include "trainers/bpr.h"
 #include "trainers/itemknn.h"
 #include "trainers/sasrec.h"
@@ -13,6 +14,16 @@ Collectives Collectives::single() {
   Collectives c;
   c.sum_floats = [](float*, int64_t) {};
   c.sum_doubles = [](double*, int64_t) {};
+  return c;
+}
+
+Collectives Collectives::over(Communicator& comm) {
+  Collectives c;
+  c.rank = comm.rank();
+  c.world_size = comm.size();
+  Communicator* p = &comm;
+  c.sum_floats = [p](float* d, int64_t n) { p->all_reduce(d, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
+  c.sum_doubles = [p](double* d, int64_t n) { p->all_reduce(d, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
   return c;
 }
 

@@ -21,6 +21,8 @@
 
 namespace r2rec {
 
+class Communicator;
+
 // Cross-rank sums used by training and evaluation. Single process: both are identity.
 struct Collectives {
   int rank = 0;
@@ -28,6 +30,8 @@ struct Collectives {
   std::function<void(float* data, int64_t count)> sum_floats;    // in place, over all ranks
   std::function<void(double* data, int64_t count)> sum_doubles;  // in place, over all ranks
   static Collectives single();
+  // Sums over `comm` (an all-reduce each, waited for); `comm` must outlive the returned object.
+  static Collectives over(Communicator& comm);
 };
 
 // Every rank's metrics summed (each rank passes its share; all ranks get the total).
