@@ -54,6 +54,7 @@ struct PretrainConfig {
   int64_t seq_len = 128;  // tokens per packed row
   double learning_rate = 3e-3;
   int64_t warmup_steps = 50;
+  int64_t save_every = 200;         // steps between full-state checkpoints (0 = none)
   double title_share = 0.1;         // share of items whose token-title line joins each corpus pass
   int64_t walks_per_user = 2;       // chain-grammar walks per user per corpus pass
   std::string init_items = "none";  // none | bpr: item-token rows from a trained BPR-MF's item factors
@@ -97,7 +98,7 @@ struct SftConfig {
   int64_t micro_batch_size = 4;  // per learner rank and forward pass
   double grad_clip = 1.0;        // 0 = off
   int64_t max_seq_len = 1024;
-  int64_t save_every = 0;       // steps between checkpoints (0 = end only)
+  int64_t save_every = 50;      // steps between full-state checkpoints (0 = none)
   int64_t max_steps = 0;        // 0 = every epoch
   bool skip_unreached = false;  // leave out examples whose prompt chains never reach the target
   double answer_weight = 5.0;   // loss weight of the answer label's tokens (the other completion tokens weigh 1)
@@ -109,6 +110,7 @@ struct RlConfig {
   int64_t group_size = 8;        // G completions per prompt
   int64_t micro_batch_size = 4;
   int64_t inner_epochs = 1;
+  int64_t save_every = 10;  // steps between full-state checkpoints (0 = none)
   double learning_rate = 1e-4;
   double clip_low = 0.2;    // epsilon_low
   double clip_high = 0.28;  // epsilon_high
@@ -181,7 +183,8 @@ struct RunConfig {
   int64_t seed = 1234;
   std::string log_level = "info";  // info | warning | error
   bool log_all_ranks = false;      // echo every rank's INFO lines to the terminal
-  bool force = false;              // redo stages whose outputs already exist
+  bool force = false;              // redo stages whose outputs already exist; start interrupted ones afresh
+  int64_t keep_checkpoints = 2;    // full-state checkpoints kept per stage
 };
 
 struct Config {
@@ -220,5 +223,8 @@ std::string config_reference_markdown();
 
 // Every dotted key the schema knows, in schema order.
 std::vector<std::string> config_keys();
+
+// The dotted keys whose values differ between two configs, in schema order.
+std::vector<std::string> changed_keys(const Config& a, const Config& b);
 
 }  // namespace r2rec

@@ -141,6 +141,9 @@ std::vector<Field> build() {
       INT(pretrain.seq_len, 8, 1 << 20, "Tokens per packed row (documents are concatenated and cut)."),
       FLOAT_POS(pretrain.learning_rate, 10, "Peak AdamW learning rate (warm-up, then cosine to 10%)."),
       INT(pretrain.warmup_steps, 0, 1 << 30, "Linear warm-up steps."),
+      INT(pretrain.save_every, 0, 1 << 30,
+          "Optimizer steps between full-state checkpoints (<run.dir>/pretrain/checkpoints/step-N); a re-run of "
+          "an interrupted stage continues exactly from the newest. 0 = none."),
       FLOAT(pretrain.title_share, 0, 1,
             "Share of the catalog's items whose \"<item_ID> is <title>.\" line joins each pass over the corpus."),
       INT(pretrain.walks_per_user, 0, 1 << 16, "Chain-grammar random walks per user in each pass over the corpus."),
@@ -162,7 +165,9 @@ std::vector<Field> build() {
       INT(sft.max_seq_len, 16, 1 << 20,
           "Longest training sequence (prompt + trace, tokens); longer ones are left out and counted."),
       INT(sft.max_steps, 0, 1ll << 40, "Stop after this many optimizer steps (0 = run every epoch)."),
-      INT(sft.save_every, 0, 1 << 30, "Optimizer steps between checkpoints; 0 saves at the end only."),
+      INT(sft.save_every, 0, 1 << 30,
+          "Optimizer steps between full-state checkpoints (<run.dir>/sft/checkpoints/step-N: model, optimizer, "
+          "step, RNG); a re-run of an interrupted stage continues exactly from the newest. 0 = none."),
       FLOAT(sft.answer_weight, 0, 1000,
             "Loss weight of the answer label's tokens inside <answer></answer>; the other completion tokens weigh "
             "1. A trace has tens of reasoning tokens and one answer token: without the weight the answer's "
@@ -176,6 +181,9 @@ std::vector<Field> build() {
       INT(rl.group_size, 2, 1024, "G: completions sampled per prompt."),
       INT(rl.micro_batch_size, 1, 1 << 20, "Completions per forward pass per learner rank."),
       INT(rl.inner_epochs, 1, 64, "Optimisation passes over each batch of rollouts."),
+      INT(rl.save_every, 0, 1 << 30,
+          "Policy updates between full-state checkpoints (<run.dir>/rl/checkpoints/step-N); a re-run of an "
+          "interrupted stage continues from the newest (bit-identically when synchronous). 0 = none."),
       FLOAT_POS(rl.learning_rate, 10,
                 "AdamW learning rate of the policy (the default moves the small from-scratch model; a pretrained "
                 "model.path usually wants 1e-6 to 1e-5)."),
@@ -242,7 +250,9 @@ std::vector<Field> build() {
       ENUM(run.log_level, (V{"info", "warning", "error"}),
            "Least severe log level echoed to the terminal; the per-rank log files always get INFO and up."),
       BOOL(run.log_all_ranks, "Echo every rank's INFO lines to the terminal, not only rank 0's."),
-      BOOL(run.force, "Redo stages whose outputs already exist."),
+      BOOL(run.force,
+           "Redo stages whose outputs already exist, and start interrupted stages afresh instead of resuming."),
+      INT(run.keep_checkpoints, 1, 1 << 20, "Full-state checkpoints kept per stage (the newest ones)."),
   };
   return s;
 }

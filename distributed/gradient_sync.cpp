@@ -30,6 +30,8 @@ struct GradientSynchronizer::Hook : torch::autograd::FunctionPostHook {
 GradientSynchronizer::GradientSynchronizer(std::vector<torch::Tensor> params, Communicator& comm,
                                            const GradSyncOptions& options)
     : params_(std::move(params)), comm_(comm), options_(options) {
+  if (options_.op != ReduceOp::kAvg && options_.op != ReduceOp::kSum)
+    throw std::invalid_argument(std::string(kWho) + ": op must be avg or sum, got " + reduce_op_name(options_.op));
   const size_t cap = bucket_cap_bytes(options_.bucket_mb);
   check_same_parameters(params_, comm_, kWho, /*check_requires_grad=*/true);
   broadcast_parameters(params_, comm_, /*root=*/0, cap, options_.timeout_s, kWho);
@@ -122,7 +124,7 @@ void GradientSynchronizer::launch(size_t b) {
   current_.launch_order.push_back(b);
   current_.launched_in_backward[b] = true;  // finish() clears it for the buckets it launches
   current_.hooks_before_launch[b] = current_.hooks_fired;
-  works_[b] = comm_.all_reduce(flats_[b], ReduceOp::kAvg);
+  works_[b] = comm_.all_reduce(flats_[b], options_.op);
   if (!use_progress_thread_ || !in_backward_launch_) return;
   {
     std::lock_guard<std::mutex> lock(progress_mu_);

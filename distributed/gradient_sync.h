@@ -22,6 +22,8 @@
 //     current .grad() or zeros; the remaining buckets are launched in order; all are waited with the
 //     deadline; afterwards .grad() of every parameter is the view of its slice, holding
 //        grad_k = (1/W) Σ_r grad_k^(r)          (W = comm.size(); avg done by the backend)
+//     or the plain sum Σ_r grad_k^(r) with GradSyncOptions::op = kSum (trainers that normalise their loss by
+//     the global token count already divide by the whole batch).
 //     Every rank issues exactly the same collectives in the same order, whatever its local graph was.
 //   Between a synchronised backward and finish(), .grad() of a launched bucket is being reduced in place:
 //   do not read or write it there.
@@ -51,10 +53,11 @@
 namespace r2rec {
 
 struct GradSyncOptions {
-  double bucket_mb = 25.0;   // DistributedConfig::bucket_mb: bucket cap; smaller = earlier first launch,
-                             // more collectives (per-call latency). 0 = one bucket per parameter.
-  double timeout_s = 300.0;  // DistributedConfig::timeout_s: deadline of each bucket's wait in finish()
-  bool overlap = true;       // launch buckets from the backward hooks; false: all of them in finish()
+  double bucket_mb = 25.0;       // DistributedConfig::bucket_mb: bucket cap; smaller = earlier first launch,
+                                 // more collectives (per-call latency). 0 = one bucket per parameter.
+  double timeout_s = 300.0;      // DistributedConfig::timeout_s: deadline of each bucket's wait in finish()
+  bool overlap = true;           // launch buckets from the backward hooks; false: all of them in finish()
+  ReduceOp op = ReduceOp::kAvg;  // kAvg (mean over ranks) or kSum
   // With overlap on the MPI backend under MPI_THREAD_MULTIPLE: a helper thread polls the buckets in flight
   // every `progress_poll_us` during backward (Open MPI advances a non-blocking collective only inside an MPI
   // call, and the hooks alone poll only between layers). The thread touches only launched Works, and

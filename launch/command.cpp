@@ -9,8 +9,10 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/logging.h"
+#include "core/owned_dir.h"
 #include "core/runtime.h"
 #include "distributed/communicator.h"
+#include "trainers/checkpoint_plan.h"
 #include "trainers/recommender.h"
 
 namespace r2rec {
@@ -60,7 +62,7 @@ std::shared_ptr<Communicator> world_communicator(const CommandContext& ctx) {
 
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
   *keep = world_communicator(ctx);
-  return Collectives::over(**keep);
+  return Collectives::over(**keep, ctx.config.distributed.bucket_mb, ctx.config.distributed.timeout_s);
 }
 
 ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_share, bool for_eval) {
@@ -100,8 +102,76 @@ bool skip_current_stage(const CommandContext& ctx, const std::string& stage, con
     }
     return true;
   }
+  // The stage will replace its model folder at the end: refuse now, before training, if r2rec did not write it.
+  run_agreed([&] {
+    if (ctx.process->rank == 0) check_replaceable(ctx.layout.stage_model(stage), model_dir_name);
+  });
   forget_stage(ctx, stage);
   return false;
+}
+
+StageStart start_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint,
+                       const Config& settings, int64_t save_every) {
+  StageStart start;
+  CheckpointPlan& plan = start.plan;
+  plan.dir = ctx.layout.stage_dir(stage) + "/checkpoints";
+  plan.stage = stage;
+  plan.every = save_every;
+  plan.keep = ctx.config.run.keep_checkpoints;
+  plan.fingerprint = fingerprint;
+  plan.settings_yaml = to_yaml(settings);
+  if (const char* f = std::getenv("R2REC_FAULT")) plan.fault = f;
+  if (stage_is_current(ctx, stage, fingerprint)) {
+    if (ctx.process->rank == 0) {
+      std::cout << stage << ": " << ctx.layout.stage_model(stage)
+                << " is up to date; nothing to do (run.force=true retrains)\n"
+                << std::flush;
+    }
+    start.skip = true;
+    return start;
+  }
+  std::string resume;
+  run_agreed([&] {
+    if (ctx.process->rank != 0) return;
+    check_replaceable(ctx.layout.stage_model(stage), model_dir_name);
+    const std::optional<CheckpointInfo> newest = newest_checkpoint(plan.dir);
+    if (!newest) return;
+    if (ctx.config.run.force) {
+      clear_checkpoints(plan.dir);
+      return;
+    }
+    if (newest->fingerprint == fingerprint) {
+      resume = newest->path;
+      std::cout << stage << ": resuming from " << newest->path << " (step " << newest->step << ")\n" << std::flush;
+      return;
+    }
+    if (newest->fingerprint == stage_fingerprint_on_disk(ctx, stage)) {  // a finished run's, with other settings
+      clear_checkpoints(plan.dir);
+      return;
+    }
+    std::string keys;
+    try {
+      const std::string tmp = temp_path_for(plan.dir + "/settings.yaml");
+      write_file_atomic(tmp, newest->settings_yaml);
+      const Config then = load_config(tmp);
+      std::filesystem::remove(tmp);
+      for (const std::string& k : changed_keys(then, settings)) {
+        if (k.rfind("run.", 0) == 0 && k != "run.seed") continue;  // run.dir: resolved against the temporary file
+        keys += (keys.empty() ? "" : ", ") + k;
+      }
+    } catch (const std::exception&) {
+      keys.clear();
+    }
+    throw ConfigError(newest->path + ": an interrupted " + stage + " run with other " +
+                      (keys.empty() ? std::string("inputs (the data, traces, tokenizer or start model)")
+                                    : "settings (" + keys + ")") +
+                      ": run with those to resume it, or with run.force=true to start afresh");
+  });
+  plan.resume_from = broadcast_from_rank0(resume);
+  plan.resume_step =
+      plan.resume_from.empty() ? 0 : std::stoll(plan.resume_from.substr(plan.resume_from.rfind('-') + 1));
+  forget_stage(ctx, stage);
+  return start;
 }
 
 int command_check(const CommandContext& ctx) {

@@ -13,6 +13,7 @@
 #include "distributed/topology.h"
 #include "sampler/shard_reader.h"
 #include "sampler/split.h"
+#include "trainers/checkpoint_plan.h"
 #include "trainers/traces.h"
 
 namespace r2rec {
@@ -64,6 +65,21 @@ void forget_stage(const CommandContext& ctx, const std::string& stage);
 // The two together, as every training stage starts: true (rank 0 prints "<stage>: <model> is up to date; ...")
 // when the stage is current; otherwise its record is forgotten and false returned.
 bool skip_current_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint);
+// How a stage with full-state checkpoints (<run.dir>/<stage>/checkpoints, trainers/train_state.h) starts:
+//   current (as skip_current_stage)                                  -> skip = true;
+//   the newest whole checkpoint has this fingerprint                 -> resume_from = it (rank 0 prints it);
+//   it has another one, which the stage's completed record also has  -> the old checkpoints go, start afresh;
+//   it has another one and no completed run wrote it (an interrupted run with other settings)
+//     -> ConfigError naming the checkpoint and the settings that differ, unless run.force (start afresh).
+// `settings` is the config the fingerprint covers (defaults elsewhere). The plan for the trainer is filled in
+// (dir, every, keep, fingerprint, settings, resume_from, R2REC_FAULT); the caller sets its tokenizer.
+struct StageStart {
+  bool skip = false;
+  CheckpointPlan plan;
+};
+StageStart start_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint,
+                       const Config& settings, int64_t save_every);
+
 // The "fingerprint" field of a stage's record ("" when absent or unreadable).
 std::string stage_fingerprint_on_disk(const CommandContext& ctx, const std::string& stage);
 

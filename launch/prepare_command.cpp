@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/owned_dir.h"
 #include "core/runtime.h"
 #include "distributed/agreement.h"
 #include "launch/command.h"
@@ -94,6 +95,12 @@ std::string summary_text(const Manifest& m, const nlohmann::json& s, const std::
   return o.str();
 }
 
+// Names prepare writes in its output folder (for folders written before ownership markers).
+bool data_dir_name(const std::string& n) {
+  return n == kManifestName || n == kCatalogName ||
+         (n.rfind("shard-", 0) == 0 && n.size() > 3 && n.compare(n.size() - 3, 3, ".h5") == 0);
+}
+
 }  // namespace
 
 int command_prepare(CommandContext& ctx, const char* argv0) {
@@ -115,19 +122,14 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
     return kExitOk;
   }
 
-  // 2. Fresh staging folder.
+  // 2. Fresh staging folder; the output folder must be r2rec's to replace (core/owned_dir.h), checked first.
   run_agreed([&] {
     if (rank != 0) return;
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    fs::create_directories(staging, ec);
-    if (ec) throw RuntimeFailure(staging + ": cannot create: " + ec.message());
+    check_replaceable(out, data_dir_name);
+    make_owned_dir(staging, data_dir_name);
   });
   auto cleanup = [&] {
-    if (rank == 0) {
-      std::error_code ec;
-      fs::remove_all(staging, ec);
-    }
+    if (rank == 0) remove_if_owned(staging, data_dir_name);
   };
 
   try {
@@ -201,17 +203,10 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
       m.summary["ranks"] = world;
       m.summary["seconds"] = {{"load", load_seconds}, {"shards", shard_seconds}, {"total", seconds_since(t0)}};
       write_manifest(staging, m);
-      // Swap: the old output (if any) moves aside, the staging folder moves in, the old one is removed.
-      const std::string old = out + ".old";
-      std::error_code ec;
-      fs::remove_all(old, ec);
-      if (fs::exists(out)) {
-        fs::rename(out, old, ec);
-        if (ec) throw RuntimeFailure(out + ": cannot move the previous output aside: " + ec.message());
-      }
-      fs::rename(staging, out, ec);
-      if (ec) throw RuntimeFailure(out + ": cannot move the new output in from " + staging + ": " + ec.message());
-      fs::remove_all(old, ec);
+      // Swap: the old output (if any) moves aside, the staging folder moves in, the old one is removed; files in
+      // it that r2rec did not write move across into the new one.
+      seal_owned_dir(staging);
+      replace_owned_dir(out, staging, data_dir_name);
       const std::string text = summary_text(m, m.summary, out);
       std::cout << text << std::flush;
       LOG(INFO) << "\n" << text;

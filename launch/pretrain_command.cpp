@@ -53,12 +53,14 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
   k.tokenizer = c.tokenizer;
   k.model = c.model;
   k.pretrain = c.pretrain;
+  k.pretrain.save_every = 0;  // when checkpoints are written does not change the result
   k.run.seed = c.run.seed;
   std::string tokenizer_text;
   run_agreed([&] { tokenizer_text = tokenizer_json(Tokenizer::load(tokenizer_path).spec()); });
   const std::string fingerprint = hex64(fnv1a(to_yaml(k) + prepare_hash + tokenizer_text));
   const std::string out = ctx.layout.stage_model("pretrain");
-  if (skip_current_stage(ctx, "pretrain", fingerprint)) return kExitOk;
+  StageStart start = start_stage(ctx, "pretrain", fingerprint, k, c.pretrain.save_every);
+  if (start.skip) return kExitOk;
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};
   run_agreed([&] {
@@ -75,15 +77,18 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
             << model->config.vocab_size << ", " << params << " parameters";
   std::shared_ptr<Communicator> comm;
   const Collectives collectives = communicator_collectives(ctx, &comm);
-  const auto t0 = std::chrono::steady_clock::now();
   PretrainResult result;
+  start.plan.tokenizer = tokenizer.get();
   run_agreed([&] {
-    result = train_pretrain(*model, c, catalog, format, *tokenizer, collectives, [&](int64_t step, double loss) {
-      if (rank == 0 && (step < 3 || (step + 1) % 100 == 0)) {
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        LOG(INFO) << "pretrain: step " << step + 1 << "/" << c.pretrain.steps << " loss " << loss << " (" << s << " s)";
+    MetricsLog metrics(c.run.dir, "pretrain", start.plan.resume_step, rank == 0);
+    const auto on_step = [&](const LmStep& s) {
+      if (rank == 0 && (s.step < 3 || (s.step + 1) % 100 == 0)) {
+        LOG(INFO) << "pretrain: step " << s.step + 1 << "/" << c.pretrain.steps << " loss " << s.loss << " ("
+                  << s.seconds << " s)";
       }
-    });
+      metrics.log(s.step + 1, lm_step_scalars(s));
+    };
+    result = train_pretrain(*model, c, catalog, format, *tokenizer, collectives, on_step, &start.plan);
   });
   run_agreed([&] {
     if (rank != 0) return;
@@ -92,6 +97,8 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
     j["fingerprint"] = fingerprint;
     j["steps"] = result.steps;
     j["ranks"] = ctx.process->world_size;
+    j["gradient_buckets"] = result.gradient_buckets;
+    j["resumed_from"] = result.resumed_from;
     j["parameters"] = params;
     j["rows_per_pass"] = result.rows_per_pass;
     j["tokens_per_pass"] = result.tokens_per_pass;

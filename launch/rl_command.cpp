@@ -41,11 +41,13 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   Config k;
   k.task = c.task;
   k.rl = c.rl;
+  k.rl.save_every = 0;  // when checkpoints are written does not change the result
   k.model.lora = c.model.lora;
   k.run.seed = c.run.seed;
   const std::string fingerprint =
       hex64(fnv1a(to_yaml(k) + broadcast_from_rank0(stage_fingerprint_on_disk(ctx, "sft"))));
-  if (skip_current_stage(ctx, "rl", fingerprint)) return kExitOk;
+  StageStart stage = start_stage(ctx, "rl", fingerprint, k, c.rl.save_every);
+  if (stage.skip) return kExitOk;
   LoadedModel policy_ckpt, reference_ckpt;
   std::vector<Example> examples;
   std::vector<RlPrompt> prompts;
@@ -76,7 +78,12 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   };
   TransformerImpl& policy = *policy_ckpt.model;
   const Tokenizer& tok = *policy_ckpt.tokenizer;
+  stage.plan.tokenizer = &tok;
+  std::vector<std::string> names_list;
+  for (const auto& w : rewards) names_list.push_back(w.name);
+  MetricsLog metrics(c.run.dir, "rl", stage.plan.resume_step, rank == 0);
   const auto log_step = [&](const GrpoStep& s) {
+    metrics.log(s.step + 1, grpo_step_scalars(s, names_list));
     if (s.step >= 3 && (s.step + 1) % 10 != 0) return;
     std::string parts;
     for (size_t i = 0; i < rewards.size() && i < s.parts.size(); ++i)
@@ -92,10 +99,13 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   if (!split) {
     const Collectives collectives = communicator_collectives(ctx, &world);
     run_agreed([&] {
-      result = train_grpo(policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed),
-                          prompts, reward, tok, collectives, [&](const GrpoStep& s) {
-                            if (rank == 0) log_step(s);
-                          });
+      result = train_grpo(
+          policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed), prompts, reward, tok,
+          collectives,
+          [&](const GrpoStep& s) {
+            if (rank == 0) log_step(s);
+          },
+          &stage.plan);
     });
   } else {
     world = world_communicator(ctx);
@@ -117,19 +127,23 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     }
     // A failure here may strike one role alone: it is not agreed (main ends the job, naming this rank).
     result = train_grpo_split(policy, learner ? reference_ckpt.model.get() : nullptr, c.rl, c.sft.grad_clip,
-                              static_cast<uint64_t>(c.run.seed), prompts, reward, tok, g, log_step);
+                              static_cast<uint64_t>(c.run.seed), prompts, reward, tok, g, log_step, &stage.plan);
   }
   // Rollout-side timings of the first rollout rank (split mode) join learner 0's record.
   nlohmann::json mine = nlohmann::json::array();
-  for (const auto& s : result.steps) mine.push_back({s.rollout_seconds, s.rollout_idle});
+  for (const auto& s : result.steps) mine.push_back({s.step, s.rollout_seconds, s.rollout_idle, s.reward_seconds});
   const std::vector<std::string> all = gather_to_rank0(mine.dump());
   run_agreed([&] {
     if (rank != 0) return;
     if (split && !ctx.topology.rollouts.empty()) {
       const auto r = nlohmann::json::parse(all[static_cast<size_t>(ctx.topology.rollouts.front())]);
-      for (size_t i = 0; i < result.steps.size() && i < r.size(); ++i) {
-        result.steps[i].rollout_seconds = r[i][0];
-        result.steps[i].rollout_idle = r[i][1];
+      for (const auto& e : r) {  // by step: after a resume the rollout rank has the steps it ran
+        for (auto& st : result.steps) {
+          if (st.step != e[0].get<int64_t>()) continue;
+          st.rollout_seconds = e[1];
+          st.rollout_idle = e[2];
+          st.reward_seconds = e[3];
+        }
       }
     }
     save_checkpoint(policy, tok, out);
@@ -138,6 +152,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     j["steps"] = result.steps.size();
     j["ranks"] = ctx.process->world_size;
     j["mode"] = !split ? "colocated" : c.rl.async ? "async" : "split";
+    j["resumed_from"] = result.resumed_from;
     j["learner_ranks"] = ctx.topology.learners.size();
     j["rollout_ranks"] = ctx.topology.rollouts.size();
     j["seconds"] = result.seconds;
@@ -145,34 +160,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
     for (const auto& w : rewards) names.push_back(w.name);
     j["reward_components"] = names;
     nlohmann::ordered_json per = nlohmann::ordered_json::array();
-    for (const auto& s : result.steps) {
-      nlohmann::ordered_json parts = nlohmann::ordered_json::object();
-      for (size_t i = 0; i < rewards.size() && i < s.parts.size(); ++i) parts[rewards[i].name] = s.parts[i];
-      nlohmann::ordered_json staleness = nlohmann::ordered_json::object();
-      for (const auto& [lag, n] : s.staleness) staleness[std::to_string(lag)] = n;
-      per.push_back({{"step", s.step},
-                     {"reward", s.reward},
-                     {"reward_std", s.reward_std},
-                     {"rewards", parts},
-                     {"hit", s.hit},
-                     {"kl", s.kl},
-                     {"clipped", s.clipped},
-                     {"entropy", s.entropy},
-                     {"old_new_gap", s.old_new_gap},
-                     {"loss", s.loss},
-                     {"completion_tokens", s.completion_tokens},
-                     {"response_tokens", s.response_tokens},
-                     {"zero_advantage_groups", s.zero_advantage_groups},
-                     {"stale_dropped", s.stale_dropped},
-                     {"staleness", staleness},
-                     {"seconds", s.seconds},
-                     {"rollout_seconds", s.rollout_seconds},
-                     {"learner_seconds", s.learner_seconds},
-                     {"sync_seconds", s.sync_seconds},
-                     {"sync_bytes", s.sync_bytes},
-                     {"learner_idle", s.learner_idle},
-                     {"rollout_idle", s.rollout_idle}});
-    }
+    for (const auto& s : result.steps) per.push_back(grpo_step_json(s, names_list));
     j["per_step"] = per;
     write_file_atomic(ctx.layout.stage_json("rl"), j.dump(2) + "\n");
     const auto& first = result.steps.front();

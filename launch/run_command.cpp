@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "launch/command.h"
 #include "trainers/cheap_baselines.h"
 #include "trainers/reward.h"
@@ -36,6 +37,10 @@ int command_run(CommandContext& ctx, const char* argv0) {
     if (rc != kExitOk) return rc;
   }
   print_report(ctx);
+  // The marker launch/r2rec-resume waits for: every stage of this run is done.
+  run_agreed([&] {
+    if (ctx.process->rank == 0) write_file_atomic(ctx.layout.root() + "/DONE", "done\n");
+  });
   if (ctx.process->rank == 0) {
     std::cout << "run: report in " << ctx.layout.report_json() << "; checkpoints in " << ctx.layout.root()
               << "/{pretrain,sft,rl}/model. Not in this version yet: the model teacher, explain (README: Status).\n"

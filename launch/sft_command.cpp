@@ -37,15 +37,20 @@ std::string traces_digest(const TraceSet& traces) {
 // What the checkpoint depends on: the traces' contents, the starting point (the pretrain record's fingerprint),
 // the tokenizer and every task/model/tokenizer/sft/seed setting, so `r2rec run` retrains exactly when one of
 // them changed.
-std::string sft_fingerprint(const Config& c, const std::string& digest, const std::string& start,
-                            const std::string& tokenizer_text) {
+Config sft_settings(const Config& c) {
   Config k;  // defaults everywhere except the fields that matter
   k.task = c.task;
   k.tokenizer = c.tokenizer;
   k.model = c.model;
   k.sft = c.sft;
+  k.sft.save_every = 0;  // when checkpoints are written does not change the result
   k.run.seed = c.run.seed;
-  return hex64(fnv1a(to_yaml(k) + digest + start + tokenizer_text));
+  return k;
+}
+
+std::string sft_fingerprint(const Config& c, const std::string& digest, const std::string& start,
+                            const std::string& tokenizer_text) {
+  return hex64(fnv1a(to_yaml(sft_settings(c)) + digest + start + tokenizer_text));
 }
 
 }  // namespace
@@ -81,7 +86,8 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   const std::string start = from_pretrain ? stage_fingerprint_on_disk(ctx, "pretrain") : c.model.path;
   const std::string fingerprint = sft_fingerprint(c, digest, broadcast_from_rank0(start), tokenizer_text);
   const std::string out = ctx.layout.stage_model("sft");
-  if (skip_current_stage(ctx, "sft", fingerprint)) return kExitOk;
+  StageStart stage = start_stage(ctx, "sft", fingerprint, sft_settings(c), c.sft.save_every);
+  if (stage.skip) return kExitOk;
 
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};
@@ -116,7 +122,6 @@ int command_sft(CommandContext& ctx, const char* argv0) {
 
   std::shared_ptr<Communicator> comm;
   const Collectives collectives = communicator_collectives(ctx, &comm);
-  const auto t0 = std::chrono::steady_clock::now();
   SftResult result;
   // Saves are made by rank 0 inside run_agreed on every rank: the others wait for it (no deadline runs out
   // behind a slow save) and a failed save ends every rank with its message.
@@ -125,14 +130,15 @@ int command_sft(CommandContext& ctx, const char* argv0) {
       if (rank == 0) save_checkpoint(*model, *tokenizer, out);
     });
   };
+  stage.plan.tokenizer = tokenizer.get();
   run_agreed([&] {
-    result = train_sft(*model, c, traces, *tokenizer, collectives, [&](int64_t step, double loss) {
-      if (rank == 0 && (step < 5 || (step + 1) % 25 == 0)) {
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        LOG(INFO) << "sft: step " << step + 1 << " loss " << loss << " (" << s << " s)";
-      }
-      if (c.sft.save_every > 0 && (step + 1) % c.sft.save_every == 0) save();
-    });
+    MetricsLog metrics(c.run.dir, "sft", stage.plan.resume_step, rank == 0);
+    const auto on_step = [&](const LmStep& s) {
+      if (rank == 0 && (s.step < 5 || (s.step + 1) % 25 == 0))
+        LOG(INFO) << "sft: step " << s.step + 1 << " loss " << s.loss << " (" << s.seconds << " s)";
+      metrics.log(s.step + 1, lm_step_scalars(s));
+    };
+    result = train_sft(*model, c, traces, *tokenizer, collectives, on_step, &stage.plan);
   });
   save();
   run_agreed([&] {
@@ -146,6 +152,8 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     j["too_long"] = result.too_long;
     j["steps"] = result.steps;
     j["ranks"] = ctx.process->world_size;
+    j["gradient_buckets"] = result.gradient_buckets;
+    j["resumed_from"] = result.resumed_from;
     j["parameters"] = params;
     j["trainable_parameters"] = trainable;
     j["seconds"] = result.seconds;

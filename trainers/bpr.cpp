@@ -48,7 +48,7 @@ class Bpr : public Recommender {
         i.push_back(pair_item_[pair]);
         j.push_back(negative(pair_user_[pair], epoch, pair));
       }
-      optimizer_->zero_grad();
+      grad_sum().zero_grad();
       if (!u.empty()) {
         auto tu = torch::tensor(u), ti = torch::tensor(i), tj = torch::tensor(j);
         auto pu = users_.index_select(0, tu), qi = items_.index_select(0, ti), qj = items_.index_select(0, tj);
@@ -57,10 +57,11 @@ class Bpr : public Recommender {
         const double global = static_cast<double>(end - start);
         auto loss = -torch::log_sigmoid(x).sum() / global +
                     config_.reg * 0.5 * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / global;
+        grad_sum().micro_batch(true);
         loss.backward();
         loss_sum += loss.item<double>();
       }
-      sum_gradients({users_, items_}, comm_);
+      grad_sum().finish();
       optimizer_->step();
       ++steps;
     }
@@ -95,6 +96,11 @@ class Bpr : public Recommender {
   const Catalog& catalog_;
   uint64_t seed_;
   Collectives comm_;
+  std::unique_ptr<GradientSum> grad_sum_;
+  GradientSum& grad_sum() {  // built at the first step (collective: every rank trains)
+    if (!grad_sum_) grad_sum_ = std::make_unique<GradientSum>(std::vector<torch::Tensor>{users_, items_}, comm_);
+    return *grad_sum_;
+  }
   torch::Tensor users_, items_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   UnseenItemSampler unseen_;

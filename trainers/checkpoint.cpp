@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model/lora.h"
+#include "core/owned_dir.h"
 #include "trainers/task.h"
 
 namespace r2rec {
@@ -120,10 +121,9 @@ int64_t end_of_turn_id(const Tokenizer& tokenizer) {
 }
 
 void save_checkpoint(TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir) {
-  const std::string tmp = dir + ".tmp", old = dir + ".old";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp);
+  const std::string tmp = dir + ".tmp";
+  check_replaceable(dir, model_dir_name);  // before any work: a folder r2rec did not write is refused untouched
+  make_owned_dir(tmp, model_dir_name);
   model.save_hf(tmp);
   tokenizer.save(tmp + "/tokenizer.json");
   nlohmann::ordered_json g;
@@ -131,14 +131,8 @@ void save_checkpoint(TransformerImpl& model, const Tokenizer& tokenizer, const s
   if (eot >= 0) g["eos_token_id"] = eot;
   g["do_sample"] = false;
   write_file_atomic(tmp + "/generation_config.json", g.dump(2) + "\n");
-  fs::remove_all(old, ec);
-  if (fs::exists(dir)) {
-    fs::rename(dir, old, ec);
-    if (ec) throw RuntimeFailure(dir + ": cannot move the previous checkpoint aside: " + ec.message());
-  }
-  fs::rename(tmp, dir, ec);
-  if (ec) throw RuntimeFailure(dir + ": cannot rename the new checkpoint into place: " + ec.message());
-  fs::remove_all(old, ec);
+  seal_owned_dir(tmp);
+  replace_owned_dir(dir, tmp, model_dir_name);
 }
 
 }  // namespace r2rec

@@ -15,6 +15,7 @@
 #include "distributed/watchdog.h"
 #include "trainers/answering.h"
 #include "trainers/torch_util.h"
+#include "trainers/train_state.h"
 
 namespace r2rec {
 namespace {
@@ -60,7 +61,8 @@ struct Scored {
 // slot k*G + g, scored with `reward`.
 std::vector<Scored> rollout(TransformerImpl& policy, PromptSchedule& schedule, const std::vector<RlPrompt>& prompts,
                             int64_t step, int64_t k0, int64_t k1, const RlConfig& rl, const SamplingOptions& o,
-                            const TokenText& text, uint64_t seed, const RewardFn& reward, int64_t version) {
+                            const TokenText& text, uint64_t seed, const RewardFn& reward, int64_t version,
+                            double* reward_seconds) {
   const int64_t P = rl.prompts_per_step, G = rl.group_size;
   std::vector<int64_t> batch;
   for (int64_t k = k0; k < k1; ++k) batch.push_back(schedule.at(step * P + k));
@@ -80,13 +82,22 @@ std::vector<Scored> rollout(TransformerImpl& policy, PromptSchedule& schedule, c
     out[j].slot = (step * P + k0) * G + static_cast<int64_t>(j);
     out[j].tokens = gen[j].tokens;
     out[j].logprobs = gen[j].logprobs;
-    out[j].reward = reward(out[j].prompt, answer_completion(gen[j]));
-    // Rewards travel as float32 in trajectory batches: round them here, so colocated and split runs compute
-    // the same advantages from the same values.
-    out[j].reward.total = static_cast<float>(out[j].reward.total);
-    for (double& p : out[j].reward.parts) p = static_cast<float>(p);
     out[j].version = version;
   }
+  // Rewards over the batch, in parallel across the intra-op threads (RewardFn is pure; each completion's
+  // reward lands in its own slot, so the order of scoring does not matter).
+  const auto tr = std::chrono::steady_clock::now();
+  at::parallel_for(0, static_cast<int64_t>(gen.size()), 4, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      Scored& c = out[static_cast<size_t>(j)];
+      c.reward = reward(c.prompt, answer_completion(gen[static_cast<size_t>(j)]));
+      // Rewards travel as float32 in trajectory batches: round them here, so colocated and split runs compute
+      // the same advantages from the same values.
+      c.reward.total = static_cast<float>(c.reward.total);
+      for (double& p : c.reward.parts) p = static_cast<float>(p);
+    }
+  });
+  if (reward_seconds) *reward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tr).count();
   return out;
 }
 
@@ -131,6 +142,7 @@ class Learner {
   }
 
   const std::vector<torch::Tensor>& params() const { return params_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
 
   // `scored` holds complete groups of G consecutive completions; `prompts` their prompt ids.
   void learn(const std::vector<Scored>& scored, const std::vector<RlPrompt>& prompts, const Collectives& col,
@@ -179,6 +191,7 @@ class Learner {
       }
     }
     policy_.train();
+    if (!grad_sum_) grad_sum_ = std::make_unique<GradientSum>(params_, col);  // collective: first step, every learner
     for (int64_t inner = 0; inner < rl_.inner_epochs; ++inner) {
       double pass[4] = {0, 0, 0, 0};  // loss, |old - new|, kl, clipped tokens
       for (int64_t m0 = 0, mb = 0; m0 < nk; m0 += M, ++mb) {
@@ -202,6 +215,7 @@ class Learner {
         const torch::Tensor delta = ref_lp[static_cast<size_t>(mb)].to(dev) - lp;                      // (5) Delta
         const torch::Tensor kl = torch::exp(delta) - delta - 1.0;                                      // (5) KL_k3
         const torch::Tensor loss = ((pg + rl_.kl_beta * kl) * mask).sum() / tokens;                    // (6)
+        grad_sum_->micro_batch(m1 == nk);
         loss.backward();
         torch::NoGradGuard no_grad;
         pass[0] += loss.item<double>();
@@ -212,11 +226,11 @@ class Learner {
             ((a > 0) & (ratio > 1.0 + rl_.clip_high)) | ((a < 0) & (ratio < 1.0 - rl_.clip_low));
         pass[3] += (binds.to(torch::kFloat) * mask).sum().item<double>();
       }
-      sum_gradients(params_, col);  // (6) summed over the learners; (8) clip + AdamW below
+      grad_sum_->finish();  // (6) summed over the learners; (8) clip + AdamW below
       col.sum_doubles(pass, 4);
       if (grad_clip_ > 0) torch::nn::utils::clip_grad_norm_(params_, grad_clip_);
       optimizer_->step();
-      optimizer_->zero_grad();
+      grad_sum_->zero_grad();
       if (inner == 0) {
         stats.loss = pass[0];
         stats.old_new_gap = pass[1] / tokens;
@@ -233,6 +247,7 @@ class Learner {
   double grad_clip_;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<GradientSum> grad_sum_;
 };
 
 void check_shape(const RlConfig& rl, int64_t ranks, const char* who, const std::vector<RlPrompt>& prompts) {
@@ -273,11 +288,29 @@ void append_scored(const TrajectoryBatch& b, const std::function<int64_t(int64_t
   }
 }
 
+// The record a checkpoint keeps: the steps so far.
+nlohmann::ordered_json steps_record(const std::vector<GrpoStep>& steps, const RlConfig& rl) {
+  std::vector<std::string> names;
+  for (const std::string& r : rl.rewards) names.push_back(r.substr(0, r.find('=')));
+  nlohmann::ordered_json per = nlohmann::ordered_json::array();
+  for (const GrpoStep& g : steps) per.push_back(grpo_step_json(g, names));
+  return {{"steps", per}};
+}
+
+std::vector<GrpoStep> steps_from_record(const nlohmann::json& record, const RlConfig& rl) {
+  std::vector<std::string> names;
+  for (const std::string& r : rl.rewards) names.push_back(r.substr(0, r.find('=')));
+  std::vector<GrpoStep> out;
+  for (const auto& j : record.at("steps")) out.push_back(grpo_step_from_json(j, names));
+  return out;
+}
+
 }  // namespace
 
 RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip,
                     uint64_t seed, const std::vector<RlPrompt>& prompts, const RewardFn& reward, const Tokenizer& tok,
-                    const Collectives& col, const std::function<void(const GrpoStep&)>& on_step) {
+                    const Collectives& col, const std::function<void(const GrpoStep&)>& on_step,
+                    const CheckpointPlan* plan) {
   const auto t0 = Clock::now();
   const int64_t W = col.world_size, P = rl.prompts_per_step, mine = P / std::max<int64_t>(1, W);
   check_shape(rl, W, "ranks", prompts);
@@ -286,7 +319,13 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
   Learner learner(policy, reference, rl, grad_clip);
   PromptSchedule schedule(prompts.size(), seed);
   RlResult result;
-  for (int64_t step = 0; step < rl.steps; ++step) {
+  int64_t first = 0;
+  if (plan && !plan->resume_from.empty()) {
+    const nlohmann::json st = load_train_state(plan->resume_from, policy, &learner.optimizer(), col.rank);
+    first = result.resumed_from = st.at("step").get<int64_t>();
+    result.steps = steps_from_record(st.at("record"), rl);
+  }
+  for (int64_t step = first; step < rl.steps; ++step) {
     const auto ts = Clock::now();
     GrpoStep stats;
     stats.step = step;
@@ -294,7 +333,7 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     {
       PhaseScope phase("rl rollout step " + std::to_string(step + 1));
       scored = rollout(policy, schedule, prompts, step, col.rank * mine, (col.rank + 1) * mine, rl, o, text, seed,
-                       reward, step);
+                       reward, step, &stats.reward_seconds);
     }
     stats.rollout_seconds = since(ts);
     std::vector<double> sums = reward_sums(scored, scored.empty() ? 0 : scored.front().reward.parts.size());
@@ -310,6 +349,8 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     stats.seconds = since(ts);
     result.steps.push_back(stats);
     if (on_step) on_step(stats);
+    if (plan && plan->every > 0 && (step + 1) % plan->every == 0 && step + 1 < rl.steps)
+      save_train_state(*plan, step + 1, policy, &learner.optimizer(), steps_record(result.steps, rl), col.rank);
   }
   result.seconds = since(t0);
   return result;
@@ -318,7 +359,7 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
 RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, const RlConfig& rl, double grad_clip,
                           uint64_t seed, const std::vector<RlPrompt>& prompts, const RewardFn& reward,
                           const Tokenizer& tok, const SplitGroups& groups,
-                          const std::function<void(const GrpoStep&)>& on_step) {
+                          const std::function<void(const GrpoStep&)>& on_step, const CheckpointPlan* plan) {
   const auto t0 = Clock::now();
   Communicator& world = *groups.world;
   const int L = groups.num_learners, R = groups.num_rollouts, rank = world.rank();
@@ -329,6 +370,9 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
   // The rollout of step t uses version max(0, t - s); version v (1 <= v <= T-1-s) is broadcast after update v-1.
   const int64_t s = rl.async ? rl.max_staleness : 0;
   auto needed = [&](int64_t version) { return version >= 1 && version <= T - 1 - s; };
+  // Checkpoint v is written after update v - 1 and broadcast v (every rank joins); a resume starts at `first`.
+  auto checkpoint_at = [&](int64_t version) { return plan && plan->every > 0 && version % plan->every == 0; };
+  const bool resuming = plan && !plan->resume_from.empty();
   TrajectoryChannelOptions co;
   co.capacity = static_cast<size_t>(s + 2);
   co.max_staleness = s;
@@ -360,11 +404,14 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
     const SamplingOptions o = answer_sampling(tok, rl.max_new_tokens, rl.temperature, rl.top_p);
     const TokenText text = answer_token_text(tok);
     TrajectorySender sender(world, co);
-    int64_t version = 0;
-    for (int64_t step = 0; step < T; ++step) {
+    int64_t version = 0, first = 0;
+    if (resuming) {  // the weights of version `first` (no optimizer on a rollout rank)
+      first = version = load_train_state(plan->resume_from, policy, nullptr, rank).at("step").get<int64_t>();
+    }
+    for (int64_t step = first; step < T; ++step) {
       const auto ts = Clock::now();
       double waited = 0;
-      if (needed(step - s)) {  // the version this step samples with
+      if (needed(step - s) && step - s > first) {  // the version this step samples with
         PhaseScope phase("rl weight sync before step " + std::to_string(step + 1));
         const auto tw = Clock::now();
         version = broadcaster->broadcast(0);
@@ -373,11 +420,14 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
         // generation makes none for seconds.
         sender.flush();
         waited += since(tw);
+        if (checkpoint_at(version)) save_train_state(*plan, version, policy, nullptr, {}, rank);
       }
       std::vector<Scored> scored;
+      double reward_s = 0;
       {
         PhaseScope phase("rl rollout step " + std::to_string(step + 1));
-        scored = rollout(policy, schedule, prompts, step, j * per, (j + 1) * per, rl, o, text, seed, reward, version);
+        scored = rollout(policy, schedule, prompts, step, j * per, (j + 1) * per, rl, o, text, seed, reward, version,
+                         &reward_s);
       }
       const double rollout_s = since(ts) - waited;
       // Learner l takes the step's prompts [l P/L, (l+1) P/L): send each its part of this rank's groups.
@@ -396,6 +446,7 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
       GrpoStep stats;
       stats.step = step;
       stats.rollout_seconds = rollout_s;
+      stats.reward_seconds = reward_s;
       stats.rollout_idle = waited / std::max(1e-9, since(ts));
       result.steps.push_back(stats);
     }
@@ -406,7 +457,7 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
 
   // ---- learner rank l: trains on prompts [l P/L, (l+1) P/L) of every step ----
   CHECK(reference != nullptr) << "train_grpo_split: a learner needs the reference model";
-  const Collectives col = Collectives::over(*groups.learners);
+  const Collectives col = Collectives::over(*groups.learners, groups.bucket_mb, groups.timeout_s);
   std::vector<int> senders;
   for (int r = L; r < L + R; ++r) senders.push_back(r);
   TrajectoryReceiver receiver(world, senders, co);
@@ -414,7 +465,13 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
   const int64_t G = rl.group_size;
   std::map<int64_t, std::vector<TrajectoryBatch>> pending;  // batches of later steps, by step
   const std::function<int64_t(int64_t)> prompt_of = [&](int64_t slot) { return schedule.at(slot / G); };
-  for (int64_t step = 0; step < T; ++step) {
+  int64_t first = 0;
+  if (resuming) {
+    const nlohmann::json st = load_train_state(plan->resume_from, policy, &learner.optimizer(), rank);
+    first = result.resumed_from = st.at("step").get<int64_t>();
+    result.steps = steps_from_record(st.at("record"), rl);
+  }
+  for (int64_t step = first; step < T; ++step) {
     const auto ts = Clock::now();
     GrpoStep stats;
     stats.step = step;
@@ -480,6 +537,8 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
     stats.learner_idle /= std::max(1e-9, stats.seconds);
     result.steps.push_back(stats);
     if (on_step && col.rank == 0) on_step(stats);
+    if (needed(step + 1) && checkpoint_at(step + 1))
+      save_train_state(*plan, step + 1, policy, &learner.optimizer(), steps_record(result.steps, rl), rank);
   }
   // Drain the end-of-stream markers so no send is left pending.
   while (!receiver.all_closed()) {

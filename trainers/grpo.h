@@ -32,13 +32,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
+#include "core/metrics_log.h"
 #include "core/model/generation.h"
 #include "core/model/transformer.h"
 #include "core/tokenizer/tokenizer.h"
+#include "trainers/checkpoint_plan.h"
 #include "trainers/recommender.h"
 #include "trainers/reward.h"
 
@@ -53,6 +56,8 @@ struct RlPrompt {
 };
 
 // The reward of a completion (its text, the answer's closing tag included when it stopped there) of prompt i.
+// Called from several threads at once (a rollout scores its batch with at::parallel_for): it must be pure, or
+// lock what it shares.
 using RewardFn = std::function<Reward(int64_t prompt, const std::string& completion)>;
 
 struct GrpoStep {
@@ -72,6 +77,7 @@ struct GrpoStep {
   std::map<int64_t, int64_t> staleness;  // learner version - rollout version -> completions learnt from
   double seconds = 0;                    // the step on learner 0
   double rollout_seconds = 0;            // generation + rewards (colocated: this rank; split: rollout rank 0)
+  double reward_seconds = 0;             // of which scoring the rewards (parallel over the intra-op threads)
   double learner_seconds = 0;            // reference + inner passes (learner 0)
   double sync_seconds = 0;               // weight broadcast (learner 0; 0 when colocated)
   int64_t sync_bytes = 0;                // bytes of one weight broadcast
@@ -82,13 +88,25 @@ struct GrpoStep {
 struct RlResult {
   std::vector<GrpoStep> steps;
   double seconds = 0;
+  int64_t resumed_from = 0;  // the step a resume continued from (0 = afresh)
 };
 
-// Colocated GRPO over `collectives` (every rank samples its share and learns).
+// The step's scalars for the metrics stream (core/metrics_log.h): every number of grpo_step_json but the step,
+// the reward components as "reward/<name>", the staleness as "staleness/<lag>".
+Scalars grpo_step_scalars(const GrpoStep& step, const std::vector<std::string>& reward_names);
+
+// A step as rl.json writes it (docs/grpo.md "Reported per step"); `reward_names` name the components. And back.
+nlohmann::ordered_json grpo_step_json(const GrpoStep& step, const std::vector<std::string>& reward_names);
+GrpoStep grpo_step_from_json(const nlohmann::json& j, const std::vector<std::string>& reward_names);
+
+// Colocated GRPO over `collectives` (every rank samples its share and learns). With `checkpoints`: a full-state
+// checkpoint every checkpoints->every steps (trainers/train_state.h; the record holds the steps so far), and a
+// resume from checkpoints->resume_from that continues bit-identically (rollouts are seeded by step and slot).
 RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const RlConfig& rl, double grad_clip,
                     uint64_t seed, const std::vector<RlPrompt>& prompts, const RewardFn& reward,
                     const Tokenizer& tokenizer, const Collectives& collectives,
-                    const std::function<void(const GrpoStep&)>& on_step = {});
+                    const std::function<void(const GrpoStep&)>& on_step = {},
+                    const CheckpointPlan* checkpoints = nullptr);
 
 // The communicators of a split run: the world (the trajectory channel), the learners' group (gradient sums;
 // null on rollout ranks) and the sync group (learner 0 + the rollout ranks; null on other learners).
@@ -107,9 +125,17 @@ struct SplitGroups {
 // `policy` is the rollout copy, overwritten by each broadcast, and `reference` is unused. Every rank returns
 // the steps as learner 0 saw them (on_step runs on learner 0 only). CommError naming the phase on a dead or hung
 // peer (through the communicators' deadlines and the watchdog).
+//
+// Checkpoints (`checkpoints`, rank 0 = learner 0 writes): version v's, after update v-1 and its broadcast, when
+// v is a multiple of checkpoints->every and is broadcast at all; every rank joins it (the rollout ranks right
+// after receiving v). A resume from step N: the learners restore weights and optimizer, the rollout ranks the
+// weights (version N), and step N samples with version N. Synchronous runs continue bit-identically; an
+// asynchronous run's first s steps after the resume sample with version N instead of N - s .. N - 1 (the
+// batches in flight at the kill are not saved), counted in their staleness.
 RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, const RlConfig& rl, double grad_clip,
                           uint64_t seed, const std::vector<RlPrompt>& prompts, const RewardFn& reward,
                           const Tokenizer& tokenizer, const SplitGroups& groups,
-                          const std::function<void(const GrpoStep&)>& on_step = {});
+                          const std::function<void(const GrpoStep&)>& on_step = {},
+                          const CheckpointPlan* checkpoints = nullptr);
 
 }  // namespace r2rec

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "core/model/lora.h"
@@ -20,7 +21,7 @@ double lm_learning_rate(double peak, int64_t warmup_steps, int64_t step, int64_t
 }
 
 LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& o,
-                       const Collectives& col, const std::function<void(int64_t, double)>& on_step) {
+                       const Collectives& col, const LmStepFn& on_step) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string what = o.what;
   const int64_t G = o.batch_size, W = col.world_size, M = o.micro_batch_size;
@@ -40,8 +41,28 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
   torch::optim::AdamW optimizer(
       params, torch::optim::AdamWOptions(o.learning_rate).betas({0.9, 0.95}).weight_decay(o.weight_decay));
   const torch::Device device = model.embed_tokens->weight.device();
-  int64_t step = 0;
-  for (int64_t epoch = 0; step < o.steps; ++epoch) {
+  // Resume: weights, optimizer, generator and the data cursor (epoch, next batch) of the checkpoint.
+  int64_t step = 0, first_epoch = 0, first_batch = 0;
+  double seconds_before = 0;
+  const CheckpointPlan* plan = o.checkpoints;
+  if (plan && !plan->resume_from.empty()) {
+    const nlohmann::json st = load_train_state(plan->resume_from, model, &optimizer, col.rank);
+    const nlohmann::json& rec = st.at("record");
+    step = st.at("step").get<int64_t>();
+    first_epoch = rec.at("epoch").get<int64_t>();
+    first_batch = rec.at("batch").get<int64_t>();
+    result.losses = rec.at("losses").get<std::vector<double>>();
+    result.tokens = rec.at("tokens").get<int64_t>();
+    seconds_before = rec.at("seconds").get<double>();
+    result.resumed_from = step;
+    if (col.rank == 0) LOG(INFO) << what << ": resumed from " << plan->resume_from << " at step " << step;
+  }
+  GradientSum grad_sum(params, col);
+  result.gradient_buckets = static_cast<int64_t>(grad_sum.buckets());
+  const auto elapsed = [&] {
+    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int64_t epoch = first_epoch; step < o.steps; ++epoch) {
     const std::vector<LmSequence> seqs = epochs(epoch);
     const int64_t steps_per_epoch = static_cast<int64_t>(seqs.size()) / G;
     if (steps_per_epoch == 0) {
@@ -52,7 +73,7 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
     Rng rng(stream_key(o.seed, static_cast<uint64_t>(o.order_stream), static_cast<uint64_t>(epoch)));
     shuffle(order, rng);
-    for (int64_t b = 0; b < steps_per_epoch && step < o.steps; ++b, ++step) {
+    for (int64_t b = epoch == first_epoch ? first_batch : 0; b < steps_per_epoch && step < o.steps; ++b, ++step) {
       // This rank's slice of the global batch, longest first (micro-batches of similar lengths).
       std::vector<const LmSequence*> mine;
       for (int64_t k = 0; k < per_rank; ++k) mine.push_back(&seqs[order[b * G + col.rank * per_rank + k]]);
@@ -99,22 +120,35 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
         const torch::Tensor token_loss = torch::nn::functional::cross_entropy(
             logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
         const torch::Tensor loss = (token_loss * w.index_select(0, at).to(device)).sum() / loss_tokens;
+        grad_sum.micro_batch(m0 + M >= per_rank);
         loss.backward();
         loss_sum += loss.item<double>();
       }
-      sum_gradients(params, col);
+      grad_sum.finish();
       col.sum_doubles(&loss_sum, 1);
-      if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip);
+      // The norm is reported either way; with grad_clip 0 the infinite cap never scales.
+      const double grad_norm = torch::nn::utils::clip_grad_norm_(
+          params, o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity());
       const double lr = lm_learning_rate(o.learning_rate, o.warmup_steps, step, o.steps);
       for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       optimizer.step();
-      optimizer.zero_grad();
+      grad_sum.zero_grad();
       result.losses.push_back(loss_sum);
-      if (on_step) on_step(step, loss_sum);
+      if (on_step) on_step({step, loss_sum, lr, grad_norm, result.tokens, elapsed()});
+      if (plan && plan->every > 0 && (step + 1) % plan->every == 0 && step + 1 < o.steps) {
+        const bool last_of_epoch = b + 1 == steps_per_epoch;
+        nlohmann::ordered_json rec;
+        rec["epoch"] = last_of_epoch ? epoch + 1 : epoch;
+        rec["batch"] = last_of_epoch ? 0 : b + 1;
+        rec["losses"] = result.losses;
+        rec["tokens"] = result.tokens;
+        rec["seconds"] = elapsed();
+        save_train_state(*plan, step + 1, model, &optimizer, rec, col.rank);
+      }
     }
   }
   result.steps = step;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.seconds = elapsed();
   result.tokens_per_second = result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0;
   return result;
 }

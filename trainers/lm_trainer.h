@@ -17,9 +17,11 @@
 #include <functional>
 #include <vector>
 
+#include "core/metrics_log.h"
 #include "core/model/transformer.h"
 #include "core/rng.h"
 #include "trainers/recommender.h"
+#include "trainers/train_state.h"
 
 namespace r2rec {
 
@@ -40,15 +42,39 @@ struct LmTrainOptions {
   uint64_t seed = 0;
   Stream order_stream = Stream::kSftOrder;
   const char* what = "sft";  // names the stage in errors
+  // Full-state checkpoints every checkpoints->every steps and the resume from checkpoints->resume_from
+  // (trainers/train_state.h); null = neither.
+  const CheckpointPlan* checkpoints = nullptr;
 };
 
 struct LmTrainResult {
   int64_t steps = 0;
+  int64_t resumed_from = 0;    // the step a resume continued from (0 = started afresh)
   std::vector<double> losses;  // per step: mean loss-token loss of the global batch
   int64_t tokens = 0;          // tokens through forward + backward, all ranks
   double seconds = 0;
   double tokens_per_second = 0;
+  int64_t gradient_buckets = 0;  // buckets of the GradientSynchronizer that summed the gradients (0: none)
 };
+
+// What every rank learns after each optimizer step (for logs and the metrics stream).
+struct LmStep {
+  int64_t step = 0;      // 0-based
+  double loss = 0;       // as LmTrainResult::losses
+  double lr = 0;         // the learning rate of this step
+  double grad_norm = 0;  // global gradient norm before clipping
+  int64_t tokens = 0;    // tokens through forward + backward so far, all ranks
+  double seconds = 0;    // since the stage started (a resumed stage: its earlier runs included)
+};
+using LmStepFn = std::function<void(const LmStep&)>;
+
+// The step's scalars for the metrics stream (core/metrics_log.h): loss, lr, grad_norm, tokens_per_s.
+inline Scalars lm_step_scalars(const LmStep& s) {
+  return {{"loss", s.loss},
+          {"lr", s.lr},
+          {"grad_norm", s.grad_norm},
+          {"tokens_per_s", s.seconds > 0 ? static_cast<double>(s.tokens) / s.seconds : 0.0}};
+}
 
 // The sequences of epoch e (called once per epoch; every rank must get the same list).
 using EpochSequences = std::function<std::vector<LmSequence>(int64_t epoch)>;
@@ -60,6 +86,6 @@ double lm_learning_rate(double peak, int64_t warmup_steps, int64_t step, int64_t
 // runs on every rank after each step. Throws ConfigError naming options.what when the batch does not divide
 // over the ranks or an epoch cannot fill one global batch.
 LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& options,
-                       const Collectives& collectives, const std::function<void(int64_t, double)>& on_step = {});
+                       const Collectives& collectives, const LmStepFn& on_step = {});
 
 }  // namespace r2rec

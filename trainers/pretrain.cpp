@@ -40,7 +40,7 @@ void init_item_rows(TransformerImpl& model, const Tokenizer& tokenizer, const Ca
 
 PretrainResult train_pretrain(TransformerImpl& model, const Config& config, const Catalog& catalog,
                               const TaskFormat& format, const Tokenizer& tokenizer, const Collectives& col,
-                              const std::function<void(int64_t, double)>& on_step) {
+                              const LmStepFn& on_step, const CheckpointPlan* checkpoints) {
   const PretrainConfig& p = config.pretrain;
   CorpusOptions co;
   co.walks_per_user = p.walks_per_user;
@@ -72,11 +72,14 @@ PretrainResult train_pretrain(TransformerImpl& model, const Config& config, cons
   o.seed = static_cast<uint64_t>(config.run.seed);
   o.order_stream = Stream::kPretrainOrder;
   o.what = "pretrain";
+  o.checkpoints = checkpoints;
   const LmTrainResult r = train_lm(model, epochs, o, col, on_step);
   result.steps = r.steps;
   result.losses = r.losses;
   result.seconds = r.seconds;
   result.tokens_per_second = r.tokens_per_second;
+  result.gradient_buckets = r.gradient_buckets;
+  result.resumed_from = r.resumed_from;
   return result;
 }
 

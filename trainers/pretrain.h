@@ -11,6 +11,7 @@
 #include "core/model/transformer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "sampler/shard.h"
+#include "trainers/lm_trainer.h"
 #include "trainers/recommender.h"
 #include "trainers/task.h"
 
@@ -23,6 +24,8 @@ struct PretrainResult {
   std::vector<double> losses;  // per step: mean token loss of the global batch
   double seconds = 0;
   double tokens_per_second = 0;
+  int64_t resumed_from = 0;      // the step a resume continued from (0 = afresh)
+  int64_t gradient_buckets = 0;  // GradientSynchronizer buckets that summed the gradients (0: one rank)
 };
 
 // LLaRA's hybrid item representation: the item tokens' embedding rows (tied to the LM head) set from a trained
@@ -35,6 +38,6 @@ void init_item_rows(TransformerImpl& model, const Tokenizer& tokenizer, const Ca
 
 PretrainResult train_pretrain(TransformerImpl& model, const Config& config, const Catalog& catalog,
                               const TaskFormat& format, const Tokenizer& tokenizer, const Collectives& collectives,
-                              const std::function<void(int64_t, double)>& on_step = {});
+                              const LmStepFn& on_step = {}, const CheckpointPlan* checkpoints = nullptr);
 
 }  // namespace r2rec

@@ -17,10 +17,13 @@ Collectives Collectives::single() {
   return c;
 }
 
-Collectives Collectives::over(Communicator& comm) {
+Collectives Collectives::over(Communicator& comm, double bucket_mb, double timeout_s) {
   Collectives c;
   c.rank = comm.rank();
   c.world_size = comm.size();
+  c.comm = &comm;
+  c.bucket_mb = bucket_mb;
+  c.timeout_s = timeout_s;
   Communicator* p = &comm;
   c.sum_floats = [p](float* d, int64_t n) { p->all_reduce(d, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };
   c.sum_doubles = [p](double* d, int64_t n) { p->all_reduce(d, static_cast<size_t>(n), ReduceOp::kSum)->wait(); };

@@ -1,8 +1,8 @@
 // Trained classical recommenders (SASRec, BPR-MF, item-kNN) behind one small interface, trained on the train
 // sequences stored in the shard folder's catalog and scored on the stored candidate lists like every method.
 //
-// Data parallel: each rank trains on its slice of every global batch and calls the Collectives it was given
-// to average gradients (the trainer supplies MPI today; the same hooks take any communicator). Initial
+// Data parallel: each rank trains on its slice of every global batch and sums gradients through the
+// Collectives it was given (a GradientSynchronizer over its communicator, trainers/torch_util.h GradientSum). Initial
 // weights come from the run seed alone, so every rank starts identical; negatives are drawn from streams keyed
 // by (seed, epoch, user, position), so they do not depend on which rank draws them.
 #pragma once
@@ -29,9 +29,15 @@ struct Collectives {
   int world_size = 1;
   std::function<void(float* data, int64_t count)> sum_floats;    // in place, over all ranks
   std::function<void(double* data, int64_t count)> sum_doubles;  // in place, over all ranks
+  // The communicator behind the sums, or null (single(), or hand-made sums): with one, the trainers sum their
+  // gradients through a GradientSynchronizer over it (buckets of `bucket_mb` MiB launched from the backward
+  // hooks, each waited for at most `timeout_s`); without one, through sum_floats after backward.
+  Communicator* comm = nullptr;
+  double bucket_mb = 25.0;   // distributed.bucket_mb
+  double timeout_s = 300.0;  // distributed.timeout_s
   static Collectives single();
   // Sums over `comm` (an all-reduce each, waited for); `comm` must outlive the returned object.
-  static Collectives over(Communicator& comm);
+  static Collectives over(Communicator& comm, double bucket_mb = 25.0, double timeout_s = 300.0);
 };
 
 // Every rank's metrics summed (each rank passes its share; all ranks get the total).

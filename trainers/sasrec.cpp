@@ -130,7 +130,7 @@ class Sasrec : public Recommender {
         }
         ++rows;
       }
-      optimizer_->zero_grad();
+      grad_sum().zero_grad();
       if (rows > 0) {
         auto tseq = torch::tensor(seq).view({rows, L}), tpos = torch::tensor(pos).view({rows, L}),
              tneg = torch::tensor(neg).view({rows, L});
@@ -139,10 +139,11 @@ class Sasrec : public Recommender {
         torch::Tensor mask = (tpos != 0).to(torch::kFloat32);
         torch::Tensor loss =
             ((torch::nn::functional::softplus(-pl) + torch::nn::functional::softplus(nl)) * mask).sum() / count;
+        grad_sum().micro_batch(true);
         loss.backward();
         loss_sum += loss.item<double>();
       }
-      sum_gradients(params_, comm_);
+      grad_sum().finish();
       optimizer_->step();
       ++steps;
     }
@@ -174,6 +175,11 @@ class Sasrec : public Recommender {
   const Catalog& catalog_;
   uint64_t seed_;
   Collectives comm_;
+  std::unique_ptr<GradientSum> grad_sum_;
+  GradientSum& grad_sum() {  // built at the first step (collective: every rank trains)
+    if (!grad_sum_) grad_sum_ = std::make_unique<GradientSum>(params_, comm_);
+    return *grad_sum_;
+  }
   Net net_{nullptr};
   std::vector<torch::Tensor> params_, best_;
   std::unique_ptr<torch::optim::Adam> optimizer_;

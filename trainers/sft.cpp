@@ -8,7 +8,7 @@
 namespace r2rec {
 
 SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
-                    const Collectives& col, const std::function<void(int64_t, double)>& on_step) {
+                    const Collectives& col, const LmStepFn& on_step, const CheckpointPlan* checkpoints) {
   const SftConfig& s = config.sft;
   SftResult result;
   const int64_t eot = end_of_turn_id(tokenizer);
@@ -60,12 +60,15 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
   o.seed = static_cast<uint64_t>(config.run.seed);
   o.order_stream = Stream::kSftOrder;
   o.what = "sft";
+  o.checkpoints = checkpoints;
   const LmTrainResult r = train_lm(
       model, [&](int64_t) { return seqs; }, o, col, on_step);
   result.steps = r.steps;
   result.losses = r.losses;
   result.seconds = r.seconds;
   result.tokens_per_second = r.tokens_per_second;
+  result.gradient_buckets = r.gradient_buckets;
+  result.resumed_from = r.resumed_from;
   return result;
 }
 

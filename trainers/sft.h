@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/model/transformer.h"
 #include "core/tokenizer/tokenizer.h"
+#include "trainers/lm_trainer.h"
 #include "trainers/recommender.h"
 #include "trainers/traces.h"
 
@@ -28,11 +29,14 @@ struct SftResult {
   std::vector<double> losses;     // per step: mean completion-token loss of the global batch
   double seconds = 0;
   double tokens_per_second = 0;  // all tokens (prompt + completion) through forward+backward, all ranks
+  int64_t resumed_from = 0;      // the step a resume continued from (0 = afresh)
+  int64_t gradient_buckets = 0;  // GradientSynchronizer buckets that summed the gradients (0: one rank)
 };
 
 // Trains `model` in place. `on_step(step, loss)` runs on every rank after each step (for logging and
 // checkpoints). Throws ConfigError when the usable traces cannot fill one global batch.
 SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
-                    const Collectives& collectives, const std::function<void(int64_t, double)>& on_step = {});
+                    const Collectives& collectives, const LmStepFn& on_step = {},
+                    const CheckpointPlan* checkpoints = nullptr);
 
 }  // namespace r2rec

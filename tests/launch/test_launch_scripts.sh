@@ -9,6 +9,27 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 
 bash -n "$src/launch/r2rec.sbatch" || fail "r2rec.sbatch does not parse"
 bash -n "$src/launch/r2rec-launch" || fail "r2rec-launch does not parse"
+bash -n "$src/launch/r2rec-resume" || fail "r2rec-resume does not parse"
+
+# r2rec-resume: a command that crashes twice (SIGKILL-like 137), then succeeds and writes the DONE marker.
+cat > "$tmp/flaky" <<'STUB'
+#!/usr/bin/env bash
+n=$(( $(cat "$1/tries" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$1/tries"
+[ "$n" -ge 3 ] || exit 137
+touch "$1/DONE"
+STUB
+chmod +x "$tmp/flaky"
+"$src/launch/r2rec-resume" --retries 3 --delay 0 --done "$tmp/DONE" -- "$tmp/flaky" "$tmp" 2> "$tmp/resume.err" \
+  || fail "r2rec-resume did not see the third try succeed: $(cat "$tmp/resume.err")"
+[ "$(cat "$tmp/tries")" = 3 ] || fail "r2rec-resume ran $(cat "$tmp/tries") tries, not 3"
+grep -q "try 1 exited 137; re-launching" "$tmp/resume.err" || fail "resume log: $(cat "$tmp/resume.err")"
+rm -f "$tmp/tries" "$tmp/DONE"
+if "$src/launch/r2rec-resume" --retries 1 --delay 0 -- "$tmp/flaky" "$tmp" 2>/dev/null; then
+  fail "r2rec-resume must give up after its retries"
+fi
+[ "$(cat "$tmp/tries")" = 2 ] || fail "--retries 1 ran $(cat "$tmp/tries") tries, not 2"
+set +e; "$src/launch/r2rec-resume" --delay 0 -- bash -c 'exit 2' 2>/dev/null; rc=$?; set -e
+[ "$rc" = 2 ] || fail "a configuration error (exit 2) must stop at once with 2, got $rc"
 
 # sbatch template with a recording srun.
 mkdir -p "$tmp/bin"

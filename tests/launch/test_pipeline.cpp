@@ -4,51 +4,21 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "core/files.h"
+#include "tests/launch/pipeline_slice.h"
 #include "tests/test_support.h"
 
 namespace r2rec {
 namespace {
+using testing::json_file;
+using testing::r2rec;
+using testing::slice;
 using testing::TempDir;
-
-std::vector<std::string> slice(const std::string& run_dir) {
-  return {"--config",
-          testing::source_dir() + "/configs/ml-100k.yaml",
-          "--run-dir",
-          run_dir,
-          "data.path=" + testing::data_dir() + "/ml-100k",
-          "sampler.train_examples_per_user=1",
-          "sampler.num_shards=2",
-          "tokenizer.vocab_size=512",
-          "pretrain.steps=0",  // SFT from scratch here; `r2rec run` in test_prepare covers pretrain
-          "model.hidden_size=32",
-          "model.num_layers=1",
-          "model.num_heads=2",
-          "model.num_kv_heads=1",
-          "model.intermediate_size=64",
-          "sft.batch_size=8",
-          "sft.micro_batch_size=2",
-          "sft.max_steps=12",
-          "sft.learning_rate=0.003",
-          "sft.warmup_steps=2",
-          "eval.max_examples=24",
-          "eval.max_new_tokens=48",
-          "distributed.threads=1"};
-}
-
-testing::CommandResult r2rec(const std::string& command, const std::vector<std::string>& args, int np = 1) {
-  std::vector<std::string> argv;
-  if (np > 1) argv = {testing::mpiexec(), "-np", std::to_string(np)};
-  argv.push_back(testing::r2rec_binary());
-  argv.push_back(command);
-  argv.insert(argv.end(), args.begin(), args.end());
-  return testing::run_command(argv);
-}
-
-nlohmann::json json_file(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
 
 TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   TempDir dir;
@@ -98,6 +68,36 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
     EXPECT_GT(step["completion_tokens"].get<int64_t>(), 0);
   }
   EXPECT_LT(rl_json["per_step"][0]["kl"].get<double>(), 1e-6);  // the policy starts at the reference
+  // The metrics stream: sft's 12 steps and rl's 2 in metrics.jsonl, the same scalars in the TensorBoard event
+  // files, read back by an independent reader (tests/python/read_tfevents.py: framing, CRCs, protobufs).
+  std::map<std::tuple<std::string, int64_t>, double> lines;
+  std::map<std::string, int> per_stage;
+  std::istringstream jsonl(read_file(dir.file("metrics.jsonl")));
+  for (std::string l; std::getline(jsonl, l);) {
+    const auto j = nlohmann::json::parse(l);
+    ++per_stage[j["stage"].get<std::string>()];
+    for (const auto& [k, v] : j.items()) {
+      if (k == "stage" || k == "step" || k == "time" || !v.is_number()) continue;
+      lines[{j["stage"].get<std::string>() + "/" + k, j["step"].get<int64_t>()}] = v.get<double>();
+    }
+  }
+  EXPECT_EQ(per_stage["sft"], 12);
+  EXPECT_EQ(per_stage["rl"], 2);
+  EXPECT_TRUE(lines.count({"sft/grad_norm", 12}));
+  EXPECT_TRUE(lines.count({"rl/reward/answer", 2}));
+  std::vector<std::string> reader = {"/usr/bin/python3", testing::source_dir() + "/tests/python/read_tfevents.py"};
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("tensorboard"))) reader.push_back(e.path());
+  ASSERT_GE(reader.size(), 4u) << "one event file per stage run (sft, rl)";
+  const auto events = testing::run_command(reader);
+  ASSERT_EQ(events.exit_code, 0) << events.err;
+  size_t matched = 0;
+  for (const auto& ev : nlohmann::json::parse(events.out)) {
+    const auto it = lines.find({ev["tag"].get<std::string>(), ev["step"].get<int64_t>()});
+    ASSERT_NE(it, lines.end()) << ev.dump();
+    EXPECT_EQ(ev["value"].get<double>(), static_cast<double>(static_cast<float>(it->second))) << ev.dump();
+    ++matched;
+  }
+  EXPECT_EQ(matched, lines.size());
   auto eval_rl = args;
   eval_rl.insert(eval_rl.end(), {"--model", dir.file("rl/model")});
   ASSERT_EQ(r2rec("eval", eval_rl).exit_code, 0);
@@ -186,6 +186,64 @@ TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
     }
     EXPECT_GT(ss[0]["sync_bytes"].get<int64_t>(), 0);
   }
+}
+
+// A folder r2rec would replace (the shards, a stage's model) that holds a file r2rec did not write: if r2rec did
+// not write the folder, the command stops with one line naming it (exit 2) and touches nothing; if it did, the
+// new output replaces r2rec's files and the user's file survives.
+TEST(Pipeline, NeverDeletesFilesItDidNotWrite) {
+  TempDir d, elsewhere;
+  const auto args = slice(d.path());
+  auto plant = [](const std::string& dir, const std::string& name) {
+    std::filesystem::create_directories(dir);
+    write_file_atomic(dir + "/" + name, "mine\n");
+  };
+  auto refused = [](const testing::CommandResult& r, const std::string& dir, const std::string& name) {
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(dir + ": holds '" + name + "', which r2rec did not write"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(dir + "/" + name), "mine\n");
+  };
+  // prepare: into a folder of the user's, then into r2rec's own folder with a user's file added.
+  plant(d.file("data"), "notes.txt");
+  refused(r2rec("prepare", args), d.file("data"), "notes.txt");
+  EXPECT_FALSE(std::filesystem::exists(d.file("data/manifest.json")));
+  std::filesystem::remove(d.file("data/notes.txt"));
+  ASSERT_EQ(r2rec("prepare", args).exit_code, 0);
+  plant(d.file("data"), "notes.txt");
+  auto force = args;
+  force.push_back("run.force=true");
+  ASSERT_EQ(r2rec("prepare", force).exit_code, 0);
+  EXPECT_EQ(read_file(d.file("data/notes.txt")), "mine\n");
+  EXPECT_TRUE(std::filesystem::exists(d.file("data/manifest.json")));
+  auto other = args;
+  other.push_back("sampler.output_dir=" + elsewhere.path());
+  plant(elsewhere.path(), "mine.txt");
+  refused(r2rec("prepare", other), elsewhere.path(), "mine.txt");
+  // sft and rl: the stage's model folder.
+  ASSERT_EQ(r2rec("annotate", args).exit_code, 0);
+  auto sft = args;
+  sft.push_back("sft.max_steps=2");
+  plant(d.file("sft/model"), "mine.txt");
+  refused(r2rec("sft", sft), d.file("sft/model"), "mine.txt");
+  std::filesystem::remove(d.file("sft/model/mine.txt"));
+  ASSERT_EQ(r2rec("sft", sft).exit_code, 0);
+  plant(d.file("sft/model"), "mine.txt");
+  sft.push_back("run.force=true");
+  ASSERT_EQ(r2rec("sft", sft).exit_code, 0);
+  EXPECT_EQ(read_file(d.file("sft/model/mine.txt")), "mine\n");
+  EXPECT_TRUE(std::filesystem::exists(d.file("sft/model/config.json")));
+  auto rl = args;
+  rl.insert(rl.end(),
+            {"rl.steps=1", "rl.prompts_per_step=2", "rl.group_size=2", "rl.micro_batch_size=2", "rl.max_new_tokens=8"});
+  plant(d.file("rl/model"), "mine.txt");
+  refused(r2rec("rl", rl), d.file("rl/model"), "mine.txt");
+  std::filesystem::remove(d.file("rl/model/mine.txt"));
+  ASSERT_EQ(r2rec("rl", rl).exit_code, 0);
+  plant(d.file("rl/model"), "mine.txt");
+  rl.push_back("run.force=true");
+  ASSERT_EQ(r2rec("rl", rl).exit_code, 0);
+  EXPECT_EQ(read_file(d.file("rl/model/mine.txt")), "mine\n");
+  EXPECT_TRUE(std::filesystem::exists(d.file("rl/model/model.safetensors")));
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 // every group has a spread and every step updates.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include "core/hash.h"
 #include "core/tokenizer/bpe_trainer.h"
@@ -62,11 +64,21 @@ struct Fixture {
 };
 
 // A reward with two components and a spread inside every group: pure in the completion's text.
+// Rewards are scored in parallel: the record is locked, and compared as a sorted list.
 struct Recorder {
+  std::mutex mu;
   std::vector<std::pair<int64_t, std::string>> seen;
+  std::vector<std::pair<int64_t, std::string>> sorted() {
+    std::vector<std::pair<int64_t, std::string>> s = seen;
+    std::sort(s.begin(), s.end());
+    return s;
+  }
   RewardFn fn() {
     return [this](int64_t prompt, const std::string& completion) {
-      seen.emplace_back(prompt, completion);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.emplace_back(prompt, completion);
+      }
       const uint64_t h = fnv1a(completion);
       Reward r;
       // Thirds and a weight of 0.1 are not float32 values: the rounding of rewards in transit must not matter.
@@ -129,11 +141,12 @@ TEST(GrpoSplit, SyncEqualsColocated) {
                                           f.prompts, seen.fn(), *f.tok, groups.g);
   ASSERT_EQ(split.steps.size(), 4u);
   const double tol = groups.g.num_learners == 1 ? 0.0 : 1e-5;
-  if (!groups.learner()) {  // the rollout rank sampled and scored the reference's completions, in order
-    ASSERT_EQ(seen.seen.size(), ref_seen.seen.size());
-    for (size_t i = 0; i < seen.seen.size(); ++i) {
-      EXPECT_EQ(seen.seen[i].first, ref_seen.seen[i].first) << "completion " << i;
-      EXPECT_EQ(seen.seen[i].second, ref_seen.seen[i].second) << "completion " << i;
+  if (!groups.learner()) {  // the rollout rank sampled and scored the reference's completions
+    const auto got = seen.sorted(), want = ref_seen.sorted();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].first, want[i].first) << "completion " << i;
+      EXPECT_EQ(got[i].second, want[i].second) << "completion " << i;
     }
     return;
   }
