@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/model/safetensors.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
@@ -81,8 +83,31 @@ void run_trained_baseline(const CommandContext& ctx, const std::string& method) 
   }
 }
 
+std::string protocol_text(const Config& c) {
+  std::ostringstream p;
+  p << "Dataset `" << c.data.name << "` (" << c.data.path << ")";
+  if (c.data.min_rating > 0) p << ", interactions rated below " << c.data.min_rating << " dropped";
+  if (c.data.kcore > 0) p << ", iterated " << c.data.kcore << "-core filter";
+  p << ", users with fewer than " << c.data.min_history << " interactions dropped. Leave-one-out split per user in "
+    << "time order: the last interaction is the test target, the second-last the validation target, the rest "
+    << "train (docs/sampler.md). Every method is scored on the same " << c.sampler.num_candidates
+    << " candidates per example: the target and " << c.sampler.num_candidates - 1
+    << " items the user never touched, drawn uniformly from a stream keyed by the seed, the user and the position. "
+    << "Seed: run.seed = " << c.run.seed << " (candidates, chains, initialisation, shuffles, sampling); no method "
+    << "sees the test split before it is scored; early stopping and choices use the validation split.\n";
+  return p.str();
+}
+
 void print_report(const CommandContext& ctx) {
-  if (ctx.process->rank == 0) std::cout << report_table(ctx.layout.report_json(), ctx.config.eval.split) << std::flush;
+  if (ctx.process->rank != 0) return;
+  std::cout << report_table(ctx.layout.report_json(), ctx.config.eval.split) << std::flush;
+  write_report_markdown(ctx);
+}
+
+void write_report_markdown(const CommandContext& ctx) {
+  if (ctx.process->rank != 0) return;
+  const std::string md = report_markdown(ctx.layout.report_json(), protocol_text(ctx.config));
+  if (!md.empty()) write_file_atomic(ctx.layout.root() + "/report.md", md);
 }
 
 int command_baseline(CommandContext& ctx, const char* argv0, const std::string& method) {

@@ -104,6 +104,8 @@ int command_rl(CommandContext& context, const char* argv0);
 void run_cheap_baseline(const CommandContext& ctx, const std::string& method);
 void run_trained_baseline(const CommandContext& ctx, const std::string& method);
 void print_report(const CommandContext& ctx);
+// <run.dir>/report.md from report.json and the protocol in words (rank 0; trainers/report.h report_markdown).
+void write_report_markdown(const CommandContext& ctx);
 
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
 int command_tokenize(const std::string& tokenizer_path, bool decode);

@@ -69,6 +69,7 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     gen.seconds = r.seconds;
     update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
   }
+  write_report_markdown(ctx);
   std::printf("eval: %s on %s, %lld examples, %.1f s (%lld tokens generated)\n", model_dir.c_str(),
               c.eval.split.c_str(), static_cast<long long>(r.examples), r.seconds,
               static_cast<long long>(r.generated_tokens));

@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # PyTorch-Python: cross-checks and benchmark baselines (run with /usr/bin/python3)
   python3-torch python3-numpy
+  # the run's plot (launch/r2rec-plot)
+  python3-matplotlib
 )
 
 missing=()

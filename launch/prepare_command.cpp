@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/owned_dir.h"
+#include "core/progress.h"
 #include "core/runtime.h"
 #include "distributed/agreement.h"
 #include "launch/command.h"
@@ -32,29 +33,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// A one-line progress bar on a terminal; silent otherwise (logs get the summary).
-class ProgressBar {
- public:
-  ProgressBar(const char* what, int64_t total) : what_(what), total_(total), tty_(isatty(2)), start_(Clock::now()) {}
-  void show(int64_t done, bool final = false) {
-    if (!tty_ || total_ <= 0) return;
-    const double f = std::min(1.0, static_cast<double>(done) / total_);
-    const int width = 30, fill = static_cast<int>(f * width);
-    const double s = seconds_since(start_);
-    std::fprintf(stderr, "\r%s [%s%s] %3d%% %lld/%lld examples, %.1f s, %.0f/s%s", what_,
-                 std::string(fill, '#').c_str(), std::string(width - fill, '.').c_str(), static_cast<int>(f * 100),
-                 static_cast<long long>(done), static_cast<long long>(total_), s, s > 0 ? done / s : 0.0,
-                 final ? "\n" : "");
-    std::fflush(stderr);
-  }
-
- private:
-  const char* what_;
-  int64_t total_;
-  bool tty_;
-  Clock::time_point start_;
-};
 
 bool output_is_current(const std::string& out, const std::string& hash) {
   try {
@@ -169,13 +147,13 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
       };
       std::vector<std::thread> pool;
       for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
-      ProgressBar bar("prepare", rank == 0 ? my_examples : 0);
+      Progress bar("prepare", my_examples, "examples", rank == 0, 0, 10.0);
       while (finished.load() < threads) {
-        bar.show(progress.load());
+        bar.update(progress.load());
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       for (auto& t : pool) t.join();
-      bar.show(progress.load(), true);
+      bar.finish();
       if (error) std::rethrow_exception(error);
       if (rank == 0) {
         write_catalog((fs::path(staging) / kCatalogName).string(),

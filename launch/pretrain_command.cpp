@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/progress.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "sampler/manifest.h"
@@ -81,7 +82,10 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
   start.plan.tokenizer = tokenizer.get();
   run_agreed([&] {
     MetricsLog metrics(c.run.dir, "pretrain", start.plan.resume_step, rank == 0);
+    std::unique_ptr<Progress> progress;
     const auto on_step = [&](const LmStep& s) {
+      if (!progress) progress = std::make_unique<Progress>("pretrain", s.total, "steps", rank == 0, s.step);
+      progress->update(s.step + 1);
       if (rank == 0 && (s.step < 3 || (s.step + 1) % 100 == 0)) {
         LOG(INFO) << "pretrain: step " << s.step + 1 << "/" << c.pretrain.steps << " loss " << s.loss << " ("
                   << s.seconds << " s)";
@@ -89,6 +93,7 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
       metrics.log(s.step + 1, lm_step_scalars(s));
     };
     result = train_pretrain(*model, c, catalog, format, *tokenizer, collectives, on_step, &start.plan);
+    if (progress) progress->finish();
   });
   run_agreed([&] {
     if (rank != 0) return;

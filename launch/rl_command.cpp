@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/progress.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "sampler/shard_reader.h"
@@ -82,8 +83,10 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   std::vector<std::string> names_list;
   for (const auto& w : rewards) names_list.push_back(w.name);
   MetricsLog metrics(c.run.dir, "rl", stage.plan.resume_step, rank == 0);
+  Progress progress("rl", c.rl.steps, "steps", rank == 0, stage.plan.resume_step);
   const auto log_step = [&](const GrpoStep& s) {
     metrics.log(s.step + 1, grpo_step_scalars(s, names_list));
+    progress.update(s.step + 1);
     if (s.step >= 3 && (s.step + 1) % 10 != 0) return;
     std::string parts;
     for (size_t i = 0; i < rewards.size() && i < s.parts.size(); ++i)

@@ -2,11 +2,15 @@
 // then eval of each checkpoint the run made (pretrain -> llm-base, sft -> llm-sft, rl -> llm-rl). Each stage is a
 // no-op when its outputs are current (prepare: config hash; annotate: shards and task settings; pretrain, sft, rl:
 // fingerprints of their inputs and settings), so a re-run only redoes what changed, then evaluates.
+#include <glog/logging.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/version.h"
 #include "launch/command.h"
 #include "trainers/cheap_baselines.h"
 #include "trainers/reward.h"
@@ -37,6 +41,22 @@ int command_run(CommandContext& ctx, const char* argv0) {
     if (rc != kExitOk) return rc;
   }
   print_report(ctx);
+  // The plot of the training curves (launch/r2rec-plot, matplotlib): a missing script or library is one line.
+  if (ctx.process->rank == 0) {
+    const char* env = std::getenv("R2REC_PLOT");
+    const std::string script = env ? env : std::string(R2REC_SOURCE_DIR) + "/launch/r2rec-plot";
+    auto quoted = [](const std::string& s) {
+      std::string q = "'";
+      for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+      return q + "'";
+    };
+    if (!script.empty() && std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
+      const int rc = std::system(("/usr/bin/python3 " + quoted(script) + " " + quoted(ctx.layout.root())).c_str());
+      if (rc != 0) LOG(WARNING) << "run: " << script << " failed (exit " << rc << "); no plot";
+    } else {
+      LOG(WARNING) << "run: " << script << " or /usr/bin/python3 not found; no plot (R2REC_PLOT names the script)";
+    }
+  }
   // The marker launch/r2rec-resume waits for: every stage of this run is done.
   run_agreed([&] {
     if (ctx.process->rank == 0) write_file_atomic(ctx.layout.root() + "/DONE", "done\n");

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/progress.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "sampler/manifest.h"
@@ -133,12 +134,16 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   stage.plan.tokenizer = tokenizer.get();
   run_agreed([&] {
     MetricsLog metrics(c.run.dir, "sft", stage.plan.resume_step, rank == 0);
+    std::unique_ptr<Progress> progress;
     const auto on_step = [&](const LmStep& s) {
+      if (!progress) progress = std::make_unique<Progress>("sft", s.total, "steps", rank == 0, s.step);
+      progress->update(s.step + 1);
       if (rank == 0 && (s.step < 5 || (s.step + 1) % 25 == 0))
         LOG(INFO) << "sft: step " << s.step + 1 << " loss " << s.loss << " (" << s.seconds << " s)";
       metrics.log(s.step + 1, lm_step_scalars(s));
     };
     result = train_sft(*model, c, traces, *tokenizer, collectives, on_step, &stage.plan);
+    if (progress) progress->finish();
   });
   save();
   run_agreed([&] {

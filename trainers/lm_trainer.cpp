@@ -134,7 +134,7 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
       optimizer.step();
       grad_sum.zero_grad();
       result.losses.push_back(loss_sum);
-      if (on_step) on_step({step, loss_sum, lr, grad_norm, result.tokens, elapsed()});
+      if (on_step) on_step({step, o.steps, loss_sum, lr, grad_norm, result.tokens, elapsed()});
       if (plan && plan->every > 0 && (step + 1) % plan->every == 0 && step + 1 < o.steps) {
         const bool last_of_epoch = b + 1 == steps_per_epoch;
         nlohmann::ordered_json rec;

@@ -60,6 +60,7 @@ struct LmTrainResult {
 // What every rank learns after each optimizer step (for logs and the metrics stream).
 struct LmStep {
   int64_t step = 0;      // 0-based
+  int64_t total = 0;     // steps of the stage
   double loss = 0;       // as LmTrainResult::losses
   double lr = 0;         // the learning rate of this step
   double grad_norm = 0;  // global gradient norm before clipping

@@ -38,11 +38,9 @@ void update_report(const std::string& path, const std::string& dataset, int64_t 
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-std::string report_table(const std::string& path, const std::string& split_name) {
-  const nlohmann::ordered_json j = load(path);
-  if (!j.contains("splits") || !j["splits"].contains(split_name)) return "";
-  const auto& methods = j["splits"][split_name]["methods"];
-  // Columns: HR@k then NDCG@k in increasing k, as found in the first method.
+// Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then "valid"
+// when a method has it.
+std::vector<std::string> columns(const nlohmann::ordered_json& methods) {
   std::vector<std::string> cols;
   for (const char* family : {"HR@", "NDCG@"}) {
     std::vector<std::pair<int, std::string>> ks;
@@ -61,6 +59,14 @@ std::string report_table(const std::string& path, const std::string& split_name)
       break;
     }
   }
+  return cols;
+}
+
+std::string report_table(const std::string& path, const std::string& split_name) {
+  const nlohmann::ordered_json j = load(path);
+  if (!j.contains("splits") || !j["splits"].contains(split_name)) return "";
+  const auto& methods = j["splits"][split_name]["methods"];
+  const std::vector<std::string> cols = columns(methods);
   std::ostringstream out;
   char buf[64];
   out << "report (" << split_name << ", " << j["splits"][split_name]["examples"] << " examples, "
@@ -85,6 +91,43 @@ std::string report_table(const std::string& path, const std::string& split_name)
     }
     out << "\n";
   }
+  return out.str();
+}
+
+std::string report_markdown(const std::string& path, const std::string& protocol) {
+  if (!fs::exists(path)) return "";
+  const nlohmann::ordered_json j = load(path);
+  std::ostringstream out;
+  out << "# r2rec report: " << j.value("dataset", std::string("?")) << "\n\n## Protocol\n\n" << protocol << "\n";
+  if (!j.contains("splits")) return out.str();
+  char buf[32];
+  for (const auto& [split, body] : j["splits"].items()) {
+    const auto& methods = body["methods"];
+    const std::vector<std::string> cols = columns(methods);
+    out << "\n## " << split << " (" << body.value("examples", int64_t{0}) << " examples, "
+        << j.value("num_candidates", 0) << " candidates)\n\n| method |";
+    for (const auto& c : cols) out << " " << c << " |";
+    out << "\n|---|";
+    for (size_t i = 0; i < cols.size(); ++i) out << "---:|";
+    out << "\n";
+    for (const auto& [method, values] : methods.items()) {
+      out << "| " << method << " |";
+      for (const auto& c : cols) {
+        if (values.contains(c)) {
+          std::snprintf(buf, sizeof(buf), " %.4f |", values[c].get<double>());
+          out << buf;
+        } else {
+          out << " - |";
+        }
+      }
+      out << "\n";
+    }
+  }
+  out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `sasrec` are the classical baselines "
+         "(docs/baselines.md). `llm-*` rank the candidates by the answer token's likelihood after the direct prompt; "
+         "`llm-*-gen` is HR@1 of the model's own greedy reasoning with the answer constrained to the candidates, and "
+         "`valid` the share of unconstrained answers naming a candidate (docs/training.md). HR@k = [rank <= k], "
+         "NDCG@k = 1/log2(rank + 1) when rank <= k, ties split evenly (trainers/metrics.h).\n";
   return out.str();
 }
 

@@ -30,4 +30,9 @@ void update_report(const std::string& path, const std::string& dataset, int64_t 
 // The report as an aligned text table (methods as rows, metrics as columns) for the terminal.
 std::string report_table(const std::string& path, const std::string& split);
 
+// report.md: a title, `protocol` (a paragraph in words: dataset, filtering, split, candidates, seed), then one
+// Markdown table per split in the report (every method; HR@k, NDCG@k, valid; "-" where a method has none), and
+// a line naming the methods' definitions (docs/training.md, docs/baselines.md). "" when the report is absent.
+std::string report_markdown(const std::string& path, const std::string& protocol);
+
 }  // namespace r2rec

@@ -1,6 +1,8 @@
 // The metrics stream's pieces: CRC-32C against its published check value and RFC 3720's test vectors, the
-// TFRecord framing of an event file, and metrics.jsonl dropping a resumed stage's redone steps only.
+// TFRecord framing of an event file, metrics.jsonl dropping a resumed stage's redone steps only, and the progress
+// lines of a batch job's log.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -10,6 +12,7 @@
 
 #include "core/files.h"
 #include "core/metrics_log.h"
+#include "core/progress.h"
 #include "core/tfevents.h"
 #include "tests/test_support.h"
 
@@ -87,6 +90,26 @@ TEST(MetricsLog, AResumedStageDropsOnlyItsRedoneSteps) {
   EXPECT_EQ(
       std::distance(std::filesystem::directory_iterator(d.file("tensorboard")), std::filesystem::directory_iterator()),
       3);  // one event file per stage run (the disabled log made none)
+}
+
+TEST(Progress, PlainLinesWithRateAndEtaWhenNotATerminal) {
+  ::testing::internal::CaptureStderr();
+  {
+    Progress p("sft", 10, "steps", true, /*done0=*/2, /*log_every_s=*/0.0);
+    p.update(5);
+    p.update(10);
+    p.finish();  // the last update drew the final line already
+    Progress off("rl", 10, "steps", false);
+    off.update(3);
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  if (isatty(2)) GTEST_SKIP() << "stderr is a terminal here";
+  const auto lines = testing::lines_of(err);
+  ASSERT_EQ(lines.size(), 2u) << err;
+  EXPECT_EQ(lines[0].rfind("sft: 5/10 steps (50%), ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find("steps/s, ETA "), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1].rfind("sft: 10/10 steps (100%)", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[1].find("ETA"), std::string::npos) << lines[1];
 }
 
 }  // namespace

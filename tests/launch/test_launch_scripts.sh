@@ -11,6 +11,17 @@ bash -n "$src/launch/r2rec.sbatch" || fail "r2rec.sbatch does not parse"
 bash -n "$src/launch/r2rec-launch" || fail "r2rec-launch does not parse"
 bash -n "$src/launch/r2rec-resume" || fail "r2rec-resume does not parse"
 
+# r2rec-plot: a missing metrics.jsonl is one line and exit 2; with matplotlib, a small stream becomes an SVG.
+set +e; /usr/bin/python3 "$src/launch/r2rec-plot" "$tmp/nothing" 2> "$tmp/plot.err"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q "metrics.jsonl" "$tmp/plot.err" || fail "r2rec-plot without metrics: exit $rc $(cat "$tmp/plot.err")"
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  mkdir -p "$tmp/run"
+  for s in 1 2 3; do echo "{\"stage\": \"sft\", \"step\": $s, \"time\": 0, \"loss\": $((4 - s))}"; done > "$tmp/run/metrics.jsonl"
+  echo '{"stage": "rl", "step": 1, "time": 0, "reward": 0.5, "hit": 0.4}' >> "$tmp/run/metrics.jsonl"
+  /usr/bin/python3 "$src/launch/r2rec-plot" "$tmp/run" > /dev/null || fail "r2rec-plot failed"
+  grep -q "<svg" "$tmp/run/training.svg" || fail "r2rec-plot wrote no SVG"
+fi
+
 # r2rec-resume: a command that crashes twice (SIGKILL-like 137), then succeeds and writes the DONE marker.
 cat > "$tmp/flaky" <<'STUB'
 #!/usr/bin/env bash

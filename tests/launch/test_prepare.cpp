@@ -169,6 +169,18 @@ TEST(Run, PreparesTrainsAndScoresEverything) {
   EXPECT_NE(r.out.find("popularity"), std::string::npos);
   EXPECT_NE(r.out.find("llm-sft"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(run.file("sft/model/model.safetensors")));
+  // report.md: the protocol in words and one table per split; the plot; the DONE marker.
+  const std::string md = read_file(run.file("report.md"));
+  EXPECT_NE(md.find("## Protocol"), std::string::npos) << md;
+  EXPECT_NE(md.find("Leave-one-out split"), std::string::npos) << md;
+  EXPECT_NE(md.find("## test (943 examples, 20 candidates)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| method | HR@1 | HR@3 | HR@5 | HR@10 | NDCG@1 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| llm-rl-gen | "), std::string::npos) << md;
+  EXPECT_TRUE(std::filesystem::exists(run.file("DONE")));
+  if (testing::run_command({"/usr/bin/python3", "-c", "import matplotlib"}).exit_code == 0) {
+    EXPECT_GT(std::filesystem::file_size(run.file("training.svg")), 1000u);
+    EXPECT_TRUE(std::filesystem::exists(run.file("training.png")));
+  }
   // A second run redoes nothing but the scoring.
   const CommandResult again = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(again.exit_code, 0) << again.err;
