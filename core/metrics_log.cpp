@@ -1,5 +1,7 @@
 #include "core/metrics_log.h"
 
+#include <glog/logging.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -16,6 +18,16 @@ namespace r2rec {
 MetricsLog::MetricsLog(const std::string& run_dir, const std::string& stage, int64_t first_step, bool enabled)
     : stage_(stage) {
   if (!enabled) return;
+  try {
+    open(run_dir, first_step);
+  } catch (const std::exception& e) {
+    // Rank 0 alone writes: throwing here would leave the other ranks waiting in their next collective.
+    LOG(WARNING) << "metrics: " << e.what() << "; metrics.jsonl and TensorBoard are off for this stage";
+    events_.reset();
+  }
+}
+
+void MetricsLog::open(const std::string& run_dir, int64_t first_step) {
   path_ = run_dir + "/metrics.jsonl";
   if (std::filesystem::exists(path_)) {  // drop this stage's lines past first_step (redone after a resume)
     std::istringstream in(read_file(path_));
@@ -26,7 +38,7 @@ MetricsLog::MetricsLog(const std::string& run_dir, const std::string& stage, int
       bool keep = true;
       try {
         const nlohmann::json j = nlohmann::json::parse(line);
-        keep = j.value("stage", "") != stage || j.value("step", int64_t{0}) <= first_step;
+        keep = j.value("stage", "") != stage_ || j.value("step", int64_t{0}) <= first_step;
       } catch (const nlohmann::json::exception&) {
         keep = false;  // a line cut short by a kill
       }
@@ -45,6 +57,15 @@ MetricsLog::~MetricsLog() = default;
 
 void MetricsLog::log(int64_t step, const Scalars& scalars) {
   if (!events_) return;
+  try {
+    write(step, scalars);
+  } catch (const std::exception& e) {  // as in the constructor: warn once and stop, never throw on rank 0 alone
+    LOG(WARNING) << "metrics: " << e.what() << "; metrics.jsonl and TensorBoard are off for the rest of " << stage_;
+    events_.reset();
+  }
+}
+
+void MetricsLog::write(int64_t step, const Scalars& scalars) {
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   nlohmann::ordered_json j;
   j["stage"] = stage_;

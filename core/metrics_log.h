@@ -29,11 +29,15 @@ class MetricsLog {
   MetricsLog& operator=(const MetricsLog&) = delete;
 
   // One line and one event. Non-finite values are written as null (JSON has no NaN) and left out of the event.
+  // An I/O failure (here or opening) never throws: one warning, and the log is off for the rest of the stage
+  // (only rank 0 writes, so an exception would leave the other ranks in their next collective).
   void log(int64_t step, const Scalars& scalars);
   // The event file ("" when disabled).
   std::string event_file() const;
 
  private:
+  void open(const std::string& run_dir, int64_t first_step);
+  void write(int64_t step, const Scalars& scalars);
   std::string path_, stage_;
   std::unique_ptr<EventWriter> events_;
 };

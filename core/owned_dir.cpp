@@ -93,11 +93,25 @@ ConfigError refusal(const std::string& dir, const State& s) {
                      "', which r2rec did not write and will not delete: move it away or choose another folder");
 }
 
+// r2rec's entries of `dir` go; a sub-folder with its own marker is cleared by its own list (a user's file inside
+// an r2rec folder inside an r2rec folder stays); `dir` goes when nothing else is left.
 void remove_owned_entries(const std::string& dir, const State& s) {
   std::error_code ec;
-  for (const std::string& n : s.own) fs::remove_all(fs::path(dir) / n, ec);
-  fs::remove(fs::path(dir) / kOwnedMarker, ec);
-  if (s.rest.empty()) fs::remove(dir, ec);
+  for (const std::string& n : s.own) {
+    const fs::path p = fs::path(dir) / n;
+    if (fs::is_directory(fs::symlink_status(p)) && fs::exists(p / kOwnedMarker)) {
+      const State sub = inspect(p.string(), nullptr);
+      remove_owned_entries(p.string(), sub);
+    } else {
+      fs::remove_all(p, ec);
+    }
+  }
+  if (s.rest.empty()) {
+    fs::remove(fs::path(dir) / kOwnedMarker, ec);
+    fs::remove(dir, ec);
+  } else {  // the folder stays r2rec's, holding only the user's entries
+    write_file_atomic((fs::path(dir) / kOwnedMarker).string(), std::string(kMarkerHeader) + "\n");
+  }
 }
 
 }  // namespace
@@ -117,14 +131,26 @@ void check_replaceable(const std::string& dir, const OwnName& own) {
   if (s.kind == Kind::kForeign) throw refusal(dir, s);
 }
 
-void make_owned_dir(const std::string& dir, const OwnName& own) {
+void make_owned_dir(const std::string& dir, const OwnName& own, bool building) {
   const State s = inspect(dir, own);
   if (s.kind == Kind::kForeign || (s.kind == Kind::kOwned && !s.rest.empty())) throw refusal(dir, s);
   std::error_code ec;
   if (s.kind != Kind::kAbsent) fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   if (ec) throw RuntimeFailure(dir + ": cannot create: " + ec.message());
-  write_file_atomic((fs::path(dir) / kOwnedMarker).string(), std::string(kMarkerHeader) + "\n" + kEverything + "\n");
+  write_file_atomic((fs::path(dir) / kOwnedMarker).string(),
+                    std::string(kMarkerHeader) + "\n" + (building ? std::string(kEverything) + "\n" : ""));
+}
+
+void set_owned_entries(const std::string& dir, const std::vector<std::string>& add,
+                       const std::vector<std::string>& drop) {
+  const State s = inspect(dir, nullptr);
+  std::set<std::string> names = s.kind == Kind::kOwned ? s.own : std::set<std::string>{};
+  for (const std::string& n : drop) names.erase(n);
+  for (const std::string& n : add) names.insert(n);
+  std::string text = std::string(kMarkerHeader) + "\n";
+  for (const std::string& n : names) text += n + "\n";
+  write_file_atomic((fs::path(dir) / kOwnedMarker).string(), text);
 }
 
 void seal_owned_dir(const std::string& dir) {
@@ -140,6 +166,9 @@ void replace_owned_dir(const std::string& dir, const std::string& fresh, const O
   if (s.kind == Kind::kEmpty) {
     fs::remove(dir, ec);
   } else if (s.kind == Kind::kOwned) {
+    const std::string old = dir + ".old";
+    remove_if_owned(old, own);
+    if (fs::exists(fs::symlink_status(old))) throw refusal(old, inspect(old, own));
     // The user's entries move across into the new folder first (a name clash is refused, nothing moved yet).
     for (const std::string& n : s.rest) {
       if (fs::exists(fs::symlink_status(fs::path(fresh) / n)))
@@ -150,9 +179,6 @@ void replace_owned_dir(const std::string& dir, const std::string& fresh, const O
       fs::rename(fs::path(dir) / n, fs::path(fresh) / n, ec);
       if (ec) throw RuntimeFailure(dir + "/" + n + ": cannot move into the new output " + fresh + ": " + ec.message());
     }
-    const std::string old = dir + ".old";
-    remove_if_owned(old, own);
-    if (fs::exists(fs::symlink_status(old))) throw refusal(old, inspect(old, own));
     fs::rename(dir, old, ec);
     if (ec) throw RuntimeFailure(dir + ": cannot move the previous output aside: " + ec.message());
     fs::rename(fresh, dir, ec);

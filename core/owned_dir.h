@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace r2rec {
 
@@ -30,9 +31,15 @@ bool model_dir_name(const std::string& name);
 // Throws ConfigError unless `dir` is absent, empty, or r2rec's (see above).
 void check_replaceable(const std::string& dir, const OwnName& own);
 
-// A fresh, marked, empty folder at `dir` (a staging sibling). An existing `dir` is removed first if it is r2rec's;
-// otherwise ConfigError. Throws RuntimeFailure when it cannot be created.
-void make_owned_dir(const std::string& dir, const OwnName& own);
+// A fresh, marked, empty folder at `dir`. `building` (a staging sibling, sealed when complete): everything put in
+// it counts as r2rec's until then; otherwise (a long-lived folder such as the checkpoints) only the entries
+// recorded with set_owned_entries do. An existing `dir` is removed first if it is r2rec's; otherwise ConfigError.
+// Throws RuntimeFailure when it cannot be created.
+void make_owned_dir(const std::string& dir, const OwnName& own, bool building = true);
+
+// Adds `add` to and removes `drop` from the entries `dir`'s marker lists as r2rec's (nothing else is listed).
+void set_owned_entries(const std::string& dir, const std::vector<std::string>& add,
+                       const std::vector<std::string>& drop);
 
 // Records every entry now in `dir` (but the marker) as written by r2rec. Call when the folder is complete.
 void seal_owned_dir(const std::string& dir);

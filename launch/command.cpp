@@ -150,11 +150,10 @@ StageStart start_stage(const CommandContext& ctx, const std::string& stage, cons
       return;
     }
     std::string keys;
+    const std::string tmp = temp_path_for(ctx.layout.root() + "/checkpoint-settings.yaml");
     try {
-      const std::string tmp = temp_path_for(plan.dir + "/settings.yaml");
       write_file_atomic(tmp, newest->settings_yaml);
       const Config then = load_config(tmp);
-      std::filesystem::remove(tmp);
       for (const std::string& k : changed_keys(then, settings)) {
         if (k.rfind("run.", 0) == 0 && k != "run.seed") continue;  // run.dir: resolved against the temporary file
         keys += (keys.empty() ? "" : ", ") + k;
@@ -162,6 +161,8 @@ StageStart start_stage(const CommandContext& ctx, const std::string& stage, cons
     } catch (const std::exception&) {
       keys.clear();
     }
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
     throw ConfigError(newest->path + ": an interrupted " + stage + " run with other " +
                       (keys.empty() ? std::string("inputs (the data, traces, tokenizer or start model)")
                                     : "settings (" + keys + ")") +

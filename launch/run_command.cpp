@@ -20,6 +20,11 @@ namespace r2rec {
 int command_run(CommandContext& ctx, const char* argv0) {
   // Say a bad reward list before the stages that come first (every rank sees the same config).
   run_agreed([&] { make_rewards(ctx.config.rl); });
+  // A DONE left by an earlier run of this directory would tell launch/r2rec-resume this one is finished.
+  run_agreed([&] {
+    std::error_code ec;
+    if (ctx.process->rank == 0) std::filesystem::remove(ctx.layout.root() + "/DONE", ec);
+  });
   for (auto stage : {command_prepare, command_annotate}) {
     const int rc = stage(ctx, argv0);
     if (rc != kExitOk) return rc;

@@ -415,12 +415,14 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
         PhaseScope phase("rl weight sync before step " + std::to_string(step + 1));
         const auto tw = Clock::now();
         version = broadcaster->broadcast(0);
+        // Checkpoint `version` with the learners, before the flush: an asynchronous rank's last send may complete
+        // only once a learner posts its receive, which the learners do after the checkpoint.
+        if (checkpoint_at(version)) save_train_state(*plan, version, policy, nullptr, {}, rank);
         // Finish the sends still in flight while the learners take them (learner 0 posted their receives before
         // the broadcast; the others are receiving): a large send only moves inside this rank's MPI calls, and
         // generation makes none for seconds.
         sender.flush();
         waited += since(tw);
-        if (checkpoint_at(version)) save_train_state(*plan, version, policy, nullptr, {}, rank);
       }
       std::vector<Scored> scored;
       double reward_s = 0;

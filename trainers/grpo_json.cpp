@@ -1,7 +1,14 @@
 // rl.json's per-step objects (docs/grpo.md "Reported per step"), also the record a GRPO checkpoint keeps.
+#include <cmath>
+
 #include "trainers/grpo.h"
 
 namespace r2rec {
+
+namespace {
+// JSON has no NaN: a non-finite number was written as null.
+double num(const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); }
+}  // namespace
 
 nlohmann::ordered_json grpo_step_json(const GrpoStep& s, const std::vector<std::string>& names) {
   nlohmann::ordered_json parts = nlohmann::ordered_json::object();
@@ -36,28 +43,28 @@ nlohmann::ordered_json grpo_step_json(const GrpoStep& s, const std::vector<std::
 GrpoStep grpo_step_from_json(const nlohmann::json& j, const std::vector<std::string>& names) {
   GrpoStep s;
   s.step = j.at("step");
-  s.reward = j.at("reward");
-  s.reward_std = j.at("reward_std");
-  for (const std::string& n : names) s.parts.push_back(j.at("rewards").at(n).get<double>());
-  s.hit = j.at("hit");
-  s.kl = j.at("kl");
-  s.clipped = j.at("clipped");
-  s.entropy = j.at("entropy");
-  s.old_new_gap = j.at("old_new_gap");
-  s.loss = j.at("loss");
+  s.reward = num(j.at("reward"));
+  s.reward_std = num(j.at("reward_std"));
+  for (const std::string& n : names) s.parts.push_back(num(j.at("rewards").at(n)));
+  s.hit = num(j.at("hit"));
+  s.kl = num(j.at("kl"));
+  s.clipped = num(j.at("clipped"));
+  s.entropy = num(j.at("entropy"));
+  s.old_new_gap = num(j.at("old_new_gap"));
+  s.loss = num(j.at("loss"));
   s.completion_tokens = j.at("completion_tokens");
-  s.response_tokens = j.at("response_tokens");
+  s.response_tokens = num(j.at("response_tokens"));
   s.zero_advantage_groups = j.at("zero_advantage_groups");
   s.stale_dropped = j.at("stale_dropped");
   for (const auto& [lag, n] : j.at("staleness").items()) s.staleness[std::stoll(lag)] = n.get<int64_t>();
-  s.seconds = j.at("seconds");
-  s.rollout_seconds = j.at("rollout_seconds");
-  s.reward_seconds = j.at("reward_seconds");
-  s.learner_seconds = j.at("learner_seconds");
-  s.sync_seconds = j.at("sync_seconds");
+  s.seconds = num(j.at("seconds"));
+  s.rollout_seconds = num(j.at("rollout_seconds"));
+  s.reward_seconds = num(j.at("reward_seconds"));
+  s.learner_seconds = num(j.at("learner_seconds"));
+  s.sync_seconds = num(j.at("sync_seconds"));
   s.sync_bytes = j.at("sync_bytes");
-  s.learner_idle = j.at("learner_idle");
-  s.rollout_idle = j.at("rollout_idle");
+  s.learner_idle = num(j.at("learner_idle"));
+  s.rollout_idle = num(j.at("rollout_idle"));
   return s;
 }
 

@@ -51,7 +51,7 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
     step = st.at("step").get<int64_t>();
     first_epoch = rec.at("epoch").get<int64_t>();
     first_batch = rec.at("batch").get<int64_t>();
-    result.losses = rec.at("losses").get<std::vector<double>>();
+    for (const auto& l : rec.at("losses")) result.losses.push_back(l.is_null() ? std::nan("") : l.get<double>());
     result.tokens = rec.at("tokens").get<int64_t>();
     seconds_before = rec.at("seconds").get<double>();
     result.resumed_from = step;

@@ -164,10 +164,11 @@ void save_train_state(const CheckpointPlan& plan, int64_t step, TransformerImpl&
     if (rank != 0) return;
     CHECK(plan.tokenizer != nullptr) << "save_train_state: the plan has no tokenizer";
     CHECK(optimizer != nullptr) << "save_train_state: rank 0 has no optimizer";
-    if (!fs::exists(plan.dir)) make_owned_dir(plan.dir, checkpoints_name);
+    if (!fs::exists(plan.dir)) make_owned_dir(plan.dir, checkpoints_name, /*building=*/false);
     check_replaceable(plan.dir, checkpoints_name);
     const std::string name = kPrefix + std::to_string(step);
     const std::string final_dir = plan.dir + "/" + name, tmp = final_dir + ".tmp";
+    set_owned_entries(plan.dir, {name + ".tmp"}, {});  // listed first: a kill while writing leaves an r2rec leftover
     make_owned_dir(tmp, checkpoint_name);
     save_checkpoint(model, *plan.tokenizer, tmp + "/model");
     bool lora = false;
@@ -206,25 +207,30 @@ void save_train_state(const CheckpointPlan& plan, int64_t step, TransformerImpl&
     st["files"] = files;
     write_file_atomic(tmp + "/state.json", st.dump(1) + "\n");
     seal_owned_dir(tmp);
-    remove_if_owned(final_dir, checkpoint_name);  // a step redone after a resume from an older checkpoint
-    std::error_code ec;
-    fs::rename(tmp, final_dir, ec);
-    if (ec) throw RuntimeFailure(final_dir + ": cannot rename the new checkpoint into place: " + ec.message());
-    // The newest `keep` stay; older ones and leftovers of killed writes go.
-    std::vector<std::pair<int64_t, std::string>> whole;
+    // Into place; a step-N already there (redone after a resume from an older checkpoint) is replaced, a user's
+    // file in it moving into the new one.
+    replace_owned_dir(final_dir, tmp, checkpoint_name);
+    set_owned_entries(plan.dir, {name}, {name + ".tmp"});
+    // The newest `keep` up to this one stay (this one always: a newer, damaged one left by an older run does not
+    // count); older ones and leftovers of killed writes go, each only if r2rec wrote it.
+    std::vector<std::pair<int64_t, std::string>> older;
+    std::vector<std::string> gone;
     for (const auto& e : fs::directory_iterator(plan.dir)) {
       const std::string n = e.path().filename().string();
       const int64_t s = step_of(n);
-      if (s >= 0) {
-        whole.emplace_back(s, e.path().string());
+      if (s >= 0 && s < step) {
+        older.emplace_back(s, n);
       } else if (n.rfind(kPrefix, 0) == 0 && n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) {
         remove_if_owned(e.path().string(), checkpoint_name);
+        if (!fs::exists(e.path())) gone.push_back(n);
       }
     }
-    std::sort(whole.rbegin(), whole.rend());
-    for (size_t i = static_cast<size_t>(std::max<int64_t>(1, plan.keep)); i < whole.size(); ++i)
-      remove_if_owned(whole[i].second, checkpoint_name);
-    seal_owned_dir(plan.dir);
+    std::sort(older.rbegin(), older.rend());
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(0, plan.keep - 1)); i < older.size(); ++i) {
+      remove_if_owned(plan.dir + "/" + older[i].second, checkpoint_name);
+      if (!fs::exists(plan.dir + "/" + older[i].second)) gone.push_back(older[i].second);
+    }
+    set_owned_entries(plan.dir, {}, gone);
     LOG(INFO) << plan.stage << ": checkpoint " << final_dir;
     if (fault_is(plan.fault, "kill-after-checkpoint", step)) {
       LOG(WARNING) << "R2REC_FAULT: killing rank 0 after " << final_dir;

@@ -136,11 +136,19 @@ TEST_P(Resume, KilledWhileWritingOrDamagedUsesThePreviousCheckpoint) {
   EXPECT_NE(again.err.find("step-4: damaged checkpoint skipped (optimizer.pt has the wrong size)"), std::string::npos)
       << again.err;
   expect_same_run(straight, damaged, s, 2);
-  // run.force=true starts afresh.
+  // run.force=true starts afresh, clearing r2rec's checkpoints and nothing else: a user's file beside them and
+  // one inside a checkpoint survive (written before the forced run, so it is the one that clears them).
+  const std::string ckpts = damaged.file(std::string(s.name) + "/checkpoints");
+  write_file_atomic(ckpts + "/notes.txt", "mine\n");
+  write_file_atomic(ckpts + "/step-2/mine.txt", "mine\n");
   auto force = args_for(damaged, s);
   force.push_back("run.force=true");
   ASSERT_EQ(r2rec(s.name, force, 2).exit_code, 0);
   EXPECT_EQ(json_file(damaged.file(std::string(s.name) + "/" + s.name + ".json"))["resumed_from"], 0);
+  EXPECT_EQ(read_file(ckpts + "/notes.txt"), "mine\n");
+  EXPECT_EQ(read_file(ckpts + "/step-2/mine.txt"), "mine\n");
+  EXPECT_TRUE(fs::exists(ckpts + "/step-2/state.json")) << "the forced run wrote its own checkpoints";
+  EXPECT_TRUE(fs::exists(ckpts + "/step-4/state.json"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, Resume, ::testing::Values(kSft, kPretrain, kRl, kRlSplit),
