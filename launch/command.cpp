@@ -93,23 +93,6 @@ void forget_stage(const CommandContext& ctx, const std::string& stage) {
   });
 }
 
-bool skip_current_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint) {
-  if (stage_is_current(ctx, stage, fingerprint)) {
-    if (ctx.process->rank == 0) {
-      std::cout << stage << ": " << ctx.layout.stage_model(stage)
-                << " is up to date; nothing to do (run.force=true retrains)\n"
-                << std::flush;
-    }
-    return true;
-  }
-  // The stage will replace its model folder at the end: refuse now, before training, if r2rec did not write it.
-  run_agreed([&] {
-    if (ctx.process->rank == 0) check_replaceable(ctx.layout.stage_model(stage), model_dir_name);
-  });
-  forget_stage(ctx, stage);
-  return false;
-}
-
 StageStart start_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint,
                        const Config& settings, int64_t save_every) {
   StageStart start;

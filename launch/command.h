@@ -62,17 +62,16 @@ ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_s
 // record (rank 0, agreed) before training starts, so a checkpoint left by an interrupted run is never current.
 bool stage_is_current(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint);
 void forget_stage(const CommandContext& ctx, const std::string& stage);
-// The two together, as every training stage starts: true (rank 0 prints "<stage>: <model> is up to date; ...")
-// when the stage is current; otherwise its record is forgotten and false returned.
-bool skip_current_stage(const CommandContext& ctx, const std::string& stage, const std::string& fingerprint);
-// How a stage with full-state checkpoints (<run.dir>/<stage>/checkpoints, trainers/train_state.h) starts:
-//   current (as skip_current_stage)                                  -> skip = true;
+// How every training stage starts (pretrain, sft, rl; full-state checkpoints in <run.dir>/<stage>/checkpoints,
+// trainers/train_state.h). Its model folder must be r2rec's to replace (checked now, before training). Then:
+//   current (stage_is_current; rank 0 prints "<stage>: <model> is up to date; ...") -> skip = true;
 //   the newest whole checkpoint has this fingerprint                 -> resume_from = it (rank 0 prints it);
 //   it has another one, which the stage's completed record also has  -> the old checkpoints go, start afresh;
 //   it has another one and no completed run wrote it (an interrupted run with other settings)
 //     -> ConfigError naming the checkpoint and the settings that differ, unless run.force (start afresh).
 // `settings` is the config the fingerprint covers (defaults elsewhere). The plan for the trainer is filled in
-// (dir, every, keep, fingerprint, settings, resume_from, R2REC_FAULT); the caller sets its tokenizer.
+// (dir, every, keep, fingerprint, settings, resume_from, R2REC_FAULT); the caller sets its tokenizer. Unless
+// skipped, the stage's record is forgotten (forget_stage) before it returns.
 struct StageStart {
   bool skip = false;
   CheckpointPlan plan;
