@@ -114,6 +114,7 @@ StageStart start_stage(const CommandContext& ctx, const std::string& stage, cons
     return start;
   }
   std::string resume;
+  int64_t resume_step = 0;
   run_agreed([&] {
     if (ctx.process->rank != 0) return;
     check_replaceable(ctx.layout.stage_model(stage), model_dir_name);
@@ -125,6 +126,7 @@ StageStart start_stage(const CommandContext& ctx, const std::string& stage, cons
     }
     if (newest->fingerprint == fingerprint) {
       resume = newest->path;
+      resume_step = newest->step;
       std::cout << stage << ": resuming from " << newest->path << " (step " << newest->step << ")\n" << std::flush;
       return;
     }
@@ -152,8 +154,7 @@ StageStart start_stage(const CommandContext& ctx, const std::string& stage, cons
                       ": run with those to resume it, or with run.force=true to start afresh");
   });
   plan.resume_from = broadcast_from_rank0(resume);
-  plan.resume_step =
-      plan.resume_from.empty() ? 0 : std::stoll(plan.resume_from.substr(plan.resume_from.rfind('-') + 1));
+  plan.resume_step = std::stoll(broadcast_from_rank0(std::to_string(resume_step)));
   forget_stage(ctx, stage);
   return start;
 }

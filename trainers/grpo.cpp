@@ -288,18 +288,23 @@ void append_scored(const TrajectoryBatch& b, const std::function<int64_t(int64_t
   }
 }
 
+// The reward components' names, in rl.rewards order (trainers/reward.h parses the list).
+std::vector<std::string> reward_names(const RlConfig& rl) {
+  std::vector<std::string> names;
+  for (const WeightedReward& w : make_rewards(rl)) names.push_back(w.name);
+  return names;
+}
+
 // The record a checkpoint keeps: the steps so far.
 nlohmann::ordered_json steps_record(const std::vector<GrpoStep>& steps, const RlConfig& rl) {
-  std::vector<std::string> names;
-  for (const std::string& r : rl.rewards) names.push_back(r.substr(0, r.find('=')));
+  const std::vector<std::string> names = reward_names(rl);
   nlohmann::ordered_json per = nlohmann::ordered_json::array();
   for (const GrpoStep& g : steps) per.push_back(grpo_step_json(g, names));
   return {{"steps", per}};
 }
 
 std::vector<GrpoStep> steps_from_record(const nlohmann::json& record, const RlConfig& rl) {
-  std::vector<std::string> names;
-  for (const std::string& r : rl.rewards) names.push_back(r.substr(0, r.find('=')));
+  const std::vector<std::string> names = reward_names(rl);
   std::vector<GrpoStep> out;
   for (const auto& j : record.at("steps")) out.push_back(grpo_step_from_json(j, names));
   return out;

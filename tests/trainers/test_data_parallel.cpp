@@ -12,6 +12,7 @@
 
 #include "core/tokenizer/bpe_trainer.h"
 #include "distributed/communicator.h"
+#include "tests/trainers/weights.h"
 #include "trainers/checkpoint.h"
 #include "trainers/grpo.h"
 #include "trainers/sft.h"
@@ -52,13 +53,7 @@ Transformer fresh(const Config& c, const Tokenizer& tok) {
   return build_model(c, tok.vocab_size());
 }
 
-double max_weight_diff(TransformerImpl& a, TransformerImpl& b) {
-  const auto pa = a.named_parameters(), pb = b.named_parameters();
-  double worst = 0;
-  for (size_t i = 0; i < pa.size(); ++i)
-    worst = std::max(worst, (pa[i].value() - pb[i].value()).abs().max().item<double>());
-  return worst;
-}
+using testing::max_weight_diff;
 
 // Sums after backward through MPI directly, with no communicator (the path GradientSum takes without one).
 Collectives flat_mpi(int rank, int size) {

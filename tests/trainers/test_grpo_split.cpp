@@ -17,6 +17,7 @@
 #include "core/hash.h"
 #include "core/tokenizer/bpe_trainer.h"
 #include "distributed/communicator.h"
+#include "tests/trainers/weights.h"
 #include "trainers/checkpoint.h"
 #include "trainers/grpo.h"
 
@@ -89,13 +90,7 @@ struct Recorder {
   }
 };
 
-double max_weight_diff(TransformerImpl& a, TransformerImpl& b) {
-  const auto pa = a.named_parameters(), pb = b.named_parameters();
-  double worst = 0;
-  for (size_t i = 0; i < pa.size(); ++i)
-    worst = std::max(worst, (pa[i].value() - pb[i].value()).abs().max().item<double>());
-  return worst;
-}
+using testing::max_weight_diff;
 
 struct Groups {
   std::shared_ptr<Communicator> world;
