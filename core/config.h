@@ -99,6 +99,7 @@ struct SftConfig {
   double grad_clip = 1.0;        // 0 = off
   int64_t max_seq_len = 1024;
   int64_t save_every = 50;      // steps between full-state checkpoints (0 = none)
+  int64_t eval_every = 50;      // steps between validation passes (0 = none)
   int64_t max_steps = 0;        // 0 = every epoch
   bool skip_unreached = false;  // leave out examples whose prompt chains never reach the target
   double answer_weight = 5.0;   // loss weight of the answer label's tokens (the other completion tokens weigh 1)
@@ -111,6 +112,7 @@ struct RlConfig {
   int64_t micro_batch_size = 4;
   int64_t inner_epochs = 1;
   int64_t save_every = 10;  // steps between full-state checkpoints (0 = none)
+  int64_t eval_every = 10;  // steps between validation passes (0 = none)
   double learning_rate = 1e-4;
   double clip_low = 0.2;    // epsilon_low
   double clip_high = 0.28;  // epsilon_high
@@ -130,7 +132,8 @@ struct EvalConfig {
   int64_t max_examples = 0;  // 0 = all
   bool generate = true;      // HR@1 by generation in addition to likelihood ranking
   int64_t max_new_tokens = 256;
-  int64_t batch_size = 64;  // prompts generated together
+  int64_t batch_size = 64;       // prompts generated together
+  int64_t valid_examples = 200;  // validation during training: the first N of the valid split
 };
 
 struct SasrecConfig {  // Kang & McAuley 2018 defaults (ML-1M column of their Table 3 / code)

@@ -168,6 +168,11 @@ std::vector<Field> build() {
       INT(sft.save_every, 0, 1 << 30,
           "Optimizer steps between full-state checkpoints (<run.dir>/sft/checkpoints/step-N: model, optimizer, "
           "step, RNG); a re-run of an interrupted stage continues exactly from the newest. 0 = none."),
+      INT(sft.eval_every, 0, 1 << 30,
+          "Optimizer steps between validation passes: HR@1 on the first eval.valid_examples of the valid split "
+          "(never test), logged to metrics.jsonl as val_hr1 (generation, with eval.generate) and "
+          "val_hr1_likelihood, and drawn in training.svg. Not part of the result: changing it never retrains. "
+          "0 = none."),
       FLOAT(sft.answer_weight, 0, 1000,
             "Loss weight of the answer label's tokens inside <answer></answer>; the other completion tokens weigh "
             "1. A trace has tens of reasoning tokens and one answer token: without the weight the answer's "
@@ -184,6 +189,9 @@ std::vector<Field> build() {
       INT(rl.save_every, 0, 1 << 30,
           "Policy updates between full-state checkpoints (<run.dir>/rl/checkpoints/step-N); a re-run of an "
           "interrupted stage continues from the newest (bit-identically when synchronous). 0 = none."),
+      INT(rl.eval_every, 0, 1 << 30,
+          "Policy updates between validation passes (as sft.eval_every; split mode: on learner 0 alone). 0 = "
+          "none."),
       FLOAT_POS(rl.learning_rate, 10,
                 "AdamW learning rate of the policy (the default moves the small from-scratch model; a pretrained "
                 "model.path usually wants 1e-6 to 1e-5)."),
@@ -209,6 +217,8 @@ std::vector<Field> build() {
       BOOL(eval.generate, "Also measure HR@1 by generation (slower than likelihood ranking)."),
       INT(eval.max_new_tokens, 1, 1 << 20, "Longest completion generated during eval."),
       INT(eval.batch_size, 1, 1 << 20, "Prompts generated together in one batch (per rank)."),
+      INT(eval.valid_examples, 1, 1 << 30,
+          "Validation during training (sft.eval_every, rl.eval_every): the first N examples of the valid split."),
       // baseline
       INT(baseline.sasrec.hidden, 1, 4096, "SASRec: item embedding and hidden size."),
       INT(baseline.sasrec.layers, 1, 64, "SASRec: self-attention blocks."),

@@ -1,5 +1,5 @@
-// Progress of a long stage (prepare, pretrain, sft, rl): on a terminal one line redrawn in place with a bar,
-// the rate and the ETA (at most 5 times a second); when stderr is not a terminal (a batch job's log), one plain
+// Progress of a long stage (prepare, annotate, pretrain, sft, rl, eval): on a terminal one line redrawn in place with a
+// bar, the rate and the ETA (at most 5 times a second); when stderr is not a terminal (a batch job's log), one plain
 // line every `log_every_s` seconds, so logs show progress without carriage returns.
 #pragma once
 

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "launch/command.h"
 #include "sampler/manifest.h"
@@ -71,8 +72,10 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     Example e;
     ChainBuffer chains;
     int64_t total = 0, reached = 0, top = 0, skipped = 0, direct = 0, prompt_chars = 0, completion_chars = 0;
+    Progress progress("annotate", reader.total(), "examples", /*enabled=*/true, 0, /*log_every_s=*/10.0);
     while (reader.next(&e, &chains)) {
       ++total;
+      if (total % 256 == 0) progress.update(total);
       const Trace t = template_trace(e, chains, 0, chains.size(), reader.catalog(), format);
       reached += t.reaching > 0;
       top += t.target_top;
@@ -96,6 +99,8 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
       completion_chars += static_cast<int64_t>(traces.completions.back().size());
       chains.clear();
     }
+    progress.update(total);
+    progress.finish();
     if (traces.size() == 0)
       throw DataError(data_dir + ": no train example left to annotate (sft.skip_unreached drops all " +
                       std::to_string(total) + ")");

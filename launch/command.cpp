@@ -13,6 +13,7 @@
 #include "core/runtime.h"
 #include "distributed/communicator.h"
 #include "trainers/checkpoint_plan.h"
+#include "trainers/lm_eval.h"
 #include "trainers/recommender.h"
 
 namespace r2rec {
@@ -63,6 +64,27 @@ std::shared_ptr<Communicator> world_communicator(const CommandContext& ctx) {
 Collectives communicator_collectives(const CommandContext& ctx, std::shared_ptr<Communicator>* keep) {
   *keep = world_communicator(ctx);
   return Collectives::over(**keep, ctx.config.distributed.bucket_mb, ctx.config.distributed.timeout_s);
+}
+
+Scalars validation_scalars(const CommandContext& ctx, const std::string& stage, int64_t step, TransformerImpl& model,
+                           const Tokenizer& tokenizer, const Collectives& col) {
+  const Config& c = ctx.config;
+  ShardReader reader(split_reader_options(ctx.layout.data(), static_cast<int>(Split::kValid), col.rank, col.world_size,
+                                          c.eval.valid_examples));
+  LmEvalOptions o;
+  o.ks = {1};
+  o.max_new_tokens = c.eval.generate ? c.eval.max_new_tokens : 0;
+  o.batch_size = c.eval.batch_size;
+  const LmEvalResult r = evaluate_lm(model, tokenizer, reader, task_format(c), o, col);
+  Scalars out;
+  if (c.eval.generate) out.emplace_back("val_hr1", r.generation.hr(1));
+  out.emplace_back("val_hr1_likelihood", r.likelihood.hr(1));
+  if (col.rank == 0) {
+    LOG(INFO) << stage << ": step " << step << " validation on " << r.examples << " valid examples: "
+              << (c.eval.generate ? "HR@1 " + std::to_string(r.generation.hr(1)) + " by generation, " : "") << "HR@1 "
+              << r.likelihood.hr(1) << " by likelihood (" << r.seconds << " s)";
+  }
+  return out;
 }
 
 ReaderOptions reader_options(const CommandContext& ctx, Split split, bool rank_share, bool for_eval) {

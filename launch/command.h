@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/metrics_log.h"
 #include "core/run_layout.h"
 #include "distributed/agreement.h"
 #include "distributed/process.h"
@@ -20,6 +21,8 @@ namespace r2rec {
 
 struct Collectives;
 class Communicator;
+struct TransformerImpl;
+class Tokenizer;
 
 // Options common to every subcommand, filled by CLI11 in main.cpp.
 struct CommonOptions {
@@ -82,6 +85,13 @@ StageStart start_stage(const CommandContext& ctx, const std::string& stage, cons
 // The "fingerprint" field of a stage's record ("" when absent or unreadable).
 std::string stage_fingerprint_on_disk(const CommandContext& ctx, const std::string& stage);
 
+// Validation during training (sft.eval_every, rl.eval_every): HR@1 of `model` on the first eval.valid_examples of
+// the valid split (never test), each rank of `collectives` its share, summed (every rank of it calls). Scalars
+// "val_hr1" (generation, with eval.generate) and "val_hr1_likelihood"; rank 0 logs them with the time taken.
+// Greedy and in eval mode: it draws no random number and leaves the model's mode as it was.
+Scalars validation_scalars(const CommandContext& ctx, const std::string& stage, int64_t step, TransformerImpl& model,
+                           const Tokenizer& tokenizer, const Collectives& collectives);
+
 // The run's tokenizer path (launch/run_tokenizer.cpp): tokenizer.path or model.path's own with the task's entity
 // tokens added, or a BPE learnt from `traces` by rank 0 into <run.dir>/tokenizer. Collective.
 std::string run_tokenizer(CommandContext& ctx, const TraceSet& traces, const Catalog& catalog);
@@ -97,6 +107,15 @@ int command_pretrain(CommandContext& context, const char* argv0);
 int command_sft(CommandContext& context, const char* argv0);
 int command_eval(CommandContext& context, const char* argv0, const std::string& model_dir);
 int command_rl(CommandContext& context, const char* argv0);
+
+// `r2rec explain` (launch/explain_command.cpp).
+struct ExplainOptions {
+  std::string user;            // the dataset's own user id
+  std::string split = "test";  // train | valid | test
+  std::string model_dir;       // "" = the newest of rl/model, sft/model, pretrain/model
+  bool json = false;
+};
+int command_explain(CommandContext& context, const ExplainOptions& options);
 
 // `r2rec baseline` pieces `r2rec run` reuses (launch/baseline_command.cpp): score one cheap baseline into the
 // report; print the report table of eval.split.

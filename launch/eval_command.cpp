@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "distributed/communicator.h"
 #include "launch/command.h"
 #include "trainers/checkpoint.h"
@@ -48,7 +49,14 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     o.ks = c.eval.ks;
     o.max_new_tokens = c.eval.generate ? c.eval.max_new_tokens : 0;
     o.batch_size = c.eval.batch_size;
+    // Rank 0's share stands for the job's (the shares differ by at most one example).
+    std::unique_ptr<Progress> progress;
+    o.on_batch = [&](int64_t done, int64_t share) {
+      if (!progress) progress = std::make_unique<Progress>("eval", share, "examples", ctx.process->rank == 0);
+      progress->update(done);
+    };
     r = evaluate_lm(model, tokenizer, *reader, task_format(c), o, collectives);
+    if (progress) progress->finish();
   });
   if (ctx.process->rank != 0) return kExitOk;
   MethodResult lik;

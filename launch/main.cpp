@@ -58,10 +58,6 @@ void add_common(CLI::App* app, CommonOptions& common, bool config_required) {
   app->add_option("overrides", common.overrides, "Config overrides, key.sub=value, applied in order after the file");
 }
 
-int not_built(const std::string& stage) {
-  throw RuntimeFailure("r2rec " + stage + " is not in this version yet (README: Status lists the stages that are)");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,8 +96,18 @@ int main(int argc, char** argv) {
   baseline.run = [&method](CommandContext& ctx, const char* argv0) { return command_baseline(ctx, argv0, method); };
   stage("run", "Every stage in order from one config: prepare, annotate, pretrain, sft, rl, baselines, eval").run =
       [](CommandContext& ctx, const char* argv0) { return command_run(ctx, argv0); };
-  stage("explain", "Show one example: its prompt, chains, trace and the model's answer").run =
-      [](CommandContext&, const char*) { return not_built("explain"); };
+  ExplainOptions explain_options;
+  Subcommand& explain = stage("explain",
+                              "One user's example: prompt, chains, the model's reasoning and answer, which chains it "
+                              "cites and whether each citation is grounded (config: <run-dir>/config.yaml)",
+                              /*config_required=*/false);
+  explain.app->add_option("--user", explain_options.user, "The dataset's own user id")->required();
+  explain.app->add_option("--split", explain_options.split, "train | valid | test")->capture_default_str();
+  explain.app->add_option("--model", explain_options.model_dir,
+                          "Checkpoint folder (default: the newest of <run.dir>/rl/model, sft/model, pretrain/model)");
+  explain.app->add_flag("--json", explain_options.json, "One JSON object instead of text");
+  explain.watched = false;
+  explain.run = [&explain_options](CommandContext& ctx, const char*) { return command_explain(ctx, explain_options); };
 
   // Tools.
   std::string tokenizer_path;
@@ -196,6 +202,14 @@ int main(int argc, char** argv) {
   try {
     mpi = std::make_unique<MpiSession>(&argc, &argv);
     world_size = mpi->info().world_size;
+    if (name == "explain" && common.config_path.empty()) {
+      if (common.run_dir.empty())
+        throw ConfigError("explain: pass --run-dir DIR (its config.yaml is used) or --config");
+      common.config_path = common.run_dir + "/config.yaml";
+      if (!std::filesystem::exists(common.config_path)) {
+        throw ConfigError(common.config_path + ": not found (is --run-dir a run directory? or pass --config)");
+      }
+    }
     CommandContext ctx = load_context(mpi->info(), common, argv[0], cmd.trains);
     if (world_size > 1 && cmd.watched) {
       WatchdogOptions options;

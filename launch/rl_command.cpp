@@ -42,7 +42,8 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   Config k;
   k.task = c.task;
   k.rl = c.rl;
-  k.rl.save_every = 0;  // when checkpoints are written does not change the result
+  k.rl.save_every = 0;  // when checkpoints are written or validation runs does not change the result
+  k.rl.eval_every = 0;
   k.model.lora = c.model.lora;
   k.run.seed = c.run.seed;
   const std::string fingerprint =
@@ -80,12 +81,18 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   TransformerImpl& policy = *policy_ckpt.model;
   const Tokenizer& tok = *policy_ckpt.tokenizer;
   stage.plan.tokenizer = &tok;
+  stage.plan.base_model = start;
   std::vector<std::string> names_list;
   for (const auto& w : rewards) names_list.push_back(w.name);
   MetricsLog metrics(c.run.dir, "rl", stage.plan.resume_step, rank == 0);
   Progress progress("rl", c.rl.steps, "steps", rank == 0, stage.plan.resume_step);
-  const auto log_step = [&](const GrpoStep& s) {
-    metrics.log(s.step + 1, grpo_step_scalars(s, names_list));
+  const auto validating = [&](const GrpoStep& s) {
+    return c.rl.eval_every > 0 && ((s.step + 1) % c.rl.eval_every == 0 || s.step + 1 == c.rl.steps);
+  };
+  const auto log_step = [&](const GrpoStep& s, const Scalars& validation) {
+    Scalars scalars = grpo_step_scalars(s, names_list);
+    scalars.insert(scalars.end(), validation.begin(), validation.end());
+    metrics.log(s.step + 1, scalars);
     progress.update(s.step + 1);
     if (s.step >= 3 && (s.step + 1) % 10 != 0) return;
     std::string parts;
@@ -106,7 +113,9 @@ int command_rl(CommandContext& ctx, const char* argv0) {
           policy, *reference_ckpt.model, c.rl, c.sft.grad_clip, static_cast<uint64_t>(c.run.seed), prompts, reward, tok,
           collectives,
           [&](const GrpoStep& s) {
-            if (rank == 0) log_step(s);
+            Scalars validation;  // every rank its share
+            if (validating(s)) validation = validation_scalars(ctx, "rl", s.step + 1, policy, tok, collectives);
+            if (rank == 0) log_step(s, validation);
           },
           &stage.plan);
     });
@@ -129,8 +138,15 @@ int command_rl(CommandContext& ctx, const char* argv0) {
                                : std::string("synchronous"));
     }
     // A failure here may strike one role alone: it is not agreed (main ends the job, naming this rank).
-    result = train_grpo_split(policy, learner ? reference_ckpt.model.get() : nullptr, c.rl, c.sft.grad_clip,
-                              static_cast<uint64_t>(c.run.seed), prompts, reward, tok, g, log_step, &stage.plan);
+    result = train_grpo_split(
+        policy, learner ? reference_ckpt.model.get() : nullptr, c.rl, c.sft.grad_clip,
+        static_cast<uint64_t>(c.run.seed), prompts, reward, tok, g,
+        [&](const GrpoStep& s) {  // learner 0 alone: the whole validation slice
+          Scalars validation;
+          if (validating(s)) validation = validation_scalars(ctx, "rl", s.step + 1, policy, tok, Collectives::single());
+          log_step(s, validation);
+        },
+        &stage.plan);
   }
   // Rollout-side timings of the first rollout rank (split mode) join learner 0's record.
   nlohmann::json mine = nlohmann::json::array();

@@ -44,7 +44,8 @@ Config sft_settings(const Config& c) {
   k.tokenizer = c.tokenizer;
   k.model = c.model;
   k.sft = c.sft;
-  k.sft.save_every = 0;  // when checkpoints are written does not change the result
+  k.sft.save_every = 0;  // when checkpoints are written or validation runs does not change the result
+  k.sft.eval_every = 0;
   k.run.seed = c.run.seed;
   return k;
 }
@@ -132,6 +133,7 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     });
   };
   stage.plan.tokenizer = tokenizer.get();
+  stage.plan.base_model = from_pretrain ? pretrained : c.model.path;
   run_agreed([&] {
     MetricsLog metrics(c.run.dir, "sft", stage.plan.resume_step, rank == 0);
     std::unique_ptr<Progress> progress;
@@ -140,7 +142,12 @@ int command_sft(CommandContext& ctx, const char* argv0) {
       progress->update(s.step + 1);
       if (rank == 0 && (s.step < 5 || (s.step + 1) % 25 == 0))
         LOG(INFO) << "sft: step " << s.step + 1 << " loss " << s.loss << " (" << s.seconds << " s)";
-      metrics.log(s.step + 1, lm_step_scalars(s));
+      Scalars scalars = lm_step_scalars(s);
+      if (c.sft.eval_every > 0 && ((s.step + 1) % c.sft.eval_every == 0 || s.step + 1 == s.total)) {
+        for (auto& kv : validation_scalars(ctx, "sft", s.step + 1, *model, *tokenizer, collectives))
+          scalars.push_back(kv);
+      }
+      metrics.log(s.step + 1, scalars);
     };
     result = train_sft(*model, c, traces, *tokenizer, collectives, on_step, &stage.plan);
     if (progress) progress->finish();

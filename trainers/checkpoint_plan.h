@@ -19,6 +19,7 @@ struct CheckpointPlan {
   std::string fingerprint;    // the stage's (launch/*_command.cpp)
   std::string settings_yaml;  // to_yaml of the settings the fingerprint covers
   const Tokenizer* tokenizer = nullptr;
+  std::string base_model;   // with LoRA: the folder the adapters apply to (adapter_config.json's base model)
   std::string resume_from;  // a checkpoint folder to continue from ("" = start afresh)
   int64_t resume_step = 0;  // its step (0 = afresh)
   // Testing hook (R2REC_FAULT, docs/checkpoints.md): "kill-after-checkpoint=N" SIGKILLs rank 0 right after

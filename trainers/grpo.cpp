@@ -317,6 +317,7 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
                     const Collectives& col, const std::function<void(const GrpoStep&)>& on_step,
                     const CheckpointPlan* plan) {
   const auto t0 = Clock::now();
+  double outside = 0;  // seconds in on_step (validation, logs): not the stage's training time
   const int64_t W = col.world_size, P = rl.prompts_per_step, mine = P / std::max<int64_t>(1, W);
   check_shape(rl, W, "ranks", prompts);
   const SamplingOptions o = answer_sampling(tok, rl.max_new_tokens, rl.temperature, rl.top_p);
@@ -353,11 +354,15 @@ RlResult train_grpo(TransformerImpl& policy, TransformerImpl& reference, const R
     stats.learner_seconds = since(tl);
     stats.seconds = since(ts);
     result.steps.push_back(stats);
-    if (on_step) on_step(stats);
+    if (on_step) {
+      const auto tc = Clock::now();
+      on_step(stats);
+      outside += since(tc);
+    }
     if (plan && plan->every > 0 && (step + 1) % plan->every == 0 && step + 1 < rl.steps)
       save_train_state(*plan, step + 1, policy, &learner.optimizer(), steps_record(result.steps, rl), col.rank);
   }
-  result.seconds = since(t0);
+  result.seconds = since(t0) - outside;
   return result;
 }
 
@@ -366,6 +371,7 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
                           const Tokenizer& tok, const SplitGroups& groups,
                           const std::function<void(const GrpoStep&)>& on_step, const CheckpointPlan* plan) {
   const auto t0 = Clock::now();
+  double outside = 0;  // seconds in on_step on learner 0 (validation, logs): not the stage's training time
   Communicator& world = *groups.world;
   const int L = groups.num_learners, R = groups.num_rollouts, rank = world.rank();
   const bool is_learner = rank < L;
@@ -543,7 +549,11 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
     stats.seconds = since(ts);
     stats.learner_idle /= std::max(1e-9, stats.seconds);
     result.steps.push_back(stats);
-    if (on_step && col.rank == 0) on_step(stats);
+    if (on_step && col.rank == 0) {
+      const auto tc = Clock::now();
+      on_step(stats);
+      outside += since(tc);
+    }
     if (needed(step + 1) && checkpoint_at(step + 1))
       save_train_state(*plan, step + 1, policy, &learner.optimizer(), steps_record(result.steps, rl), rank);
   }
@@ -551,7 +561,7 @@ RlResult train_grpo_split(TransformerImpl& policy, TransformerImpl* reference, c
   while (!receiver.all_closed()) {
     if (receiver.pop()) LOG(WARNING) << "rl: an extra trajectory batch after the last step was ignored";
   }
-  result.seconds = since(t0);
+  result.seconds = since(t0) - outside;
   return result;
 }
 

@@ -56,6 +56,58 @@ bool distinct_first_tokens(const std::vector<std::vector<int64_t>>& answers) {
 
 }  // namespace
 
+std::vector<GeneratedAnswer> generate_answers(TransformerImpl& model, const Tokenizer& tok,
+                                              const std::vector<Example>& examples,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              const std::vector<std::vector<std::vector<int64_t>>>& answers,
+                                              const Catalog& catalog, int64_t max_new_tokens, GenerationStats* stats) {
+  const size_t n = examples.size();
+  if (prompts.size() != n || answers.size() != n) throw std::invalid_argument("generate_answers: sizes differ");
+  const SamplingOptions greedy = answer_sampling(tok, max_new_tokens, /*temperature=*/0, /*top_p=*/1);
+  SamplingOptions one = greedy;
+  one.max_new_tokens = 64;  // the forced answer span: a label and the closing tag
+  const TokenText text = answer_token_text(tok);
+  const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
+  std::vector<GenerationRequest> requests;
+  for (size_t i = 0; i < n; ++i) requests.push_back({prompts[i], 0, answer_constraint(answers[i])});
+  const std::vector<Generation> out = generate(model, requests, greedy, text, 0, stats);
+  std::vector<GeneratedAnswer> result(n);
+  std::vector<GenerationRequest> forced;
+  std::vector<size_t> forced_of;
+  for (size_t i = 0; i < n; ++i) {
+    const Generation& g = out[i];
+    GeneratedAnswer& a = result[i];
+    a.text = answer_completion(g);
+    a.finish = g.finish;
+    a.tokens = static_cast<int64_t>(g.tokens.size());
+    if (g.finish == FinishReason::kAnswer) {
+      a.choice = parse_answer(g.text, examples[i], catalog);
+      a.valid = g.constrained_steps > 0 && g.unconstrained_agreed == g.constrained_steps;
+      continue;
+    }
+    std::vector<int64_t> p = prompts[i];
+    a.text.clear();
+    for (size_t t = 0; t < g.tokens.size(); ++t) {
+      if (g.finish == FinishReason::kStopToken && t + 1 == g.tokens.size()) break;  // drop the end of turn
+      p.push_back(g.tokens[t]);
+      a.text += text(g.tokens[t]);
+    }
+    p.insert(p.end(), answer_open.begin(), answer_open.end());
+    forced.push_back({std::move(p), 0, answer_constraint(answers[i], /*immediate=*/true)});
+    forced_of.push_back(i);
+  }
+  if (!forced.empty()) {
+    const std::vector<Generation> f = generate(model, forced, one, text);
+    for (size_t k = 0; k < forced.size(); ++k) {
+      GeneratedAnswer& a = result[forced_of[k]];
+      a.forced = true;
+      a.text += kAnswerOpen + answer_completion(f[k]);
+      a.choice = parse_answer(kAnswerOpen + f[k].text, examples[forced_of[k]], catalog);
+    }
+  }
+  return result;
+}
+
 LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardReader& reader, const TaskFormat& format,
                          const LmEvalOptions& opt, const Collectives& col) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -63,14 +115,10 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   r.likelihood = RankingMetrics(opt.ks);
   r.generation = RankingMetrics({1});
   const Catalog& catalog = reader.catalog();
-  const SamplingOptions greedy = answer_sampling(tok, opt.max_new_tokens, /*temperature=*/0, /*top_p=*/1);
-  SamplingOptions one = greedy;
-  one.max_new_tokens = 64;  // the forced answer span: a label and the closing tag
-  const TokenText text = answer_token_text(tok);
   const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
   std::vector<Example> examples;
   std::vector<std::vector<std::vector<int64_t>>> answers;  // [example][candidate] answer ids
-  std::vector<GenerationRequest> reason;                   // reasoning-form prompts, constrained
+  std::vector<std::vector<int64_t>> reason;                // reasoning-form prompts
   std::vector<std::vector<int64_t>> direct;                // direct-form prompts + "<answer>"
   auto flush = [&] {
     if (examples.empty()) return;
@@ -79,37 +127,18 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
     // Generation with the constrained answer span; completions without "<answer>" get it appended.
     if (opt.max_new_tokens > 0) {
       GenerationStats stats;
-      const std::vector<Generation> out = generate(model, reason, greedy, text, 0, &stats);
+      const std::vector<GeneratedAnswer> out =
+          generate_answers(model, tok, examples, reason, answers, catalog, opt.max_new_tokens, &stats);
       r.generated_tokens += stats.generated_tokens;
-      std::vector<GenerationRequest> forced;
-      std::vector<size_t> forced_of;
       if (r.examples == 0 && col.rank == 0 && n > 0) {
-        LOG(INFO) << "eval: the first completion (" << finish_reason_name(out[0].finish) << ", " << out[0].tokens.size()
+        LOG(INFO) << "eval: the first completion (" << finish_reason_name(out[0].finish) << ", " << out[0].tokens
                   << " tokens): " << out[0].text;
       }
       for (size_t i = 0; i < n; ++i) {
-        const Generation& g = out[i];
-        if (g.finish == FinishReason::kAnswer) {
-          choice[i] = parse_answer(g.text, examples[i], catalog);
-          r.valid += g.constrained_steps > 0 && g.unconstrained_agreed == g.constrained_steps;
-          continue;
-        }
-        std::vector<int64_t> p = reason[i].prompt;
-        for (size_t t = 0; t < g.tokens.size(); ++t) {
-          if (g.finish == FinishReason::kStopToken && t + 1 == g.tokens.size()) break;  // drop the end of turn
-          p.push_back(g.tokens[t]);
-        }
-        p.insert(p.end(), answer_open.begin(), answer_open.end());
-        forced.push_back({std::move(p), 0, answer_constraint(answers[i], /*immediate=*/true)});
-        forced_of.push_back(i);
+        r.valid += out[i].valid;
+        r.forced += out[i].forced;
+        r.generation.add_choice(out[i].choice, examples[i].target_index);
       }
-      r.forced += static_cast<int64_t>(forced.size());
-      if (!forced.empty()) {
-        const std::vector<Generation> f = generate(model, forced, one, text);
-        for (size_t k = 0; k < forced.size(); ++k)
-          choice[forced_of[k]] = parse_answer(kAnswerOpen + f[k].text, examples[forced_of[k]], catalog);
-      }
-      for (size_t i = 0; i < n; ++i) r.generation.add_choice(choice[i], examples[i].target_index);
     }
     // Likelihood of each candidate's answer after the direct-form prompt.
     bool batched = true;
@@ -122,6 +151,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
     }
     for (size_t i = 0; i < n; ++i) r.likelihood.add(scores[i], examples[i].target_index);
     r.examples += static_cast<int64_t>(n);
+    if (opt.on_batch) opt.on_batch(r.examples, reader.share_size());
     examples.clear();
     answers.clear();
     reason.clear();
@@ -132,8 +162,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   while (reader.next(&e, &chains)) {
     answers.push_back(candidate_answer_ids(tok, e, catalog, format));
     reason.push_back(
-        {ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kReason)), 0,
-         answer_constraint(answers.back())});
+        ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kReason)));
     direct.push_back(
         ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kDirect)));
     direct.back().insert(direct.back().end(), answer_open.begin(), answer_open.end());

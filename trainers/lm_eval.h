@@ -16,7 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
+#include "core/model/generation.h"
 #include "core/model/transformer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "sampler/shard_reader.h"
@@ -36,10 +38,32 @@ struct LmEvalResult {
   double seconds = 0;
 };
 
+// One example's answer by generation, as evaluation scores it (see above).
+struct GeneratedAnswer {
+  std::string text;     // the completion, with "<answer>" + the forced answer appended when it was forced
+  int32_t choice = -1;  // the candidate it names (0-based), -1 when malformed
+  bool forced = false;  // it ended without "<answer>" and got it appended
+  bool valid = false;   // wrote "<answer>" itself and agreed with the constraint at every answer step
+  FinishReason finish = FinishReason::kLength;
+  int64_t tokens = 0;  // generated tokens (the forced span not counted)
+};
+
+// Greedy completions of the reasoning-form chat prompts `prompts` (token ids) of `examples`, answers constrained
+// to each example's candidates (`answers`: trainers/answering.h candidate_answer_ids), forced where needed.
+std::vector<GeneratedAnswer> generate_answers(TransformerImpl& model, const Tokenizer& tokenizer,
+                                              const std::vector<Example>& examples,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              const std::vector<std::vector<std::vector<int64_t>>>& answers,
+                                              const Catalog& catalog, int64_t max_new_tokens,
+                                              GenerationStats* stats = nullptr);
+
 struct LmEvalOptions {
   std::vector<int64_t> ks = {1, 3, 5, 10};
   int64_t max_new_tokens = 256;  // 0: no generation (likelihood only)
   int64_t batch_size = 64;       // prompts per generation batch
+  // Called on every rank after each batch with the examples this rank has done and its share's size
+  // (progress lines); null = none.
+  std::function<void(int64_t done, int64_t share)> on_batch;
 };
 
 // Evaluates the model on every record `reader` yields (its rank share; ReaderOptions::limit caps the split) and

@@ -59,8 +59,9 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
   }
   GradientSum grad_sum(params, col);
   result.gradient_buckets = static_cast<int64_t>(grad_sum.buckets());
+  double outside = 0;  // seconds spent in on_step (validation, logs): not the stage's training time
   const auto elapsed = [&] {
-    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - outside;
   };
   for (int64_t epoch = first_epoch; step < o.steps; ++epoch) {
     const std::vector<LmSequence> seqs = epochs(epoch);
@@ -134,7 +135,11 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
       optimizer.step();
       grad_sum.zero_grad();
       result.losses.push_back(loss_sum);
-      if (on_step) on_step({step, o.steps, loss_sum, lr, grad_norm, result.tokens, elapsed()});
+      if (on_step) {
+        const auto tc = std::chrono::steady_clock::now();
+        on_step({step, o.steps, loss_sum, lr, grad_norm, result.tokens, elapsed()});
+        outside += std::chrono::duration<double>(std::chrono::steady_clock::now() - tc).count();
+      }
       if (plan && plan->every > 0 && (step + 1) % plan->every == 0 && step + 1 < o.steps) {
         const bool last_of_epoch = b + 1 == steps_per_epoch;
         nlohmann::ordered_json rec;

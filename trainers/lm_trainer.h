@@ -83,8 +83,9 @@ using EpochSequences = std::function<std::vector<LmSequence>(int64_t epoch)>;
 // The learning rate at `step` of `total`: linear warm-up, then cosine decay to 10% of the peak.
 double lm_learning_rate(double peak, int64_t warmup_steps, int64_t step, int64_t total);
 
-// Trains `model` in place for options.steps steps, taking epochs from `epochs` as needed. `on_step(step, loss)`
-// runs on every rank after each step. Throws ConfigError naming options.what when the batch does not divide
+// Trains `model` in place for options.steps steps, taking epochs from `epochs` as needed. `on_step` runs on every
+// rank after each step; its time (validation runs there) is not counted in LmStep::seconds nor in the result's
+// seconds. Throws ConfigError naming options.what when the batch does not divide
 // over the ranks or an epoch cannot fill one global batch.
 LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& options,
                        const Collectives& collectives, const LmStepFn& on_step = {});

@@ -177,6 +177,12 @@ void save_train_state(const CheckpointPlan& plan, int64_t step, TransformerImpl&
       std::vector<std::pair<std::string, at::Tensor>> t;
       for (auto& [n, p] : trainable_parameters(model)) t.emplace_back(n, p.detach().contiguous());
       write_safetensors(tmp + "/trainable.safetensors", t, {{"format", "pt"}});
+      // And in PEFT's layout, for peft.PeftModel / `r2rec generate --adapter` over the stage's base model.
+      if (const auto spec = lora_spec_of(model)) {
+        make_owned_dir(tmp + "/adapter", model_dir_name);
+        save_lora_adapter(model, *spec, tmp + "/adapter", plan.base_model);
+        seal_owned_dir(tmp + "/adapter");
+      }
     }
     {
       torch::serialize::OutputArchive ar;

@@ -69,6 +69,24 @@ std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(Transfor
   return out;
 }
 
+std::optional<LoraSpec> lora_spec_of(TransformerImpl& model) {
+  std::optional<LoraSpec> spec;
+  for (auto& [name, proj] : model.projections()) {
+    if (!proj->has_lora()) continue;
+    if (!spec) {
+      spec = LoraSpec{};
+      spec->targets.clear();
+      spec->rank = proj->lora_A.size(0);
+      spec->alpha = proj->lora_scale * static_cast<double>(spec->rank);
+      spec->dropout = proj->lora_dropout;
+    }
+    const std::string last = last_name(name);
+    if (std::find(spec->targets.begin(), spec->targets.end(), last) == spec->targets.end())
+      spec->targets.push_back(last);
+  }
+  return spec;
+}
+
 void save_lora_adapter(TransformerImpl& model, const LoraSpec& spec, const std::string& dir,
                        const std::string& base_model) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;

@@ -10,6 +10,7 @@
 // sqrt(r) with use_rslora). Only the adapters train; export merges them (TransformerImpl::save_hf).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ void merge_lora(TransformerImpl& model);
 
 // The parameters with requires_grad, by name (the adapters under LoRA, everything otherwise).
 std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(TransformerImpl& model);
+
+// The spec of the adapters `model` carries (rank, alpha = scale x rank, dropout, the targeted names), or nullopt
+// when it has none: what save_lora_adapter needs for a model whose spec is not at hand (checkpoints).
+std::optional<LoraSpec> lora_spec_of(TransformerImpl& model);
 
 // Writes adapter_config.json + adapter_model.safetensors into `dir` (atomically, file by file).
 void save_lora_adapter(TransformerImpl& model, const LoraSpec& spec, const std::string& dir,

@@ -1,5 +1,6 @@
 // The small ML-100K slice the language-model pipeline tests run through the binary (test_pipeline, test_resume):
-// 1 example per user, a 1-layer 32-wide model, 12 SFT steps of 8 traces, 24 eval examples.
+// 1 example per user, a 1-layer 32-wide model, 12 SFT steps of 8 traces, 24 eval examples, 16
+// validation examples.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,7 @@ inline std::vector<std::string> slice(const std::string& run_dir) {
           "sft.warmup_steps=2",
           "eval.max_examples=24",
           "eval.max_new_tokens=48",
+          "eval.valid_examples=16",
           "distributed.threads=1"};
 }
 

@@ -84,6 +84,14 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   EXPECT_EQ(per_stage["sft"], 12);
   EXPECT_EQ(per_stage["rl"], 2);
   EXPECT_TRUE(lines.count({"sft/grad_norm", 12}));
+  // Validation HR@1 (the valid split) at the last step of each stage (sft.eval_every, rl.eval_every).
+  for (const char* k : {"sft/val_hr1", "sft/val_hr1_likelihood", "rl/val_hr1"}) {
+    const int64_t step = std::string(k).rfind("sft", 0) == 0 ? 12 : 2;
+    const auto it = lines.find({k, step});
+    ASSERT_NE(it, lines.end()) << k;
+    EXPECT_TRUE(it->second >= 0 && it->second <= 1) << k;
+  }
+  EXPECT_FALSE(lines.count({"sft/val_hr1", 11}));
   EXPECT_TRUE(lines.count({"rl/reward/answer", 2}));
   std::vector<std::string> reader = {"/usr/bin/python3", testing::source_dir() + "/tests/python/read_tfevents.py"};
   for (const auto& e : std::filesystem::directory_iterator(dir.file("tensorboard"))) reader.push_back(e.path());
@@ -102,6 +110,33 @@ TEST(Pipeline, PrepareAnnotateSftEvalGenerate) {
   eval_rl.insert(eval_rl.end(), {"--model", dir.file("rl/model")});
   ASSERT_EQ(r2rec("eval", eval_rl).exit_code, 0);
   EXPECT_TRUE(json_file(dir.file("report.json"))["splits"]["test"]["methods"].contains("llm-rl"));
+  // `r2rec explain` on the run directory alone (its config.yaml): the newest model (rl) on user 1's test
+  // example, as JSON for tools and as text for a person; a user or split that does not exist is one line, exit 2.
+  const std::string run_dir = dir.path();
+  const auto ex = r2rec("explain", {"--run-dir", run_dir, "--user", "1", "--json"});
+  ASSERT_EQ(ex.exit_code, 0) << ex.err;
+  const auto j = nlohmann::json::parse(ex.out);
+  EXPECT_EQ(j["model"], dir.file("rl/model"));
+  EXPECT_EQ(j["split"], "test");
+  ASSERT_EQ(j["candidates"].size(), 20u);
+  int targets = 0;
+  for (const auto& c : j["candidates"]) targets += c["target"].get<bool>();
+  EXPECT_EQ(targets, 1);
+  EXPECT_TRUE(j["candidates"][j["target_index"].get<size_t>()]["target"].get<bool>());
+  EXPECT_FALSE(j["completion"].get<std::string>().empty());
+  EXPECT_NE(j["prompt"].get<std::string>().find("Candidates:"), std::string::npos);
+  EXPECT_EQ(j["correct"].get<bool>(), j["answer_index"] == j["target_index"]);
+  for (const auto& ci : j["citations"]) EXPECT_EQ(ci["grounded"].get<bool>(), ci["why"].get<std::string>().empty());
+  const auto text = r2rec("explain", {"--run-dir", run_dir, "--user", "1", "--model", dir.file("sft/model")});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  for (const char* part : {"Prompt (the user turn", "The model's reasoning", "Answer: ", "Citations: ", "sft/model"})
+    EXPECT_NE(text.out.find(part), std::string::npos) << part << "\n" << text.out;
+  const auto nobody = r2rec("explain", {"--run-dir", run_dir, "--user", "99999"});
+  EXPECT_EQ(nobody.exit_code, 2);
+  EXPECT_NE(nobody.err.find("--user: '99999' is not a user of ml-100k"), std::string::npos) << nobody.err;
+  const auto no_split = r2rec("explain", {"--run-dir", run_dir, "--user", "1", "--split", "dev"});
+  EXPECT_EQ(no_split.exit_code, 2);
+  EXPECT_NE(no_split.err.find("--split: 'dev' is not a split"), std::string::npos) << no_split.err;
   // Re-runs: annotate and sft are no-ops when current; a changed setting retrains; a changed vocabulary size
   // relearns the tokenizer.
   const auto again = r2rec("annotate", args);

@@ -13,6 +13,7 @@
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
 #include "tests/test_support.h"
+#include "trainers/citations.h"
 #include "trainers/reward.h"
 #include "trainers/task.h"
 
@@ -188,6 +189,81 @@ TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
               static_cast<long long>(top));
   EXPECT_GT(reached, 0);
   EXPECT_LT(reached, train);
+}
+
+// trainers/citations.h: the template teacher's traces are grounded in every item form (each cited chain and
+// the votes line check out); a citation renumbered to a chain the prompt lacks or to another chain, an item
+// swapped for one off the chain and a vote count changed are each caught and said.
+TEST(Task, CitationsOfTemplateTracesAreGroundedAndTamperedOnesAreNot) {
+  const Records& r = ml100k_records();
+  int64_t citations = 0, renumbered = 0, swapped = 0, miscounted = 0;
+  for (const auto& [items, users] : {std::pair{ItemText::kToken, true}, std::pair{ItemText::kTitle, false},
+                                     std::pair{ItemText::kTokenTitle, true}}) {
+    const TaskFormat f = format_of(items, users);
+    for (size_t x = 0; x < r.examples.size(); x += 7) {
+      const Example& e = r.examples[x];
+      const ChainBuffer& c = r.chains[x];
+      const std::string text = template_trace(e, c, 0, c.size(), r.catalog, f).text;
+      const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
+      const ReasoningCheck ok = check_reasoning(text, e, c, 0, c.size(), r.catalog, f);
+      ASSERT_EQ(ok.citations.size(), ev.cited.size()) << text;
+      for (size_t i = 0; i < ok.citations.size(); ++i) {
+        const Citation& ci = ok.citations[i];
+        ASSERT_TRUE(ci.grounded) << ci.why << "\n" << text;
+        EXPECT_EQ(ci.chain, ev.cited[i]);
+        EXPECT_EQ(ci.steps, ci.mentions - 1);
+        ++citations;
+      }
+      ASSERT_TRUE(ok.has_votes);
+      ASSERT_TRUE(ok.votes_true) << text;
+      if (ev.cited.empty()) continue;
+      // Renumbered past the prompt's chains.
+      const std::string first = "Chain " + std::to_string(ev.cited[0] + 1) + ":";
+      std::string t = text;
+      t.replace(t.find(first), first.size(), "Chain " + std::to_string(c.size() + 1) + ":");
+      const Citation bad = check_reasoning(t, e, c, 0, c.size(), r.catalog, f).citations[0];
+      EXPECT_FALSE(bad.grounded);
+      EXPECT_EQ(bad.chain, -1);
+      EXPECT_NE(bad.why.find("the prompt has no chain"), std::string::npos) << bad.why;
+      ++renumbered;
+      // An item of the cited line swapped for a history item that is not on the chain (token form).
+      if (f.items == ItemText::kToken) {
+        const int64_t k = ev.cited[0];
+        const size_t at = text.find(first), end = text.find('\n', at);
+        for (int32_t h : e.history) {
+          bool on_chain = false;
+          for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n) on_chain = on_chain || c.nodes[n] == h;
+          if (on_chain) continue;
+          const size_t item = text.find("<item_", at);
+          if (item == std::string::npos || item > end) break;
+          std::string u = text;
+          u.replace(item, u.find('>', item) + 1 - item, item_token(r.catalog, h));
+          const Citation off = check_reasoning(u, e, c, 0, c.size(), r.catalog, f).citations[0];
+          EXPECT_FALSE(off.grounded) << u;
+          EXPECT_GE(off.off_chain, 1);
+          EXPECT_NE(off.why.find("not on the chain"), std::string::npos) << off.why;
+          ++swapped;
+          break;
+        }
+      }
+      // The first vote count one more than the prompt's.
+      const std::string votes_prefix = "Votes: ";
+      const size_t v = text.find(votes_prefix);
+      const size_t comma = text.find_first_of(",.", text.find(' ', v + votes_prefix.size() + 1));
+      size_t digits = comma;
+      while (digits > 0 && std::isdigit(static_cast<unsigned char>(text[digits - 1]))) --digits;
+      std::string w = text;
+      w.replace(digits, comma - digits, std::to_string(std::stoll(text.substr(digits, comma - digits)) + 1));
+      const ReasoningCheck wrong = check_reasoning(w, e, c, 0, c.size(), r.catalog, f);
+      EXPECT_FALSE(wrong.votes_true) << w;
+      EXPECT_EQ(wrong.votes[0].claimed, wrong.votes[0].actual + 1);
+      ++miscounted;
+    }
+  }
+  std::printf("%lld grounded citations; %lld renumbered, %lld swapped, %lld miscounted caught\n",
+              static_cast<long long>(citations), static_cast<long long>(renumbered), static_cast<long long>(swapped),
+              static_cast<long long>(miscounted));
+  EXPECT_GT(swapped, 10);
 }
 
 TEST(Task, AnswersParseByItemTokenNumberOrTitleAndMalformedOnesAreWrong) {
