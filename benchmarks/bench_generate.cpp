@@ -89,5 +89,11 @@ int main(int argc, char** argv) {
   } else {
     std::printf("  PyTorch-Python baseline unavailable (/usr/bin/python3 with torch)\n");
   }
+  std::vector<double> rates;
+  for (double t : greedy_decode) rates.push_back(decoded / t);
+  bench::print_result("decode_tokens_per_s", "tokens/s", rates, py_dec > 0 ? decoded / py_dec : NAN,
+                      "greedy KV-cache decode, " + std::to_string(B) + " rows x " + std::to_string(P) +
+                          "-token prompts + " + std::to_string(N) + " new, " + std::to_string(threads) +
+                          " thread(s), vs a PyTorch-Python KV-cache loop");
   return 0;
 }

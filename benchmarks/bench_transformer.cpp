@@ -66,5 +66,10 @@ int main(int argc, char** argv) {
   } else {
     std::printf("  PyTorch-Python baseline unavailable (/usr/bin/python3 with torch)\n");
   }
+  std::vector<double> rates;
+  for (double t : ours) rates.push_back(tokens / t);
+  bench::print_result("fwd_bwd_tokens_per_s", "tokens/s", rates, theirs > 0 ? tokens / theirs : NAN,
+                      "forward+backward, batch " + std::to_string(B) + " x " + std::to_string(T) + ", " +
+                          std::to_string(threads) + " thread(s), vs PyTorch-Python on the same padded batch");
   return 0;
 }

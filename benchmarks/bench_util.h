@@ -2,6 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #ifdef R2REC_BENCH_MPI
@@ -14,6 +17,31 @@ namespace r2rec::bench {
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// One named figure for benchmarks/run_all.sh, on its own line: "RESULT {json}". `samples` are the runs of ours
+// in `unit` (its median, min and max are reported; ours = the median); `baseline` is the same figure of the
+// baseline measured in the same run (NaN: none), ratio = ours / baseline; `what` says what was measured.
+inline void print_result(const std::string& name, const std::string& unit, std::vector<double> samples, double baseline,
+                         const std::string& what) {
+  if (samples.empty()) return;
+  std::sort(samples.begin(), samples.end());
+  const double med = samples[samples.size() / 2];
+  auto num = [](double v) {
+    if (!std::isfinite(v)) return std::string("null");
+    char b[64];
+    std::snprintf(b, sizeof(b), "%.6g", v);
+    return std::string(b);
+  };
+  std::string esc;
+  for (char c : what) esc += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  std::printf(
+      "RESULT {\"name\": \"%s\", \"unit\": \"%s\", \"ours\": %s, \"baseline\": %s, \"ratio\": %s, \"runs\": %zu, "
+      "\"median\": %s, \"min\": %s, \"max\": %s, \"what\": \"%s\"}\n",
+      name.c_str(), unit.c_str(), num(med).c_str(), num(baseline).c_str(),
+      num(std::isfinite(baseline) && baseline > 0 ? med / baseline : NAN).c_str(), samples.size(), num(med).c_str(),
+      num(samples.front()).c_str(), num(samples.back()).c_str(), esc.c_str());
+  std::fflush(stdout);
 }
 
 #ifdef R2REC_BENCH_MPI

@@ -72,7 +72,9 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     gen.split = c.eval.split;
     gen.metrics = {{"HR@1", r.generation.hr(1)},
                    {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0},
-                   {"forced", r.examples ? static_cast<double>(r.forced) / r.examples : 0.0}};
+                   {"forced", r.examples ? static_cast<double>(r.forced) / r.examples : 0.0},
+                   {"grounded", r.citations ? static_cast<double>(r.grounded_citations) / r.citations : 0.0},
+                   {"true_votes", r.votes_lines ? static_cast<double>(r.true_votes) / r.votes_lines : 0.0}};
     gen.examples = r.examples;
     gen.seconds = r.seconds;
     update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
@@ -87,6 +89,11 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
         "%.1f%% needed <answer> appended\n",
         r.generation.hr(1), 100.0 * r.valid / std::max<int64_t>(1, r.examples),
         100.0 * r.forced / std::max<int64_t>(1, r.examples));
+    std::printf(
+        "  reasoning   %lld chains cited, %.1f%% grounded in the prompt; votes lines true to the prompt: %lld of "
+        "%lld\n",
+        static_cast<long long>(r.citations), 100.0 * r.grounded_citations / std::max<int64_t>(1, r.citations),
+        static_cast<long long>(r.true_votes), static_cast<long long>(r.votes_lines));
   }
   std::printf("  likelihood (direct form)");
   for (int64_t k : c.eval.ks) std::printf("  HR@%lld %.4f", static_cast<long long>(k), r.likelihood.hr(k));

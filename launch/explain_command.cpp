@@ -56,8 +56,9 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
       }
     }
     if (model_dir.empty()) {
-      throw DataError(ctx.layout.root() + ": no trained model (rl/model, sft/model, pretrain/model); train one or "
-                                          "pass --model DIR");
+      throw DataError(ctx.layout.root() +
+                      ": no trained model (rl/model, sft/model, pretrain/model); train one or "
+                      "pass --model DIR");
     }
   } else if (!fs::exists(model_dir + "/config.json")) {
     throw DataError(model_dir + "/config.json: not found (--model names a checkpoint folder)");
@@ -108,8 +109,8 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
       for (int64_t n = chains.offsets[k]; n < chains.offsets[k + 1]; ++n) {
         const bool item = static_cast<NodeType>(chains.types[n]) == NodeType::kItem;
         const auto id = static_cast<size_t>(chains.nodes[n]);
-        nodes.push_back({{"type", item ? "item" : "user"},
-                         {"id", item ? catalog.item_tokens[id] : catalog.user_tokens[id]}});
+        nodes.push_back(
+            {{"type", item ? "item" : "user"}, {"id", item ? catalog.item_tokens[id] : catalog.user_tokens[id]}});
       }
       j["chains"].push_back(nodes);
     }
@@ -172,7 +173,8 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
   }
   int64_t grounded = 0;
   for (const Citation& ci : check.citations) grounded += ci.grounded;
-  std::cout << "Citations: " << check.citations.size() << " chain(s) cited, " << grounded << " grounded in the prompt\n";
+  std::cout << "Citations: " << check.citations.size() << " chain(s) cited, " << grounded
+            << " grounded in the prompt\n";
   for (const Citation& ci : check.citations) {
     std::cout << "  Chain " << ci.number << ": "
               << (ci.grounded ? "grounded (" + std::to_string(ci.steps) + " steps, each a hop of the chain)"
@@ -183,7 +185,8 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
     std::cout << "Votes line: " << (check.votes_true ? "true to the prompt" : "not true to the prompt") << " (";
     for (size_t k = 0; k < check.votes.size(); ++k) {
       const VoteClaim& v = check.votes[k];
-      std::cout << (k ? ", " : "") << v.entry << (v.candidate < 0 ? " names no candidate" : ": " + std::to_string(v.actual) + " in the prompt");
+      std::cout << (k ? ", " : "") << v.entry
+                << (v.candidate < 0 ? " names no candidate" : ": " + std::to_string(v.actual) + " in the prompt");
     }
     std::cout << (check.votes.empty() ? "none" : "") << ")\n";
   } else {

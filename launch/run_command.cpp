@@ -68,7 +68,8 @@ int command_run(CommandContext& ctx, const char* argv0) {
   });
   if (ctx.process->rank == 0) {
     std::cout << "run: report in " << ctx.layout.report_json() << "; checkpoints in " << ctx.layout.root()
-              << "/{pretrain,sft,rl}/model. Not in this version yet: the model teacher, explain (README: Status).\n"
+              << "/{pretrain,sft,rl}/model; one user's recommendation explained: r2rec explain --run-dir "
+              << ctx.layout.root() << " --user 1\n"
               << std::flush;
   }
   return kExitOk;

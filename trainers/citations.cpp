@@ -18,9 +18,7 @@ struct Entity {
   NodeType type = NodeType::kItem;
   std::vector<int32_t> ids;  // the entities it may name (a title several items share: each); empty: none known
   size_t end = 0;            // where the mention ends in the text
-  bool is(NodeType t, int32_t id) const {
-    return type == t && std::find(ids.begin(), ids.end(), id) != ids.end();
-  }
+  bool is(NodeType t, int32_t id) const { return type == t && std::find(ids.begin(), ids.end(), id) != ids.end(); }
 };
 
 class Mentions {
@@ -174,8 +172,8 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
   ReasoningCheck r;
   const Mentions finder(example, chains, first, count, catalog, format);
   const size_t think_end = completion.find("</think>");
-  const std::string think = completion.substr(0, think_end == std::string::npos ? completion.find(kAnswerOpen)
-                                                                                : think_end);
+  const std::string think =
+      completion.substr(0, think_end == std::string::npos ? completion.find(kAnswerOpen) : think_end);
   std::istringstream lines(think);
   std::string line;
   const ChainEvidence evidence = chain_evidence(example, chains, first, count, 0);
@@ -215,7 +213,8 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
           if (name.size() > 2 && name.front() == '[' && name.back() == ']' &&
               std::all_of(name.begin() + 1, name.end() - 1, ::isdigit) && name.size() < 9) {
             const int64_t k = std::stoll(name.substr(1, name.size() - 2));
-            if (k >= 1 && k <= static_cast<int64_t>(example.candidates.size())) v.candidate = static_cast<int32_t>(k - 1);
+            if (k >= 1 && k <= static_cast<int64_t>(example.candidates.size()))
+              v.candidate = static_cast<int32_t>(k - 1);
           } else {
             const std::vector<Entity> named = finder.find(name);
             if (named.size() == 1) v.candidate = candidate_of(example, named[0]);

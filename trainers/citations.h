@@ -45,9 +45,9 @@ struct VoteClaim {
 
 struct ReasoningCheck {
   std::vector<Citation> citations;
-  bool has_votes = false;       // a "Votes:" line was written
+  bool has_votes = false;        // a "Votes:" line was written
   std::vector<VoteClaim> votes;  // its entries
-  bool votes_true = false;      // every entry names a candidate with its true count, and none is left out
+  bool votes_true = false;       // every entry names a candidate with its true count, and none is left out
 };
 
 // `completion` is the model's output after the prompt; `first`/`count` select the example's prompt chains.

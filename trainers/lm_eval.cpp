@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/model/generation.h"
 #include "trainers/answering.h"
+#include "trainers/citations.h"
 
 namespace r2rec {
 namespace {
@@ -117,6 +118,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   const Catalog& catalog = reader.catalog();
   const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
   std::vector<Example> examples;
+  std::vector<ChainBuffer> batch_chains;                   // each example's prompt chains
   std::vector<std::vector<std::vector<int64_t>>> answers;  // [example][candidate] answer ids
   std::vector<std::vector<int64_t>> reason;                // reasoning-form prompts
   std::vector<std::vector<int64_t>> direct;                // direct-form prompts + "<answer>"
@@ -135,6 +137,12 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
                   << " tokens): " << out[0].text;
       }
       for (size_t i = 0; i < n; ++i) {
+        const ReasoningCheck check =
+            check_reasoning(out[i].text, examples[i], batch_chains[i], 0, batch_chains[i].size(), catalog, format);
+        r.citations += static_cast<int64_t>(check.citations.size());
+        for (const Citation& c : check.citations) r.grounded_citations += c.grounded;
+        r.votes_lines += check.has_votes;
+        r.true_votes += check.has_votes && check.votes_true;
         r.valid += out[i].valid;
         r.forced += out[i].forced;
         r.generation.add_choice(out[i].choice, examples[i].target_index);
@@ -153,6 +161,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
     r.examples += static_cast<int64_t>(n);
     if (opt.on_batch) opt.on_batch(r.examples, reader.share_size());
     examples.clear();
+    batch_chains.clear();
     answers.clear();
     reason.clear();
     direct.clear();
@@ -167,15 +176,22 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
         ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kDirect)));
     direct.back().insert(direct.back().end(), answer_open.begin(), answer_open.end());
     examples.push_back(e);
+    batch_chains.push_back(chains);
     chains.clear();
     if (static_cast<int64_t>(examples.size()) >= opt.batch_size) flush();
   }
   flush();
   r.likelihood = sum_over_ranks(r.likelihood, col);
   r.generation = sum_over_ranks(r.generation, col);
-  double counts[4] = {static_cast<double>(r.examples), static_cast<double>(r.valid), static_cast<double>(r.forced),
-                      static_cast<double>(r.generated_tokens)};
-  col.sum_doubles(counts, 4);
+  double counts[8] = {static_cast<double>(r.examples),    static_cast<double>(r.valid),
+                      static_cast<double>(r.forced),      static_cast<double>(r.generated_tokens),
+                      static_cast<double>(r.citations),   static_cast<double>(r.grounded_citations),
+                      static_cast<double>(r.votes_lines), static_cast<double>(r.true_votes)};
+  col.sum_doubles(counts, 8);
+  r.citations = static_cast<int64_t>(counts[4]);
+  r.grounded_citations = static_cast<int64_t>(counts[5]);
+  r.votes_lines = static_cast<int64_t>(counts[6]);
+  r.true_votes = static_cast<int64_t>(counts[7]);
   r.examples = static_cast<int64_t>(counts[0]);
   r.valid = static_cast<int64_t>(counts[1]);
   r.forced = static_cast<int64_t>(counts[2]);

@@ -35,6 +35,9 @@ struct LmEvalResult {
   int64_t valid = 0;   // see above
   int64_t forced = 0;  // completions that needed "<answer>" appended
   int64_t generated_tokens = 0;
+  // The completions' reasoning checked against their prompts (trainers/citations.h): chains cited, of them
+  // grounded; completions with a votes line, of them true to the prompt.
+  int64_t citations = 0, grounded_citations = 0, votes_lines = 0, true_votes = 0;
   double seconds = 0;
 };
 

@@ -38,8 +38,8 @@ void update_report(const std::string& path, const std::string& dataset, int64_t 
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-// Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then "valid"
-// when a method has it.
+// Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then "valid" and
+// "grounded" when a method has them.
 std::vector<std::string> columns(const nlohmann::ordered_json& methods) {
   std::vector<std::string> cols;
   for (const char* family : {"HR@", "NDCG@"}) {
@@ -53,10 +53,12 @@ std::vector<std::string> columns(const nlohmann::ordered_json& methods) {
     std::sort(ks.begin(), ks.end());
     for (const auto& k : ks) cols.push_back(k.second);
   }
-  for (const auto& [method, values] : methods.items()) {  // the language model's valid-answer rate
-    if (values.contains("valid")) {
-      cols.push_back("valid");
-      break;
+  for (const char* extra : {"valid", "grounded"}) {  // the language model's valid-answer and grounded rates
+    for (const auto& [method, values] : methods.items()) {
+      if (values.contains(extra)) {
+        cols.push_back(extra);
+        break;
+      }
     }
   }
   return cols;
@@ -126,7 +128,10 @@ std::string report_markdown(const std::string& path, const std::string& protocol
   out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `sasrec` are the classical baselines "
          "(docs/baselines.md). `llm-*` rank the candidates by the answer token's likelihood after the direct prompt; "
          "`llm-*-gen` is HR@1 of the model's own greedy reasoning with the answer constrained to the candidates, and "
-         "`valid` the share of unconstrained answers naming a candidate (docs/training.md). HR@k = [rank <= k], "
+         "`valid` the share of unconstrained answers naming a candidate (docs/training.md), `grounded` the share of "
+         "the "
+         "chains its reasoning cites that are grounded in the prompt (every step a hop of the cited chain; "
+         "trainers/citations.h; `r2rec explain` shows one). HR@k = [rank <= k], "
          "NDCG@k = 1/log2(rank + 1) when rank <= k, ties split evenly (trainers/metrics.h).\n";
   return out.str();
 }

@@ -7,10 +7,9 @@
 
 namespace r2rec {
 
-SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
-                    const Collectives& col, const LmStepFn& on_step, const CheckpointPlan* checkpoints) {
+std::vector<LmSequence> sft_sequences(const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
+                                      int64_t* too_long, int64_t* completion_tokens) {
   const SftConfig& s = config.sft;
-  SftResult result;
   const int64_t eot = end_of_turn_id(tokenizer);
   std::vector<LmSequence> seqs;
   for (int64_t i = 0; i < traces.size(); ++i) {
@@ -36,12 +35,21 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
       for (size_t t = label_from; t < label_to; ++t) q.weights[t] = static_cast<float>(s.answer_weight);
     }
     if (static_cast<int64_t>(q.ids.size()) > s.max_seq_len) {
-      ++result.too_long;
+      if (too_long) ++*too_long;
       continue;
     }
-    result.completion_tokens += static_cast<int64_t>(q.ids.size()) - q.loss_from;
+    if (completion_tokens) *completion_tokens += static_cast<int64_t>(q.ids.size()) - q.loss_from;
     seqs.push_back(std::move(q));
   }
+  return seqs;
+}
+
+SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
+                    const Collectives& col, const LmStepFn& on_step, const CheckpointPlan* checkpoints) {
+  const SftConfig& s = config.sft;
+  SftResult result;
+  const std::vector<LmSequence> seqs =
+      sft_sequences(config, traces, tokenizer, &result.too_long, &result.completion_tokens);
   result.traces_used = static_cast<int64_t>(seqs.size());
   const int64_t steps_per_epoch = result.traces_used / s.batch_size;
   if (steps_per_epoch == 0) {

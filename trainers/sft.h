@@ -33,6 +33,11 @@ struct SftResult {
   int64_t gradient_buckets = 0;  // GradientSynchronizer buckets that summed the gradients (0: one rank)
 };
 
+// The traces as training sequences (above): prompt, completion, end of turn, loss from the completion, weights;
+// the ones longer than sft.max_seq_len left out and counted in `too_long`. What train_sft trains on.
+std::vector<LmSequence> sft_sequences(const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,
+                                      int64_t* too_long = nullptr, int64_t* completion_tokens = nullptr);
+
 // Trains `model` in place. `on_step(step, loss)` runs on every rank after each step (for logging and
 // checkpoints). Throws ConfigError when the usable traces cannot fill one global batch.
 SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet& traces, const Tokenizer& tokenizer,

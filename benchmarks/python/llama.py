@@ -41,11 +41,11 @@ def attend_repeat(q, k, v, mask, scale):
 
 
 class Layer(nn.Module):
-    def __init__(self, d, H, Hkv, ffn):
+    def __init__(self, d, H, Hkv, ffn, bias=True):
         super().__init__()
         self.H, self.Hkv, self.dh = H, Hkv, d // H
         self.n1, self.n2 = Norm(d), Norm(d)
-        self.q, self.k, self.v = nn.Linear(d, d, bias=True), nn.Linear(d, Hkv * self.dh, bias=True), nn.Linear(d, Hkv * self.dh, bias=True)
+        self.q, self.k, self.v = nn.Linear(d, d, bias=bias), nn.Linear(d, Hkv * self.dh, bias=bias), nn.Linear(d, Hkv * self.dh, bias=bias)
         self.o = nn.Linear(d, d, bias=False)
         self.gate, self.up, self.down = nn.Linear(d, ffn, bias=False), nn.Linear(d, ffn, bias=False), nn.Linear(ffn, d, bias=False)
 
@@ -71,9 +71,9 @@ class Layer(nn.Module):
 
 
 class Model(nn.Module):
-    def __init__(self, d, L, H, Hkv, ffn, V, max_len):
+    def __init__(self, d, L, H, Hkv, ffn, V, max_len, bias=True):
         super().__init__()
-        self.emb, self.layers, self.norm = nn.Embedding(V, d), nn.ModuleList([Layer(d, H, Hkv, ffn) for _ in range(L)]), Norm(d)
+        self.emb, self.layers, self.norm = nn.Embedding(V, d), nn.ModuleList([Layer(d, H, Hkv, ffn, bias) for _ in range(L)]), Norm(d)
         self.Hkv, self.dh = Hkv, d // H
         inv = 1.0 / (10000.0 ** (torch.arange(0, self.dh, 2).float() / self.dh))
         f = torch.arange(max_len).float()[:, None] * inv[None]
