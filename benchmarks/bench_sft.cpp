@@ -3,10 +3,11 @@
 // model, sequences and batch taken the Hugging-Face way in PyTorch-Python (benchmarks/python/sft_step.py: shuffled
 // micro-batches right-padded to their longest, logits everywhere, masked loss), measured in the same run.
 // The model is the run's shape (config.yaml), freshly initialised; the tokenizer the run's (sft/model).
-//   bench_sft --run-dir D [--steps N] [--per-rank-batch B] [--threads T] [--python]
+//   bench_sft --run-dir D [--steps N] [--per-rank-batch B] [--threads T] [--python] [--pack]
 //   mpirun -np 2 bench_sft --run-dir D ...   (weak scaling: the same per-rank batch on 2 ranks)
 // Prints per-step figures and RESULT lines (benchmarks/run_all.sh): sft_tokens_per_s (1 rank, with --python),
-// sft_step_s_np<W> (the step time at W ranks, for weak_scaling_2). The first step warms up and is not counted.
+// sft_step_s_np<W> (the step time at W ranks, for weak_scaling_2); with --pack (sft.packing) named *_packed.
+// The first step warms up and is not counted.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
   const int rank = mpi.info().rank, W = mpi.info().world_size;
   std::string run_dir;
   int steps = 8, per_rank = 16, threads = 1;
-  bool python = false;
+  bool python = false, pack = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "";
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     if (a == "--per-rank-batch") per_rank = std::atoi(v), ++i;
     if (a == "--threads") threads = std::atoi(v), ++i;
     if (a == "--python") python = true;
+    if (a == "--pack") pack = true;
   }
   if (run_dir.empty()) {
     if (rank == 0) std::fprintf(stderr, "bench_sft: --run-dir DIR (a run with traces/ and sft/model) is required\n");
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
   c.sft.micro_batch_size = std::min<int64_t>(c.sft.micro_batch_size, per_rank);
   c.sft.max_steps = steps + 1;
   c.sft.warmup_steps = 1;
+  c.sft.packing = pack;
+  const std::string suffix = pack ? "_packed" : "";
   torch::manual_seed(0);
   Transformer model = build_model(c, tok.vocab_size());
   CommOptions options;
@@ -112,9 +116,10 @@ int main(int argc, char** argv) {
     std::printf("  r2rec: median step %.3f s, %.0f tokens/s\n", bench::median(step_s), bench::median(rates));
     if (std::isfinite(py)) std::printf("  PyTorch-Python (HF-style padded): %.0f tokens/s\n", py);
     if (python && W == 1)
-      bench::print_result("sft_tokens_per_s", "tokens/s", rates, py,
-                          "the SFT loop on ML-100K traces, " + std::to_string(per_rank) + " sequences/step, 1 rank x " +
-                              std::to_string(threads) + " thread(s), vs PyTorch-Python with HF-style padded batches");
+      bench::print_result("sft_tokens_per_s" + suffix, "tokens/s", rates, py,
+                          std::string("the SFT loop") + (pack ? " (sft.packing)" : "") + " on ML-100K traces, " +
+                              std::to_string(per_rank) + " sequences/step, 1 rank x " + std::to_string(threads) +
+                              " thread(s), vs PyTorch-Python with HF-style padded batches");
     bench::print_result(
         "sft_step_s_np" + std::to_string(W), "s", step_s, NAN,
         "one SFT step, " + std::to_string(per_rank) + " sequences per rank, " + std::to_string(W) + " rank(s)");

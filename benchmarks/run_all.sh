@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark of the hot paths on this machine, each against a baseline measured in the same run, into one
-# table (docs/benchmarks.md). About 10-15 minutes on the 2-core VM.
+# table (docs/benchmarks.md). About 6 minutes on the 2-core VM.
 #
 #   benchmarks/run_all.sh --out DIR [--build BUILD_DIR]
 #
@@ -60,6 +60,7 @@ step fwd_bwd "$b/bench_transformer" --threads 1 --reps 5
 step decode "$b/bench_generate" --threads 1 --reps 5 --batch 64 --prompt 384 --new 64
 step allreduce $mpi "$b/bench_allreduce" 5
 step sft "$b/bench_sft" --run-dir "$run" --steps 6 --python
+step sft_packed "$b/bench_sft" --run-dir "$run" --steps 6 --pack
 step sft_np2 $mpi "$b/bench_sft" --run-dir "$run" --steps 6
 # One GRPO run of 6 steps on 2 ranks (colocated): its per-step time and the rollout/reward/learner/sync split.
 step grpo $mpi "$build/r2rec" rl "${common[@]}" rl.steps=6 rl.save_every=0 rl.eval_every=0 run.force=true
@@ -97,6 +98,12 @@ if one and two:  # same per-rank batch: ideal scaling keeps the step time
          "baseline": one["median"], "ratio": one["median"] / two["median"], "runs": min(one["runs"], two["runs"]),
          "median": two["median"], "min": two["min"], "max": two["max"],
          "what": "SFT step, same per-rank batch, 2 ranks vs 1 rank; ratio = t(1) / t(2)"}, 0.9)
+packed = found.get("sft_step_s_np1_packed")
+if one and packed:
+    add({"name": "sft_packing_speedup", "unit": "s per step (packed)", "ours": packed["median"],
+         "baseline": one["median"], "ratio": one["median"] / packed["median"], "runs": min(one["runs"], packed["runs"]),
+         "median": packed["median"], "min": packed["min"], "max": packed["max"],
+         "what": "SFT step with sft.packing vs padded micro-batches, 1 rank; ratio = t(padded) / t(packed)"}, None)
 try:
     steps = json.load(open(rl_json))["per_step"][1:]  # the first step warms up
     med = lambda k: statistics.median([s[k] for s in steps])

@@ -100,6 +100,7 @@ struct SftConfig {
   int64_t max_seq_len = 1024;
   int64_t save_every = 50;      // steps between full-state checkpoints (0 = none)
   int64_t eval_every = 50;      // steps between validation passes (0 = none)
+  bool packing = false;         // pack sequences into rows (trainers/lm_trainer.h LmTrainOptions::pack)
   int64_t max_steps = 0;        // 0 = every epoch
   bool skip_unreached = false;  // leave out examples whose prompt chains never reach the target
   double answer_weight = 5.0;   // loss weight of the answer label's tokens (the other completion tokens weigh 1)

@@ -173,6 +173,10 @@ std::vector<Field> build() {
           "(never test), logged to metrics.jsonl as val_hr1 (generation, with eval.generate) and "
           "val_hr1_likelihood, and drawn in training.svg. Not part of the result: changing it never retrains. "
           "0 = none."),
+      BOOL(sft.packing,
+           "Pack each rank's sequences of a step into rows no longer than its longest (attention and positions "
+           "per sequence), so micro_batch_size rows carry several short traces and little compute goes to "
+           "padding; same loss and gradients up to float summation order (docs/training.md)."),
       FLOAT(sft.answer_weight, 0, 1000,
             "Loss weight of the answer label's tokens inside <answer></answer>; the other completion tokens weigh "
             "1. A trace has tens of reasoning tokens and one answer token: without the weight the answer's "
@@ -253,7 +257,10 @@ std::vector<Field> build() {
            "Split RL: checksum every weight-sync bucket and verify it on the rollout ranks (halves the sync's "
            "speed on CPU; for checking a transport)."),
       FLOAT_POS(distributed.timeout_s, 86400, "Watchdog deadline of every blocking operation, in seconds."),
-      INT(distributed.threads, 0, 4096, "Intra-op threads per rank; 0 means the cores available to the rank."),
+      INT(distributed.threads, 0, 4096,
+          "Intra-op threads per rank; 0 measures at start-up: the faster of 1 and the cores available to the rank "
+          "on a short matmul probe (more only when >= 15% faster; printed once). Set it for runs that must repeat "
+          "bit for bit on other machines."),
       // run
       PATH(run.dir, "Run directory: logs, resolved config, shards, checkpoints, report."),
       INT(run.seed, 0, 9007199254740991.0, "Seed of every random choice (sampling, init, shuffles)."),

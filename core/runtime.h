@@ -21,6 +21,13 @@ struct RuntimeInfo {
 // (sched affinity), shared among the `local_size` ranks of the node when they all see the same cores.
 int choose_thread_count(int64_t requested, int local_size);
 
+// The intra-op thread count a rank runs fastest with: `requested` when > 0; else the faster of 1 and the cores
+// available (choose_thread_count), timed now on a probe shaped like a small decoder's matmuls (forward and
+// backward, medians of 5), with every local rank probing at once as they will train; more threads only when at
+// least 15% faster (on a 2-vCPU VM 2 threads per process measured ~2x slower than 1). `report` gets the
+// timings in words ("" when nothing was timed). Leaves the pool at the returned size.
+int measured_thread_count(int64_t requested, int local_size, std::string* report);
+
 // Sets libtorch's intra-op thread pool size (call before the first parallel op).
 void set_intra_op_threads(int n);
 

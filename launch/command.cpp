@@ -32,7 +32,9 @@ CommandContext load_context(const ProcessInfo& process, const CommonOptions& opt
   });
   ctx.layout = RunLayout(ctx.config);
   init_logging(argv0, {process.rank, role_name(ctx.role), "", ctx.config.run.log_level, ctx.config.run.log_all_ranks});
-  set_intra_op_threads(choose_thread_count(ctx.config.distributed.threads, process.local_size));
+  std::string threads;
+  measured_thread_count(ctx.config.distributed.threads, process.local_size, &threads);
+  if (!threads.empty() && process.rank == 0) LOG(INFO) << threads;
   return ctx;
 }
 

@@ -20,6 +20,72 @@ double lm_learning_rate(double peak, int64_t warmup_steps, int64_t step, int64_t
   return peak * (0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * progress)));
 }
 
+std::vector<LmMicroBatch> lm_micro_batches(const std::vector<const LmSequence*>& mine, int64_t M, bool pack) {
+  // Rows: one sequence each, or (pack) first fit of the longest-first list into rows no longer than its longest.
+  std::vector<std::vector<const LmSequence*>> rows;
+  std::vector<int64_t> row_len;
+  const int64_t capacity = mine.empty() ? 0 : static_cast<int64_t>(mine.front()->ids.size());
+  for (const LmSequence* q : mine) {
+    const int64_t n = static_cast<int64_t>(q->ids.size());
+    size_t r = rows.size();
+    if (pack)
+      for (size_t k = 0; k < rows.size() && r == rows.size(); ++k)
+        if (row_len[k] + n <= capacity) r = k;
+    if (r == rows.size()) {
+      rows.emplace_back();
+      row_len.push_back(0);
+    }
+    rows[r].push_back(q);
+    row_len[r] += n;
+  }
+  std::vector<LmMicroBatch> out;
+  const int64_t R = static_cast<int64_t>(rows.size());
+  for (int64_t m0 = 0; m0 < R; m0 += M) {
+    const int64_t rows_here = std::min(M, R - m0);
+    int64_t T = 0;
+    for (int64_t k = 0; k < rows_here; ++k) T = std::max(T, row_len[static_cast<size_t>(m0 + k)]);
+    LmMicroBatch mb;
+    mb.ids = torch::zeros({rows_here, T}, torch::kLong);
+    mb.mask = torch::zeros({rows_here, T}, torch::kLong);
+    mb.weight = torch::zeros({rows_here, T - 1}, torch::kFloat);
+    auto ids_a = mb.ids.accessor<int64_t, 2>();
+    auto mask_a = mb.mask.accessor<int64_t, 2>();
+    auto w_a = mb.weight.accessor<float, 2>();
+    for (int64_t k = 0; k < rows_here; ++k) {  // right padding; sequence j of a row is segment j+1
+      int64_t at = 0, segment = 0;
+      for (const LmSequence* qp : rows[static_cast<size_t>(m0 + k)]) {
+        const LmSequence& q = *qp;
+        ++segment;
+        for (size_t t = 0; t < q.ids.size(); ++t)
+          ids_a[k][at + static_cast<int64_t>(t)] = q.ids[t], mask_a[k][at + static_cast<int64_t>(t)] = segment;
+        for (int64_t t = std::max<int64_t>(1, q.loss_from); t < static_cast<int64_t>(q.ids.size()); ++t)
+          w_a[k][at + t - 1] = q.weights.empty() ? 1.0f : q.weights[static_cast<size_t>(t)];  // t-1 predicts t
+        at += static_cast<int64_t>(q.ids.size());
+      }
+    }
+    out.push_back(std::move(mb));
+  }
+  return out;
+}
+
+torch::Tensor lm_micro_loss(TransformerImpl& model, const LmMicroBatch& mb, double loss_tokens) {
+  const torch::Device device = model.embed_tokens->weight.device();
+  const torch::Tensor ids = mb.ids.to(device);
+  const int64_t T = ids.size(1);
+  // Logits only where a prediction has weight (SFT: the completion, ~1/4 of the tokens): the LM head is
+  // the largest matmul of a small-vocabulary-and-many-entities model.
+  const torch::Tensor hidden = model.hidden_states(ids, mb.mask.to(device));  // [rows, T, d]
+  const torch::Tensor w = mb.weight.reshape({-1});                            // [rows * (T-1)]
+  const torch::Tensor at = w.nonzero().squeeze(1);
+  const torch::Tensor picked =
+      hidden.narrow(1, 0, T - 1).reshape({-1, hidden.size(2)}).index_select(0, at.to(device));  // [n, d]
+  const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);                       // [n, V]
+  const torch::Tensor targets = ids.narrow(1, 1, T - 1).reshape({-1}).index_select(0, at.to(device));
+  const torch::Tensor token_loss = torch::nn::functional::cross_entropy(
+      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  return (token_loss * w.index_select(0, at).to(device)).sum() / loss_tokens;
+}
+
 LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& o,
                        const Collectives& col, const LmStepFn& on_step) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -40,7 +106,6 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
   for (auto& [name, p] : trainable_parameters(model)) params.push_back(p);
   torch::optim::AdamW optimizer(
       params, torch::optim::AdamWOptions(o.learning_rate).betas({0.9, 0.95}).weight_decay(o.weight_decay));
-  const torch::Device device = model.embed_tokens->weight.device();
   // Resume: weights, optimizer, generator and the data cursor (epoch, next batch) of the checkpoint.
   int64_t step = 0, first_epoch = 0, first_batch = 0;
   double seconds_before = 0;
@@ -94,34 +159,10 @@ LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, con
       result.tokens += static_cast<int64_t>(counts[1]);
       const double loss_tokens = std::max(1.0, counts[0]);
       double loss_sum = 0;
-      for (int64_t m0 = 0; m0 < per_rank; m0 += M) {
-        const int64_t T = static_cast<int64_t>(mine[static_cast<size_t>(m0)]->ids.size());  // the longest
-        torch::Tensor ids = torch::zeros({M, T}, torch::kLong), mask = torch::zeros({M, T}, torch::kLong);
-        torch::Tensor weight = torch::zeros({M, T - 1}, torch::kFloat);
-        auto ids_a = ids.accessor<int64_t, 2>();
-        auto mask_a = mask.accessor<int64_t, 2>();
-        auto w_a = weight.accessor<float, 2>();
-        for (int64_t k = 0; k < M; ++k) {  // right padding
-          const LmSequence& q = *mine[static_cast<size_t>(m0 + k)];
-          for (size_t t = 0; t < q.ids.size(); ++t)
-            ids_a[k][static_cast<int64_t>(t)] = q.ids[t], mask_a[k][static_cast<int64_t>(t)] = 1;
-          for (int64_t t = std::max<int64_t>(1, q.loss_from); t < static_cast<int64_t>(q.ids.size()); ++t)
-            w_a[k][t - 1] = q.weights.empty() ? 1.0f : q.weights[static_cast<size_t>(t)];  // logits at t-1 predict t
-        }
-        ids = ids.to(device);
-        // Logits only where a prediction has weight (SFT: the completion, ~1/4 of the tokens): the LM head is
-        // the largest matmul of a small-vocabulary-and-many-entities model.
-        const torch::Tensor hidden = model.hidden_states(ids, mask.to(device));  // [M, T, d]
-        const torch::Tensor w = weight.reshape({-1});                            // [M * (T-1)]
-        const torch::Tensor at = w.nonzero().squeeze(1);
-        const torch::Tensor picked =
-            hidden.narrow(1, 0, T - 1).reshape({-1, hidden.size(2)}).index_select(0, at.to(device));  // [n, d]
-        const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);                       // [n, V]
-        const torch::Tensor targets = ids.narrow(1, 1, T - 1).reshape({-1}).index_select(0, at.to(device));
-        const torch::Tensor token_loss = torch::nn::functional::cross_entropy(
-            logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-        const torch::Tensor loss = (token_loss * w.index_select(0, at).to(device)).sum() / loss_tokens;
-        grad_sum.micro_batch(m0 + M >= per_rank);
+      const std::vector<LmMicroBatch> micro = lm_micro_batches(mine, M, o.pack);
+      for (size_t m = 0; m < micro.size(); ++m) {
+        const torch::Tensor loss = lm_micro_loss(model, micro[m], loss_tokens);
+        grad_sum.micro_batch(m + 1 == micro.size());
         loss.backward();
         loss_sum += loss.item<double>();
       }

@@ -4,13 +4,13 @@
 // One optimizer step = batch_size sequences (global). Each epoch the epoch's sequences are shuffled with a seeded
 // stream (core/rng.h, `order_stream`), cut into global batches (a last partial batch is dropped), and rank r of
 // W takes the r-th W-th of each batch. Inside its share a rank sorts the sequences by length and cuts
-// micro-batches of micro_batch_size (gradient accumulation, right padding to the micro-batch's longest), so
-// little compute goes to padding; the loss is a sum, so the order does not change the step. The loss is the
-// weighted sum of token losses over the GLOBAL batch divided by its total weight (the loss-token count when every
-// weight is 1; one all-reduce per step), and gradients are summed over ranks, so W ranks take exactly the step one
-// process would take on the whole batch (up to float summation order). Then clip (grad_clip), AdamW (learning_rate,
-// weight_decay, betas 0.9/0.95), learning rate linear warm-up over warmup_steps then cosine decay to 10% of the peak at
-// the last step.
+// micro-batches of micro_batch_size (gradient accumulation, right padding to the micro-batch's longest; or
+// packed rows, LmTrainOptions::pack), so little compute goes to padding; the loss is a sum, so the order does not
+// change the step. The loss is the weighted sum of token losses over the GLOBAL batch divided by its total weight (the
+// loss-token count when every weight is 1; one all-reduce per step), and gradients are summed over ranks, so W ranks
+// take exactly the step one process would take on the whole batch (up to float summation order). Then clip (grad_clip),
+// AdamW (learning_rate, weight_decay, betas 0.9/0.95), learning rate linear warm-up over warmup_steps then cosine decay
+// to 10% of the peak at the last step.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,10 @@ struct LmTrainOptions {
   double grad_clip = 1.0;
   int64_t steps = 0;  // total optimizer steps
   uint64_t seed = 0;
+  // Packing: a rank's sequences of the step go into rows no longer than its longest one (first fit, longest
+  // first; attention and positions per sequence), and micro_batch_size rows make a forward pass, so no compute
+  // goes to padding beyond each row's tail. Same loss and gradients as unpacked, up to float summation order.
+  bool pack = false;
   Stream order_stream = Stream::kSftOrder;
   const char* what = "sft";  // names the stage in errors
   // Full-state checkpoints every checkpoints->every steps and the resume from checkpoints->resume_from
@@ -76,6 +80,18 @@ inline Scalars lm_step_scalars(const LmStep& s) {
           {"grad_norm", s.grad_norm},
           {"tokens_per_s", s.seconds > 0 ? static_cast<double>(s.tokens) / s.seconds : 0.0}};
 }
+
+// One forward pass of the loop: ids and mask [rows, T] (mask: 1 / segment ids, 0 padding; core/model/
+// transformer.h), weight [rows, T-1] (position t-1 predicting t; 0 off the loss).
+struct LmMicroBatch {
+  torch::Tensor ids, mask, weight;
+};
+// A rank's sequences of one step (longest first) as micro-batches of `micro` rows: one sequence per row, or with
+// `pack` several (LmTrainOptions::pack).
+std::vector<LmMicroBatch> lm_micro_batches(const std::vector<const LmSequence*>& longest_first, int64_t micro,
+                                           bool pack);
+// The micro-batch's weighted token loss divided by `loss_tokens` (the global batch's weight).
+torch::Tensor lm_micro_loss(TransformerImpl& model, const LmMicroBatch& batch, double loss_tokens);
 
 // The sequences of epoch e (called once per epoch; every rank must get the same list).
 using EpochSequences = std::function<std::vector<LmSequence>(int64_t epoch)>;

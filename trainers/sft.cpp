@@ -60,6 +60,7 @@ SftResult train_sft(TransformerImpl& model, const Config& config, const TraceSet
   LmTrainOptions o;
   o.batch_size = s.batch_size;
   o.micro_batch_size = s.micro_batch_size;
+  o.pack = s.packing;
   o.learning_rate = s.learning_rate;
   o.weight_decay = s.weight_decay;
   o.warmup_steps = s.warmup_steps;

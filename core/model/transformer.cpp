@@ -297,7 +297,16 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
   torch::Tensor positions;
   torch::Tensor causal = torch::ones({T, T}, iopt.dtype(torch::kBool)).tril();  // query t sees keys <= t
   torch::Tensor allowed = causal.unsqueeze(0).expand({B, T, T});
-  if (attention_mask.defined()) {
+  if (attention_mask.defined() && attention_mask.max().item<int64_t>() > 1) {
+    // Packed rows: the mask holds segment ids (1, 2, ... per sequence, 0 padding). A query sees the earlier keys
+    // of its own sequence only, and positions restart at 0 with each sequence: every sequence is computed as if
+    // it were alone in its row.
+    const torch::Tensor seg = attention_mask.to(torch::kLong);
+    const torch::Tensor same = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));  // [B, T(query), T(key)]
+    positions = same.sum(-1) - 1;
+    allowed = same & seg.gt(0).unsqueeze(1);
+    allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);
+  } else if (attention_mask.defined()) {
     const torch::Tensor valid = attention_mask.to(torch::kLong);
     positions = (valid.cumsum(1) - 1).clamp_min(0);                            // padding does not shift positions
     allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                   // keys that are real tokens

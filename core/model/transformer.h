@@ -129,7 +129,9 @@ struct KvCache {
 struct TransformerImpl : torch::nn::Module {
   explicit TransformerImpl(const TransformerConfig& c);
   // input_ids [B, T]; attention_mask [B, T] (1 = token, 0 = left/right padding) or undefined. Positions count
-  // only real tokens (padding does not shift them). Returns logits [B, T, V].
+  // only real tokens (padding does not shift them). Packed rows: segment ids 1, 2, ... (0 = padding) put several
+  // sequences in one row, each attending only within itself with positions from 0, as if alone (mask values > 1
+  // anywhere select this reading). Returns logits [B, T, V].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
   // The final-norm hidden states [B, T, d] of forward (logits = lm_logits(hidden)).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
