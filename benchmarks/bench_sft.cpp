@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
                               std::to_string(per_rank) + " sequences/step, 1 rank x " + std::to_string(threads) +
                               " thread(s), vs PyTorch-Python with HF-style padded batches");
     bench::print_result(
-        "sft_step_s_np" + std::to_string(W), "s", step_s, NAN,
+        "sft_step_s_np" + std::to_string(W) + suffix, "s", step_s, NAN,
         "one SFT step, " + std::to_string(per_rank) + " sequences per rank, " + std::to_string(W) + " rank(s)");
   }
   return 0;

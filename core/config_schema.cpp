@@ -194,8 +194,8 @@ std::vector<Field> build() {
           "Policy updates between full-state checkpoints (<run.dir>/rl/checkpoints/step-N); a re-run of an "
           "interrupted stage continues from the newest (bit-identically when synchronous). 0 = none."),
       INT(rl.eval_every, 0, 1 << 30,
-          "Policy updates between validation passes (as sft.eval_every; split mode: on learner 0 alone). 0 = "
-          "none."),
+          "Policy updates between validation passes (as sft.eval_every; split mode: on learner 0 alone, while the "
+          "other ranks wait: a pass must stay well inside distributed.timeout_s). 0 = none."),
       FLOAT_POS(rl.learning_rate, 10,
                 "AdamW learning rate of the policy (the default moves the small from-scratch model; a pretrained "
                 "model.path usually wants 1e-6 to 1e-5)."),

@@ -23,9 +23,11 @@ int choose_thread_count(int64_t requested, int local_size);
 
 // The intra-op thread count a rank runs fastest with: `requested` when > 0; else the faster of 1 and the cores
 // available (choose_thread_count), timed now on a probe shaped like a small decoder's matmuls (forward and
-// backward, medians of 5), with every local rank probing at once as they will train; more threads only when at
-// least 15% faster (on a 2-vCPU VM 2 threads per process measured ~2x slower than 1). `report` gets the
-// timings in words ("" when nothing was timed). Leaves the pool at the returned size.
+// backward, medians of 5; local ranks probe side by side, unsynchronised); more threads only when at least 15%
+// faster (on a 2-vCPU VM 2 threads per process measured ~2x slower than 1). Each rank decides for itself, and
+// the thread count can change float summation order: runs that must repeat or resume bit for bit set
+// distributed.threads (the shipped configs set 1). `report` gets the timings in words ("" when nothing was
+// timed). Leaves the pool at the returned size.
 int measured_thread_count(int64_t requested, int local_size, std::string* report);
 
 // Sets libtorch's intra-op thread pool size (call before the first parallel op).

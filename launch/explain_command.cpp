@@ -1,6 +1,7 @@
 // `r2rec explain --run-dir DIR --user U [--split test] [--model M] [--json]`: one user's example of a split as
 // the model sees it and answers it. The prompt (history, chains, candidates), the model's greedy completion with
-// the answer constrained to the candidates (exactly as `r2rec eval` generates, trainers/lm_eval.h), its answer
+// the answer constrained to the candidates (the procedure of `r2rec eval`, trainers/lm_eval.h generate_answers;
+// eval decodes padded batches, so a completion can differ from eval's in float rounding), its answer
 // and the true item, and which chains the reasoning cites and whether each citation and the votes line are
 // grounded in the prompt (trainers/citations.h). U is the dataset's own user id (the N of <user_N>). M defaults
 // to the newest of <run.dir>/rl/model, sft/model, pretrain/model; the config to <run.dir>/config.yaml.
@@ -149,7 +150,8 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
       votes["entries"].push_back(
           {{"entry", v.entry}, {"candidate_index", v.candidate}, {"claimed", v.claimed}, {"actual", v.actual}});
     j["votes"] = votes;
-    std::cout << j.dump() << "\n";
+    // A completion may end inside a multi-byte character: replace invalid UTF-8 rather than fail.
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
 

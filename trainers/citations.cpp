@@ -8,6 +8,8 @@
 namespace r2rec {
 namespace {
 
+bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+
 // An item's title as the prompt writes it (trainers/task.cpp): "item <ID>" when it has none.
 std::string title_of(const Catalog& catalog, int32_t item) {
   const std::string& title = catalog.item_titles[static_cast<size_t>(item)];
@@ -208,10 +210,10 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
           const std::string name = space == std::string::npos ? v.entry : v.entry.substr(0, space);
           if (space != std::string::npos) {
             const std::string n = v.entry.substr(space + 1);
-            if (!n.empty() && n.size() < 9 && std::all_of(n.begin(), n.end(), ::isdigit)) v.claimed = std::stoll(n);
+            if (!n.empty() && n.size() < 9 && std::all_of(n.begin(), n.end(), is_digit)) v.claimed = std::stoll(n);
           }
           if (name.size() > 2 && name.front() == '[' && name.back() == ']' &&
-              std::all_of(name.begin() + 1, name.end() - 1, ::isdigit) && name.size() < 9) {
+              std::all_of(name.begin() + 1, name.end() - 1, is_digit) && name.size() < 9) {
             const int64_t k = std::stoll(name.substr(1, name.size() - 2));
             if (k >= 1 && k <= static_cast<int64_t>(example.candidates.size()))
               v.candidate = static_cast<int32_t>(k - 1);
