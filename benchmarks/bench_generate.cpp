@@ -1,12 +1,15 @@
 // Batched KV-cached generation of r2rec's engine (core/generation.h) against the same model written in
 // PyTorch-Python (benchmarks/python/decode_step.py, Debian's python3-torch) on the same shapes and threads,
-// measured in the same run; medians of --reps. Both prefill B prompts of P tokens into a preallocated cache and
-// decode N tokens greedily, gathering each chosen token's log-prob; prefill and decode are timed apart.
-// The engine also does what the Python loop does not (per-row sampling/stop bookkeeping on the CPU, a live-row
-// mask); a sampled run (temperature 1, top-p 0.95) is printed for reference.
+// measured in the same run; medians of --reps. GRPO-shaped with --group G: B prompts x G completions each. The
+// engine shares each prompt's prefill and cached keys/values among its G rows (SamplingOptions::share_prompts);
+// the Python loop does what Hugging Face generate(num_return_sequences=G) does, repeating every prompt G times
+// before a plain prefill and decode. Both prefill, then decode N tokens greedily, gathering each chosen token's
+// log-prob; prefill and decode are timed apart. The engine unshared (every row prefilled) is measured too, and a
+// sampled run (temperature 1, top-p 0.95). The engine also does what the Python loop does not (per-row
+// sampling/stop bookkeeping on the CPU, a live-row mask).
 // Default shape = configs/defaults.yaml's model (d 256, 4 layers, 4 heads / 2 kv heads, SwiGLU 688, vocab
-// 4096, tied, QKV bias); batch 8 x 64-token prompts, 64 new tokens.
-// usage: bench_generate [--reps N] [--batch B] [--prompt P] [--new N] [--threads T]
+// 4096, tied, QKV bias); batch 8 x 64-token prompts, 64 new tokens, group 1.
+// usage: bench_generate [--reps N] [--batch B] [--group G] [--prompt P] [--new N] [--threads T]
 // Measured 2026-11-26, 2-vCPU VM, 1 thread, medians of 5: decode 140.5 ms (3587 tokens/s) vs Python 170.3 ms
 // (2960 tokens/s), ratio 1.21; prefill ratio 1.24; sampled decode 167.2 ms. Batch 32 x 128 + 64: decode ratio
 // 1.06, prefill 1.19. 2 threads on this 2-core box are slower than 1 for both (shared cores); rerun quiet.
@@ -18,19 +21,22 @@
 
 #include "benchmarks/bench_util.h"
 #include "core/model/generation.h"
+#include "core/runtime.h"
 
 using namespace r2rec;
 
 int main(int argc, char** argv) {
-  int reps = 5, B = 8, P = 64, N = 64, threads = 0;
+  tune_allocator();
+  int reps = 5, B = 8, G = 1, P = 64, N = 64, threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--batch")) B = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--group")) G = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--prompt")) P = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--new")) N = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
-  if (threads > 0) torch::set_num_threads(threads);
+  set_intra_op_threads(threads > 0 ? threads : torch::get_num_threads());  // sizes OpenBLAS's pool too
   threads = torch::get_num_threads();
   TransformerConfig c;
   c.qkv_bias = true;
@@ -40,31 +46,36 @@ int main(int argc, char** argv) {
   std::vector<GenerationRequest> requests;
   for (int b = 0; b < B; ++b) {
     const torch::Tensor row = prompts[b].contiguous();
-    requests.push_back({std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + P),
-                        static_cast<uint64_t>(b), nullptr});
+    for (int g = 0; g < G; ++g) {
+      requests.push_back({std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + P),
+                          static_cast<uint64_t>(b * G + g), nullptr});
+    }
   }
-  auto run = [&](double temperature, double top_p, std::vector<double>& prefill, std::vector<double>& decode) {
+  auto run = [&](double temperature, double top_p, std::vector<double>& prefill, std::vector<double>& decode,
+                 bool share = true) {
     SamplingOptions o;
     o.max_new_tokens = N;
     o.temperature = temperature;
     o.top_p = top_p;
+    o.share_prompts = share;
     for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
       GenerationStats stats;
       generate(*model, requests, o, {}, 0, &stats);
       if (r > 0) prefill.push_back(stats.prefill_seconds), decode.push_back(stats.decode_seconds);
     }
   };
-  std::vector<double> greedy_prefill, greedy_decode, sampled_prefill, sampled_decode;
+  std::vector<double> greedy_prefill, greedy_decode, sampled_prefill, sampled_decode, plain_prefill, plain_decode;
   run(0.0, 1.0, greedy_prefill, greedy_decode);
   run(1.0, 0.95, sampled_prefill, sampled_decode);
+  if (G > 1) run(0.0, 1.0, plain_prefill, plain_decode, /*share=*/false);
   const double pre = bench::median(greedy_prefill), dec = bench::median(greedy_decode);
 
-  const std::string cmd = std::string("/usr/bin/python3 ") + R2REC_SOURCE_DIR + "/benchmarks/python/decode_step.py " +
+  const std::string cmd = bench::python_command(threads) + R2REC_SOURCE_DIR + "/benchmarks/python/decode_step.py " +
                           std::to_string(B) + " " + std::to_string(P) + " " + std::to_string(N) + " " +
                           std::to_string(c.hidden_size) + " " + std::to_string(c.num_layers) + " " +
                           std::to_string(c.num_heads) + " " + std::to_string(c.num_kv_heads) + " " +
                           std::to_string(c.intermediate_size) + " " + std::to_string(c.vocab_size) + " " +
-                          std::to_string(reps) + " " + std::to_string(threads);
+                          std::to_string(reps) + " " + std::to_string(threads) + " " + std::to_string(G);
   double py_pre = 0, py_dec = 0;
   if (FILE* p = popen(cmd.c_str(), "r")) {
     char line[256];
@@ -74,11 +85,19 @@ int main(int argc, char** argv) {
     }
     pclose(p);
   }
-  const double decoded = static_cast<double>(B) * (N - 1), prefilled = static_cast<double>(B) * P;
-  std::printf("generation, batch %d, prompts of %d tokens, %d new tokens, %d threads, median of %d\n", B, P, N, threads,
-              reps);
-  std::printf("  r2rec greedy:    prefill %.1f ms (%.0f tokens/s), decode %.1f ms (%.0f tokens/s)\n", pre * 1e3,
-              prefilled / pre, dec * 1e3, decoded / dec);
+  // Tokens/s count every row's prompt tokens (what a row-by-row prefill computes) and generated tokens.
+  const double rows = static_cast<double>(B) * G, decoded = rows * (N - 1), prefilled = rows * P;
+  std::printf(
+      "generation, %d prompts x %d completions, prompts of %d tokens, %d new tokens, %d threads, median of %d\n", B, G,
+      P, N, threads, reps);
+  std::printf("  r2rec greedy:    prefill %.1f ms (%.0f tokens/s), decode %.1f ms (%.0f tokens/s)%s\n", pre * 1e3,
+              prefilled / pre, dec * 1e3, decoded / dec, G > 1 ? " [prompts shared by their group]" : "");
+  if (G > 1) {
+    std::printf(
+        "  r2rec unshared:  prefill %.1f ms (%.0f tokens/s), decode %.1f ms (%.0f tokens/s) [every row prefilled]\n",
+        bench::median(plain_prefill) * 1e3, prefilled / bench::median(plain_prefill), bench::median(plain_decode) * 1e3,
+        decoded / bench::median(plain_decode));
+  }
   std::printf("  r2rec sampled:   prefill %.1f ms, decode %.1f ms (%.0f tokens/s) [temperature 1, top-p 0.95]\n",
               bench::median(sampled_prefill) * 1e3, bench::median(sampled_decode) * 1e3,
               decoded / bench::median(sampled_decode));
@@ -91,9 +110,16 @@ int main(int argc, char** argv) {
   }
   std::vector<double> rates;
   for (double t : greedy_decode) rates.push_back(decoded / t);
+  const std::string shape = std::to_string(B) + " prompts x " + std::to_string(G) + " completions, " +
+                            std::to_string(P) + "-token prompts + " + std::to_string(N) + " new, " +
+                            std::to_string(threads) + " thread(s)";
   bench::print_result("decode_tokens_per_s", "tokens/s", rates, py_dec > 0 ? decoded / py_dec : NAN,
-                      "greedy KV-cache decode, " + std::to_string(B) + " rows x " + std::to_string(P) +
-                          "-token prompts + " + std::to_string(N) + " new, " + std::to_string(threads) +
-                          " thread(s), vs a PyTorch-Python KV-cache loop");
+                      "greedy KV-cache decode, " + shape + ", vs a PyTorch-Python KV-cache loop (prompts repeated)");
+  std::vector<double> totals;  // a whole rollout: every row's prompt and completion per second of prefill + decode
+  for (size_t r = 0; r < greedy_decode.size(); ++r)
+    totals.push_back((prefilled + decoded) / (greedy_prefill[r] + greedy_decode[r]));
+  bench::print_result(
+      "generate_tokens_per_s", "tokens/s", totals, py_dec > 0 ? (prefilled + decoded) / (py_pre + py_dec) : NAN,
+      "prefill + greedy decode (prompt and new tokens of every row), " + shape + ", vs the same PyTorch-Python loop");
   return 0;
 }

@@ -1,6 +1,6 @@
 // Candidate scoring in eval: score_continuations (one prefill of the prompt + reasoning, shared by the C
-// candidates' answers through a replicated KV cache) against the direct way, completion_logprobs over C rows of
-// prefix + answer (C full forwards of the prefix), on the same model and inputs; medians of --reps.
+// candidates' answers through a forked KV cache) against the direct way, completion_logprobs over C rows of
+// prefix + answer unshared (C full forwards of the prefix), on the same model and inputs; medians of --reps.
 // Default: the default model shape, a 640-token prefix (an ML-100K prompt + trace), C = 20 answers of 3 tokens.
 // usage: bench_score [--reps N] [--prefix P] [--candidates C] [--threads T]
 // Measured 2026-11-26, 2-vCPU VM, 1 thread, medians of 3: shared 128.8 ms vs direct 2083.2 ms (ratio 16.2), scores
@@ -13,10 +13,12 @@
 
 #include "benchmarks/bench_util.h"
 #include "core/model/generation.h"
+#include "core/runtime.h"
 
 using namespace r2rec;
 
 int main(int argc, char** argv) {
+  tune_allocator();
   int reps = 5, P = 640, C = 20, threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
@@ -24,7 +26,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--candidates")) C = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
-  if (threads > 0) torch::set_num_threads(threads);
+  set_intra_op_threads(threads > 0 ? threads : torch::get_num_threads());  // sizes OpenBLAS's pool too
   TransformerConfig c;
   torch::manual_seed(0);
   Transformer model(c);
@@ -47,7 +49,8 @@ int main(int argc, char** argv) {
   const double direct = time([&] {
                           torch::NoGradGuard g;
                           const torch::Tensor lp =
-                              completion_logprobs(*model, std::vector<std::vector<int64_t>>(C, prefix), answers);
+                              completion_logprobs(*model, std::vector<std::vector<int64_t>>(C, prefix), answers,
+                                                  /*share_prompts=*/false);
                           const auto s = score_continuations(*model, prefix, answers);
                           for (int k = 0; k < C; ++k)
                             worst = std::max(worst, std::abs(lp[k].sum().item<double>() - s[k]));

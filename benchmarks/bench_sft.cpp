@@ -18,6 +18,7 @@
 
 #include "benchmarks/bench_util.h"
 #include "core/config.h"
+#include "core/runtime.h"
 #include "core/tokenizer/tokenizer.h"
 #include "distributed/communicator.h"
 #include "distributed/process.h"
@@ -28,6 +29,7 @@
 using namespace r2rec;
 
 int main(int argc, char** argv) {
+  tune_allocator();
   MpiSession mpi(&argc, &argv);
   const int rank = mpi.info().rank, W = mpi.info().world_size;
   std::string run_dir;
@@ -47,7 +49,7 @@ int main(int argc, char** argv) {
     if (rank == 0) std::fprintf(stderr, "bench_sft: --run-dir DIR (a run with traces/ and sft/model) is required\n");
     return 2;
   }
-  torch::set_num_threads(threads);
+  set_intra_op_threads(threads);
   Config c = load_config(run_dir + "/config.yaml", {"run.dir=" + run_dir});
   const Tokenizer tok = Tokenizer::load(run_dir + "/sft/model");
   const TraceSet traces = read_traces(run_dir + "/traces/traces.h5");
@@ -93,8 +95,8 @@ int main(int argc, char** argv) {
     }
     const TransformerConfig& m = model->config;
     const std::string cmd =
-        "/usr/bin/python3 " + std::string(R2REC_SOURCE_DIR) + "/benchmarks/python/sft_step.py " + file + " " +
-        std::to_string(c.sft.batch_size) + " " + std::to_string(c.sft.micro_batch_size) + " " +
+        bench::python_command(threads) + std::string(R2REC_SOURCE_DIR) + "/benchmarks/python/sft_step.py " + file +
+        " " + std::to_string(c.sft.batch_size) + " " + std::to_string(c.sft.micro_batch_size) + " " +
         std::to_string(steps + 1) + " " + std::to_string(m.hidden_size) + " " + std::to_string(m.num_layers) + " " +
         std::to_string(m.num_heads) + " " + std::to_string(m.num_kv_heads) + " " + std::to_string(m.intermediate_size) +
         " " + std::to_string(m.vocab_size) + " " + (m.qkv_bias ? "1" : "0") + " " +

@@ -16,10 +16,12 @@
 
 #include "benchmarks/bench_util.h"
 #include "core/model/transformer.h"
+#include "core/runtime.h"
 
 using namespace r2rec;
 
 int main(int argc, char** argv) {
+  tune_allocator();
   int reps = 5, B = 4, T = 256, threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
@@ -27,7 +29,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--seq")) T = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
-  if (threads > 0) torch::set_num_threads(threads);
+  set_intra_op_threads(threads > 0 ? threads : torch::get_num_threads());  // sizes OpenBLAS's pool too
   threads = torch::get_num_threads();
   TransformerConfig c;  // the defaults mirror configs/defaults.yaml's model section
   c.qkv_bias = true;
@@ -45,7 +47,7 @@ int main(int argc, char** argv) {
   }
   const double mine = bench::median(ours);
 
-  const std::string cmd = std::string("/usr/bin/python3 ") + R2REC_SOURCE_DIR +
+  const std::string cmd = bench::python_command(threads) + R2REC_SOURCE_DIR +
                           "/benchmarks/python/transformer_step.py " + std::to_string(B) + " " + std::to_string(T) +
                           " " + std::to_string(c.hidden_size) + " " + std::to_string(c.num_layers) + " " +
                           std::to_string(c.num_heads) + " " + std::to_string(c.num_kv_heads) + " " +

@@ -13,6 +13,17 @@
 
 namespace r2rec::bench {
 
+// The command prefix of a PyTorch-Python baseline run with `threads` intra-op threads. It gets what r2rec
+// sets in-process (core/runtime.h), so a ratio measures the engines, not the process settings: OpenBLAS's own
+// pool sized the same (OPENBLAS_NUM_THREADS; left alone an idle BLAS thread busy-waits next to the working one,
+// which on the 2-vCPU VM halved KV-cache decode speed on both sides) and the same glibc malloc thresholds as
+// tune_allocator (MALLOC_*_ environment variables).
+inline std::string python_command(int threads) {
+  return "OPENBLAS_NUM_THREADS=" + std::to_string(std::max(1, threads)) +
+         " MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864"
+         " /usr/bin/python3 ";
+}
+
 // Median of timings (the upper middle for an even count), the figure every benchmark reports.
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

@@ -6,6 +6,7 @@
 #include <ATen/Version.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sched.h>
 #include <torch/version.h>
 #include <unistd.h>
@@ -38,6 +39,17 @@ void set_intra_op_threads(int n) {
   // thread. Measured (SFT, 2-layer x 128 model, 1 thread): system time 5.9 s -> 2.9 s per 10 steps, +7% tokens/s.
   using SetThreads = void (*)(int);
   if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+}
+
+bool tune_allocator() {
+#if defined(__GLIBC__)
+  // M_MMAP_THRESHOLD's largest accepted value on 64-bit glibc is 32 MB (HEAP_MAX_SIZE / 2).
+  const bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+                  mallopt(M_TOP_PAD, 64 << 20) == 1;
+  return ok;
+#else
+  return false;
+#endif
 }
 
 int measured_thread_count(int64_t requested, int local_size, std::string* report) {

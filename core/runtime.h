@@ -30,8 +30,16 @@ int choose_thread_count(int64_t requested, int local_size);
 // timed). Leaves the pool at the returned size.
 int measured_thread_count(int64_t requested, int local_size, std::string* report);
 
-// Sets libtorch's intra-op thread pool size (call before the first parallel op).
+// Sets libtorch's intra-op thread pool size (call before the first parallel op), and OpenBLAS's own pool to
+// the same size.
 void set_intra_op_threads(int n);
+
+// glibc malloc settings for tensor workloads, once per process before the first tensor: blocks up to 32 MB come
+// from the heap instead of fresh mmaps, and freed memory is kept (up to 1 GB at the top of the heap) rather than
+// handed back to the kernel, so a training or decode loop that frees and reallocates the same activation sizes
+// every step stops paying a page fault per 4 KB each time (measured on KV-cache decode and the SFT loop, see
+// docs/benchmarks.md). Returns false where mallopt refused (another allocator, or a non-glibc libc).
+bool tune_allocator();
 
 RuntimeInfo runtime_info();
 

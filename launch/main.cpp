@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/runtime.h"
 #include "core/version.h"
 #include "distributed/watchdog.h"
 #include "launch/command.h"
@@ -61,6 +62,7 @@ void add_common(CLI::App* app, CommonOptions& common, bool config_required) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  r2rec::tune_allocator();  // before any tensor exists (core/runtime.h)
   CLI::App app{"r2rec " R2REC_VERSION ": teach a language model to recommend by reasoning over interaction chains"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("r2rec ") + R2REC_VERSION + " (" + R2REC_GIT_REV + ")");

@@ -7,7 +7,9 @@ decode are timed separately; the first repetition is a warm-up. Prints two lines
 'median_prefill_seconds <s>' and 'median_decode_seconds <s>'.
 With DECODE_CHECK=1 it first checks, on a small shape, that the cached logits equal a plain causal forward (no cache)
 over prompt + generated tokens, printing 'check max_abs_diff <x>' and exiting 1 if it is not below 1e-4.
-usage: decode_step.py B P N d layers heads kv_heads ffn vocab reps threads"""
+With a 12th argument G > 1 the B prompts are each repeated G times (B*G rows), as Hugging Face
+generate(num_return_sequences=G) expands its inputs before the prefill.
+usage: decode_step.py B P N d layers heads kv_heads ffn vocab reps threads [G]"""
 import os
 import sys
 import time
@@ -65,13 +67,14 @@ def check():
 
 def main():
     B, P, N, d, L, H, Hkv, ffn, V, reps, threads = map(int, sys.argv[1:12])
+    G = int(sys.argv[12]) if len(sys.argv) > 12 else 1
     torch.set_num_threads(threads)
     with torch.inference_mode():
         if os.environ.get("DECODE_CHECK") == "1":
             check()
         torch.manual_seed(0)
         model = Model(d, L, H, Hkv, ffn, V, P + N)
-        prompts = torch.randint(V, (B, P))
+        prompts = torch.randint(V, (B, P)).repeat_interleave(G, 0)
         pre, dec = [], []
         for r in range(reps + 1):
             _, _, tp, td, _ = generate(model, prompts, N)

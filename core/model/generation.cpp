@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "core/rng.h"
@@ -194,33 +195,64 @@ void check_options(const SamplingOptions& o, bool has_text, const std::vector<Ge
     throw std::invalid_argument("generate: stop strings and constraint triggers need a token_text function");
 }
 
+// Distinct prompts of `prompts` in order of first appearance; `row_prompt[i]` is prompt i's index among them.
+// Without sharing every row is its own prompt.
+std::vector<const std::vector<int64_t>*> distinct_prompts(const std::vector<const std::vector<int64_t>*>& prompts,
+                                                          bool share, std::vector<int64_t>& row_prompt) {
+  std::vector<const std::vector<int64_t>*> unique;
+  std::map<std::vector<int64_t>, int64_t> seen;
+  row_prompt.clear();
+  for (const auto* p : prompts) {
+    if (share) {
+      const auto it = seen.emplace(*p, static_cast<int64_t>(unique.size())).first;
+      if (it->second == static_cast<int64_t>(unique.size())) unique.push_back(p);
+      row_prompt.push_back(it->second);
+    } else {
+      row_prompt.push_back(static_cast<int64_t>(unique.size()));
+      unique.push_back(p);
+    }
+  }
+  return unique;
+}
+
 void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>& requests, size_t begin, size_t end,
                     const SamplingOptions& o, const TokenText& token_text, std::vector<Generation>& out,
                     GenerationStats& stats) {
   const int64_t V = model.config.vocab_size;
   const int64_t B = static_cast<int64_t>(end - begin);
-  int64_t P = 0;
+  std::vector<const std::vector<int64_t>*> prompts;
   for (size_t r = begin; r < end; ++r) {
     if (requests[r].prompt.empty())
       throw std::invalid_argument("generate: request " + std::to_string(r) + " has an empty prompt");
-    P = std::max<int64_t>(P, static_cast<int64_t>(requests[r].prompt.size()));
+    for (const int64_t id : requests[r].prompt) {
+      if (id < 0 || id >= V) {
+        throw std::invalid_argument("generate: request " + std::to_string(r) + " has token id " + std::to_string(id) +
+                                    " outside the vocabulary (" + std::to_string(V) + ")");
+      }
+    }
+    prompts.push_back(&requests[r].prompt);
   }
-  torch::Tensor ids = torch::zeros({B, P}, torch::kLong), valid = torch::zeros({B, P}, torch::kBool);
+  std::vector<int64_t> row_prompt;
+  const std::vector<const std::vector<int64_t>*> unique = distinct_prompts(prompts, o.share_prompts, row_prompt);
+  const int64_t U = static_cast<int64_t>(unique.size());
+  int64_t P = 0;
+  for (const auto* p : unique) P = std::max<int64_t>(P, static_cast<int64_t>(p->size()));
+  torch::Tensor ids = torch::zeros({U, P}, torch::kLong), valid = torch::zeros({U, P}, torch::kBool);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto valid_a = valid.accessor<bool, 2>();
+  for (int64_t u = 0; u < U; ++u) {
+    const int64_t n = static_cast<int64_t>(unique[u]->size());
+    for (int64_t t = 0; t < n; ++t) {
+      ids_a[u][P - n + t] = (*unique[u])[t];
+      valid_a[u][P - n + t] = true;
+    }
+    stats.prefill_tokens += n;
+  }
+  stats.shared_rows += B - U;
   std::vector<Row> rows;
   for (int64_t b = 0; b < B; ++b) {
     const GenerationRequest& req = requests[begin + b];
     const int64_t n = static_cast<int64_t>(req.prompt.size());
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t id = req.prompt[t];
-      if (id < 0 || id >= V) {
-        throw std::invalid_argument("generate: request " + std::to_string(begin + b) + " has token id " +
-                                    std::to_string(id) + " outside the vocabulary (" + std::to_string(V) + ")");
-      }
-      ids_a[b][P - n + t] = id;
-      valid_a[b][P - n + t] = true;
-    }
     if (req.constraint && req.constraint->trie && req.constraint->trie->max_token() >= V) {
       throw std::invalid_argument("generate: request " + std::to_string(begin + b) + "'s answer trie holds token id " +
                                   std::to_string(req.constraint->trie->max_token()) + " outside the vocabulary (" +
@@ -231,7 +263,6 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     if (req.constraint && req.constraint->trie && req.constraint->trigger.empty() && !req.constraint->trie->is_leaf(0))
       row.node = 0;
     rows.push_back(row);
-    stats.prefill_tokens += n;
   }
   const auto started = std::chrono::steady_clock::now();
   auto seconds_since = [](std::chrono::steady_clock::time_point t) {
@@ -239,9 +270,12 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
   };
   const torch::Device device = model.embed_tokens->weight.device();
   const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
-  KvCache cache = model.new_cache(B, P + o.max_new_tokens);
-  torch::Tensor hidden = model.forward_cached(ids.to(device), positions.to(device), valid.to(device), cache);
-  torch::Tensor logits = model.lm_logits(hidden.select(1, P - 1));  // [B, V]
+  KvCache prompt_cache = model.new_cache(U, P);
+  torch::Tensor hidden = model.forward_cached(ids.to(device), positions.to(device), valid.to(device), prompt_cache);
+  torch::Tensor logits = model.lm_logits(hidden.select(1, P - 1));                                  // [U, V]
+  if (U != B) logits = logits.index_select(0, torch::tensor(row_prompt, torch::kLong).to(device));  // [B, V]
+  // Each row forks from its prompt here: its own columns hold what it samples (at most max_new_tokens - 1 are fed).
+  KvCache cache = model.fork_cache(std::move(prompt_cache), row_prompt, o.max_new_tokens);
   size_t longest_stop = 0;
   for (const auto& s : o.stop_strings) longest_stop = std::max(longest_stop, s.size());
 
@@ -365,8 +399,71 @@ std::vector<Generation> generate(TransformerImpl& model, const std::vector<Gener
   return out;
 }
 
+namespace {
+
+// log p(completion token | ...) at the positions `picked` [B, L, d] (final-norm hidden states whose logits
+// predict each completion token), zero past each completion's end.
+torch::Tensor picked_logprobs(TransformerImpl& model, const torch::Tensor& picked,
+                              const std::vector<std::vector<int64_t>>& completions) {
+  const int64_t B = picked.size(0), L = picked.size(1);
+  torch::Tensor target = torch::zeros({B, L}, torch::kLong), keep = torch::zeros({B, L}, torch::kFloat);
+  auto tgt_a = target.accessor<int64_t, 2>();
+  auto keep_a = keep.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (size_t j = 0; j < completions[b].size(); ++j) tgt_a[b][j] = completions[b][j], keep_a[b][j] = 1;
+  }
+  const torch::Device device = picked.device();
+  const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);  // [B, L, V]
+  const torch::Tensor chosen = logits.gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1);
+  return (chosen - torch::logsumexp(logits, -1)) * keep.to(device);
+}
+
+// completion_logprobs with each distinct prompt run once: its final hidden state predicts the first completion
+// token of each of its rows, and the rows' completions (all but their last token, fed at once) attend to its
+// cached keys/values through a forked cache.
+torch::Tensor shared_prompt_logprobs(TransformerImpl& model, const std::vector<const std::vector<int64_t>*>& unique,
+                                     const std::vector<int64_t>& row_prompt,
+                                     const std::vector<std::vector<int64_t>>& completions, int64_t L) {
+  const torch::Device device = model.embed_tokens->weight.device();
+  const int64_t U = static_cast<int64_t>(unique.size()), B = static_cast<int64_t>(row_prompt.size());
+  int64_t P = 0;
+  for (const auto* p : unique) P = std::max<int64_t>(P, static_cast<int64_t>(p->size()));
+  torch::Tensor ids = torch::zeros({U, P}, torch::kLong), valid = torch::zeros({U, P}, torch::kBool);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto valid_a = valid.accessor<bool, 2>();
+  for (int64_t u = 0; u < U; ++u) {
+    const int64_t n = static_cast<int64_t>(unique[u]->size());
+    for (int64_t t = 0; t < n; ++t) ids_a[u][P - n + t] = (*unique[u])[t], valid_a[u][P - n + t] = true;
+  }
+  const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+  KvCache prompt_cache = model.new_cache(U, P);
+  const torch::Tensor last =
+      model.forward_cached(ids.to(device), positions.to(device), valid.to(device), prompt_cache).select(1, P - 1);
+  torch::Tensor picked = last.index_select(0, torch::tensor(row_prompt, torch::kLong).to(device)).unsqueeze(1);
+  if (L > 1) {
+    torch::Tensor step = torch::zeros({B, L - 1}, torch::kLong), pos = torch::zeros({B, L - 1}, torch::kLong);
+    torch::Tensor fed = torch::zeros({B, L - 1}, torch::kBool);
+    auto step_a = step.accessor<int64_t, 2>();
+    auto pos_a = pos.accessor<int64_t, 2>();
+    auto fed_a = fed.accessor<bool, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = static_cast<int64_t>(unique[static_cast<size_t>(row_prompt[b])]->size());
+      for (int64_t j = 0; j < L - 1; ++j) {
+        pos_a[b][j] = n + j;
+        if (j + 1 < static_cast<int64_t>(completions[b].size())) step_a[b][j] = completions[b][j], fed_a[b][j] = true;
+      }
+    }
+    KvCache cache = model.fork_cache(std::move(prompt_cache), row_prompt, L - 1);
+    const torch::Tensor h = model.forward_cached(step.to(device), pos.to(device), fed.to(device), cache);
+    picked = torch::cat({picked, h}, 1);  // [B, L, d]
+  }
+  return picked_logprobs(model, picked, completions);
+}
+
+}  // namespace
+
 torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
-                                  const std::vector<std::vector<int64_t>>& completions) {
+                                  const std::vector<std::vector<int64_t>>& completions, bool share_prompts) {
   if (prompts.size() != completions.size())
     throw std::invalid_argument("completion_logprobs: prompts and completions differ in count");
   const int64_t B = static_cast<int64_t>(prompts.size());
@@ -379,14 +476,19 @@ torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std:
   }
   const torch::Device device = model.embed_tokens->weight.device();
   if (L == 0) return torch::zeros({B, 0}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  const bool checkpointing = model.activation_checkpointing && model.is_training() && torch::GradMode::is_enabled();
+  if (share_prompts && !checkpointing) {
+    std::vector<const std::vector<int64_t>*> all;
+    for (const auto& p : prompts) all.push_back(&p);
+    std::vector<int64_t> row_prompt;
+    const auto unique = distinct_prompts(all, true, row_prompt);
+    if (unique.size() < prompts.size()) return shared_prompt_logprobs(model, unique, row_prompt, completions, L);
+  }
   torch::Tensor ids = torch::zeros({B, T}, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
-  torch::Tensor source = torch::zeros({B, L}, torch::kLong), target = torch::zeros({B, L}, torch::kLong);
-  torch::Tensor keep = torch::zeros({B, L}, torch::kFloat);
+  torch::Tensor source = torch::zeros({B, L}, torch::kLong);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<int64_t, 2>();
   auto src_a = source.accessor<int64_t, 2>();
-  auto tgt_a = target.accessor<int64_t, 2>();
-  auto keep_a = keep.accessor<float, 2>();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t P = static_cast<int64_t>(prompts[b].size()), n = static_cast<int64_t>(completions[b].size());
     const int64_t first = T - P - n;  // left padding
@@ -395,16 +497,11 @@ torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std:
       ids_a[b][T - n + j] = completions[b][j];
       mask_a[b][T - n + j] = 1;
       src_a[b][j] = T - n + j - 1;  // the logits at the previous column predict token j
-      tgt_a[b][j] = completions[b][j];
-      keep_a[b][j] = 1;
     }
   }
   const torch::Tensor hidden = model.hidden_states(ids.to(device), mask.to(device));  // [B, T, d]
   const int64_t d = hidden.size(2);
-  const torch::Tensor picked = hidden.gather(1, source.to(device).unsqueeze(-1).expand({B, L, d}));
-  const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);  // [B, L, V]
-  const torch::Tensor chosen = logits.gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1);
-  return (chosen - torch::logsumexp(logits, -1)) * keep.to(device);
+  return picked_logprobs(model, hidden.gather(1, source.to(device).unsqueeze(-1).expand({B, L, d})), completions);
 }
 
 std::vector<double> score_continuations(TransformerImpl& model, const std::vector<int64_t>& prefix,
@@ -419,17 +516,17 @@ std::vector<double> score_continuations(TransformerImpl& model, const std::vecto
   if (C == 0 || L == 0) return scores;
   const torch::Device device = model.embed_tokens->weight.device();
   const auto lopt = torch::TensorOptions().dtype(torch::kLong);
-  KvCache cache = model.new_cache(1, P + L);
+  KvCache prompt_cache = model.new_cache(1, P);
   const torch::Tensor ids = torch::tensor(prefix, lopt).unsqueeze(0);
   const torch::Tensor hidden = model.forward_cached(ids.to(device), torch::arange(P, lopt).unsqueeze(0).to(device),
-                                                    torch::ones({1, P}, torch::kBool).to(device), cache);
+                                                    torch::ones({1, P}, torch::kBool).to(device), prompt_cache);
   const torch::Tensor first =
       torch::log_softmax(model.lm_logits(hidden.select(1, P - 1)).to(torch::kFloat), -1)[0].to(torch::kCPU);
   for (int64_t c = 0; c < C; ++c) {
     if (!continuations[c].empty()) scores[c] = first[continuations[c][0]].item<double>();
   }
   if (L == 1) return scores;
-  cache.keep_rows(torch::zeros({C}, lopt).to(device));  // C rows sharing the prefix
+  KvCache cache = model.fork_cache(std::move(prompt_cache), std::vector<int64_t>(static_cast<size_t>(C), 0), L - 1);
   torch::Tensor step = torch::zeros({C, L - 1}, lopt), pos = torch::zeros({C, L - 1}, lopt);
   torch::Tensor valid = torch::zeros({C, L - 1}, torch::kBool);
   for (int64_t c = 0; c < C; ++c) {

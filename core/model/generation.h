@@ -1,9 +1,11 @@
 // The generation engine (docs/design.md §3): batched KV-cached sampling for rollout workers, the model teacher and
 // evaluation, and the teacher-forced log-probabilities the RL loss needs, on the same modules.
 //
-// Prompts of different lengths are left-padded into one batch; the prefill fills a preallocated KV cache, then
-// each step feeds one token per live row. Rows that finish are dropped from the batch once half of them are
-// done (the cache rows are compacted), so long and short completions share a batch cheaply.
+// Prompts of different lengths are left-padded into one batch; the prefill fills a KV cache once per distinct
+// prompt (the G completions of a GRPO group share it: one prefill, and decoding attends to the prompt's keys and
+// values once per prompt rather than once per row), then each step feeds one token per live row. Rows that finish are
+// dropped from the batch once half of them are done (the cache rows are compacted), so long and short completions share
+// a batch cheaply.
 //
 // Sampling: temperature 0 is greedy (arg-max); otherwise logits / temperature, then top-k, then top-p (the
 // smallest set of most likely tokens whose probability reaches p), drawn with a per-sequence SplitMix64 stream
@@ -67,6 +69,10 @@ struct SamplingOptions {
   double top_p = 1.0;                     // 1 = off
   std::vector<int64_t> stop_tokens;       // e.g. <|im_end|>, <|endoftext|>
   std::vector<std::string> stop_strings;  // matched on the decoded completion
+  // Requests with the same prompt (a GRPO group) share one prefill and its cached keys/values; each row forks on
+  // its first sampled token. Off: every row prefills its own copy (the reference the shared path is tested
+  // against; the results agree up to floating-point effects of the batch shape).
+  bool share_prompts = true;
 };
 
 struct GenerationRequest {
@@ -91,7 +97,8 @@ struct Generation {
 using TokenText = std::function<std::string(int64_t)>;
 
 struct GenerationStats {
-  int64_t prefill_tokens = 0;  // real (unpadded) prompt tokens
+  int64_t prefill_tokens = 0;  // real (unpadded) prompt tokens computed (a shared prompt counts once)
+  int64_t shared_rows = 0;     // rows that reused another row's prompt prefill
   int64_t generated_tokens = 0;
   int64_t decode_steps = 0;
   int64_t compactions = 0;
@@ -107,10 +114,12 @@ std::vector<Generation> generate(TransformerImpl& model, const std::vector<Gener
                                  int64_t max_batch = 0, GenerationStats* stats = nullptr);
 
 // Teacher-forced log p(completion[i][j] | prompt[i], completion[i][<j]) as a [B, Lmax] float tensor (zeros past
-// each completion's end), differentiable when autograd is on. One forward over the left-padded
-// prompt+completion rows; logits are formed only at completion positions.
+// each completion's end), differentiable when autograd is on; logits are formed only at completion positions.
+// When rows repeat a prompt (and share_prompts), each distinct prompt is run once and its rows' completions
+// attend to its keys/values (gradients flow back into the one prompt pass); otherwise one forward over the
+// left-padded prompt+completion rows. Activation checkpointing in training takes the plain forward.
 torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
-                                  const std::vector<std::vector<int64_t>>& completions);
+                                  const std::vector<std::vector<int64_t>>& completions, bool share_prompts = true);
 
 // log p(continuation_c | prefix) for many continuations of one prefix (e.g. the C candidate answers after the
 // model's reasoning): the prefix is run once into a KV cache that is then shared by C rows, so scoring costs one

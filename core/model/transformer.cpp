@@ -1,10 +1,12 @@
 #include "core/model/transformer.h"
 
+#include <algorithm>
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <unordered_map>
+#include <vector>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -147,7 +149,7 @@ void ProjectionImpl::merge_lora() {
 }
 
 AttentionImpl::AttentionImpl(const TransformerConfig& c)
-    : heads(c.num_heads), kv_heads(c.num_kv_heads), head_dim(c.head_dim) {
+    : heads(c.num_heads), kv_heads(c.num_kv_heads), head_dim(c.head_dim), block(c.attention_block) {
   q_proj = register_module("q_proj", Projection(c.hidden_size, heads * head_dim, c.qkv_bias));
   k_proj = register_module("k_proj", Projection(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
   v_proj = register_module("v_proj", Projection(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
@@ -172,22 +174,58 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     slot->v.narrow(2, slot->start, T).copy_(v);
     const int64_t S = slot->start + T, r = heads / kv_heads;
     const torch::Tensor keys = slot->k.narrow(2, 0, S), values = slot->v.narrow(2, 0, S);
-    torch::Tensor scores =
-        q.reshape({B, kv_heads, r * T, head_dim}).matmul(keys.transpose(-2, -1)).to(compute) * inv_sqrt;
-    scores = scores.view({B, kv_heads, r, T, S}) + mask.to(compute).unsqueeze(2);
-    torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, r * T, S});
-    out = probs.matmul(values).view({B, heads, T, head_dim});
+    const torch::Tensor qg = q.reshape({B, kv_heads, r * T, head_dim});
+    if (slot->prefix_k.defined()) {
+      // Shared prompt: the rows of one prompt attend to its keys/values in one product ([U, Hkv, G*r*T, Pp]),
+      // so the prompt columns are read once per prompt, not once per row; then the row's own columns. One
+      // softmax over both parts, as over the concatenated columns.
+      const PrefixGroups& g = *slot->groups;
+      const int64_t U = g.prompts, G = g.group, Pp = slot->prefix_k.size(2), M = r * T;
+      auto to_groups = [&](const torch::Tensor& t) {  // [B, Hkv, M, X] -> [U, Hkv, G*M, X]
+        const torch::Tensor rows = g.identity ? t : t.index_select(0, g.gather);
+        return rows.reshape({U, G, kv_heads, M, t.size(3)}).transpose(1, 2).reshape({U, kv_heads, G * M, t.size(3)});
+      };
+      auto from_groups = [&](const torch::Tensor& t) {  // [U, Hkv, G*M, X] -> [B, Hkv, M, X]
+        const torch::Tensor slots =
+            t.reshape({U, kv_heads, G, M, t.size(3)}).transpose(1, 2).reshape({U * G, kv_heads, M, t.size(3)});
+        return g.identity ? slots : slots.index_select(0, g.scatter);
+      };
+      const torch::Tensor own = qg.matmul(keys.transpose(-2, -1));  // [B, Hkv, M, S]
+      const torch::Tensor shared = from_groups(to_groups(qg).matmul(slot->prefix_k.transpose(-2, -1)));  // .., Pp
+      torch::Tensor scores = torch::cat({shared, own}, -1).to(compute) * inv_sqrt;
+      scores = scores.view({B, kv_heads, r, T, Pp + S}) + mask.to(compute).unsqueeze(2);
+      const torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, M, Pp + S});
+      out = (probs.narrow(-1, Pp, S).matmul(values) +
+             from_groups(to_groups(probs.narrow(-1, 0, Pp)).matmul(slot->prefix_v)))
+                .view({B, heads, T, head_dim});
+    } else {
+      torch::Tensor scores = qg.matmul(keys.transpose(-2, -1)).to(compute) * inv_sqrt;
+      scores = scores.view({B, kv_heads, r, T, S}) + mask.to(compute).unsqueeze(2);
+      torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, r * T, S});
+      out = probs.matmul(values).view({B, heads, T, head_dim});
+    }
   } else {
+#if TORCH_VERSION_MAJOR >= 2
     if (kv_heads != heads) {  // grouped-query: kv head g serves query heads g*r .. g*r+r-1
       k = k.repeat_interleave(heads / kv_heads, 1);
       v = v.repeat_interleave(heads / kv_heads, 1);
     }
-#if TORCH_VERSION_MAJOR >= 2
     out = at::scaled_dot_product_attention(q, k, v, mask);
 #else
-    torch::Tensor scores = q.matmul(k.transpose(-2, -1)).to(compute) * inv_sqrt;
-    if (mask.defined()) scores = scores + mask.to(compute);
-    out = torch::softmax(scores, -1).to(x.scalar_type()).matmul(v);
+    // Query rows [s, s+n) against keys [0, s+n): with a (causal) mask the later keys are masked anyway, so the
+    // blocks above the diagonal are skipped. Without a mask every block sees every key.
+    const int64_t r = heads / kv_heads, step = mask.defined() && block > 0 && T > 2 * block ? block : T;
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < T; s += step) {
+      const int64_t n = std::min(step, T - s), S = mask.defined() ? s + n : T;
+      const torch::Tensor qb = q.narrow(2, s, n).reshape({B, kv_heads, r * n, head_dim});
+      torch::Tensor scores = qb.matmul(k.narrow(2, 0, S).transpose(-2, -1)).to(compute) * inv_sqrt;
+      scores = scores.view({B, kv_heads, r, n, S});
+      if (mask.defined()) scores = scores + mask.narrow(2, s, n).narrow(3, 0, S).to(compute).unsqueeze(2);
+      const torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, r * n, S});
+      parts.push_back(probs.matmul(v.narrow(2, 0, S)).view({B, heads, n, head_dim}));
+    }
+    out = parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
 #endif
   }
   return o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim}));
@@ -338,6 +376,25 @@ void KvCache::keep_rows(const torch::Tensor& rows) {
   for (auto& t : k) t = t.index_select(0, rows);
   for (auto& t : v) t = t.index_select(0, rows);
   key_valid = key_valid.index_select(0, rows);
+  if (!prefix.defined()) return;
+  const torch::Tensor host = rows.to(torch::kCPU).to(torch::kLong).contiguous();
+  const int64_t* r = host.data_ptr<int64_t>();
+  std::vector<int64_t> renumber(static_cast<size_t>(prefix.valid.size(0)), -1), used, row_prompt;
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    int64_t& u = renumber[static_cast<size_t>(prefix.row_prompt[static_cast<size_t>(r[i])])];
+    if (u < 0) u = static_cast<int64_t>(used.size()), used.push_back(prefix.row_prompt[static_cast<size_t>(r[i])]);
+    row_prompt.push_back(u);
+  }
+  prefix.row_prompt = std::move(row_prompt);
+  if (static_cast<int64_t>(used.size()) == prefix.valid.size(0)) {
+    bool same = true;
+    for (size_t u = 0; u < used.size(); ++u) same = same && used[u] == static_cast<int64_t>(u);
+    if (same) return;
+  }
+  const torch::Tensor keep = torch::tensor(used, torch::kLong).to(prefix.valid.device());
+  for (auto& t : prefix.k) t = t.index_select(0, keep);
+  for (auto& t : prefix.v) t = t.index_select(0, keep);
+  prefix.valid = prefix.valid.index_select(0, keep);
 }
 
 KvCache TransformerImpl::new_cache(int64_t batch, int64_t capacity) {
@@ -351,6 +408,50 @@ KvCache TransformerImpl::new_cache(int64_t batch, int64_t capacity) {
   return cache;
 }
 
+KvCache TransformerImpl::fork_cache(KvCache prompts, const std::vector<int64_t>& row_prompt, int64_t capacity) {
+  if (prompts.prefix.defined()) throw std::invalid_argument("fork_cache: the prompt cache has a shared prefix itself");
+  const int64_t U = prompts.batch();
+  for (int64_t u : row_prompt) {
+    if (u < 0 || u >= U) {
+      throw std::invalid_argument("fork_cache: row prompt " + std::to_string(u) + " outside the " + std::to_string(U) +
+                                  " cached prompts");
+    }
+  }
+  KvCache cache = new_cache(static_cast<int64_t>(row_prompt.size()), capacity);
+  for (size_t l = 0; l < prompts.k.size(); ++l) {
+    cache.prefix.k.push_back(prompts.k[l].narrow(2, 0, prompts.length));
+    cache.prefix.v.push_back(prompts.v[l].narrow(2, 0, prompts.length));
+  }
+  cache.prefix.valid = prompts.key_valid.narrow(1, 0, prompts.length);
+  cache.prefix.row_prompt = row_prompt;
+  return cache;
+}
+
+namespace {
+
+PrefixGroups prefix_groups(const std::vector<int64_t>& row_prompt, int64_t prompts, torch::Device device) {
+  PrefixGroups g;
+  g.prompts = prompts;
+  std::vector<int64_t> count(static_cast<size_t>(prompts), 0);
+  for (int64_t u : row_prompt) g.group = std::max(g.group, ++count[static_cast<size_t>(u)]);
+  const int64_t B = static_cast<int64_t>(row_prompt.size());
+  g.identity = prompts * g.group == B;
+  for (int64_t b = 0; b < B && g.identity; ++b) g.identity = row_prompt[static_cast<size_t>(b)] == b / g.group;
+  if (g.identity) return g;
+  std::vector<int64_t> gather(static_cast<size_t>(prompts * g.group), 0), scatter(static_cast<size_t>(B));
+  std::fill(count.begin(), count.end(), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t u = row_prompt[static_cast<size_t>(b)], slot = u * g.group + count[static_cast<size_t>(u)]++;
+    gather[static_cast<size_t>(slot)] = b;
+    scatter[static_cast<size_t>(b)] = slot;
+  }
+  g.gather = torch::tensor(gather, torch::kLong).to(device);
+  g.scatter = torch::tensor(scatter, torch::kLong).to(device);
+  return g;
+}
+
+}  // namespace
+
 torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, const torch::Tensor& positions,
                                               const torch::Tensor& valid, KvCache& cache) {
   const int64_t B = input_ids.size(0), T = input_ids.size(1), start = cache.length, S = start + T;
@@ -359,17 +460,30 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, co
                                 " tokens do not fit a cache of " + std::to_string(cache.batch()) + " x " +
                                 std::to_string(cache.capacity()));
   }
+  if (cache.prefix.defined() && static_cast<int64_t>(cache.prefix.row_prompt.size()) != B)
+    throw std::invalid_argument("forward_cached: the shared prefix maps " +
+                                std::to_string(cache.prefix.row_prompt.size()) + " rows, the batch has " +
+                                std::to_string(B));
   const auto iopt = torch::TensorOptions().device(input_ids.device()).dtype(torch::kLong);
   cache.key_valid.narrow(1, start, T).copy_(valid);
   const torch::Tensor cols = torch::arange(S, iopt).unsqueeze(0), rows = (torch::arange(T, iopt) + start).unsqueeze(1);
   torch::Tensor allowed = (cols <= rows).unsqueeze(0) & cache.key_valid.narrow(1, 0, S).unsqueeze(1);  // [B, T, S]
   allowed = allowed | (cols == rows).unsqueeze(0);  // a padding query sees itself: no empty row
+  PrefixGroups groups;
+  if (cache.prefix.defined()) {  // the row's prompt columns come first
+    const torch::Tensor row_prompt = torch::tensor(cache.prefix.row_prompt, torch::kLong).to(input_ids.device());
+    const torch::Tensor shared = cache.prefix.valid.index_select(0, row_prompt).unsqueeze(1).expand({B, T, -1});
+    allowed = torch::cat({shared, allowed}, -1);
+    groups = prefix_groups(cache.prefix.row_prompt, cache.prefix.valid.size(0), input_ids.device());
+  }
   torch::Tensor x = embed_tokens(input_ids);
   const torch::Tensor mask =
-      torch::zeros({B, 1, T, S}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
+      torch::zeros({B, 1, T, allowed.size(2)}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
   for (size_t l = 0; l < layers.size(); ++l) {
     KvSlot slot{cache.k[l], cache.v[l], start};
+    if (cache.prefix.defined())
+      slot.prefix_k = cache.prefix.k[l], slot.prefix_v = cache.prefix.v[l], slot.groups = &groups;
     x = layers[l]->forward(x, cos, sin, mask, &slot);
   }
   cache.length = S;

@@ -25,7 +25,8 @@ for stage in prepare annotate sft; do
   "$bin" "$stage" "${args[@]}" > "$work/$stage.log" 2>&1 || { cat "$work/$stage.log"; fail "$stage"; }
 done
 rl=(distributed.colocated=false distributed.learner_ranks=1 distributed.rollout_ranks=1 distributed.timeout_s=8
-    rl.steps=400 rl.prompts_per_step=2 rl.group_size=4 rl.micro_batch_size=4 rl.max_new_tokens=24 run.force=true)
+    rl.steps=400 rl.prompts_per_step=2 rl.group_size=4 rl.micro_batch_size=4 rl.max_new_tokens=24 rl.eval_every=0
+    run.force=true)  # no validation passes: the ranks would spend most of the window in them, not in the RL phases
 
 # case MODE VICTIM_RANK ROLE PHASE_PATTERN
 run_case() {

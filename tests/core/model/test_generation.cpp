@@ -1,6 +1,6 @@
 // The generation engine: KV-cached logits against full forwards on a ragged batch, generation log-probs against
 // teacher-forced ones, greedy against arg-max of full forwards, seeding, stops, candidate-constrained answers,
-// batch compaction and chunking.
+// batch compaction and chunking, prompt-shared prefill (decoding and teacher forcing) against unshared.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -360,6 +360,102 @@ TEST(Generation, TeacherForcedLogprobsAreDifferentiable) {
   lp.sum().backward();
   EXPECT_TRUE(m->embed_tokens->weight.grad().defined());
   EXPECT_GT(m->embed_tokens->weight.grad().abs().sum().item<double>(), 0);
+}
+
+// GRPO-shaped batches: every prompt six times (grouped, then scattered), two thirds of the rows ending at once on
+// a one-token answer (the batch compacts; a prompt all of whose rows stopped drops out of the shared prefix). Sharing
+// the prompt prefill must give the same completions and log-probs as prefilling every row, for greedy and sampled
+// decoding.
+TEST(Generation, SharedPromptsGiveTheSameCompletionsAndLogprobs) {
+  for (bool qwen : {true, false}) {
+    SCOPED_TRACE(qwen ? "qwen2" : "llama");
+    Transformer m = make_model(tiny(qwen), 97);
+    std::vector<GenerationRequest> reqs;
+    for (int round = 0; round < 2; ++round) {
+      for (size_t p = 0; p < kPrompts.size(); ++p) {
+        for (int g = 0; g < 3; ++g) {
+          const size_t i = round == 0 ? p : (p + static_cast<size_t>(g)) % kPrompts.size();  // grouped, scattered
+          reqs.push_back({kPrompts[i], static_cast<uint64_t>(100 + reqs.size()), nullptr});
+        }
+      }
+    }
+    auto trie = std::make_shared<TokenTrie>();
+    trie->insert({5});
+    const auto answer = std::make_shared<AnswerConstraint>(AnswerConstraint{"", trie});
+    for (size_t r = 0; r < reqs.size(); ++r) {
+      if (r % 3 != 2) reqs[r].constraint = answer;  // two of each three rows stop at once: the batch compacts
+    }
+    for (uint64_t seed : {7, 8}) reqs.push_back({{2, 4, 6}, seed, answer});  // a prompt whose rows all stop
+    for (double temperature : {0.0, 1.0}) {
+      SamplingOptions o;
+      o.max_new_tokens = 9;
+      o.temperature = temperature;
+      o.top_p = temperature > 0 ? 0.95 : 1.0;
+      GenerationStats shared_stats, plain_stats;
+      const auto shared = generate(*m, reqs, o, {}, 0, &shared_stats);
+      o.share_prompts = false;
+      const auto plain = generate(*m, reqs, o, {}, 0, &plain_stats);
+      EXPECT_EQ(shared_stats.shared_rows, static_cast<int64_t>(reqs.size() - kPrompts.size() - 1));
+      EXPECT_EQ(plain_stats.shared_rows, 0);
+      EXPECT_EQ(shared_stats.prefill_tokens, 5 + 2 + 7 + 1 + 3);
+      EXPECT_EQ(plain_stats.prefill_tokens, 6 * (5 + 2 + 7 + 1) + 2 * 3);
+      double worst = 0;
+      for (size_t r = 0; r < reqs.size(); ++r) {
+        EXPECT_EQ(shared[r].tokens, plain[r].tokens) << "row " << r;
+        ASSERT_EQ(shared[r].logprobs.size(), plain[r].logprobs.size());
+        for (size_t j = 0; j < plain[r].logprobs.size(); ++j)
+          worst = std::max(worst, static_cast<double>(std::abs(shared[r].logprobs[j] - plain[r].logprobs[j])));
+      }
+      EXPECT_LT(worst, 1e-5);
+      std::printf(
+          "max |shared-prompt - unshared| generation log-prob = %.3g (%s, temperature %.0f, %lld compactions)\n", worst,
+          qwen ? "qwen2" : "llama", temperature, static_cast<long long>(shared_stats.compactions));
+      EXPECT_GE(shared_stats.compactions, 1);
+      // And against the teacher-forced log-probs of the tokens drawn.
+      std::vector<std::vector<int64_t>> prompts, completions;
+      for (size_t r = 0; r < reqs.size(); ++r)
+        prompts.push_back(reqs[r].prompt), completions.push_back(shared[r].tokens);
+      torch::NoGradGuard ng;
+      const torch::Tensor teacher = completion_logprobs(*m, prompts, completions, /*share_prompts=*/false);
+      for (size_t r = 0; r < reqs.size(); ++r) {
+        for (size_t j = 0; j < completions[r].size(); ++j)
+          EXPECT_NEAR(shared[r].logprobs[j], teacher[static_cast<int64_t>(r)][static_cast<int64_t>(j)].item<double>(),
+                      1e-5);
+      }
+    }
+  }
+}
+
+// The learner's passes: rows that repeat a prompt run it once; values and gradients equal the plain forward over
+// every prompt+completion row (float64, so the comparison is tight), completions of lengths 0 to 5.
+TEST(Generation, SharedPromptTeacherForcedLogprobsAndGradientsEqualUnshared) {
+  Transformer m = make_model(tiny(true), 101);
+  m->to(torch::kDouble);
+  const std::vector<std::vector<int64_t>> prompts = {kPrompts[0], kPrompts[0], kPrompts[2], kPrompts[0],
+                                                     kPrompts[2], kPrompts[3], kPrompts[2]};
+  const std::vector<std::vector<int64_t>> completions = {{5, 6, 7}, {8}, {1, 2, 3, 4, 5}, {}, {9, 9}, {4, 3}, {0}};
+  auto run = [&](bool share) {
+    m->zero_grad();
+    const torch::Tensor lp = completion_logprobs(*m, prompts, completions, share);
+    (lp * torch::arange(1, lp.size(1) + 1, lp.options())).sum().backward();  // weights tell positions apart
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : m->parameters()) grads.push_back(p.grad().clone());
+    return std::make_pair(lp.detach(), grads);
+  };
+  const auto [shared_lp, shared_grads] = run(true);
+  const auto [plain_lp, plain_grads] = run(false);
+  ASSERT_EQ(shared_lp.sizes(), plain_lp.sizes());
+  const double value_diff = (shared_lp - plain_lp).abs().max().item<double>();
+  double grad_diff = 0, grad_scale = 0;
+  for (size_t i = 0; i < plain_grads.size(); ++i) {
+    grad_diff = std::max(grad_diff, (shared_grads[i] - plain_grads[i]).abs().max().item<double>());
+    grad_scale = std::max(grad_scale, plain_grads[i].abs().max().item<double>());
+  }
+  EXPECT_LT(value_diff, 1e-10);
+  EXPECT_LT(grad_diff, 1e-10 * std::max(1.0, grad_scale));
+  EXPECT_EQ(shared_lp[3].abs().sum().item<double>(), 0.0);  // the empty completion
+  std::printf("shared-prompt teacher forcing: max |log-prob diff| %.3g, max |grad diff| %.3g (grads up to %.3g)\n",
+              value_diff, grad_diff, grad_scale);
 }
 
 }  // namespace
