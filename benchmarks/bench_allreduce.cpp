@@ -14,6 +14,9 @@
 //    4 MB   0.45-3.8     0.36-0.41   0.24-0.77    0.07-0.95    0.58-1.15  (bimodal: peer descheduled or not)
 //   16 MB   0.13-0.80    0.13-0.23   0.17-0.57    0.47-1.29    1.04-1.30
 //   64 MB   0.10-0.32    0.11-0.16   0.13-0.28    0.77-1.33    0.77-1.20
+// Since 2026-12-02 the program (like r2rec) starts with set_mpi_defaults (distributed/mpi_defaults.h): libnbc's
+// Rabenseifner all-reduce. Same day, 2-core Xeon VM, np 2, medians of 5, ours/raw at 1/4/16/64 MB: libnbc's
+// automatic choice 0.74/0.61/0.61/0.68, ring 1.04/1.05/1.15/1.01, Rabenseifner 0.96/0.99/1.02/0.99.
 // Reading: ours tracks the bare MPI_Iallreduce + MPI_Wait (ours/nb ≈ 1), so the Work/polling layer costs
 // next to nothing; the gap to the blocking MPI_Allreduce at 1 MB is Open MPI's coll/libnbc schedule
 // against coll/tuned. Yielding between polls instead of spinning cost 5-10× at 4 MB under load.
@@ -27,6 +30,7 @@
 #define R2REC_BENCH_MPI 1
 #include "benchmarks/bench_util.h"
 #include "distributed/mpi_communicator.h"
+#include "distributed/mpi_defaults.h"
 
 namespace {
 
@@ -37,6 +41,7 @@ using r2rec::bench::slowest;
 
 int main(int argc, char** argv) {
   int provided = 0;
+  r2rec::set_mpi_defaults();  // what r2rec runs with (distributed/mpi_defaults.h)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int rank = 0, n = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "distributed/gradient_sync.h"
+#include "distributed/mpi_defaults.h"
 #define R2REC_BENCH_MPI 1
 #include "benchmarks/bench_util.h"
 #include "distributed/mpi_communicator.h"
@@ -155,6 +156,7 @@ void overlap(r2rec::Communicator& comm, int reps) {
 
 int main(int argc, char** argv) {
   int provided = 0;
+  r2rec::set_mpi_defaults();  // what r2rec runs with (distributed/mpi_defaults.h)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   torch::set_num_threads(1);
   const int reps = argc > 1 ? std::max(5, std::atoi(argv[1])) : 7;

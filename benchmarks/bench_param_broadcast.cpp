@@ -23,6 +23,7 @@
 #include "benchmarks/bench_util.h"
 #include "core/model/transformer.h"
 #include "distributed/mpi_communicator.h"
+#include "distributed/mpi_defaults.h"
 #include "distributed/param_broadcast.h"
 
 namespace {
@@ -53,6 +54,7 @@ r2rec::TransformerConfig shape(const std::string& name) {
 
 int main(int argc, char** argv) {
   int provided = 0;
+  r2rec::set_mpi_defaults();  // what r2rec runs with (distributed/mpi_defaults.h)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int rank = 0, n = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

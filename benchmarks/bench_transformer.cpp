@@ -33,18 +33,26 @@ int main(int argc, char** argv) {
   threads = torch::get_num_threads();
   TransformerConfig c;  // the defaults mirror configs/defaults.yaml's model section
   c.qkv_bias = true;
+  TransformerConfig one_block = c;
+  one_block.attention_block = 0;  // the same model attending over the whole sequence at once
   torch::manual_seed(0);
   Transformer model(c);
+  torch::manual_seed(0);
+  Transformer whole(one_block);
   const torch::Tensor ids = torch::randint(c.vocab_size, {B, T});
-  std::vector<double> ours;
-  for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
-    const auto t0 = std::chrono::steady_clock::now();
-    torch::Tensor logits = model->forward(ids);
-    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.view({-1, c.vocab_size}), ids.view({-1}));
-    loss.backward();
-    for (auto& p : model->parameters()) p.mutable_grad().reset();
-    if (r > 0) ours.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
+  auto time_steps = [&](Transformer& m) {
+    std::vector<double> t;
+    for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
+      const auto t0 = std::chrono::steady_clock::now();
+      torch::Tensor logits = m->forward(ids);
+      torch::Tensor loss = torch::nn::functional::cross_entropy(logits.view({-1, c.vocab_size}), ids.view({-1}));
+      loss.backward();
+      for (auto& p : m->parameters()) p.mutable_grad().reset();
+      if (r > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return t;
+  };
+  const std::vector<double> ours = time_steps(model), unblocked = time_steps(whole);
   const double mine = bench::median(ours);
 
   const std::string cmd = bench::python_command(threads) + R2REC_SOURCE_DIR +
@@ -62,6 +70,9 @@ int main(int argc, char** argv) {
   const double tokens = static_cast<double>(B) * T;
   std::printf("forward+backward, batch %d x %d tokens, %d threads, median of %d\n", B, T, threads, reps);
   std::printf("  r2rec (C++/libtorch):  %.1f ms  %.0f tokens/s\n", mine * 1e3, tokens / mine);
+  std::printf("  r2rec, one attention block: %.1f ms  %.0f tokens/s (causal blocks of %lld: %.3fx)\n",
+              bench::median(unblocked) * 1e3, tokens / bench::median(unblocked),
+              static_cast<long long>(c.attention_block), bench::median(unblocked) / mine);
   if (theirs > 0) {
     std::printf("  PyTorch-Python:        %.1f ms  %.0f tokens/s\n", theirs * 1e3, tokens / theirs);
     std::printf("  ratio r2rec / python (tokens/s): %.3f\n", theirs / mine);

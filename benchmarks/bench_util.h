@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,10 @@ namespace r2rec::bench {
 // pool sized the same (OPENBLAS_NUM_THREADS; left alone an idle BLAS thread busy-waits next to the working one,
 // which on the 2-vCPU VM halved KV-cache decode speed on both sides) and the same glibc malloc thresholds as
 // tune_allocator (MALLOC_*_ environment variables).
+// R2REC_BENCH_PYTHON (e.g. "/usr/bin/python3 ", for OpenBLAS's default pool of one thread per core) replaces
+// the prefix, to see what the baseline does with more cores than ours.
 inline std::string python_command(int threads) {
+  if (const char* own = std::getenv("R2REC_BENCH_PYTHON")) return std::string(own) + " ";
   return "OPENBLAS_NUM_THREADS=" + std::to_string(std::max(1, threads)) +
          " MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864"
          " /usr/bin/python3 ";

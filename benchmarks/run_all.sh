@@ -83,8 +83,10 @@ def add(r, goal):
     r["machine"], r["commit"] = machine, commit
     results.append(r)
 goals = {"sft_tokens_per_s": 1.5, "fwd_bwd_tokens_per_s": None, "decode_tokens_per_s": 2.0,
-         "generate_tokens_per_s": None, "allreduce_bus_bw": 0.9, "chains_per_s": 2e6, "shard_read_headroom": None}
+         "generate_tokens_per_s": None, "learner_shared_prompt_speedup": None, "allreduce_bus_bw": 0.9,
+         "chains_per_s": 2e6, "shard_read_headroom": None}
 for name in ["sft_tokens_per_s", "fwd_bwd_tokens_per_s", "decode_tokens_per_s", "generate_tokens_per_s",
+             "learner_shared_prompt_speedup",
              "allreduce_bus_bw", "chains_per_s", "shard_read_headroom"]:
     if name in found:
         add(found[name], goals[name])

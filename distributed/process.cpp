@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "distributed/mpi_check.h"
+#include "distributed/mpi_defaults.h"
 
 namespace r2rec {
 namespace {
@@ -56,6 +57,7 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
+    set_mpi_defaults();
     R2REC_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
     info_.mpi_thread_level = provided;
     finalize_ = true;

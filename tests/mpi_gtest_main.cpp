@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "distributed/mpi_defaults.h"
+
 int main(int argc, char** argv) {
   int provided = 0;
+  r2rec::set_mpi_defaults();  // as r2rec's MpiSession
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   ::testing::InitGoogleTest(&argc, argv);
