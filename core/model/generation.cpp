@@ -215,6 +215,34 @@ std::vector<const std::vector<int64_t>*> distinct_prompts(const std::vector<cons
   return unique;
 }
 
+// The prefill of U distinct prompts, left-padded into one batch: their KV cache (U rows of P columns) and the
+// final-norm hidden state of each one's last token [U, d], the state that predicts what follows it.
+struct PromptPrefill {
+  KvCache cache;
+  torch::Tensor last;
+  int64_t tokens = 0;  // real prompt tokens computed
+};
+
+PromptPrefill prefill_prompts(TransformerImpl& model, const std::vector<const std::vector<int64_t>*>& unique) {
+  const int64_t U = static_cast<int64_t>(unique.size());
+  int64_t P = 0;
+  for (const auto* p : unique) P = std::max<int64_t>(P, static_cast<int64_t>(p->size()));
+  torch::Tensor ids = torch::zeros({U, P}, torch::kLong), valid = torch::zeros({U, P}, torch::kBool);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto valid_a = valid.accessor<bool, 2>();
+  PromptPrefill out;
+  for (int64_t u = 0; u < U; ++u) {
+    const int64_t n = static_cast<int64_t>(unique[u]->size());
+    for (int64_t t = 0; t < n; ++t) ids_a[u][P - n + t] = (*unique[u])[t], valid_a[u][P - n + t] = true;
+    out.tokens += n;
+  }
+  const torch::Device device = model.embed_tokens->weight.device();
+  const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+  out.cache = model.new_cache(U, P);
+  out.last = model.forward_cached(ids.to(device), positions.to(device), valid.to(device), out.cache).select(1, P - 1);
+  return out;
+}
+
 void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>& requests, size_t begin, size_t end,
                     const SamplingOptions& o, const TokenText& token_text, std::vector<Generation>& out,
                     GenerationStats& stats) {
@@ -235,19 +263,6 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
   std::vector<int64_t> row_prompt;
   const std::vector<const std::vector<int64_t>*> unique = distinct_prompts(prompts, o.share_prompts, row_prompt);
   const int64_t U = static_cast<int64_t>(unique.size());
-  int64_t P = 0;
-  for (const auto* p : unique) P = std::max<int64_t>(P, static_cast<int64_t>(p->size()));
-  torch::Tensor ids = torch::zeros({U, P}, torch::kLong), valid = torch::zeros({U, P}, torch::kBool);
-  auto ids_a = ids.accessor<int64_t, 2>();
-  auto valid_a = valid.accessor<bool, 2>();
-  for (int64_t u = 0; u < U; ++u) {
-    const int64_t n = static_cast<int64_t>(unique[u]->size());
-    for (int64_t t = 0; t < n; ++t) {
-      ids_a[u][P - n + t] = (*unique[u])[t];
-      valid_a[u][P - n + t] = true;
-    }
-    stats.prefill_tokens += n;
-  }
   stats.shared_rows += B - U;
   std::vector<Row> rows;
   for (int64_t b = 0; b < B; ++b) {
@@ -269,13 +284,13 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
   const torch::Device device = model.embed_tokens->weight.device();
-  const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
-  KvCache prompt_cache = model.new_cache(U, P);
-  torch::Tensor hidden = model.forward_cached(ids.to(device), positions.to(device), valid.to(device), prompt_cache);
-  torch::Tensor logits = model.lm_logits(hidden.select(1, P - 1));                                  // [U, V]
+  PromptPrefill prefill = prefill_prompts(model, unique);
+  stats.prefill_tokens += prefill.tokens;
+  torch::Tensor logits = model.lm_logits(prefill.last);                                             // [U, V]
   if (U != B) logits = logits.index_select(0, torch::tensor(row_prompt, torch::kLong).to(device));  // [B, V]
   // Each row forks from its prompt here: its own columns hold what it samples (at most max_new_tokens - 1 are fed).
-  KvCache cache = model.fork_cache(std::move(prompt_cache), row_prompt, o.max_new_tokens);
+  KvCache cache = model.fork_cache(std::move(prefill.cache), row_prompt, o.max_new_tokens);
+  torch::Tensor hidden;
   size_t longest_stop = 0;
   for (const auto& s : o.stop_strings) longest_stop = std::max(longest_stop, s.size());
 
@@ -425,21 +440,9 @@ torch::Tensor shared_prompt_logprobs(TransformerImpl& model, const std::vector<c
                                      const std::vector<int64_t>& row_prompt,
                                      const std::vector<std::vector<int64_t>>& completions, int64_t L) {
   const torch::Device device = model.embed_tokens->weight.device();
-  const int64_t U = static_cast<int64_t>(unique.size()), B = static_cast<int64_t>(row_prompt.size());
-  int64_t P = 0;
-  for (const auto* p : unique) P = std::max<int64_t>(P, static_cast<int64_t>(p->size()));
-  torch::Tensor ids = torch::zeros({U, P}, torch::kLong), valid = torch::zeros({U, P}, torch::kBool);
-  auto ids_a = ids.accessor<int64_t, 2>();
-  auto valid_a = valid.accessor<bool, 2>();
-  for (int64_t u = 0; u < U; ++u) {
-    const int64_t n = static_cast<int64_t>(unique[u]->size());
-    for (int64_t t = 0; t < n; ++t) ids_a[u][P - n + t] = (*unique[u])[t], valid_a[u][P - n + t] = true;
-  }
-  const torch::Tensor positions = (valid.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
-  KvCache prompt_cache = model.new_cache(U, P);
-  const torch::Tensor last =
-      model.forward_cached(ids.to(device), positions.to(device), valid.to(device), prompt_cache).select(1, P - 1);
-  torch::Tensor picked = last.index_select(0, torch::tensor(row_prompt, torch::kLong).to(device)).unsqueeze(1);
+  const int64_t B = static_cast<int64_t>(row_prompt.size());
+  PromptPrefill prefill = prefill_prompts(model, unique);
+  torch::Tensor picked = prefill.last.index_select(0, torch::tensor(row_prompt, torch::kLong).to(device)).unsqueeze(1);
   if (L > 1) {
     torch::Tensor step = torch::zeros({B, L - 1}, torch::kLong), pos = torch::zeros({B, L - 1}, torch::kLong);
     torch::Tensor fed = torch::zeros({B, L - 1}, torch::kBool);
@@ -453,7 +456,7 @@ torch::Tensor shared_prompt_logprobs(TransformerImpl& model, const std::vector<c
         if (j + 1 < static_cast<int64_t>(completions[b].size())) step_a[b][j] = completions[b][j], fed_a[b][j] = true;
       }
     }
-    KvCache cache = model.fork_cache(std::move(prompt_cache), row_prompt, L - 1);
+    KvCache cache = model.fork_cache(std::move(prefill.cache), row_prompt, L - 1);
     const torch::Tensor h = model.forward_cached(step.to(device), pos.to(device), fed.to(device), cache);
     picked = torch::cat({picked, h}, 1);  // [B, L, d]
   }
