@@ -2,8 +2,8 @@
 # Faults in split GRPO, through the binary: `mpirun -np 2 r2rec rl` with 1 learner (rank 0) + 1 rollout rank
 # (rank 1) on a tiny ML-100K slice. Each case waits until the victim's heartbeat (<run>/heartbeats/rank-N.hb:
 # "r2rec-hb1 <time> <pid> <host>" then the phase) shows it in an RL phase, then
-#   kill: SIGKILLs the rollout rank while it rolls out or sends;
-#   stop: SIGSTOPs the learner (it stays alive, silent) while it learns or waits;
+#   kill: SIGKILLs the rollout rank while it rolls out, sends or waits for weights;
+#   stop: SIGSTOPs the learner (it stays alive, silent) while it learns or waits (trajectories, weight sync);
 # and asserts that the job ends non-zero within distributed.timeout_s (8 s) + 30 s of slack, and that its
 # output names the rank, its role and an RL phase. Every mpirun runs under `timeout -k 5 120`, so a failed
 # watchdog fails this test instead of hanging it.
@@ -25,7 +25,7 @@ for stage in prepare annotate sft; do
   "$bin" "$stage" "${args[@]}" > "$work/$stage.log" 2>&1 || { cat "$work/$stage.log"; fail "$stage"; }
 done
 rl=(distributed.colocated=false distributed.learner_ranks=1 distributed.rollout_ranks=1 distributed.timeout_s=8
-    rl.steps=400 rl.prompts_per_step=2 rl.group_size=4 rl.micro_batch_size=4 rl.max_new_tokens=24 rl.eval_every=0
+    rl.steps=100000 rl.prompts_per_step=2 rl.group_size=4 rl.micro_batch_size=4 rl.max_new_tokens=24 rl.eval_every=0
     run.force=true)  # no validation passes: the ranks would spend most of the window in them, not in the RL phases
 
 # case MODE VICTIM_RANK ROLE PHASE_PATTERN
@@ -60,6 +60,6 @@ run_case() {
   grep -Eq "phase '?rl " <<< "$all" || fail "$mode: the output does not name an RL phase"
 }
 
-run_case kill 1 rollout "^rl (rollout|send)"
-run_case stop 0 learner "^rl (learn|receive)"
+run_case kill 1 rollout "^rl (rollout|send|weight sync)"
+run_case stop 0 learner "^rl (learn|receive|weight sync)"
 echo "PASS"
