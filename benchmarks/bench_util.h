@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/runtime.h"
+
 #ifdef R2REC_BENCH_MPI
 #include <mpi.h>
 #endif
@@ -24,8 +26,9 @@ namespace r2rec::bench {
 inline std::string python_command(int threads) {
   if (const char* own = std::getenv("R2REC_BENCH_PYTHON")) return std::string(own) + " ";
   return "OPENBLAS_NUM_THREADS=" + std::to_string(std::max(1, threads)) +
-         " MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864"
-         " /usr/bin/python3 ";
+         " MALLOC_MMAP_THRESHOLD_=" + std::to_string(kMallocMmapThreshold) +
+         " MALLOC_TRIM_THRESHOLD_=" + std::to_string(kMallocTrimThreshold) +
+         " MALLOC_TOP_PAD_=" + std::to_string(kMallocTopPad) + " /usr/bin/python3 ";
 }
 
 // Median of timings (the upper middle for an even count), the figure every benchmark reports.

@@ -44,9 +44,8 @@ void set_intra_op_threads(int n) {
 bool tune_allocator() {
 #if defined(__GLIBC__)
   // M_MMAP_THRESHOLD's largest accepted value on 64-bit glibc is 32 MB (HEAP_MAX_SIZE / 2).
-  const bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
-                  mallopt(M_TOP_PAD, 64 << 20) == 1;
-  return ok;
+  return mallopt(M_MMAP_THRESHOLD, kMallocMmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, kMallocTrimThreshold) == 1 &&
+         mallopt(M_TOP_PAD, kMallocTopPad) == 1;
 #else
   return false;
 #endif

@@ -40,6 +40,8 @@ void set_intra_op_threads(int n);
 // every step stops paying a page fault per 4 KB each time (measured on KV-cache decode and the SFT loop, see
 // docs/benchmarks.md). Returns false where mallopt refused (another allocator, or a non-glibc libc).
 bool tune_allocator();
+// tune_allocator's settings (bytes), also handed to the benchmarks' Python baselines.
+inline constexpr int kMallocMmapThreshold = 32 << 20, kMallocTrimThreshold = 1 << 30, kMallocTopPad = 64 << 20;
 
 RuntimeInfo runtime_info();
 

@@ -512,39 +512,16 @@ std::vector<double> score_continuations(TransformerImpl& model, const std::vecto
   if (prefix.empty()) throw std::invalid_argument("score_continuations: empty prefix");
   EvalMode eval(model);
   torch::NoGradGuard no_grad;
-  const int64_t P = static_cast<int64_t>(prefix.size()), C = static_cast<int64_t>(continuations.size());
+  const size_t C = continuations.size();
   int64_t L = 0;
   for (const auto& c : continuations) L = std::max<int64_t>(L, static_cast<int64_t>(c.size()));
-  std::vector<double> scores(static_cast<size_t>(C), 0.0);
+  std::vector<double> scores(C, 0.0);
   if (C == 0 || L == 0) return scores;
-  const torch::Device device = model.embed_tokens->weight.device();
-  const auto lopt = torch::TensorOptions().dtype(torch::kLong);
-  KvCache prompt_cache = model.new_cache(1, P);
-  const torch::Tensor ids = torch::tensor(prefix, lopt).unsqueeze(0);
-  const torch::Tensor hidden = model.forward_cached(ids.to(device), torch::arange(P, lopt).unsqueeze(0).to(device),
-                                                    torch::ones({1, P}, torch::kBool).to(device), prompt_cache);
-  const torch::Tensor first =
-      torch::log_softmax(model.lm_logits(hidden.select(1, P - 1)).to(torch::kFloat), -1)[0].to(torch::kCPU);
-  for (int64_t c = 0; c < C; ++c) {
-    if (!continuations[c].empty()) scores[c] = first[continuations[c][0]].item<double>();
-  }
-  if (L == 1) return scores;
-  KvCache cache = model.fork_cache(std::move(prompt_cache), std::vector<int64_t>(static_cast<size_t>(C), 0), L - 1);
-  torch::Tensor step = torch::zeros({C, L - 1}, lopt), pos = torch::zeros({C, L - 1}, lopt);
-  torch::Tensor valid = torch::zeros({C, L - 1}, torch::kBool);
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t j = 0; j + 1 < static_cast<int64_t>(continuations[c].size()); ++j) {
-      step[c][j] = continuations[c][j];
-      valid[c][j] = true;
-    }
-    for (int64_t j = 0; j < L - 1; ++j) pos[c][j] = P + j;
-  }
-  const torch::Tensor h = model.forward_cached(step.to(device), pos.to(device), valid.to(device), cache);
-  const torch::Tensor lp = torch::log_softmax(model.lm_logits(h).to(torch::kFloat), -1).to(torch::kCPU);  // [C, L-1, V]
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t j = 1; j < static_cast<int64_t>(continuations[c].size()); ++j)
-      scores[c] += lp[c][j - 1][continuations[c][j]].item<double>();
-  }
+  // One prefix shared by all C rows: completion_logprobs' shared-prompt pass with a single prompt.
+  const torch::Tensor lp =
+      shared_prompt_logprobs(model, {&prefix}, std::vector<int64_t>(C, 0), continuations, L).to(torch::kDouble);
+  const torch::Tensor sums = lp.sum(1).to(torch::kCPU).contiguous();
+  for (size_t c = 0; c < C; ++c) scores[c] = sums.data_ptr<double>()[c];
   return scores;
 }
 

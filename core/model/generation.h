@@ -122,8 +122,9 @@ torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std:
                                   const std::vector<std::vector<int64_t>>& completions, bool share_prompts = true);
 
 // log p(continuation_c | prefix) for many continuations of one prefix (e.g. the C candidate answers after the
-// model's reasoning): the prefix is run once into a KV cache that is then shared by C rows, so scoring costs one
-// prefill plus C x (continuation length) tokens. Empty continuations score 0. No autograd.
+// model's reasoning): the prefix is run once into a KV cache that is then shared by C rows (completion_logprobs'
+// shared-prompt pass), so scoring costs one prefill plus C x (continuation length) tokens. Empty continuations
+// score 0. Eval mode, no autograd.
 std::vector<double> score_continuations(TransformerImpl& model, const std::vector<int64_t>& prefix,
                                         const std::vector<std::vector<int64_t>>& continuations);
 
