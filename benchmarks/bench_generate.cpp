@@ -9,7 +9,8 @@
 // sampling/stop bookkeeping on the CPU, a live-row mask).
 // Default shape = configs/defaults.yaml's model (d 256, 4 layers, 4 heads / 2 kv heads, SwiGLU 688, vocab
 // 4096, tied, QKV bias); batch 8 x 64-token prompts, 64 new tokens, group 1.
-// usage: bench_generate [--reps N] [--batch B] [--group G] [--prompt P] [--new N] [--threads T]
+// usage: bench_generate [--reps N] [--batch B] [--group G] [--prompt P] [--new N] [--threads T] [--engine-only 1]
+// --engine-only 1 runs the engine's greedy generation alone (no baseline, no other modes): for perf record.
 // Measured 2026-12-02, 2-vCPU Xeon VM, 1 thread (OpenBLAS pool 1 on both sides), medians of 5, 8 prompts x 8
 // completions x 384 + 64: decode 4728 tokens/s shared, 3097 unshared, Python 3262 (ratio 1.45); prefill 9.6x
 // Python; whole rollout 3.48x. Decode is the linear layers' matrix products for 64 rows (both sides run the same
@@ -29,7 +30,7 @@ using namespace r2rec;
 
 int main(int argc, char** argv) {
   tune_allocator();
-  int reps = 5, B = 8, G = 1, P = 64, N = 64, threads = 0;
+  int reps = 5, B = 8, G = 1, P = 64, N = 64, threads = 0, engine_only = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--batch")) B = std::atoi(argv[i + 1]);
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--prompt")) P = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--new")) N = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--engine-only")) engine_only = std::atoi(argv[i + 1]);
   }
   set_intra_op_threads(threads > 0 ? threads : torch::get_num_threads());  // sizes OpenBLAS's pool too
   threads = torch::get_num_threads();
@@ -68,6 +70,12 @@ int main(int argc, char** argv) {
   };
   std::vector<double> greedy_prefill, greedy_decode, sampled_prefill, sampled_decode, plain_prefill, plain_decode;
   run(0.0, 1.0, greedy_prefill, greedy_decode);
+  if (engine_only) {
+    std::printf("engine greedy, %d x %d x %d + %d: prefill %.1f ms, decode %.1f ms (%.0f tokens/s), median of %d\n", B,
+                G, P, N, bench::median(greedy_prefill) * 1e3, bench::median(greedy_decode) * 1e3,
+                static_cast<double>(B) * G * (N - 1) / bench::median(greedy_decode), reps);
+    return 0;
+  }
   run(1.0, 0.95, sampled_prefill, sampled_decode);
   if (G > 1) run(0.0, 1.0, plain_prefill, plain_decode, /*share=*/false);
   const double pre = bench::median(greedy_prefill), dec = bench::median(greedy_decode);

@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "core/model/cpu_kernels.h"
 #include "core/rng.h"
 
 namespace r2rec {
@@ -125,8 +126,14 @@ int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, R
   auto id_at = [&](int64_t i) { return allowed != nullptr ? (*allowed)[i] : i; };
   if (n == 0) return -1;
   int64_t best = id_at(0);
-  for (int64_t i = 1; i < n; ++i) {  // the first maximum, as torch.argmax
-    if (logit(id_at(i)) > logit(best)) best = id_at(i);
+  if (allowed == nullptr) {
+    best = first_argmax(logits, V);  // the first maximum, as torch.argmax
+  } else {
+    double best_logit = logit(best);
+    for (int64_t i = 1; i < n; ++i) {
+      const double l = logit(id_at(i));
+      if (l > best_logit) best = id_at(i), best_logit = l;
+    }
   }
   const double top = logit(best);
   if (o.temperature <= 0 || !std::isfinite(1.0 / o.temperature) || !std::isfinite(top)) {
@@ -296,10 +303,10 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
 
   auto decode_started = started;
   for (bool first = true;; first = false) {
-    const torch::Tensor logits32 = logits.to(torch::kFloat);
-    const torch::Tensor logprobs = torch::log_softmax(logits32, -1).to(torch::kCPU).contiguous();
-    const torch::Tensor cpu_logits = logits32.to(torch::kCPU).contiguous();
-    const float* lp = logprobs.data_ptr<float>();
+    // A chosen token's log-prob is its logit less the row's log-sum-exp, as completion_logprobs computes it.
+    const torch::Tensor cpu_logits = logits.to(torch::kFloat).to(torch::kCPU).contiguous();
+    const torch::Tensor lse = row_logsumexp(cpu_logits);
+    const float* norm = lse.data_ptr<float>();
     const float* lg = cpu_logits.data_ptr<float>();
     for (size_t i = 0; i < rows.size(); ++i) {
       Row& row = rows[i];
@@ -313,12 +320,12 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       }
       if (allowed != nullptr) {  // would the model have chosen an allowed token on its own?
         const float* row_logits = lg + i * V;
-        const int64_t free_choice = std::max_element(row_logits, row_logits + V) - row_logits;
+        const int64_t free_choice = first_argmax(row_logits, V);
         ++g.constrained_steps;
         g.unconstrained_agreed += std::binary_search(allowed->begin(), allowed->end(), free_choice);
       }
       g.tokens.push_back(token);
-      g.logprobs.push_back(lp[i * V + token]);
+      g.logprobs.push_back(lg[i * V + token] - norm[i]);
       ++stats.generated_tokens;
       if (row.node >= 0) {
         // Inside the answer span the trie rules: no stop token or string can cut a candidate short.
@@ -378,13 +385,17 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       ++stats.compactions;
     }
     const int64_t R = static_cast<int64_t>(rows.size());
-    torch::Tensor step_ids = torch::zeros({R, 1}, torch::kLong), step_pos = torch::zeros({R, 1}, torch::kLong);
-    torch::Tensor step_valid = torch::zeros({R, 1}, torch::kBool);
+    // Filled through raw pointers: indexing a tensor element by element costs two ops per element.
+    torch::Tensor step_ids = torch::empty({R, 1}, torch::kLong), step_pos = torch::empty({R, 1}, torch::kLong);
+    torch::Tensor step_valid = torch::empty({R, 1}, torch::kBool);
+    int64_t* ids_p = step_ids.data_ptr<int64_t>();
+    int64_t* pos_p = step_pos.data_ptr<int64_t>();
+    bool* valid_p = step_valid.data_ptr<bool>();
     for (int64_t i = 0; i < R; ++i) {
       const Generation& g = out[rows[i].request];
-      step_ids[i][0] = g.tokens.empty() ? 0 : g.tokens.back();
-      step_pos[i][0] = rows[i].next_position;
-      step_valid[i][0] = !rows[i].done;
+      ids_p[i] = g.tokens.empty() ? 0 : g.tokens.back();
+      pos_p[i] = rows[i].next_position;
+      valid_p[i] = !rows[i].done;
       if (!rows[i].done) ++rows[i].next_position;
     }
     hidden = model.forward_cached(step_ids.to(device), step_pos.to(device), step_valid.to(device), cache);
@@ -404,7 +415,9 @@ std::vector<Generation> generate(TransformerImpl& model, const std::vector<Gener
   GenerationStats local;
   if (options.max_new_tokens > 0) {
     EvalMode eval(model);
-    torch::NoGradGuard no_grad;
+    // Inference mode, not just no-grad: nothing made here reaches autograd (the caller gets token ids and
+    // floats), and ops skip version counters and the autograd dispatch.
+    c10::InferenceMode inference;
     const size_t chunk = max_batch > 0 ? static_cast<size_t>(max_batch) : std::max<size_t>(1, requests.size());
     for (size_t begin = 0; begin < requests.size(); begin += chunk) {
       generate_batch(model, requests, begin, std::min(requests.size(), begin + chunk), options, token_text, out, local);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/model/cpu_kernels.h"
 #include "core/model/safetensors.h"
 
 namespace r2rec {
@@ -76,6 +77,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  if (cpu_kernel_applies(x, weight) && x.is_contiguous()) return rms_norm_rows(x, weight, eps);  // one pass
   const auto dtype = x.scalar_type();
   torch::Tensor h = x.to(dtype == torch::kDouble ? torch::kDouble : torch::kFloat);
   h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -159,28 +161,38 @@ AttentionImpl::AttentionImpl(const TransformerConfig& c)
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& mask, KvSlot* slot) {
   const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // [B, H, T, dh]
-  torch::Tensor k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, dh]
-  torch::Tensor v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
-  q = apply_rotary(q, cos, sin);
-  k = apply_rotary(k, cos, sin);
   const auto compute = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  torch::Tensor out;
+  torch::Tensor q_lin = q_proj(x), k_lin = k_proj(x), v_lin = v_proj(x);  // [B, T, heads * dh]
+  torch::Tensor v = v_lin.view({B, T, kv_heads, head_dim}).transpose(1, 2);
+  torch::Tensor q, k, out;
+  if (slot != nullptr && cpu_kernel_applies(q_lin, cos) && cpu_kernel_applies(k_lin, sin)) {
+    // Without autograd on the CPU: rotated straight from the projections' layout, keys into the cache.
+    q = torch::empty({B, heads, T, head_dim}, q_lin.options());
+    rotary_into(q_lin, cos, sin, q);
+    torch::Tensor into = slot->k.narrow(2, slot->start, T);
+    rotary_into(k_lin, cos, sin, into);
+  } else {
+    q = apply_rotary(q_lin.view({B, T, heads, head_dim}).transpose(1, 2), cos, sin);     // [B, H, T, dh]
+    k = apply_rotary(k_lin.view({B, T, kv_heads, head_dim}).transpose(1, 2), cos, sin);  // [B, Hkv, T, dh]
+    if (slot != nullptr) slot->k.narrow(2, slot->start, T).copy_(k);
+  }
   if (slot != nullptr) {
-    // Decoding: write this step's keys/values into the cache, attend over the filled prefix. Query heads are
-    // grouped by their key/value head ([B, Hkv, r*T, dh]) so the cache is never copied r times.
-    slot->k.narrow(2, slot->start, T).copy_(k);
+    // Decoding: this step's keys/values are in the cache (written above and here); attend over the filled
+    // prefix. Query heads are grouped by their key/value head ([B, Hkv, r*T, dh]) so the cache is never copied
+    // r times.
     slot->v.narrow(2, slot->start, T).copy_(v);
     const int64_t S = slot->start + T, r = heads / kv_heads;
     const torch::Tensor keys = slot->k.narrow(2, 0, S), values = slot->v.narrow(2, 0, S);
     const torch::Tensor qg = q.reshape({B, kv_heads, r * T, head_dim});
-    if (slot->prefix_k.defined()) {
-      // Shared prompt: the rows of one prompt attend to its keys/values in one product ([U, Hkv, G*r*T, Pp]),
+    if (slot->prefix_kt.defined()) {
+      // Shared prompt: the rows of one prompt attend to its keys/values in one product ([U, Hkv, G*M, Pp]),
       // so the prompt columns are read once per prompt, not once per row; then the row's own columns. One
-      // softmax over both parts, as over the concatenated columns.
+      // softmax over both parts, as over the concatenated columns. Everything as wide as the prompt stays in
+      // this grouped layout (scores, mask, softmax, the product with the values): only tensors as wide as the
+      // row's own columns, and the outputs, move between the row and the grouped layout.
       const PrefixGroups& g = *slot->groups;
-      const int64_t U = g.prompts, G = g.group, Pp = slot->prefix_k.size(2), M = r * T;
+      const int64_t U = g.prompts, G = g.group, Pp = slot->prefix_kt.size(3), M = r * T;
       auto to_groups = [&](const torch::Tensor& t) {  // [B, Hkv, M, X] -> [U, Hkv, G*M, X]
         const torch::Tensor rows = g.identity ? t : t.index_select(0, g.gather);
         return rows.reshape({U, G, kv_heads, M, t.size(3)}).transpose(1, 2).reshape({U, kv_heads, G * M, t.size(3)});
@@ -190,14 +202,29 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
             t.reshape({U, kv_heads, G, M, t.size(3)}).transpose(1, 2).reshape({U * G, kv_heads, M, t.size(3)});
         return g.identity ? slots : slots.index_select(0, g.scatter);
       };
-      const torch::Tensor own = qg.matmul(keys.transpose(-2, -1));  // [B, Hkv, M, S]
-      const torch::Tensor shared = from_groups(to_groups(qg).matmul(slot->prefix_k.transpose(-2, -1)));  // .., Pp
-      torch::Tensor scores = torch::cat({shared, own}, -1).to(compute) * inv_sqrt;
-      scores = scores.view({B, kv_heads, r, T, Pp + S}) + mask.to(compute).unsqueeze(2);
-      const torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type()).view({B, kv_heads, M, Pp + S});
-      out = (probs.narrow(-1, Pp, S).matmul(values) +
-             from_groups(to_groups(probs.narrow(-1, 0, Pp)).matmul(slot->prefix_v)))
-                .view({B, heads, T, head_dim});
+      const torch::Tensor qs = qg * inv_sqrt;  // scaling the queries, not the (wider) scores
+      // The row's own columns: B*Hkv products of M x dh times dh x S. When no gradient is wanted (decoding)
+      // small_bmm does them in one pass; a batched matmul would make a library call per product.
+      const bool small = cpu_kernel_applies(qs, keys);
+      auto batch3 = [&](const torch::Tensor& t) { return t.reshape({B * kv_heads, t.size(2), t.size(3)}); };
+      torch::Tensor own =
+          (small ? small_bmm_nt(batch3(qs), batch3(keys)).view({B, kv_heads, M, S}) : qs.matmul(keys.transpose(-2, -1)))
+              .to(compute);  // [B, Hkv, M, S]
+      own = (own.reshape({B, kv_heads, r, T, S}) + mask.to(compute).unsqueeze(2)).reshape({B, kv_heads, M, S});
+      torch::Tensor shared = to_groups(qs).matmul(slot->prefix_kt).to(compute).contiguous();  // [U, Hkv, G*M, Pp]
+      torch::Tensor own_grouped = to_groups(own).contiguous();                                // [U, Hkv, G*M, S]
+      if (small) {  // in place, without joining the two parts
+        torch::Tensor shared_rows = shared.view({-1, Pp}), own_rows = own_grouped.view({-1, S});
+        softmax_two_part_(shared_rows, slot->prefix_mask.view({U, Pp}), kv_heads * G * M, own_rows);
+      } else {
+        shared.add_(slot->prefix_mask.to(compute));  // the product's own output: autograd needs only its inputs
+        const torch::Tensor probs = torch::softmax(torch::cat({shared, own_grouped}, -1), -1).to(x.scalar_type());
+        shared = probs.narrow(-1, 0, Pp), own_grouped = probs.narrow(-1, Pp, S);
+      }
+      const torch::Tensor own_probs = from_groups(own_grouped);  // [B, Hkv, M, S]
+      const torch::Tensor own_out =
+          small ? small_bmm_nn(batch3(own_probs), batch3(values)).view(qg.sizes()) : own_probs.matmul(values);
+      out = (from_groups(shared.matmul(slot->prefix_v)) + own_out).reshape({B, heads, T, head_dim});
     } else {
       torch::Tensor scores = qg.matmul(keys.transpose(-2, -1)).to(compute) * inv_sqrt;
       scores = scores.view({B, kv_heads, r, T, S}) + mask.to(compute).unsqueeze(2);
@@ -392,7 +419,7 @@ void KvCache::keep_rows(const torch::Tensor& rows) {
     if (same) return;
   }
   const torch::Tensor keep = torch::tensor(used, torch::kLong).to(prefix.valid.device());
-  for (auto& t : prefix.k) t = t.index_select(0, keep);
+  for (auto& t : prefix.kt) t = t.index_select(0, keep);
   for (auto& t : prefix.v) t = t.index_select(0, keep);
   prefix.valid = prefix.valid.index_select(0, keep);
 }
@@ -419,7 +446,7 @@ KvCache TransformerImpl::fork_cache(KvCache prompts, const std::vector<int64_t>&
   }
   KvCache cache = new_cache(static_cast<int64_t>(row_prompt.size()), capacity);
   for (size_t l = 0; l < prompts.k.size(); ++l) {
-    cache.prefix.k.push_back(prompts.k[l].narrow(2, 0, prompts.length));
+    cache.prefix.kt.push_back(prompts.k[l].narrow(2, 0, prompts.length).transpose(2, 3).contiguous());
     cache.prefix.v.push_back(prompts.v[l].narrow(2, 0, prompts.length));
   }
   cache.prefix.valid = prompts.key_valid.narrow(1, 0, prompts.length);
@@ -469,21 +496,24 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, co
   const torch::Tensor cols = torch::arange(S, iopt).unsqueeze(0), rows = (torch::arange(T, iopt) + start).unsqueeze(1);
   torch::Tensor allowed = (cols <= rows).unsqueeze(0) & cache.key_valid.narrow(1, 0, S).unsqueeze(1);  // [B, T, S]
   allowed = allowed | (cols == rows).unsqueeze(0);  // a padding query sees itself: no empty row
-  PrefixGroups groups;
-  if (cache.prefix.defined()) {  // the row's prompt columns come first
-    const torch::Tensor row_prompt = torch::tensor(cache.prefix.row_prompt, torch::kLong).to(input_ids.device());
-    const torch::Tensor shared = cache.prefix.valid.index_select(0, row_prompt).unsqueeze(1).expand({B, T, -1});
-    allowed = torch::cat({shared, allowed}, -1);
-    groups = prefix_groups(cache.prefix.row_prompt, cache.prefix.valid.size(0), input_ids.device());
-  }
   torch::Tensor x = embed_tokens(input_ids);
   const torch::Tensor mask =
-      torch::zeros({B, 1, T, allowed.size(2)}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
+      torch::zeros({B, 1, T, S}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
+  PrefixGroups groups;
+  torch::Tensor prefix_mask;  // [U, 1, 1, Pp]: a prompt's columns are the same for all its rows and queries
+  if (cache.prefix.defined()) {
+    const torch::Tensor& valid = cache.prefix.valid;
+    prefix_mask = torch::zeros({valid.size(0), 1, 1, valid.size(1)}, x.options())
+                      .masked_fill(valid.logical_not().unsqueeze(1).unsqueeze(1), kLowest);
+    groups = prefix_groups(cache.prefix.row_prompt, valid.size(0), input_ids.device());
+  }
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
   for (size_t l = 0; l < layers.size(); ++l) {
-    KvSlot slot{cache.k[l], cache.v[l], start};
+    KvSlot slot;
+    slot.k = cache.k[l], slot.v = cache.v[l], slot.start = start;
     if (cache.prefix.defined())
-      slot.prefix_k = cache.prefix.k[l], slot.prefix_v = cache.prefix.v[l], slot.groups = &groups;
+      slot.prefix_kt = cache.prefix.kt[l], slot.prefix_v = cache.prefix.v[l], slot.prefix_mask = prefix_mask,
+      slot.groups = &groups;
     x = layers[l]->forward(x, cos, sin, mask, &slot);
   }
   cache.length = S;

@@ -90,18 +90,19 @@ struct PrefixGroups {
 
 // One layer's slice of a KV cache during a cached forward: keys/values [B, Hkv, capacity, dh] (written in place
 // at columns [start, start + T)), attention over columns [0, start + T); with a shared prefix, first over the
-// row's prompt keys/values prefix_k/prefix_v [U, Hkv, Pp, dh].
+// row's prompt: its keys transposed prefix_kt [U, Hkv, dh, Pp], its values prefix_v [U, Hkv, Pp, dh] and
+// prefix_mask [U, 1, 1, Pp] (additive: 0 / lowest float on its left padding).
 struct KvSlot {
   torch::Tensor k, v;
   int64_t start = 0;
-  torch::Tensor prefix_k, prefix_v;      // undefined without a shared prefix
-  const PrefixGroups* groups = nullptr;  // set with prefix_k
+  torch::Tensor prefix_kt, prefix_v, prefix_mask;  // undefined without a shared prefix
+  const PrefixGroups* groups = nullptr;            // set with prefix_kt
 };
 
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const TransformerConfig& c);
   // x [B, T, d]; cos/sin [B, 1, T, dh] for the positions of x; mask additive (0 / lowest float), [B, 1, T, S] with
-  // S = T without a cache, S = slot->start + T with one, Pp + S with a shared prefix of Pp columns (those first).
+  // S = T without a cache, S = slot->start + T with one (a shared prefix's columns have slot->prefix_mask).
   // Without a cache a defined mask must be causal (hidden_states' is): query blocks skip the keys after them.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, KvSlot* slot = nullptr);
@@ -134,10 +135,11 @@ std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& posit
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 // Prompt keys/values shared by several rows of a KvCache (prefix-shared decoding: the G completions of one
-// prompt share its prefill): per layer [U, Hkv, Pp, dh] for U distinct prompts (left-padded), `valid` [U, Pp]
-// their real tokens, `row_prompt[b]` the prompt of cache row b. Empty (valid undefined) in a plain cache.
+// prompt share its prefill): per layer keys transposed `kt` [U, Hkv, dh, Pp] (the layout the score product
+// reads fastest) and values `v` [U, Hkv, Pp, dh] for U distinct prompts (left-padded), `valid` [U, Pp] their
+// real tokens, `row_prompt[b]` the prompt of cache row b. Empty (valid undefined) in a plain cache.
 struct SharedPrefix {
-  std::vector<torch::Tensor> k, v;
+  std::vector<torch::Tensor> kt, v;
   torch::Tensor valid;
   std::vector<int64_t> row_prompt;
   bool defined() const { return valid.defined(); }
