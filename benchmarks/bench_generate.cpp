@@ -11,10 +11,11 @@
 // 4096, tied, QKV bias); batch 8 x 64-token prompts, 64 new tokens, group 1.
 // usage: bench_generate [--reps N] [--batch B] [--group G] [--prompt P] [--new N] [--threads T] [--engine-only 1]
 // --engine-only 1 runs the engine's greedy generation alone (no baseline, no other modes): for perf record.
-// Measured 2026-12-02, 2-vCPU Xeon VM, 1 thread (OpenBLAS pool 1 on both sides), medians of 5, 8 prompts x 8
-// completions x 384 + 64: decode 4728 tokens/s shared, 3097 unshared, Python 3262 (ratio 1.45); prefill 9.6x
-// Python; whole rollout 3.48x. Decode is the linear layers' matrix products for 64 rows (both sides run the same
-// sgemm), which sharing cannot remove. Learner pass 2 x 8 x 450 + 110: shared 1009 ms vs unshared 2713 (2.69x).
+// Measured 2026-12-02 (an AVX-512 2-vCPU Xeon VM), 1 thread (OpenBLAS pool 1 on both sides), medians of 5,
+// 8 prompts x 8 completions x 384 + 64, with the CPU decode kernels (core/model/cpu_kernels.h): decode 8978
+// tokens/s shared, 4255 unshared, Python 4011 (ratio 2.24; 1.68 before the kernels on that VM); prefill 12.9x
+// Python; sampled decode 6156 tokens/s. What is left of a step is mostly the linear layers' and LM head's
+// products (the sgemm both sides run). Learner pass: shared 1976 ms vs unshared 8391 (4.25x).
 #include <torch/torch.h>
 
 #include <chrono>
