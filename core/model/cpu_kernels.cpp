@@ -302,36 +302,38 @@ int64_t first_argmax(const float* x, int64_t n) {
   return at;
 }
 
-torch::Tensor small_bmm_nt(const torch::Tensor& a, const torch::Tensor& b) {
-  check(a, b, 2, 2, "small_bmm_nt");
-  const int64_t N = a.size(0), M = a.size(1), K = a.size(2), S = b.size(1);
-  torch::Tensor out = torch::empty({N, M, S}, a.options());
+namespace {
+
+// out [N, M, cols]: row (n, m) is row_kernel(a's row (n, m), b's matrix n, its row stride, out's row).
+template <class RowKernel>
+torch::Tensor batched_rows(const torch::Tensor& a, const torch::Tensor& b, int64_t cols, RowKernel row_kernel) {
+  const int64_t N = a.size(0), M = a.size(1);
+  torch::Tensor out = torch::empty({N, M, cols}, a.options());
   const float* A = a.data_ptr<float>();
   const float* Bm = b.data_ptr<float>();
   float* C = out.data_ptr<float>();
   const int64_t as0 = a.stride(0), as1 = a.stride(1), bs0 = b.stride(0), bs1 = b.stride(1);
   at::parallel_for(0, N, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t n = lo; n < hi; ++n) {
-      for (int64_t m = 0; m < M; ++m) dots(A + n * as0 + m * as1, Bm + n * bs0, bs1, S, K, C + (n * M + m) * S);
+      for (int64_t m = 0; m < M; ++m) row_kernel(A + n * as0 + m * as1, Bm + n * bs0, bs1, C + (n * M + m) * cols);
     }
   });
   return out;
 }
 
+}  // namespace
+
+torch::Tensor small_bmm_nt(const torch::Tensor& a, const torch::Tensor& b) {
+  check(a, b, 2, 2, "small_bmm_nt");
+  const int64_t K = a.size(2), S = b.size(1);
+  return batched_rows(a, b, S, [&](const float* x, const float* y, int64_t ys, float* c) { dots(x, y, ys, S, K, c); });
+}
+
 torch::Tensor small_bmm_nn(const torch::Tensor& a, const torch::Tensor& b) {
   check(a, b, 2, 1, "small_bmm_nn");
-  const int64_t N = a.size(0), M = a.size(1), S = a.size(2), K = b.size(2);
-  torch::Tensor out = torch::empty({N, M, K}, a.options());
-  const float* A = a.data_ptr<float>();
-  const float* Bm = b.data_ptr<float>();
-  float* C = out.data_ptr<float>();
-  const int64_t as0 = a.stride(0), as1 = a.stride(1), bs0 = b.stride(0), bs1 = b.stride(1);
-  at::parallel_for(0, N, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t n = lo; n < hi; ++n) {
-      for (int64_t m = 0; m < M; ++m) combine(A + n * as0 + m * as1, Bm + n * bs0, bs1, S, K, C + (n * M + m) * K);
-    }
-  });
-  return out;
+  const int64_t S = a.size(2), K = b.size(2);
+  return batched_rows(a, b, K,
+                      [&](const float* p, const float* y, int64_t ys, float* c) { combine(p, y, ys, S, K, c); });
 }
 
 }  // namespace r2rec
