@@ -181,6 +181,15 @@ R2REC_SIMD_CLONES float sum_exp_shift(const float* a, int64_t n, float top) {
   return sum;
 }
 
+R2REC_SIMD_CLONES void weights(const float* l, int64_t n, float top, float inv_t, float* w) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = l[i] - top;                 // <= 0, or NaN
+    const float x = d < 0.f ? d * inv_t : 0.f;  // the maximum stays at 0 even when inv_t is +inf
+    w[i] = d == d ? exp_np(x) : 0.f;            // NaN logits weigh nothing
+  }
+}
+
 R2REC_SIMD_CLONES void scale_in_place(float* a, int64_t n, float by) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) a[i] *= by;
@@ -189,6 +198,10 @@ R2REC_SIMD_CLONES void scale_in_place(float* a, int64_t n, float by) {
 }  // namespace
 
 float exp_nonpositive(float x) { return exp_np(x); }
+
+void sampling_weights(const float* logits, int64_t n, float top, float inv_t, float* w) {
+  weights(logits, n, top, inv_t, w);
+}
 
 void softmax_two_part_(torch::Tensor& shared, const torch::Tensor& mask, int64_t rows_per_mask, torch::Tensor& own) {
   const bool fits = shared.dim() == 2 && own.dim() == 2 && mask.dim() == 2 && shared.is_contiguous() &&

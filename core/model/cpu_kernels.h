@@ -45,6 +45,10 @@ float exp_nonpositive(float x);
 // of the same R rows; mask [R / rows_per_mask, Pp]. CPU float32 without autograd.
 void softmax_two_part_(torch::Tensor& shared, const torch::Tensor& mask, int64_t rows_per_mask, torch::Tensor& own);
 
+// Sampling weights w[i] = exp((logits[i] - top) * inv_t) for i < n, with `top` the row's (finite) maximum and
+// inv_t = 1 / temperature (may be +inf): the maximum weighs 1, -inf and NaN logits 0.
+void sampling_weights(const float* logits, int64_t n, float top, float inv_t, float* w);
+
 // log(sum(exp(x))) of each row of contiguous logits [R, V] (CPU float32): [R].
 torch::Tensor row_logsumexp(const torch::Tensor& logits);
 

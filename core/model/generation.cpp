@@ -142,11 +142,17 @@ int64_t choose_token(const float* logits, int64_t V, const SamplingOptions& o, R
   std::vector<std::pair<float, int64_t>> cand(static_cast<size_t>(n));  // (weight = exp((logit - max) / T), id)
   const double inv_t = 1.0 / o.temperature;
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = id_at(i);
-    const float w = static_cast<float>(std::exp((logit(id) - top) * inv_t));  // in [0, 1], the max is 1
-    cand[i] = {w, id};
-    total += w;
+  if (allowed == nullptr) {  // the whole vocabulary: weights from the vectorised loop
+    std::vector<float> w(static_cast<size_t>(n));
+    sampling_weights(logits, n, static_cast<float>(top), static_cast<float>(inv_t), w.data());
+    for (int64_t i = 0; i < n; ++i) cand[i] = {w[i], i}, total += w[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t id = id_at(i);
+      const float w = static_cast<float>(std::exp((logit(id) - top) * inv_t));  // in [0, 1], the max is 1
+      cand[i] = {w, id};
+      total += w;
+    }
   }
   // Most likely first; ties by id, so the order (and the draw) is the same on every machine.
   auto more_likely = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {

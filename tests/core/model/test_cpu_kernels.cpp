@@ -1,7 +1,7 @@
 // The decode-path CPU kernels (core/model/cpu_kernels.h) against the libtorch ops they stand in for: batched
 // small products against at::bmm on strided operands, first_argmax against a scalar scan (ties, NaN, -inf,
-// chunk edges), exp_nonpositive against std::exp, row_logsumexp and softmax_two_part_ against torch's,
-// RMSNorm and rotary positions against the autograd path, and when the kernels do not apply.
+// chunk edges), exp_nonpositive against std::exp, sampling weights' edge cases, row_logsumexp and softmax_two_part_
+// against torch's, RMSNorm and rotary positions against the autograd path, and when the kernels do not apply.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,6 +95,21 @@ TEST(CpuKernels, ExpOfNonPositiveArgumentsWithinTwoUlp) {
   EXPECT_EQ(exp_nonpositive(-kInf), 0.f);
   EXPECT_EQ(exp_nonpositive(-1e30f), 0.f);
   EXPECT_TRUE(std::isnan(exp_nonpositive(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST(CpuKernels, SamplingWeightsAreExpOfScaledLogitsWithEdgeCases) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> logits = {1.f, 3.f, -kInf, nan, 2.5f, 3.f, -40.f};
+  std::vector<float> w(logits.size());
+  sampling_weights(logits.data(), static_cast<int64_t>(logits.size()), 3.f, 0.5f, w.data());  // temperature 2
+  for (size_t i : {0, 4, 6})
+    EXPECT_NEAR(w[i], std::exp((logits[i] - 3.0) * 0.5), 3e-7 * std::exp((logits[i] - 3.0) * 0.5));
+  EXPECT_EQ(w[1], 1.f);  // the maxima weigh exactly 1
+  EXPECT_EQ(w[5], 1.f);
+  EXPECT_EQ(w[2], 0.f);  // -inf and NaN weigh nothing
+  EXPECT_EQ(w[3], 0.f);
+  sampling_weights(logits.data(), static_cast<int64_t>(logits.size()), 3.f, kInf, w.data());  // temperature -> 0
+  EXPECT_EQ(w, (std::vector<float>{0.f, 1.f, 0.f, 0.f, 0.f, 1.f, 0.f}));
 }
 
 TEST(CpuKernels, RowLogsumexpEqualsTorch) {
