@@ -89,7 +89,7 @@ R2REC_SIMD_CLONES void combine(const float* p, const float* y, int64_t ys, int64
   }
 }
 
-// The largest of x[0, n) above `floor`, NaN never counting (a comparison with NaN is false).
+// The largest of x[0, n) above `floor` (`floor` if none), NaN never counting (a comparison with NaN is false).
 R2REC_SIMD_CLONES float chunk_max(const float* x, int64_t n, float floor) {
   float m = floor;
 #pragma omp simd reduction(max : m)
@@ -139,18 +139,11 @@ inline float exp_np(float x) {
   return under ? 0.f : p * __builtin_bit_cast(float, bits);
 }
 
-// Largest entry of a[0, na) + m[0, na) (m may be null) and b[0, nb).
-R2REC_SIMD_CLONES float max_two(const float* a, const float* m, int64_t na, const float* b, int64_t nb) {
-  float top = -std::numeric_limits<float>::infinity();
-  if (m != nullptr) {
+// The largest of a[0, n) + m[0, n) above `floor` (NaN never counting, as in chunk_max).
+R2REC_SIMD_CLONES float masked_max(const float* a, const float* m, int64_t n, float floor) {
+  float top = floor;
 #pragma omp simd reduction(max : top)
-    for (int64_t i = 0; i < na; ++i) top = a[i] + m[i] > top ? a[i] + m[i] : top;
-  } else {
-#pragma omp simd reduction(max : top)
-    for (int64_t i = 0; i < na; ++i) top = a[i] > top ? a[i] : top;
-  }
-#pragma omp simd reduction(max : top)
-  for (int64_t i = 0; i < nb; ++i) top = b[i] > top ? b[i] : top;
+  for (int64_t i = 0; i < n; ++i) top = a[i] + m[i] > top ? a[i] + m[i] : top;
   return top;
 }
 
@@ -181,15 +174,6 @@ R2REC_SIMD_CLONES float sum_exp_shift(const float* a, int64_t n, float top) {
   return sum;
 }
 
-R2REC_SIMD_CLONES void weights(const float* l, int64_t n, float top, float inv_t, float* w) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    const float d = l[i] - top;                 // <= 0, or NaN
-    const float x = d < 0.f ? d * inv_t : 0.f;  // the maximum stays at 0 even when inv_t is +inf
-    w[i] = d == d ? exp_np(x) : 0.f;            // NaN logits weigh nothing
-  }
-}
-
 R2REC_SIMD_CLONES void scale_in_place(float* a, int64_t n, float by) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) a[i] *= by;
@@ -199,8 +183,13 @@ R2REC_SIMD_CLONES void scale_in_place(float* a, int64_t n, float by) {
 
 float exp_nonpositive(float x) { return exp_np(x); }
 
-void sampling_weights(const float* logits, int64_t n, float top, float inv_t, float* w) {
-  weights(logits, n, top, inv_t, w);
+R2REC_SIMD_CLONES void sampling_weights(const float* logits, int64_t n, float top, float inv_t, float* w) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = logits[i] - top;            // <= 0, or NaN
+    const float x = d < 0.f ? d * inv_t : 0.f;  // the maximum stays at 0 even when inv_t is +inf
+    w[i] = d == d ? exp_np(x) : 0.f;            // NaN logits weigh nothing
+  }
 }
 
 void softmax_two_part_(torch::Tensor& shared, const torch::Tensor& mask, int64_t rows_per_mask, torch::Tensor& own) {
@@ -221,7 +210,7 @@ void softmax_two_part_(torch::Tensor& shared, const torch::Tensor& mask, int64_t
       float* a = A + r * Pp;
       float* b = Bo + r * S;
       const float* m = Mk + (r / rows_per_mask) * Pp;
-      const float top = max_two(a, m, Pp, b, S);
+      const float top = chunk_max(b, S, masked_max(a, m, Pp, -std::numeric_limits<float>::infinity()));
       const float sum = exp_shift(a, m, Pp, top) + exp_shift(b, nullptr, S, top);
       scale_in_place(a, Pp, 1.f / sum);
       scale_in_place(b, S, 1.f / sum);
@@ -239,7 +228,7 @@ torch::Tensor row_logsumexp(const torch::Tensor& logits) {
   at::parallel_for(0, R, 4, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const float* x = X + r * V;
-      const float top = max_two(x, nullptr, V, nullptr, 0);
+      const float top = chunk_max(x, V, -std::numeric_limits<float>::infinity());
       // Every entry -inf (or none): the log of an empty sum, as torch.logsumexp gives; +inf stays +inf.
       Y[r] = std::isfinite(top) ? top + std::log(sum_exp_shift(x, V, top)) : top;
     }
