@@ -1,4 +1,4 @@
-// The real SFT loop (trainers/sft.h train_sft: r2rec's length-sorted micro-batches, logits only where the loss
+// The real SFT loop (trainers/lm/sft.h train_sft: r2rec's length-sorted micro-batches, logits only where the loss
 // looks, gradients summed by the GradientSynchronizer) on a run directory's ML-100K traces, against the same
 // model, sequences and batch taken the Hugging-Face way in PyTorch-Python (benchmarks/python/sft_step.py: shuffled
 // micro-batches right-padded to their longest, logits everywhere, masked loss), measured in the same run.
@@ -22,9 +22,9 @@
 #include "core/tokenizer/tokenizer.h"
 #include "distributed/communicator.h"
 #include "distributed/process.h"
-#include "trainers/checkpoint.h"
-#include "trainers/sft.h"
-#include "trainers/traces.h"
+#include "trainers/lm/model_folder.h"
+#include "trainers/lm/sft.h"
+#include "trainers/task/traces.h"
 
 using namespace r2rec;
 
@@ -61,14 +61,14 @@ int main(int argc, char** argv) {
   const std::string suffix = pack ? "_packed" : "";
   torch::manual_seed(0);
   Transformer model = build_model(c, tok.vocab_size());
-  CommOptions options;
+  DataParallelOptions options;
   options.timeout_s = 600;
-  std::unique_ptr<Communicator> comm = make_communicator("mpi", options);
-  const Collectives col = Collectives::over(*comm, c.distributed.bucket_mb, 600);
+  options.bucket_mb = c.distributed.bucket_mb;
+  const DataParallelGroup group = DataParallelGroup::world(options);
   std::vector<double> step_s, rates;
   double last_s = 0;
   int64_t last_tokens = 0;
-  train_sft(*model, c, traces, tok, col, [&](const LmStep& s) {
+  train_sft(*model, c, traces, tok, group, [&](const LmStep& s) {
     if (s.step > 0) {
       step_s.push_back(s.seconds - last_s);
       rates.push_back(static_cast<double>(s.tokens - last_tokens) / (s.seconds - last_s));

@@ -289,7 +289,8 @@ void validate(const Config& c, const std::string& where) {
     conflict("distributed.backend",
              "nccl: the trainers keep the model on the CPU in this version and sum over MPI; use auto or mpi");
   if (c.rl.rewards.empty()) conflict("rl.rewards", "is empty (list at least one reward, e.g. answer=1)");
-  for (const std::string& r : c.rl.rewards) {  // the names are checked against the registry by rl (trainers/reward.h)
+  for (const std::string& r :
+       c.rl.rewards) {  // the names are checked against the registry by rl (trainers/task/reward.h)
     const size_t eq = r.find('=');
     char* end = nullptr;
     const double w = eq == std::string::npos ? -1 : std::strtod(r.c_str() + eq + 1, &end);

@@ -1,6 +1,6 @@
 // The r2rec configuration: YAML -> typed structs, one struct per section.
 //
-// Every field is declared once in core/config.cpp's schema table with its meaning, default and valid range;
+// Every field is declared once in core/config_schema.cpp's table with its meaning, default and valid range;
 // that table drives parsing, `key.sub=value` overrides, validation, the printed/saved resolved config and the
 // reference in docs/config.md (`r2rec config-doc` regenerates it). The defaults below are the initialisers.
 //
@@ -54,6 +54,7 @@ struct PretrainConfig {
   int64_t seq_len = 128;  // tokens per packed row
   double learning_rate = 3e-3;
   int64_t warmup_steps = 50;
+  double grad_clip = 1.0;           // global gradient-norm clip (0 = off)
   int64_t save_every = 200;         // steps between full-state checkpoints (0 = none)
   double title_share = 0.1;         // share of items whose token-title line joins each corpus pass
   int64_t walks_per_user = 2;       // chain-grammar walks per user per corpus pass
@@ -100,7 +101,7 @@ struct SftConfig {
   int64_t max_seq_len = 1024;
   int64_t save_every = 50;      // steps between full-state checkpoints (0 = none)
   int64_t eval_every = 50;      // steps between validation passes (0 = none)
-  bool packing = false;         // pack sequences into rows (trainers/lm_trainer.h LmTrainOptions::pack)
+  bool packing = false;         // pack sequences into rows (trainers/lm/lm_trainer.h LmTrainOptions::pack)
   int64_t max_steps = 0;        // 0 = every epoch
   bool skip_unreached = false;  // leave out examples whose prompt chains never reach the target
   double answer_weight = 5.0;   // loss weight of the answer label's tokens (the other completion tokens weigh 1)
@@ -115,11 +116,12 @@ struct RlConfig {
   int64_t save_every = 10;  // steps between full-state checkpoints (0 = none)
   int64_t eval_every = 10;  // steps between validation passes (0 = none)
   double learning_rate = 1e-4;
+  double grad_clip = 1.0;   // global gradient-norm clip (0 = off)
   double clip_low = 0.2;    // epsilon_low
   double clip_high = 0.28;  // epsilon_high
   double kl_beta = 0.04;
   bool std_scale = true;                                          // divide advantages by the group's std
-  std::vector<std::string> rewards = {"answer=1", "format=0.1"};  // name=weight (trainers/reward.h)
+  std::vector<std::string> rewards = {"answer=1", "format=0.1"};  // name=weight (trainers/task/reward.h)
   int64_t max_new_tokens = 256;
   double temperature = 1.0;
   double top_p = 1.0;

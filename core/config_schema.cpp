@@ -141,6 +141,7 @@ std::vector<Field> build() {
       INT(pretrain.seq_len, 8, 1 << 20, "Tokens per packed row (documents are concatenated and cut)."),
       FLOAT_POS(pretrain.learning_rate, 10, "Peak AdamW learning rate (warm-up, then cosine to 10%)."),
       INT(pretrain.warmup_steps, 0, 1 << 30, "Linear warm-up steps."),
+      FLOAT(pretrain.grad_clip, 0, kInf, "Global gradient-norm clip; 0 turns it off."),
       INT(pretrain.save_every, 0, 1 << 30,
           "Optimizer steps between full-state checkpoints (<run.dir>/pretrain/checkpoints/step-N); a re-run of "
           "an interrupted stage continues exactly from the newest. 0 = none."),
@@ -199,6 +200,7 @@ std::vector<Field> build() {
       FLOAT_POS(rl.learning_rate, 10,
                 "AdamW learning rate of the policy (the default moves the small from-scratch model; a pretrained "
                 "model.path usually wants 1e-6 to 1e-5)."),
+      FLOAT(rl.grad_clip, 0, kInf, "Global gradient-norm clip of the policy update; 0 turns it off."),
       FLOAT(rl.clip_low, 0, 1, "epsilon_low: ratio clipped below at 1 - clip_low."),
       FLOAT(rl.clip_high, 0, 10, "epsilon_high: ratio clipped above at 1 + clip_high."),
       FLOAT(rl.kl_beta, 0, kInf, "Weight of the k3 KL estimate to the frozen SFT reference."),

@@ -15,11 +15,12 @@
 
 namespace r2rec {
 
-MetricsLog::MetricsLog(const std::string& run_dir, const std::string& stage, int64_t first_step, bool enabled)
-    : stage_(stage) {
+MetricsLog::MetricsLog(const std::string& jsonl, const std::string& events_dir, const std::string& stage,
+                       int64_t first_step, bool enabled)
+    : path_(jsonl), stage_(stage) {
   if (!enabled) return;
   try {
-    open(run_dir, first_step);
+    open(events_dir, first_step);
   } catch (const std::exception& e) {
     // Rank 0 alone writes: throwing here would leave the other ranks waiting in their next collective.
     LOG(WARNING) << "metrics: " << e.what() << "; metrics.jsonl and TensorBoard are off for this stage";
@@ -27,8 +28,7 @@ MetricsLog::MetricsLog(const std::string& run_dir, const std::string& stage, int
   }
 }
 
-void MetricsLog::open(const std::string& run_dir, int64_t first_step) {
-  path_ = run_dir + "/metrics.jsonl";
+void MetricsLog::open(const std::string& events_dir, int64_t first_step) {
   if (std::filesystem::exists(path_)) {  // drop this stage's lines past first_step (redone after a resume)
     std::istringstream in(read_file(path_));
     std::string kept;
@@ -50,7 +50,7 @@ void MetricsLog::open(const std::string& run_dir, int64_t first_step) {
     }
     if (dropped) write_file_atomic(path_, kept);
   }
-  events_ = std::make_unique<EventWriter>(run_dir + "/tensorboard");
+  events_ = std::make_unique<EventWriter>(events_dir);
 }
 
 MetricsLog::~MetricsLog() = default;

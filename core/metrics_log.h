@@ -22,8 +22,10 @@ using Scalars = std::vector<std::pair<std::string, double>>;
 
 class MetricsLog {
  public:
+  // Lines go to `jsonl` and events into the folder `events_dir` (RunLayout::metrics_jsonl, tensorboard).
   // `enabled` false (ranks other than 0): every call does nothing.
-  MetricsLog(const std::string& run_dir, const std::string& stage, int64_t first_step, bool enabled);
+  MetricsLog(const std::string& jsonl, const std::string& events_dir, const std::string& stage, int64_t first_step,
+             bool enabled);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
@@ -36,7 +38,7 @@ class MetricsLog {
   std::string event_file() const;
 
  private:
-  void open(const std::string& run_dir, int64_t first_step);
+  void open(const std::string& events_dir, int64_t first_step);
   void write(int64_t step, const Scalars& scalars);
   std::string path_, stage_;
   std::unique_ptr<EventWriter> events_;

@@ -24,7 +24,16 @@ std::string RunLayout::tokenizer_source() const { return join(tokenizer_dir(), "
 std::string RunLayout::stage_dir(const std::string& stage) const { return join(root_, stage); }
 std::string RunLayout::stage_model(const std::string& stage) const { return join(stage_dir(stage), "model"); }
 std::string RunLayout::stage_json(const std::string& stage) const { return join(stage_dir(stage), stage + ".json"); }
+std::string RunLayout::stage_checkpoints(const std::string& stage) const {
+  return join(stage_dir(stage), "checkpoints");
+}
 std::string RunLayout::report_json() const { return join(root_, "report.json"); }
+std::string RunLayout::report_md() const { return join(root_, "report.md"); }
+std::string RunLayout::metrics_jsonl() const { return join(root_, "metrics.jsonl"); }
+std::string RunLayout::tensorboard() const { return join(root_, "tensorboard"); }
+std::string RunLayout::done_marker() const { return join(root_, "DONE"); }
+std::string RunLayout::scratch(const std::string& name) const { return join(root_, name); }
+std::string RunLayout::config_yaml_of(const std::string& dir) { return join(dir, "config.yaml"); }
 std::string RunLayout::baseline_factors(const std::string& method) const {
   return join(join(join(root_, "baselines"), method), "item_factors.safetensors");
 }

@@ -17,7 +17,8 @@
 // Every rank of the group must issue the same collectives in the same order with the same count/dtype/op.
 // Integer sums wrap on overflow (as in MPI and NCCL); avg of integers truncates.
 //
-// The Work contract (after c10d's Work):
+// The Work contract (after c10d's Work; every op is [[nodiscard]]: a dropped Work is an op nobody waits for, a
+// hang or a reused buffer waiting to happen):
 //   - the buffers must stay valid and untouched until the op completes (the tensor front-ends keep the
 //     tensors alive inside the Work);
 //   - is_completed() polls without blocking; it returns true once results are in the buffers;
@@ -129,14 +130,16 @@ class Communicator {
   void set_timeout_s(double seconds) { timeout_s_ = seconds; }
 
   // ---- flat-buffer ops (layouts in the header comment) ----
-  virtual WorkPtr all_reduce(void* data, size_t count, DType dtype, ReduceOp op) = 0;
-  virtual WorkPtr broadcast(void* data, size_t count, DType dtype, int root) = 0;
-  virtual WorkPtr all_gather(const void* send, void* recv, size_t count, DType dtype) = 0;
-  virtual WorkPtr all_gatherv(const void* send, void* recv, const std::vector<size_t>& counts, DType dtype) = 0;
-  virtual WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype, ReduceOp op) = 0;
-  virtual WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) = 0;
-  virtual WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) = 0;
-  virtual WorkPtr barrier() = 0;
+  [[nodiscard]] virtual WorkPtr all_reduce(void* data, size_t count, DType dtype, ReduceOp op) = 0;
+  [[nodiscard]] virtual WorkPtr broadcast(void* data, size_t count, DType dtype, int root) = 0;
+  [[nodiscard]] virtual WorkPtr all_gather(const void* send, void* recv, size_t count, DType dtype) = 0;
+  [[nodiscard]] virtual WorkPtr all_gatherv(const void* send, void* recv, const std::vector<size_t>& counts,
+                                            DType dtype) = 0;
+  [[nodiscard]] virtual WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                                               ReduceOp op) = 0;
+  [[nodiscard]] virtual WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) = 0;
+  [[nodiscard]] virtual WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) = 0;
+  [[nodiscard]] virtual WorkPtr barrier() = 0;
 
   // Sub-communicator over `ranks` (ascending ranks of this communicator, e.g. the learner group). Collective over this
   // communicator: every rank calls it with the same list; ranks outside the list get nullptr. The child inherits
@@ -145,22 +148,22 @@ class Communicator {
 
   // ---- typed front-ends ----
   template <typename T>
-  WorkPtr all_reduce(T* data, size_t count, ReduceOp op) {
+  [[nodiscard]] WorkPtr all_reduce(T* data, size_t count, ReduceOp op) {
     return all_reduce(static_cast<void*>(data), count, DTypeOf<T>::value, op);
   }
   template <typename T>
-  WorkPtr broadcast(T* data, size_t count, int root) {
+  [[nodiscard]] WorkPtr broadcast(T* data, size_t count, int root) {
     return broadcast(static_cast<void*>(data), count, DTypeOf<T>::value, root);
   }
 
   // ---- at::Tensor front-ends: contiguous tensors on this backend's memory; the Work holds them ----
-  WorkPtr all_reduce(const at::Tensor& t, ReduceOp op);
-  WorkPtr broadcast(const at::Tensor& t, int root);
-  WorkPtr all_gather(const at::Tensor& send, const at::Tensor& recv);  // recv.numel = n*send.numel
-  WorkPtr all_gatherv(const at::Tensor& send, const at::Tensor& recv, const std::vector<size_t>& counts);
-  WorkPtr reduce_scatter(const at::Tensor& send, const at::Tensor& recv, ReduceOp op);  // send = n*recv
-  WorkPtr send(const at::Tensor& t, int peer, int tag);
-  WorkPtr recv(const at::Tensor& t, int peer, int tag);
+  [[nodiscard]] WorkPtr all_reduce(const at::Tensor& t, ReduceOp op);
+  [[nodiscard]] WorkPtr broadcast(const at::Tensor& t, int root);
+  [[nodiscard]] WorkPtr all_gather(const at::Tensor& send, const at::Tensor& recv);  // recv.numel = n*send.numel
+  [[nodiscard]] WorkPtr all_gatherv(const at::Tensor& send, const at::Tensor& recv, const std::vector<size_t>& counts);
+  [[nodiscard]] WorkPtr reduce_scatter(const at::Tensor& send, const at::Tensor& recv, ReduceOp op);  // send = n*recv
+  [[nodiscard]] WorkPtr send(const at::Tensor& t, int peer, int tag);
+  [[nodiscard]] WorkPtr recv(const at::Tensor& t, int peer, int tag);
 
  protected:
   // Throws CommError "<backend>: <what>" (argument checks shared by the backends).

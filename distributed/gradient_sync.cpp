@@ -190,4 +190,60 @@ void GradientSynchronizer::finish() {
   in_step_ = false;
 }
 
+GradientSum::GradientSum(std::vector<torch::Tensor> params, const DataParallelGroup& group)
+    : params_(std::move(params)), group_(group) {
+  if (group_.size() <= 1 || group_.options().flat_gradients) return;
+  GradSyncOptions o;
+  o.op = ReduceOp::kSum;
+  o.bucket_mb = group_.options().bucket_mb;
+  o.timeout_s = group_.options().timeout_s;
+  sync_ = std::make_unique<GradientSynchronizer>(params_, *group_.device(), o);
+}
+
+void GradientSum::micro_batch(bool last) {
+  if (sync_) sync_->set_sync(last);
+}
+
+void GradientSum::finish() {
+  if (sync_) {
+    sync_->set_sync(true);
+    sync_->finish();
+  } else {
+    sum_flat();
+  }
+}
+
+void GradientSum::zero_grad() {
+  torch::NoGradGuard no_grad;
+  for (auto& p : params_)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+}
+
+// One flat float buffer over every parameter (zeros where a rank has no gradient), summed on the host.
+void GradientSum::sum_flat() {
+  if (group_.size() <= 1) return;
+  int64_t total = 0;
+  for (const auto& p : params_) total += p.numel();
+  std::vector<float> flat(static_cast<size_t>(total), 0.0f);
+  int64_t off = 0;
+  for (const auto& p : params_) {
+    if (p.grad().defined()) {
+      auto g = p.grad().contiguous();
+      std::copy(g.data_ptr<float>(), g.data_ptr<float>() + g.numel(), flat.begin() + off);
+    }
+    off += p.numel();
+  }
+  group_.sum(flat.data(), total);
+  off = 0;
+  for (const auto& p : params_) {
+    torch::Tensor sum = torch::from_blob(flat.data() + off, p.sizes(), torch::kFloat32);
+    if (p.grad().defined()) {
+      p.mutable_grad().copy_(sum);
+    } else {
+      p.mutable_grad() = sum.clone();
+    }
+    off += p.numel();
+  }
+}
+
 }  // namespace r2rec

@@ -49,6 +49,7 @@
 
 #include "distributed/buckets.h"
 #include "distributed/communicator.h"
+#include "distributed/dp_group.h"
 
 namespace r2rec {
 
@@ -147,6 +148,34 @@ class NoSyncScope {
  private:
   GradientSynchronizer& sync_;
   bool previous_;
+};
+
+// The data-parallel gradient sum of one optimizer step over a group (op = sum: the trainers normalise their
+// loss by the GLOBAL sample count, so the summed gradient is the single-process gradient of the whole batch):
+//   a group of several ranks: a GradientSynchronizer over group.device(), so buckets go on the wire from the
+//     backward hooks of the step's last micro-batch while backward continues (earlier micro-batches accumulate
+//     locally); with options().flat_gradients, one flat host all-reduce after backward instead;
+//   one rank: nothing.
+// Per step: before each micro-batch's backward call micro_batch(is_last); after the last one, finish() (also on
+// a rank that ran no micro-batch this step: it contributes zeros). Constructing it is collective (the
+// synchroniser checks that every rank has the same parameters and copies rank 0's values to all).
+class GradientSum {
+ public:
+  GradientSum(std::vector<torch::Tensor> params, const DataParallelGroup& group);
+  void micro_batch(bool last);
+  void finish();
+  // Zeroes the gradients in place (in place of Optimizer::zero_grad, whose detach_() refuses the synchroniser's
+  // bucket views; libtorch 1.13 has no set_to_none there).
+  void zero_grad();
+  // Buckets of the synchroniser (0 without one).
+  size_t buckets() const { return sync_ ? sync_->buckets().size() : 0; }
+
+ private:
+  void sum_flat();
+
+  std::vector<torch::Tensor> params_;
+  DataParallelGroup group_;
+  std::unique_ptr<GradientSynchronizer> sync_;
 };
 
 }  // namespace r2rec

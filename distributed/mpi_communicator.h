@@ -37,14 +37,16 @@ class MpiCommunicator : public Communicator {
   MPI_Comm comm() const { return comm_; }
   size_t max_chunk() const { return max_chunk_; }
 
-  WorkPtr all_reduce(void* data, size_t count, DType dtype, ReduceOp op) override;
-  WorkPtr broadcast(void* data, size_t count, DType dtype, int root) override;
-  WorkPtr all_gather(const void* send, void* recv, size_t count, DType dtype) override;
-  WorkPtr all_gatherv(const void* send, void* recv, const std::vector<size_t>& counts, DType dtype) override;
-  WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype, ReduceOp op) override;
-  WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) override;
-  WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) override;
-  WorkPtr barrier() override;
+  [[nodiscard]] WorkPtr all_reduce(void* data, size_t count, DType dtype, ReduceOp op) override;
+  [[nodiscard]] WorkPtr broadcast(void* data, size_t count, DType dtype, int root) override;
+  [[nodiscard]] WorkPtr all_gather(const void* send, void* recv, size_t count, DType dtype) override;
+  [[nodiscard]] WorkPtr all_gatherv(const void* send, void* recv, const std::vector<size_t>& counts,
+                                    DType dtype) override;
+  [[nodiscard]] WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                                       ReduceOp op) override;
+  [[nodiscard]] WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) override;
+  [[nodiscard]] WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) override;
+  [[nodiscard]] WorkPtr barrier() override;
   std::unique_ptr<Communicator> split(const std::vector<int>& ranks) override;
 
   using Communicator::all_gather;

@@ -135,26 +135,27 @@ class NcclCommunicator : public Communicator {
   const char* backend() const override { return "nccl"; }
   MemoryKind memory() const override { return MemoryKind::kCuda; }
 
-  WorkPtr all_reduce(void* data, size_t count, DType dtype, ReduceOp op) override {
+  [[nodiscard]] WorkPtr all_reduce(void* data, size_t count, DType dtype, ReduceOp op) override {
     auto w = begin(std::string("all_reduce(") + reduce_op_name(op) + ")", count, dtype);
     if (count == 0) return end(w);
     R2REC_NCCL_CHECK(ncclAllReduce(data, data, count, nccl_type(dtype), nccl_op(op), state_->comm, state_->stream));
     return end(w);
   }
-  WorkPtr broadcast(void* data, size_t count, DType dtype, int root) override {
+  [[nodiscard]] WorkPtr broadcast(void* data, size_t count, DType dtype, int root) override {
     check_peer(root, "broadcast");
     auto w = begin("broadcast(root " + std::to_string(root) + ")", count, dtype);
     if (count == 0) return end(w);
     R2REC_NCCL_CHECK(ncclBroadcast(data, data, count, nccl_type(dtype), root, state_->comm, state_->stream));
     return end(w);
   }
-  WorkPtr all_gather(const void* send, void* recv, size_t count, DType dtype) override {
+  [[nodiscard]] WorkPtr all_gather(const void* send, void* recv, size_t count, DType dtype) override {
     auto w = begin("all_gather", count * size_, dtype);
     if (count == 0) return end(w);
     R2REC_NCCL_CHECK(ncclAllGather(send, recv, count, nccl_type(dtype), state_->comm, state_->stream));
     return end(w);
   }
-  WorkPtr all_gatherv(const void* send, void* recv, const std::vector<size_t>& counts, DType dtype) override {
+  [[nodiscard]] WorkPtr all_gatherv(const void* send, void* recv, const std::vector<size_t>& counts,
+                                    DType dtype) override {
     check_counts(counts);
     size_t total = 0;
     for (size_t c : counts) total += c;
@@ -174,14 +175,15 @@ class NcclCommunicator : public Communicator {
     R2REC_NCCL_CHECK(ncclGroupEnd());
     return end(w);
   }
-  WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype, ReduceOp op) override {
+  [[nodiscard]] WorkPtr reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                                       ReduceOp op) override {
     auto w = begin(std::string("reduce_scatter(") + reduce_op_name(op) + ")", recv_count * size_, dtype);
     if (recv_count == 0) return end(w);
     R2REC_NCCL_CHECK(
         ncclReduceScatter(send, recv, recv_count, nccl_type(dtype), nccl_op(op), state_->comm, state_->stream));
     return end(w);
   }
-  WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) override {
+  [[nodiscard]] WorkPtr send(const void* data, size_t count, DType dtype, int peer, int tag) override {
     check_p2p(peer, tag, "send");
     auto w = begin("send(to rank " + std::to_string(peer) + ")", count, dtype);
     if (count == 0) return end(w);  // the matching recv of 0 elements skips NCCL too
@@ -190,7 +192,7 @@ class NcclCommunicator : public Communicator {
     R2REC_NCCL_CHECK(ncclGroupEnd());
     return end(w);
   }
-  WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) override {
+  [[nodiscard]] WorkPtr recv(void* data, size_t count, DType dtype, int peer, int tag) override {
     check_p2p(peer, tag, "recv");
     auto w = begin("recv(from rank " + std::to_string(peer) + ")", count, dtype);
     if (count == 0) return end(w);
@@ -199,7 +201,7 @@ class NcclCommunicator : public Communicator {
     R2REC_NCCL_CHECK(ncclGroupEnd());
     return end(w);
   }
-  WorkPtr barrier() override {
+  [[nodiscard]] WorkPtr barrier() override {
     auto w = begin("barrier", 0, DType::kF32);
     R2REC_NCCL_CHECK(
         ncclAllReduce(state_->scratch, state_->scratch, 1, ncclFloat32, ncclSum, state_->comm, state_->stream));

@@ -1,5 +1,5 @@
 // `r2rec annotate`: the train split's prompts and SFT traces (template teacher, docs/design.md §1) into
-// <run.dir>/traces/traces.h5 + traces.json (trainers/traces.h). Rank 0 renders and writes (the template teacher
+// <run.dir>/traces/traces.h5 + traces.json (trainers/task/traces.h). Rank 0 renders and writes (the template teacher
 // is a string formatter: ML-100K's 4715 traces take well under a second); other ranks wait for the agreed
 // outcome. Each train example gets the direct form (answer only) with probability task.direct_share, drawn
 // from a stream keyed by (seed, example id), else the reasoning form. Up to date — same shards and the same
@@ -17,11 +17,11 @@
 #include "core/hash.h"
 #include "core/progress.h"
 #include "core/rng.h"
-#include "launch/command.h"
+#include "launch/commands.h"
 #include "sampler/manifest.h"
 #include "sampler/shard_reader.h"
-#include "trainers/task.h"
-#include "trainers/traces.h"
+#include "trainers/task/task.h"
+#include "trainers/task/traces.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;

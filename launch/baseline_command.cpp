@@ -14,13 +14,13 @@
 #include "core/files.h"
 #include "core/model/safetensors.h"
 #include "distributed/communicator.h"
-#include "launch/command.h"
+#include "launch/commands.h"
 #include "sampler/manifest.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
-#include "trainers/cheap_baselines.h"
-#include "trainers/report.h"
-#include "trainers/trained_baseline.h"
+#include "trainers/baselines/cheap_baselines.h"
+#include "trainers/baselines/trained_baseline.h"
+#include "trainers/eval/report.h"
 
 namespace r2rec {
 
@@ -33,8 +33,7 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
     ShardReader reader(reader_options(ctx, split_from_name(c.eval.split), /*rank_share=*/true, /*for_eval=*/true));
     local = score_cheap_baseline(method, reader, c.eval.ks, static_cast<uint64_t>(c.run.seed));
   });
-  std::shared_ptr<Communicator> comm;
-  const RankingMetrics metrics = sum_over_ranks(local, communicator_collectives(ctx, &comm));
+  const RankingMetrics metrics = sum_over_ranks(local, data_parallel_group(ctx));
   if (ctx.process->rank != 0) return;
   MethodResult result;
   result.method = method;
@@ -51,10 +50,9 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
 void run_trained_baseline(const CommandContext& ctx, const std::string& method) {
   const Config& c = ctx.config;
   TrainedBaselineResult r;
-  std::shared_ptr<Communicator> comm;
-  const Collectives collectives = communicator_collectives(ctx, &comm);
+  const DataParallelGroup group = data_parallel_group(ctx);
   const auto t0 = std::chrono::steady_clock::now();
-  run_agreed([&] { r = train_and_score(method, c, ctx.layout.data(), collectives); });
+  run_agreed([&] { r = train_and_score(method, c, ctx.layout.data(), group); });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (ctx.process->rank != 0) return;
   MethodResult result;
@@ -107,7 +105,7 @@ void print_report(const CommandContext& ctx) {
 void write_report_markdown(const CommandContext& ctx) {
   if (ctx.process->rank != 0) return;
   const std::string md = report_markdown(ctx.layout.report_json(), protocol_text(ctx.config));
-  if (!md.empty()) write_file_atomic(ctx.layout.root() + "/report.md", md);
+  if (!md.empty()) write_file_atomic(ctx.layout.report_md(), md);
 }
 
 int command_baseline(CommandContext& ctx, const char* argv0, const std::string& method) {

@@ -1,4 +1,4 @@
-// `r2rec eval [--model DIR]`: the language model on eval.split's stored candidate lists (trainers/lm_eval.h),
+// `r2rec eval [--model DIR]`: the language model on eval.split's stored candidate lists (trainers/eval/lm_eval.h),
 // every rank its share. DIR defaults to <run.dir>/sft/model; its tokenizer.json is used (else tokenizer.path).
 // Results join <run.dir>/report.json next to the baselines: "<name>" (likelihood ranking of the direct form:
 // HR@k, NDCG@k) and "<name>-gen" (HR@1 by generation with constrained answers, the unconstrained valid-answer
@@ -12,10 +12,10 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "distributed/communicator.h"
-#include "launch/command.h"
-#include "trainers/checkpoint.h"
-#include "trainers/lm_eval.h"
-#include "trainers/report.h"
+#include "launch/commands.h"
+#include "trainers/eval/lm_eval.h"
+#include "trainers/eval/report.h"
+#include "trainers/lm/model_folder.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
@@ -35,14 +35,13 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     if (!fs::exists(model_dir + "/config.json")) {
       throw DataError(model_dir + "/config.json: not found (run `r2rec sft` first, or pass --model DIR)");
     }
-    loaded = load_checkpoint(model_dir, c.tokenizer.path);
+    loaded = load_model_folder(model_dir, c.tokenizer.path);
     reader = std::make_unique<ShardReader>(
         reader_options(ctx, split_from_name(c.eval.split), /*rank_share=*/true, /*for_eval=*/true));
   });
   TransformerImpl& model = *loaded.model;
   const Tokenizer& tokenizer = *loaded.tokenizer;
-  std::shared_ptr<Communicator> comm;
-  const Collectives collectives = communicator_collectives(ctx, &comm);
+  const DataParallelGroup group = data_parallel_group(ctx);
   LmEvalResult r;
   run_agreed([&] {
     LmEvalOptions o;
@@ -55,7 +54,7 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
       if (!progress) progress = std::make_unique<Progress>("eval", share, "examples", ctx.process->rank == 0);
       progress->update(done);
     };
-    r = evaluate_lm(model, tokenizer, *reader, task_format(c), o, collectives);
+    r = evaluate_lm(model, tokenizer, *reader, task_format(c), o, group);
     if (progress) progress->finish();
   });
   if (ctx.process->rank != 0) return kExitOk;

@@ -1,9 +1,9 @@
 // `r2rec explain --run-dir DIR --user U [--split test] [--model M] [--json]`: one user's example of a split as
 // the model sees it and answers it. The prompt (history, chains, candidates), the model's greedy completion with
-// the answer constrained to the candidates (the procedure of `r2rec eval`, trainers/lm_eval.h generate_answers;
+// the answer constrained to the candidates (the procedure of `r2rec eval`, trainers/eval/lm_eval.h generate_answers;
 // eval decodes padded batches, so a completion can differ from eval's in float rounding), its answer
 // and the true item, and which chains the reasoning cites and whether each citation and the votes line are
-// grounded in the prompt (trainers/citations.h). U is the dataset's own user id (the N of <user_N>). M defaults
+// grounded in the prompt (trainers/task/citations.h). U is the dataset's own user id (the N of <user_N>). M defaults
 // to the newest of <run.dir>/rl/model, sft/model, pretrain/model; the config to <run.dir>/config.yaml.
 // Rank 0 does the work; it reads and writes nothing in the run directory.
 #include <filesystem>
@@ -11,11 +11,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "launch/command.h"
-#include "trainers/answering.h"
-#include "trainers/checkpoint.h"
-#include "trainers/citations.h"
-#include "trainers/lm_eval.h"
+#include "launch/commands.h"
+#include "trainers/eval/lm_eval.h"
+#include "trainers/lm/answering.h"
+#include "trainers/lm/model_folder.h"
+#include "trainers/task/citations.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
@@ -78,7 +78,7 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
     if (!found) chains.clear();
   }
   if (!found) throw DataError("--user: user " + o.user + " has no example in the " + o.split + " split");
-  LoadedModel loaded = load_checkpoint(model_dir, c.tokenizer.path);
+  LoadedModel loaded = load_model_folder(model_dir, c.tokenizer.path);
   const Tokenizer& tok = *loaded.tokenizer;
   const TaskFormat format = task_format(c);
   const int64_t count = chains.size();

@@ -20,8 +20,8 @@
 #include "core/model/generation.h"
 #include "core/runtime.h"
 #include "core/tokenizer/tokenizer.h"
-#include "launch/command.h"
-#include "trainers/checkpoint.h"
+#include "launch/commands.h"
+#include "trainers/lm/model_folder.h"
 
 namespace r2rec {
 namespace {
@@ -94,7 +94,7 @@ int command_generate(const GenerateOptions& opt) {
   if (opt.batch_size <= 0) throw DataError("generate: --batch-size must be positive");
   set_intra_op_threads(choose_thread_count(opt.threads, 1));
 
-  LoadedModel loaded = load_checkpoint(opt.model_dir, opt.tokenizer_path, opt.adapter_dir, /*tokenizer_first=*/true);
+  LoadedModel loaded = load_model_folder(opt.model_dir, opt.tokenizer_path, opt.adapter_dir, /*tokenizer_first=*/true);
   TransformerImpl& model = *loaded.model;
   const Tokenizer& tokenizer = *loaded.tokenizer;
   const TransformerConfig& config = model.config;

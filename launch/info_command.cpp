@@ -1,12 +1,14 @@
 // `r2rec info [--json]`: what this rank runs on — versions, BLAS, threads, CUDA/NCCL, MPI place, role.
 // With --json every rank prints exactly one JSON object on one line (ranks in any order).
 #include <cstdio>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/runtime.h"
 #include "core/version.h"
 #include "distributed/nccl_info.h"
-#include "launch/command.h"
+#include "launch/commands.h"
 
 namespace r2rec {
 
@@ -45,6 +47,11 @@ int command_info(const CommandContext& ctx, bool json) {
   std::fwrite(text.data(), 1, text.size(), stdout);  // one write per rank keeps lines whole
   std::fflush(stdout);
   return 0;
+}
+
+int command_check(const CommandContext& ctx) {
+  if (ctx.process->rank == 0) std::cout << to_yaml(ctx.config) << std::flush;
+  return kExitOk;
 }
 
 }  // namespace r2rec

@@ -20,7 +20,7 @@
 #include "core/runtime.h"
 #include "core/version.h"
 #include "distributed/watchdog.h"
-#include "launch/command.h"
+#include "launch/commands.h"
 
 using namespace r2rec;
 
@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
     if (name == "explain" && common.config_path.empty()) {
       if (common.run_dir.empty())
         throw ConfigError("explain: pass --run-dir DIR (its config.yaml is used) or --config");
-      common.config_path = common.run_dir + "/config.yaml";
+      common.config_path = RunLayout::config_yaml_of(common.run_dir);
       if (!std::filesystem::exists(common.config_path)) {
         throw ConfigError(common.config_path + ": not found (is --run-dir a run directory? or pass --config)");
       }

@@ -23,7 +23,7 @@
 #include "core/progress.h"
 #include "core/runtime.h"
 #include "distributed/agreement.h"
-#include "launch/command.h"
+#include "launch/commands.h"
 #include "sampler/prepare.h"
 
 namespace r2rec {
@@ -186,8 +186,7 @@ int command_prepare(CommandContext& ctx, const char* argv0) {
       seal_owned_dir(staging);
       replace_owned_dir(out, staging, data_dir_name);
       const std::string text = summary_text(m, m.summary, out);
-      std::cout << text << std::flush;
-      LOG(INFO) << "\n" << text;
+      std::cout << text << std::flush;  // once: the manifest keeps the same figures (summary)
     });
   } catch (...) {
     cleanup();

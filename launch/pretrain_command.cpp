@@ -1,5 +1,5 @@
 // `r2rec pretrain`: next-token pretraining of the from-scratch model on the train split's corpus
-// (trainers/pretrain.h, trainers/corpus.h) before SFT, so it holds collaborative knowledge the way a pretrained
+// (trainers/lm/pretrain.h, trainers/task/corpus.h) before SFT, so it holds collaborative knowledge the way a pretrained
 // LLM holds world knowledge. Skipped with a pretrained model.path or pretrain.steps = 0.
 // Tokenizer: the run's (launch/run_tokenizer.cpp), learnt from the traces, so annotate runs first.
 // Output: <run.dir>/pretrain/model (a checkpoint folder SFT starts from; its zero-shot result is the report's
@@ -15,12 +15,11 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
-#include "core/progress.h"
-#include "distributed/communicator.h"
-#include "launch/command.h"
+#include "launch/commands.h"
+#include "launch/stage.h"
 #include "sampler/manifest.h"
-#include "trainers/checkpoint.h"
-#include "trainers/pretrain.h"
+#include "trainers/lm/model_folder.h"
+#include "trainers/lm/pretrain.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
@@ -49,19 +48,19 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
     traces = read_traces(ctx.layout.traces_h5());
   });
   const std::string tokenizer_path = run_tokenizer(ctx, traces, catalog);
-  Config k;  // defaults everywhere except the fields the checkpoint depends on
-  k.task = c.task;
-  k.tokenizer = c.tokenizer;
-  k.model = c.model;
-  k.pretrain = c.pretrain;
-  k.pretrain.save_every = 0;  // when checkpoints are written does not change the result
-  k.run.seed = c.run.seed;
+  StageInputs inputs;  // defaults everywhere except the fields the checkpoint depends on
+  inputs.settings.task = c.task;
+  inputs.settings.tokenizer = c.tokenizer;
+  inputs.settings.model = c.model;
+  inputs.settings.pretrain = c.pretrain;
+  inputs.settings.pretrain.save_every = 0;  // when checkpoints are written does not change the result
+  inputs.settings.run.seed = c.run.seed;
   std::string tokenizer_text;
   run_agreed([&] { tokenizer_text = tokenizer_json(Tokenizer::load(tokenizer_path).spec()); });
-  const std::string fingerprint = hex64(fnv1a(to_yaml(k) + prepare_hash + tokenizer_text));
+  inputs.digests = {prepare_hash, tokenizer_text};
   const std::string out = ctx.layout.stage_model("pretrain");
-  StageStart start = start_stage(ctx, "pretrain", fingerprint, k, c.pretrain.save_every);
-  if (start.skip) return kExitOk;
+  TrainingStage stage(ctx, "pretrain", inputs, c.pretrain.save_every);
+  if (stage.skip()) return kExitOk;
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};
   run_agreed([&] {
@@ -76,30 +75,24 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
   for (const auto& p : model->parameters()) params += p.numel();
   LOG(INFO) << "pretrain: model " << model->config.num_layers << " layers x " << model->config.hidden_size << ", vocab "
             << model->config.vocab_size << ", " << params << " parameters";
-  std::shared_ptr<Communicator> comm;
-  const Collectives collectives = communicator_collectives(ctx, &comm);
+  const DataParallelGroup group = data_parallel_group(ctx);
   PretrainResult result;
-  start.plan.tokenizer = tokenizer.get();
+  stage.plan().tokenizer = tokenizer.get();
   run_agreed([&] {
-    MetricsLog metrics(c.run.dir, "pretrain", start.plan.resume_step, rank == 0);
-    std::unique_ptr<Progress> progress;
     const auto on_step = [&](const LmStep& s) {
-      if (!progress) progress = std::make_unique<Progress>("pretrain", s.total, "steps", rank == 0, s.step);
-      progress->update(s.step + 1);
-      if (rank == 0 && (s.step < 3 || (s.step + 1) % 100 == 0)) {
-        LOG(INFO) << "pretrain: step " << s.step + 1 << "/" << c.pretrain.steps << " loss " << s.loss << " ("
-                  << s.seconds << " s)";
-      }
-      metrics.log(s.step + 1, lm_step_scalars(s));
+      const bool shown = s.step < 3 || (s.step + 1) % 100 == 0;
+      stage.step(s.step + 1, s.total, lm_step_scalars(s),
+                 shown ? "step " + std::to_string(s.step + 1) + "/" + std::to_string(c.pretrain.steps) + " loss " +
+                             std::to_string(s.loss) + " (" + std::to_string(s.seconds) + " s)"
+                       : "");
     };
-    result = train_pretrain(*model, c, catalog, format, *tokenizer, collectives, on_step, &start.plan);
-    if (progress) progress->finish();
+    result = train_pretrain(*model, c, catalog, format, *tokenizer, group, on_step, &stage.plan());
+    stage.finish_steps();
   });
   run_agreed([&] {
     if (rank != 0) return;
-    save_checkpoint(*model, *tokenizer, out);
+    save_model_folder(*model, *tokenizer, out);
     nlohmann::ordered_json j;
-    j["fingerprint"] = fingerprint;
     j["steps"] = result.steps;
     j["ranks"] = ctx.process->world_size;
     j["gradient_buckets"] = result.gradient_buckets;
@@ -112,13 +105,14 @@ int command_pretrain(CommandContext& ctx, const char* argv0) {
     j["first_loss"] = result.losses.front();
     j["last_loss"] = result.losses.back();
     j["losses"] = result.losses;
-    write_file_atomic(ctx.layout.stage_json("pretrain"), j.dump(2) + "\n");
-    std::printf(
-        "pretrain: %lld steps on a %lld-token corpus pass, %d rank(s)\n  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n"
-        "  checkpoint %s\n",
-        static_cast<long long>(result.steps), static_cast<long long>(result.tokens_per_pass), ctx.process->world_size,
-        result.losses.front(), result.losses.back(), result.seconds, result.tokens_per_second, out.c_str());
-    std::fflush(stdout);
+    char summary[512];
+    std::snprintf(summary, sizeof(summary),
+                  "pretrain: %lld steps on a %lld-token corpus pass, %d rank(s)\n  loss %.4f -> %.4f, %.1f s, %.0f "
+                  "tokens/s\n  checkpoint %s\n",
+                  static_cast<long long>(result.steps), static_cast<long long>(result.tokens_per_pass),
+                  ctx.process->world_size, result.losses.front(), result.losses.back(), result.seconds,
+                  result.tokens_per_second, out.c_str());
+    stage.write_record(j, summary);
   });
   return kExitOk;
 }

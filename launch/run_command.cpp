@@ -11,9 +11,9 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/version.h"
-#include "launch/command.h"
-#include "trainers/cheap_baselines.h"
-#include "trainers/reward.h"
+#include "launch/commands.h"
+#include "trainers/baselines/cheap_baselines.h"
+#include "trainers/task/reward.h"
 
 namespace r2rec {
 
@@ -23,7 +23,7 @@ int command_run(CommandContext& ctx, const char* argv0) {
   // A DONE left by an earlier run of this directory would tell launch/r2rec-resume this one is finished.
   run_agreed([&] {
     std::error_code ec;
-    if (ctx.process->rank == 0) std::filesystem::remove(ctx.layout.root() + "/DONE", ec);
+    if (ctx.process->rank == 0) std::filesystem::remove(ctx.layout.done_marker(), ec);
   });
   for (auto stage : {command_prepare, command_annotate}) {
     const int rc = stage(ctx, argv0);
@@ -64,7 +64,7 @@ int command_run(CommandContext& ctx, const char* argv0) {
   }
   // The marker launch/r2rec-resume waits for: every stage of this run is done.
   run_agreed([&] {
-    if (ctx.process->rank == 0) write_file_atomic(ctx.layout.root() + "/DONE", "done\n");
+    if (ctx.process->rank == 0) write_file_atomic(ctx.layout.done_marker(), "done\n");
   });
   if (ctx.process->rank == 0) {
     std::cout << "run: report in " << ctx.layout.report_json() << "; checkpoints in " << ctx.layout.root()

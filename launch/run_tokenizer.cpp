@@ -1,5 +1,5 @@
 // The run's tokenizer, shared by every stage that builds or reads a model (pretrain, sft):
-//   - tokenizer.path, or model.path's own tokenizer, with the task's entity tokens (trainers/task.h
+//   - tokenizer.path, or model.path's own tokenizer, with the task's entity tokens (trainers/task/task.h
 //     entity_tokens: <item_ID>, <user_ID>) appended as plain added tokens where they are missing;
 //   - else a byte-level BPE of tokenizer.vocab_size learnt from the traces' text (up to 3000 traces) and the
 //     item titles, with the special tokens and the entity tokens on top.
@@ -15,8 +15,8 @@
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/tokenizer/bpe_trainer.h"
-#include "launch/command.h"
-#include "trainers/task.h"
+#include "launch/stage.h"
+#include "trainers/task/task.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;

@@ -1,7 +1,7 @@
-// `r2rec sft`: data-parallel supervised fine-tuning on <run.dir>/traces/traces.h5 (trainers/sft.h).
+// `r2rec sft`: data-parallel supervised fine-tuning on <run.dir>/traces/traces.h5 (trainers/lm/sft.h).
 //
 // Start: a pretrained model.path (its tokenizer gets the task's entity tokens and the model grows their rows,
-// trainers/checkpoint.h grow_vocabulary); else <run.dir>/pretrain/model (pretrain.steps > 0) with its tokenizer;
+// trainers/lm/model_folder.h grow_vocabulary); else <run.dir>/pretrain/model (pretrain.steps > 0) with its tokenizer;
 // else a new model of the model.* shape with the run's learnt tokenizer (launch/run_tokenizer.cpp).
 // Output: <run.dir>/sft/model (config.json, model.safetensors, tokenizer.json, generation_config.json — loads in
 // `transformers` and `r2rec generate`), written at the end and every sft.save_every steps; <run.dir>/sft/sft.json
@@ -16,12 +16,11 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/hash.h"
-#include "core/progress.h"
-#include "distributed/communicator.h"
-#include "launch/command.h"
+#include "launch/commands.h"
+#include "launch/stage.h"
 #include "sampler/manifest.h"
-#include "trainers/checkpoint.h"
-#include "trainers/sft.h"
+#include "trainers/lm/model_folder.h"
+#include "trainers/lm/sft.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
@@ -38,8 +37,10 @@ std::string traces_digest(const TraceSet& traces) {
 // What the checkpoint depends on: the traces' contents, the starting point (the pretrain record's fingerprint),
 // the tokenizer and every task/model/tokenizer/sft/seed setting, so `r2rec run` retrains exactly when one of
 // them changed.
-Config sft_settings(const Config& c) {
-  Config k;  // defaults everywhere except the fields that matter
+StageInputs sft_inputs(const Config& c, const std::string& digest, const std::string& start,
+                       const std::string& tokenizer_text) {
+  StageInputs in;  // defaults everywhere except the fields that matter
+  Config& k = in.settings;
   k.task = c.task;
   k.tokenizer = c.tokenizer;
   k.model = c.model;
@@ -47,12 +48,8 @@ Config sft_settings(const Config& c) {
   k.sft.save_every = 0;  // when checkpoints are written or validation runs does not change the result
   k.sft.eval_every = 0;
   k.run.seed = c.run.seed;
-  return k;
-}
-
-std::string sft_fingerprint(const Config& c, const std::string& digest, const std::string& start,
-                            const std::string& tokenizer_text) {
-  return hex64(fnv1a(to_yaml(sft_settings(c)) + digest + start + tokenizer_text));
+  in.digests = {digest, start, tokenizer_text};
+  return in;
 }
 
 }  // namespace
@@ -86,16 +83,15 @@ int command_sft(CommandContext& ctx, const char* argv0) {
   run_agreed([&] { tokenizer_text = tokenizer_json(Tokenizer::load(tokenizer_path).spec()); });
   const std::string digest = traces_digest(traces);
   const std::string start = from_pretrain ? stage_fingerprint_on_disk(ctx, "pretrain") : c.model.path;
-  const std::string fingerprint = sft_fingerprint(c, digest, broadcast_from_rank0(start), tokenizer_text);
   const std::string out = ctx.layout.stage_model("sft");
-  StageStart stage = start_stage(ctx, "sft", fingerprint, sft_settings(c), c.sft.save_every);
-  if (stage.skip) return kExitOk;
+  TrainingStage stage(ctx, "sft", sft_inputs(c, digest, broadcast_from_rank0(start), tokenizer_text), c.sft.save_every);
+  if (stage.skip()) return kExitOk;
 
   std::unique_ptr<Tokenizer> tokenizer;
   Transformer model{nullptr};
   run_agreed([&] {
     if (from_pretrain) {
-      LoadedModel loaded = load_checkpoint(pretrained);
+      LoadedModel loaded = load_model_folder(pretrained);
       tokenizer = std::move(loaded.tokenizer);
       model = loaded.model;
       add_configured_lora(*model, c.model.lora, static_cast<uint64_t>(c.run.seed));
@@ -122,41 +118,33 @@ int command_sft(CommandContext& ctx, const char* argv0) {
                 : c.model.path.empty() ? "scratch"
                                        : c.model.path);
 
-  std::shared_ptr<Communicator> comm;
-  const Collectives collectives = communicator_collectives(ctx, &comm);
+  const DataParallelGroup group = data_parallel_group(ctx);
   SftResult result;
-  // Saves are made by rank 0 inside run_agreed on every rank: the others wait for it (no deadline runs out
-  // behind a slow save) and a failed save ends every rank with its message.
-  auto save = [&] {
-    run_agreed([&] {
-      if (rank == 0) save_checkpoint(*model, *tokenizer, out);
-    });
-  };
-  stage.plan.tokenizer = tokenizer.get();
-  stage.plan.base_model = from_pretrain ? pretrained : c.model.path;
+  stage.plan().tokenizer = tokenizer.get();
+  stage.plan().base_model = from_pretrain ? pretrained : c.model.path;
   run_agreed([&] {
-    MetricsLog metrics(c.run.dir, "sft", stage.plan.resume_step, rank == 0);
-    std::unique_ptr<Progress> progress;
     const auto on_step = [&](const LmStep& s) {
-      if (!progress) progress = std::make_unique<Progress>("sft", s.total, "steps", rank == 0, s.step);
-      progress->update(s.step + 1);
-      if (rank == 0 && (s.step < 5 || (s.step + 1) % 25 == 0))
-        LOG(INFO) << "sft: step " << s.step + 1 << " loss " << s.loss << " (" << s.seconds << " s)";
       Scalars scalars = lm_step_scalars(s);
       if (c.sft.eval_every > 0 && ((s.step + 1) % c.sft.eval_every == 0 || s.step + 1 == s.total)) {
-        for (auto& kv : validation_scalars(ctx, "sft", s.step + 1, *model, *tokenizer, collectives))
-          scalars.push_back(kv);
+        for (auto& kv : validation_scalars(ctx, "sft", s.step + 1, *model, *tokenizer, group)) scalars.push_back(kv);
       }
-      metrics.log(s.step + 1, scalars);
+      const bool shown = s.step < 5 || (s.step + 1) % 25 == 0;
+      stage.step(s.step + 1, s.total, scalars,
+                 shown ? "step " + std::to_string(s.step + 1) + " loss " + std::to_string(s.loss) + " (" +
+                             std::to_string(s.seconds) + " s)"
+                       : "");
     };
-    result = train_sft(*model, c, traces, *tokenizer, collectives, on_step, &stage.plan);
-    if (progress) progress->finish();
+    result = train_sft(*model, c, traces, *tokenizer, group, on_step, &stage.plan());
+    stage.finish_steps();
   });
-  save();
+  // Saved by rank 0 inside run_agreed on every rank: the others wait for it (no deadline runs out behind a slow
+  // save) and a failed save ends every rank with its message.
+  run_agreed([&] {
+    if (rank == 0) save_model_folder(*model, *tokenizer, out);
+  });
   run_agreed([&] {
     if (rank != 0) return;
     nlohmann::ordered_json j;
-    j["fingerprint"] = fingerprint;
     j["traces_digest"] = digest;
     j["start"] = from_pretrain ? pretrained : c.model.path;
     j["traces"] = traces.size();
@@ -173,15 +161,15 @@ int command_sft(CommandContext& ctx, const char* argv0) {
     j["first_loss"] = result.losses.front();
     j["last_loss"] = result.losses.back();
     j["losses"] = result.losses;
-    write_file_atomic(ctx.layout.stage_json("sft"), j.dump(2) + "\n");
-    std::printf(
-        "sft: %lld steps on %lld traces (%lld longer than %lld tokens left out), %d rank(s)\n"
-        "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s --chat)\n",
-        static_cast<long long>(result.steps), static_cast<long long>(result.traces_used),
-        static_cast<long long>(result.too_long), static_cast<long long>(c.sft.max_seq_len), ctx.process->world_size,
-        result.losses.front(), result.losses.back(), result.seconds, result.tokens_per_second, out.c_str(),
-        out.c_str());
-    std::fflush(stdout);
+    char summary[1024];
+    std::snprintf(summary, sizeof(summary),
+                  "sft: %lld steps on %lld traces (%lld longer than %lld tokens left out), %d rank(s)\n"
+                  "  loss %.4f -> %.4f, %.1f s, %.0f tokens/s\n  checkpoint %s (r2rec generate --model %s --chat)\n",
+                  static_cast<long long>(result.steps), static_cast<long long>(result.traces_used),
+                  static_cast<long long>(result.too_long), static_cast<long long>(c.sft.max_seq_len),
+                  ctx.process->world_size, result.losses.front(), result.losses.back(), result.seconds,
+                  result.tokens_per_second, out.c_str(), out.c_str());
+    stage.write_record(j, summary);
   });
   return kExitOk;
 }

@@ -49,20 +49,6 @@ void require_nonempty(size_t n, const DataConfig& data, const std::string& what)
 
 }  // namespace
 
-std::string latin1_to_utf8(const std::string& latin1) {
-  std::string out;
-  out.reserve(latin1.size() + 8);
-  for (unsigned char c : latin1) {
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-    }
-  }
-  return out;
-}
-
 Dataset load_dataset(const DataConfig& data, uint64_t seed) {
   RawLog log = read_raw_log(data, seed);
   Dataset ds;

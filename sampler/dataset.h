@@ -66,9 +66,6 @@ struct Dataset {
 // data.skip_malformed) or when a filter leaves nothing; ConfigError for an unknown format.
 Dataset load_dataset(const DataConfig& data, uint64_t seed);
 
-// ISO-8859-1 (Latin-1) bytes -> UTF-8 (each byte >= 0x80 becomes two bytes).
-std::string latin1_to_utf8(const std::string& latin1);
-
 // One line of counts for logs: "raw 943 users / 1682 items / 100000 interactions -> 943 / 1349 / 99287 ...".
 std::string describe(const DatasetStats& stats);
 

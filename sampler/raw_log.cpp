@@ -333,4 +333,18 @@ RawLog read_raw_log(const DataConfig& data, uint64_t seed) {
   return log;
 }
 
+std::string latin1_to_utf8(const std::string& latin1) {
+  std::string out;
+  out.reserve(latin1.size() + 8);
+  for (unsigned char c : latin1) {
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
+}
+
 }  // namespace r2rec

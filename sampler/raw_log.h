@@ -46,4 +46,7 @@ struct RawLog {
 // Reads the files of data.format from data.path. Throws DataError / ConfigError as described above.
 RawLog read_raw_log(const DataConfig& data, uint64_t seed);
 
+// ISO-8859-1 (Latin-1) bytes -> UTF-8 (each byte >= 0x80 becomes two bytes): ML-100K's titles.
+std::string latin1_to_utf8(const std::string& latin1);
+
 }  // namespace r2rec

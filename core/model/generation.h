@@ -7,10 +7,10 @@
 // dropped from the batch once half of them are done (the cache rows are compacted), so long and short completions share
 // a batch cheaply.
 //
-// Sampling: temperature 0 is greedy (arg-max); otherwise logits / temperature, then top-k, then top-p (the
-// smallest set of most likely tokens whose probability reaches p), drawn with a per-sequence SplitMix64 stream
-// (core/rng.h) keyed by the request's seed — a sequence's tokens depend on its prompt and seed, not on which
-// other prompts share its batch (up to floating-point effects of the batch shape).
+// Sampling (core/model/sampling.h): temperature 0 is greedy (arg-max); otherwise logits / temperature, then top-k,
+// then top-p (the smallest set of most likely tokens whose probability reaches p), drawn with a per-sequence
+// SplitMix64 stream (core/rng.h) keyed by the request's seed — a sequence's tokens depend on its prompt and seed, not
+// on which other prompts share its batch (up to floating-point effects of the batch shape).
 //
 // Log-probs: every returned token carries log p(token | prefix) under the model itself (temperature 1, no top-k /
 // top-p / constraint renormalisation), which is what `completion_logprobs` computes teacher-forced and what the
@@ -31,49 +31,10 @@
 #include <string>
 #include <vector>
 
+#include "core/model/sampling.h"
 #include "core/model/transformer.h"
 
 namespace r2rec {
-
-// A trie over token sequences (e.g. each candidate's answer tokens followed by the closing tag's tokens, so no
-// sequence is a prefix of another). Node 0 is the root.
-class TokenTrie {
- public:
-  TokenTrie();
-  void insert(const std::vector<int64_t>& tokens);
-  // The child of `node` along `token`, or -1.
-  int32_t next(int32_t node, int64_t token) const;
-  const std::vector<int64_t>& allowed(int32_t node) const { return nodes_[node].tokens; }
-  bool is_leaf(int32_t node) const { return nodes_[node].tokens.empty(); }
-  size_t size() const { return nodes_.size(); }
-  int64_t max_token() const { return max_token_; }  // -1 when empty
-
- private:
-  struct Node {
-    std::vector<int64_t> tokens;    // sorted
-    std::vector<int32_t> children;  // parallel to tokens
-  };
-  std::vector<Node> nodes_;
-  int64_t max_token_ = -1;
-};
-
-struct AnswerConstraint {
-  std::string trigger;                    // the constraint starts when the completion text ends with it ("" = at once)
-  std::shared_ptr<const TokenTrie> trie;  // allowed continuations after the trigger
-};
-
-struct SamplingOptions {
-  int64_t max_new_tokens = 256;
-  double temperature = 1.0;               // 0 = greedy
-  int64_t top_k = 0;                      // 0 = off
-  double top_p = 1.0;                     // 1 = off
-  std::vector<int64_t> stop_tokens;       // e.g. <|im_end|>, <|endoftext|>
-  std::vector<std::string> stop_strings;  // matched on the decoded completion
-  // Requests with the same prompt (a GRPO group) share one prefill and its cached keys/values; each row forks on
-  // its first sampled token. Off: every row prefills its own copy (the reference the shared path is tested
-  // against; the results agree up to floating-point effects of the batch shape).
-  bool share_prompts = true;
-};
 
 struct GenerationRequest {
   std::vector<int64_t> prompt;  // at least one token

@@ -68,15 +68,17 @@ std::vector<nlohmann::json> lines(const std::string& path) {
 TEST(MetricsLog, AResumedStageDropsOnlyItsRedoneSteps) {
   testing::TempDir d;
   {
-    MetricsLog pre(d.path(), "pretrain", 0, true);
+    MetricsLog pre(d.path() + "/metrics.jsonl", d.path() + "/tensorboard", "pretrain", 0, true);
     for (int s = 1; s <= 3; ++s) pre.log(s, {{"loss", 1.0 / s}});
-    MetricsLog sft(d.path(), "sft", 0, true);
+    MetricsLog sft(d.path() + "/metrics.jsonl", d.path() + "/tensorboard", "sft", 0, true);
     for (int s = 1; s <= 5; ++s) sft.log(s, {{"loss", 2.0 / s}, {"bad", std::nan("")}});
   }
   {
-    MetricsLog resumed(d.path(), "sft", 2, true);  // resumed from checkpoint 2: steps 3..5 are redone
+    MetricsLog resumed(d.path() + "/metrics.jsonl", d.path() + "/tensorboard", "sft", 2,
+                       true);  // resumed from checkpoint 2: steps 3..5 are redone
     resumed.log(3, {{"loss", 9.0}});
-    MetricsLog off(d.path(), "sft", 0, false);  // another rank: writes nothing, drops nothing
+    MetricsLog off(d.path() + "/metrics.jsonl", d.path() + "/tensorboard", "sft", 0,
+                   false);  // another rank: writes nothing, drops nothing
     off.log(4, {{"loss", 1.0}});
     EXPECT_EQ(off.event_file(), "");
   }

@@ -1,4 +1,4 @@
-// Full-state checkpoints and exact resume, through the binary under `mpirun -np 2` (trainers/train_state.h):
+// Full-state checkpoints and exact resume, through the binary under `mpirun -np 2` (trainers/lm/train_state.h):
 //   - SFT, pretraining and GRPO (colocated on 2 ranks, and split 1 learner + 1 rollout rank) killed (SIGKILL,
 //     R2REC_FAULT) right after checkpoint 4 of 6, then re-run: the re-run continues from step 4 and its losses
 //     (GRPO: completions, rewards, KL, losses) and final weights are bit-identical to the uninterrupted run's;

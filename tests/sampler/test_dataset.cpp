@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "sampler/dataset.h"
+#include "sampler/raw_log.h"
 #include "tests/sampler/sampler_fixtures.h"
 
 namespace r2rec::testing {

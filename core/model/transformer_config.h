@@ -1,0 +1,35 @@
+// The decoder's shape (Hugging Face config.json fields), read and written by core/model/transformer.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace r2rec {
+
+struct TransformerConfig {
+  int64_t vocab_size = 4096;
+  int64_t hidden_size = 256;
+  int64_t intermediate_size = 688;
+  int64_t num_layers = 4;
+  int64_t num_heads = 4;
+  int64_t num_kv_heads = 2;
+  int64_t head_dim = 64;  // hidden_size / num_heads unless the checkpoint says otherwise
+  int64_t max_position = 2048;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_embeddings = true;
+  bool qkv_bias = false;             // Qwen2: true
+  std::string model_type = "qwen2";  // "qwen2" | "llama"
+  // Not a checkpoint field: causal attention over a whole sequence (training, teacher forcing) runs in query
+  // blocks of this many rows, each against the keys up to its last row, so the masked products above the
+  // diagonal are skipped (~45% of the attention work at 600 tokens). Sequences up to twice this run in one
+  // block; 0 = always one block.
+  int64_t attention_block = 64;
+
+  // From a Hugging Face config.json (DataError naming the file and key on a missing/bad field).
+  static TransformerConfig from_hf_json(const std::string& path);
+  // The config.json text transformers reads back.
+  std::string to_hf_json() const;
+};
+
+}  // namespace r2rec

@@ -1,0 +1,328 @@
+// The R2Rec task text on real ML-100K shards (the default mix of closed, bridge and walk chains, so every chain
+// form is walked): prompts hold the history, chains and candidates in each item form; the template teacher's
+// trace is progressive (thought k names node k and no later node), grounded (its form is the same whichever
+// candidate is the target; its votes are the prompt's) and parses back to the target; malformed answers parse
+// to -1.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "sampler/prepare.h"
+#include "sampler/shard_reader.h"
+#include "tests/test_support.h"
+#include "trainers/task/citations.h"
+#include "trainers/task/reward.h"
+#include "trainers/task/task.h"
+
+namespace r2rec {
+namespace {
+using testing::TempDir;
+
+struct Records {
+  std::vector<Example> examples;
+  std::vector<ChainBuffer> chains;
+  Catalog catalog;
+};
+
+const Records& ml100k_records() {
+  static const Records records = [] {
+    static TempDir dir;
+    const Config config = load_config(
+        "", {"data.path=" + testing::data_dir() + "/ml-100k", "sampler.num_shards=2", "sampler.chains_per_example=8"});
+    prepare_in_process(config, dir.path());
+    ReaderOptions o;
+    o.dir = dir.path();
+    o.shuffle = false;
+    ShardReader reader(o);
+    Records r;
+    r.catalog = reader.catalog();
+    Example e;
+    ChainBuffer c;
+    while (reader.next(&e, &c)) {
+      r.examples.push_back(e);
+      r.chains.push_back(c);
+      c.clear();
+    }
+    return r;
+  }();
+  return records;
+}
+
+std::string name_of(const Records& r, const ChainBuffer& c, int64_t n, int32_t u0, const TaskFormat& f) {
+  const int32_t id = c.nodes[n];
+  if (static_cast<NodeType>(c.types[n]) == NodeType::kItem) {
+    if (f.items == ItemText::kTitle) return r.catalog.item_titles[id];
+    if (f.items == ItemText::kToken) return item_token(r.catalog, id);
+    return item_token(r.catalog, id) + " " + r.catalog.item_titles[id];
+  }
+  if (id == u0) return "U";
+  return f.user_tokens ? user_token(r.catalog, id) : "user " + r.catalog.user_tokens[id];
+}
+
+TaskFormat format_of(ItemText items, bool user_tokens) {
+  TaskFormat f;
+  f.items = items;
+  f.user_tokens = user_tokens;
+  return f;
+}
+
+TEST(Task, PromptHoldsHistoryChainsAndCandidatesInEveryItemForm) {
+  const Records& r = ml100k_records();
+  ASSERT_EQ(r.examples.size(), 4715u + 943 + 943);
+  const Example& e = r.examples.back();
+  const ChainBuffer& c = r.chains.back();
+  for (const TaskFormat f : {format_of(ItemText::kToken, true), format_of(ItemText::kTitle, false),
+                             format_of(ItemText::kTokenTitle, true)}) {
+    const std::string p = render_prompt(e, c, 0, c.size(), r.catalog, f);
+    if (f.items == ItemText::kToken) {
+      std::string history = "History (oldest first): ";
+      for (int32_t item : e.history) history += item_token(r.catalog, item);
+      EXPECT_NE(p.find(history + "\n"), std::string::npos) << p;
+      std::string candidates = "Candidates: ";
+      for (int32_t item : e.candidates) candidates += item_token(r.catalog, item);
+      EXPECT_NE(p.find(candidates + "\n"), std::string::npos) << p;
+    } else {
+      for (int32_t item : e.history) {
+        const std::string name = f.items == ItemText::kTitle
+                                     ? r.catalog.item_titles[item]
+                                     : item_token(r.catalog, item) + " " + r.catalog.item_titles[item];
+        EXPECT_NE(p.find("- " + name + "\n"), std::string::npos);
+      }
+      for (size_t i = 0; i < e.candidates.size(); ++i) {
+        const int32_t item = e.candidates[i];
+        const std::string name = f.items == ItemText::kTitle
+                                     ? r.catalog.item_titles[item]
+                                     : item_token(r.catalog, item) + " " + r.catalog.item_titles[item];
+        EXPECT_NE(p.find("[" + std::to_string(i + 1) + "] " + name + "\n"), std::string::npos);
+      }
+    }
+    for (int64_t k = 0; k < c.size(); ++k) {
+      std::string line = std::to_string(k + 1) + ". ";
+      for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
+        line += (n > c.offsets[k] ? " -> " : "") + name_of(r, c, n, e.user, f);
+      EXPECT_NE(p.find(line + "\n"), std::string::npos) << line;
+    }
+    EXPECT_NE(p.find("Think over the chains step by step"), std::string::npos);
+    EXPECT_NE(render_prompt(e, c, 0, c.size(), r.catalog, f, PromptForm::kDirect).find("\nAnswer with one candidate."),
+              std::string::npos);
+    const std::string chat = render_chat_prompt(e, c, 0, c.size(), r.catalog, f);
+    EXPECT_EQ(chat.rfind("<|im_start|>system\n", 0), 0u);
+    EXPECT_EQ(chat.substr(chat.size() - 22), "<|im_start|>assistant\n");
+    std::printf("example prompt (test user %d):\n%s\n", e.user, p.c_str());
+  }
+}
+
+// The grounding rule: a trace's form depends only on the prompt. Moving the target to another candidate (the
+// same prompt otherwise) changes nothing before the answer.
+TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
+  const Records& r = ml100k_records();
+  const TaskFormat f = format_of(ItemText::kToken, true);
+  int64_t reached = 0, top = 0, train = 0;
+  for (size_t x = 0; x < r.examples.size(); ++x) {
+    const Example& e = r.examples[x];
+    const ChainBuffer& c = r.chains[x];
+    const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
+    ASSERT_EQ(parse_answer(t.text, e, r.catalog), e.target_index) << t.text;
+    const size_t answer_at = t.text.find("</think><answer>");
+    ASSERT_NE(answer_at, std::string::npos);
+    Example moved = e;
+    moved.target_index = (e.target_index + 1) % static_cast<int32_t>(e.candidates.size());
+    moved.target = e.candidates[moved.target_index];
+    const Trace u = template_trace(moved, c, 0, c.size(), r.catalog, f);
+    ASSERT_EQ(u.text.substr(0, answer_at), t.text.substr(0, answer_at)) << "the form depends on the target";
+    // Votes: chains containing each candidate, as the trace says them.
+    const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
+    for (size_t ci = 0; ci < e.candidates.size(); ++ci) {
+      int32_t votes = 0;
+      for (int64_t k = 0; k < c.size(); ++k) {
+        bool hits = false;
+        for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
+          hits = hits || (static_cast<NodeType>(c.types[n]) == NodeType::kItem && c.nodes[n] == e.candidates[ci]);
+        votes += hits;
+      }
+      ASSERT_EQ(ev.votes[ci], votes);
+      const std::string said = item_token(r.catalog, e.candidates[ci]) + " " + std::to_string(votes);
+      const std::string votes_line = t.text.substr(t.text.find("Votes:"));
+      EXPECT_EQ(votes_line.find(said) != std::string::npos, votes > 0) << votes_line;
+    }
+    EXPECT_EQ(t.reaching, ev.votes[e.target_index]);
+    // Cited chains: at most cited_chains, each reaching a candidate, walked hop by hop; thought k names node k
+    // and no later node of its chain.
+    ASSERT_LE(static_cast<int64_t>(ev.cited.size()), f.cited_chains);
+    for (int64_t k : ev.cited) {
+      const std::string prefix = "Chain " + std::to_string(k + 1) + ":";
+      const size_t at = t.text.find(prefix);
+      ASSERT_NE(at, std::string::npos) << t.text;
+      const std::string line = t.text.substr(at, t.text.find('\n', at) - at);
+      std::vector<std::string> thoughts;
+      for (size_t b = prefix.size(), dot; (dot = line.find('.', b)) != std::string::npos; b = dot + 1)
+        thoughts.push_back(line.substr(b, dot - b));
+      ASSERT_EQ(static_cast<int64_t>(thoughts.size()), c.length(k) - 1) << line;
+      for (int64_t s = 1; s < c.length(k); ++s) {
+        EXPECT_NE(thoughts[s - 1].find(name_of(r, c, c.offsets[k] + s, e.user, f)), std::string::npos) << line;
+        for (int64_t later = s + 1; later < c.length(k); ++later) {
+          const std::string name = name_of(r, c, c.offsets[k] + later, e.user, f);
+          bool seen = false;
+          for (int64_t earlier = 0; earlier <= s; ++earlier)
+            seen = seen || name == name_of(r, c, c.offsets[k] + earlier, e.user, f);
+          if (!seen && name != "U") {
+            EXPECT_EQ(thoughts[s - 1].find(name), std::string::npos) << line;
+          }
+        }
+      }
+    }
+    for (int64_t k = 0; k < c.size(); ++k) {
+      const bool cited = std::find(ev.cited.begin(), ev.cited.end(), k) != ev.cited.end();
+      EXPECT_EQ(t.text.find("Chain " + std::to_string(k + 1) + ":") != std::string::npos, cited);
+    }
+    if (e.split == Split::kTrain) {
+      ++train;
+      reached += t.reaching > 0;
+      top += t.target_top;
+    }
+  }
+  std::printf("train examples whose prompt chains reach the target: %lld of %lld (%.1f%%), with the most votes: %lld\n",
+              static_cast<long long>(reached), static_cast<long long>(train), 100.0 * reached / train,
+              static_cast<long long>(top));
+  EXPECT_GT(reached, 0);
+  EXPECT_LT(reached, train);
+}
+
+// trainers/task/citations.h: the template teacher's traces are grounded in every item form (each cited chain and
+// the votes line check out); a citation renumbered to a chain the prompt lacks or to another chain, an item
+// swapped for one off the chain and a vote count changed are each caught and said.
+TEST(Task, CitationsOfTemplateTracesAreGroundedAndTamperedOnesAreNot) {
+  const Records& r = ml100k_records();
+  int64_t citations = 0, renumbered = 0, swapped = 0, miscounted = 0;
+  for (const auto& [items, users] : {std::pair{ItemText::kToken, true}, std::pair{ItemText::kTitle, false},
+                                     std::pair{ItemText::kTokenTitle, true}}) {
+    const TaskFormat f = format_of(items, users);
+    for (size_t x = 0; x < r.examples.size(); x += 7) {
+      const Example& e = r.examples[x];
+      const ChainBuffer& c = r.chains[x];
+      const std::string text = template_trace(e, c, 0, c.size(), r.catalog, f).text;
+      const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
+      const ReasoningCheck ok = check_reasoning(text, e, c, 0, c.size(), r.catalog, f);
+      ASSERT_EQ(ok.citations.size(), ev.cited.size()) << text;
+      for (size_t i = 0; i < ok.citations.size(); ++i) {
+        const Citation& ci = ok.citations[i];
+        ASSERT_TRUE(ci.grounded) << ci.why << "\n" << text;
+        EXPECT_EQ(ci.chain, ev.cited[i]);
+        EXPECT_EQ(ci.steps, ci.mentions - 1);
+        ++citations;
+      }
+      ASSERT_TRUE(ok.has_votes);
+      ASSERT_TRUE(ok.votes_true) << text;
+      if (ev.cited.empty()) continue;
+      // Renumbered past the prompt's chains.
+      const std::string first = "Chain " + std::to_string(ev.cited[0] + 1) + ":";
+      std::string t = text;
+      t.replace(t.find(first), first.size(), "Chain " + std::to_string(c.size() + 1) + ":");
+      const Citation bad = check_reasoning(t, e, c, 0, c.size(), r.catalog, f).citations[0];
+      EXPECT_FALSE(bad.grounded);
+      EXPECT_EQ(bad.chain, -1);
+      EXPECT_NE(bad.why.find("the prompt has no chain"), std::string::npos) << bad.why;
+      ++renumbered;
+      // An item of the cited line swapped for a history item that is not on the chain (token form).
+      if (f.items == ItemText::kToken) {
+        const int64_t k = ev.cited[0];
+        const size_t at = text.find(first), end = text.find('\n', at);
+        for (int32_t h : e.history) {
+          bool on_chain = false;
+          for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n) on_chain = on_chain || c.nodes[n] == h;
+          if (on_chain) continue;
+          const size_t item = text.find("<item_", at);
+          if (item == std::string::npos || item > end) break;
+          std::string u = text;
+          u.replace(item, u.find('>', item) + 1 - item, item_token(r.catalog, h));
+          const Citation off = check_reasoning(u, e, c, 0, c.size(), r.catalog, f).citations[0];
+          EXPECT_FALSE(off.grounded) << u;
+          EXPECT_GE(off.off_chain, 1);
+          EXPECT_NE(off.why.find("not on the chain"), std::string::npos) << off.why;
+          ++swapped;
+          break;
+        }
+      }
+      // The first vote count one more than the prompt's.
+      const std::string votes_prefix = "Votes: ";
+      const size_t v = text.find(votes_prefix);
+      const size_t comma = text.find_first_of(",.", text.find(' ', v + votes_prefix.size() + 1));
+      size_t digits = comma;
+      while (digits > 0 && std::isdigit(static_cast<unsigned char>(text[digits - 1]))) --digits;
+      std::string w = text;
+      w.replace(digits, comma - digits, std::to_string(std::stoll(text.substr(digits, comma - digits)) + 1));
+      const ReasoningCheck wrong = check_reasoning(w, e, c, 0, c.size(), r.catalog, f);
+      EXPECT_FALSE(wrong.votes_true) << w;
+      EXPECT_EQ(wrong.votes[0].claimed, wrong.votes[0].actual + 1);
+      ++miscounted;
+    }
+  }
+  std::printf("%lld grounded citations; %lld renumbered, %lld swapped, %lld miscounted caught\n",
+              static_cast<long long>(citations), static_cast<long long>(renumbered), static_cast<long long>(swapped),
+              static_cast<long long>(miscounted));
+  EXPECT_GT(swapped, 10);
+}
+
+TEST(Task, AnswersParseByItemTokenNumberOrTitleAndMalformedOnesAreWrong) {
+  const Records& r = ml100k_records();
+  const Example& e = r.examples.front();
+  const std::string title = r.catalog.item_titles[e.candidates[4]];
+  const std::string token = item_token(r.catalog, e.candidates[4]);
+  EXPECT_EQ(parse_answer("<think>x</think><answer>5</answer>", e, r.catalog), 4);
+  EXPECT_EQ(parse_answer("<answer> [5] </answer>", e, r.catalog), 4);
+  EXPECT_EQ(parse_answer("<answer>" + title + "</answer>", e, r.catalog), 4);
+  EXPECT_EQ(parse_answer("<answer>" + token + "</answer>", e, r.catalog), 4);
+  EXPECT_EQ(parse_answer("<answer>20</answer>", e, r.catalog), 19);
+  for (const std::string bad :
+       {"", "5", "<answer>5", "<answer>0</answer>", "<answer>21</answer>", "<answer>-1</answer>",
+        "<answer>5</answer><answer>6</answer>", "<answer>Not A Movie</answer>", "<answer>99999999999</answer>",
+        "<answer><item_999999></answer>"}) {
+    EXPECT_EQ(parse_answer(bad, e, r.catalog), -1) << bad;
+  }
+  EXPECT_EQ(answer_text(e, 4, r.catalog, format_of(ItemText::kTitle, false)), "<answer>5</answer>");
+  EXPECT_EQ(answer_text(e, 4, r.catalog, format_of(ItemText::kToken, true)), "<answer>" + token + "</answer>");
+}
+
+// Rewards by name (trainers/task/reward.h): weighted sum of the listed components, each reported on its own; the
+// rank component is the NDCG of the target in the completion's ranked list (its answer first, then the
+// candidates in the order they are first named); a bad rl.rewards entry is refused by name.
+TEST(Task, RewardsAreNamedWeightedComponents) {
+  const Records& r = ml100k_records();
+  const Example& e = r.examples.front();
+  const int32_t t = e.target_index, other = (t + 1) % 20;
+  const std::string target = item_token(r.catalog, e.candidates[t]), wrong = item_token(r.catalog, e.candidates[other]);
+  RlConfig rl;
+  rl.rewards = {"answer=1", "format=0.1", "rank=0.5"};
+  const auto rewards = make_rewards(rl);
+  ASSERT_EQ(rewards.size(), 3u);
+  const Reward hit =
+      score_completion(rewards, "<think>" + target + "</think><answer>" + target + "</answer>", e, r.catalog);
+  EXPECT_EQ(hit.parts, (std::vector<double>{1.0, 1.0, 1.0}));
+  EXPECT_DOUBLE_EQ(hit.total, 1.6);
+  // Wrong answer, the target named second in the reasoning: rank 2 -> 1/log2(3); no <think>: format 0.
+  const Reward second =
+      score_completion(rewards, wrong + " then " + target + "<answer>" + wrong + "</answer>", e, r.catalog);
+  EXPECT_EQ(second.parts[0], 0.0);
+  EXPECT_EQ(second.parts[1], 0.0);
+  EXPECT_NEAR(second.parts[2], 1.0 / std::log2(3.0), 1e-12);
+  EXPECT_NEAR(second.total, 0.5 / std::log2(3.0), 1e-12);
+  const Reward none = score_completion(rewards, "<answer>nothing</answer>", e, r.catalog);
+  EXPECT_EQ(none.parts, (std::vector<double>{0.0, 0.0, 0.0}));
+  for (const auto& [entries, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"answer=1", "bleu=1"}, "bleu"}, {{"answer=1", "answer=2"}, "answer"}}) {
+    rl.rewards = entries;
+    try {
+      make_rewards(rl);
+      ADD_FAILURE() << "accepted " << says;
+    } catch (const ConfigError& err) {
+      EXPECT_NE(std::string(err.what()).find("rl.rewards"), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find(says), std::string::npos) << err.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace r2rec

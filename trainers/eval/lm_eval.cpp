@@ -1,0 +1,204 @@
+#include "trainers/eval/lm_eval.h"
+
+#include <glog/logging.h>
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/model/generation.h"
+#include "trainers/lm/answering.h"
+#include "trainers/task/citations.h"
+
+namespace r2rec {
+namespace {
+
+std::vector<int64_t> ids_of(const Tokenizer& tok, const std::string& text) {
+  const std::vector<TokenId> ids = tok.encode(text);
+  return {ids.begin(), ids.end()};
+}
+
+// log p(first token of each candidate's answer | prefix) for a batch of prefixes, one left-padded forward:
+// [B][C]. Valid when every candidate's answer starts with its own token (the item-token form).
+std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
+                                                    const std::vector<std::vector<int64_t>>& prefixes,
+                                                    const std::vector<std::vector<std::vector<int64_t>>>& answers) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t B = static_cast<int64_t>(prefixes.size());
+  int64_t T = 0;
+  for (const auto& p : prefixes) T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
+  torch::Tensor ids = torch::zeros({B, T}, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = static_cast<int64_t>(prefixes[b].size());
+    for (int64_t t = 0; t < n; ++t) ids[b][T - n + t] = prefixes[b][t], mask[b][T - n + t] = 1;
+  }
+  const torch::Device device = model.embed_tokens->weight.device();
+  const torch::Tensor hidden = model.hidden_states(ids.to(device), mask.to(device)).select(1, T - 1);  // [B, d]
+  const torch::Tensor lp = torch::log_softmax(model.lm_logits(hidden).to(torch::kFloat), -1).to(torch::kCPU);
+  model.train(was_training);
+  std::vector<std::vector<double>> out(static_cast<size_t>(B));
+  auto a = lp.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (const auto& ans : answers[b]) out[b].push_back(a[b][ans.front()]);
+  }
+  return out;
+}
+
+bool distinct_first_tokens(const std::vector<std::vector<int64_t>>& answers) {
+  std::vector<int64_t> firsts;
+  for (const auto& a : answers) {
+    if (a.empty()) return false;
+    firsts.push_back(a.front());
+  }
+  std::sort(firsts.begin(), firsts.end());
+  return std::adjacent_find(firsts.begin(), firsts.end()) == firsts.end();
+}
+
+}  // namespace
+
+std::vector<GeneratedAnswer> generate_answers(TransformerImpl& model, const Tokenizer& tok,
+                                              const std::vector<Example>& examples,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              const std::vector<std::vector<std::vector<int64_t>>>& answers,
+                                              const Catalog& catalog, int64_t max_new_tokens, GenerationStats* stats) {
+  const size_t n = examples.size();
+  if (prompts.size() != n || answers.size() != n) throw std::invalid_argument("generate_answers: sizes differ");
+  const SamplingOptions greedy = answer_sampling(tok, max_new_tokens, /*temperature=*/0, /*top_p=*/1);
+  SamplingOptions one = greedy;
+  one.max_new_tokens = 64;  // the forced answer span: a label and the closing tag
+  const TokenText text = answer_token_text(tok);
+  const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
+  std::vector<GenerationRequest> requests;
+  for (size_t i = 0; i < n; ++i) requests.push_back({prompts[i], 0, answer_constraint(answers[i])});
+  const std::vector<Generation> out = generate(model, requests, greedy, text, 0, stats);
+  std::vector<GeneratedAnswer> result(n);
+  std::vector<GenerationRequest> forced;
+  std::vector<size_t> forced_of;
+  for (size_t i = 0; i < n; ++i) {
+    const Generation& g = out[i];
+    GeneratedAnswer& a = result[i];
+    a.text = answer_completion(g);
+    a.finish = g.finish;
+    a.tokens = static_cast<int64_t>(g.tokens.size());
+    if (g.finish == FinishReason::kAnswer) {
+      a.choice = parse_answer(g.text, examples[i], catalog);
+      a.valid = g.constrained_steps > 0 && g.unconstrained_agreed == g.constrained_steps;
+      continue;
+    }
+    std::vector<int64_t> p = prompts[i];
+    a.text.clear();
+    for (size_t t = 0; t < g.tokens.size(); ++t) {
+      if (g.finish == FinishReason::kStopToken && t + 1 == g.tokens.size()) break;  // drop the end of turn
+      p.push_back(g.tokens[t]);
+      a.text += text(g.tokens[t]);
+    }
+    p.insert(p.end(), answer_open.begin(), answer_open.end());
+    forced.push_back({std::move(p), 0, answer_constraint(answers[i], /*immediate=*/true)});
+    forced_of.push_back(i);
+  }
+  if (!forced.empty()) {
+    const std::vector<Generation> f = generate(model, forced, one, text);
+    for (size_t k = 0; k < forced.size(); ++k) {
+      GeneratedAnswer& a = result[forced_of[k]];
+      a.forced = true;
+      a.text += kAnswerOpen + answer_completion(f[k]);
+      a.choice = parse_answer(kAnswerOpen + f[k].text, examples[forced_of[k]], catalog);
+    }
+  }
+  return result;
+}
+
+LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardReader& reader, const TaskFormat& format,
+                         const LmEvalOptions& opt, const DataParallelGroup& group) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LmEvalResult r;
+  r.likelihood = RankingMetrics(opt.ks);
+  r.generation = RankingMetrics({1});
+  const Catalog& catalog = reader.catalog();
+  const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
+  std::vector<Example> examples;
+  std::vector<ChainBuffer> batch_chains;                   // each example's prompt chains
+  std::vector<std::vector<std::vector<int64_t>>> answers;  // [example][candidate] answer ids
+  std::vector<std::vector<int64_t>> reason;                // reasoning-form prompts
+  std::vector<std::vector<int64_t>> direct;                // direct-form prompts + "<answer>"
+  auto flush = [&] {
+    if (examples.empty()) return;
+    const size_t n = examples.size();
+    std::vector<int32_t> choice(n, -1);
+    // Generation with the constrained answer span; completions without "<answer>" get it appended.
+    if (opt.max_new_tokens > 0) {
+      GenerationStats stats;
+      const std::vector<GeneratedAnswer> out =
+          generate_answers(model, tok, examples, reason, answers, catalog, opt.max_new_tokens, &stats);
+      r.generated_tokens += stats.generated_tokens;
+      if (r.examples == 0 && group.rank() == 0 && n > 0) {
+        LOG(INFO) << "eval: the first completion (" << finish_reason_name(out[0].finish) << ", " << out[0].tokens
+                  << " tokens): " << out[0].text;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const ReasoningCheck check =
+            check_reasoning(out[i].text, examples[i], batch_chains[i], 0, batch_chains[i].size(), catalog, format);
+        r.citations += static_cast<int64_t>(check.citations.size());
+        for (const Citation& c : check.citations) r.grounded_citations += c.grounded;
+        r.votes_lines += check.has_votes;
+        r.true_votes += check.has_votes && check.votes_true;
+        r.valid += out[i].valid;
+        r.forced += out[i].forced;
+        r.generation.add_choice(out[i].choice, examples[i].target_index);
+      }
+    }
+    // Likelihood of each candidate's answer after the direct-form prompt.
+    bool batched = true;
+    for (const auto& a : answers) batched = batched && distinct_first_tokens(a);
+    std::vector<std::vector<double>> scores;
+    if (batched) {
+      scores = first_token_scores(model, direct, answers);
+    } else {
+      for (size_t i = 0; i < n; ++i) scores.push_back(score_continuations(model, direct[i], answers[i]));
+    }
+    for (size_t i = 0; i < n; ++i) r.likelihood.add(scores[i], examples[i].target_index);
+    r.examples += static_cast<int64_t>(n);
+    if (opt.on_batch) opt.on_batch(r.examples, reader.share_size());
+    examples.clear();
+    batch_chains.clear();
+    answers.clear();
+    reason.clear();
+    direct.clear();
+  };
+  Example e;
+  ChainBuffer chains;
+  while (reader.next(&e, &chains)) {
+    answers.push_back(candidate_answer_ids(tok, e, catalog, format));
+    reason.push_back(
+        ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kReason)));
+    direct.push_back(
+        ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kDirect)));
+    direct.back().insert(direct.back().end(), answer_open.begin(), answer_open.end());
+    examples.push_back(e);
+    batch_chains.push_back(chains);
+    chains.clear();
+    if (static_cast<int64_t>(examples.size()) >= opt.batch_size) flush();
+  }
+  flush();
+  r.likelihood = sum_over_ranks(r.likelihood, group);
+  r.generation = sum_over_ranks(r.generation, group);
+  double counts[8] = {static_cast<double>(r.examples),    static_cast<double>(r.valid),
+                      static_cast<double>(r.forced),      static_cast<double>(r.generated_tokens),
+                      static_cast<double>(r.citations),   static_cast<double>(r.grounded_citations),
+                      static_cast<double>(r.votes_lines), static_cast<double>(r.true_votes)};
+  group.sum(counts, 8);
+  r.citations = static_cast<int64_t>(counts[4]);
+  r.grounded_citations = static_cast<int64_t>(counts[5]);
+  r.votes_lines = static_cast<int64_t>(counts[6]);
+  r.true_votes = static_cast<int64_t>(counts[7]);
+  r.examples = static_cast<int64_t>(counts[0]);
+  r.valid = static_cast<int64_t>(counts[1]);
+  r.forced = static_cast<int64_t>(counts[2]);
+  r.generated_tokens = static_cast<int64_t>(counts[3]);
+  if (r.examples == 0) throw DataError("eval: the split has no example to evaluate (every rank's share was empty)");
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace r2rec

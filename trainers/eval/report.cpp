@@ -1,0 +1,139 @@
+#include "trainers/eval/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace r2rec {
+namespace fs = std::filesystem;
+
+namespace {
+nlohmann::ordered_json load(const std::string& path) {
+  if (!fs::exists(path)) return nlohmann::ordered_json::object();
+  try {
+    return nlohmann::ordered_json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(path + ": not valid JSON (" + std::string(e.what()) + "); move it aside to start a new report");
+  }
+}
+}  // namespace
+
+void update_report(const std::string& path, const std::string& dataset, int64_t num_candidates, const MethodResult& r) {
+  nlohmann::ordered_json j = load(path);
+  j["dataset"] = dataset;
+  j["num_candidates"] = num_candidates;
+  auto& split = j["splits"][r.split];
+  split["examples"] = r.examples;
+  nlohmann::ordered_json m = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : r.metrics) m[k] = v;
+  m["examples"] = r.examples;
+  m["seconds"] = r.seconds;
+  split["methods"][r.method] = m;
+  write_file_atomic(path, j.dump(2) + "\n");
+}
+
+// Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then "valid" and
+// "grounded" when a method has them.
+std::vector<std::string> columns(const nlohmann::ordered_json& methods) {
+  std::vector<std::string> cols;
+  for (const char* family : {"HR@", "NDCG@"}) {
+    std::vector<std::pair<int, std::string>> ks;
+    for (const auto& [method, values] : methods.items()) {
+      for (const auto& [key, value] : values.items()) {
+        if (key.rfind(family, 0) == 0) ks.emplace_back(std::stoi(key.substr(std::string(family).size())), key);
+      }
+      break;
+    }
+    std::sort(ks.begin(), ks.end());
+    for (const auto& k : ks) cols.push_back(k.second);
+  }
+  for (const char* extra : {"valid", "grounded"}) {  // the language model's valid-answer and grounded rates
+    for (const auto& [method, values] : methods.items()) {
+      if (values.contains(extra)) {
+        cols.push_back(extra);
+        break;
+      }
+    }
+  }
+  return cols;
+}
+
+std::string report_table(const std::string& path, const std::string& split_name) {
+  const nlohmann::ordered_json j = load(path);
+  if (!j.contains("splits") || !j["splits"].contains(split_name)) return "";
+  const auto& methods = j["splits"][split_name]["methods"];
+  const std::vector<std::string> cols = columns(methods);
+  std::ostringstream out;
+  char buf[64];
+  out << "report (" << split_name << ", " << j["splits"][split_name]["examples"] << " examples, "
+      << j.value("num_candidates", 0) << " candidates):\n";
+  std::snprintf(buf, sizeof(buf), "  %-12s", "method");
+  out << buf;
+  for (const auto& c : cols) {
+    std::snprintf(buf, sizeof(buf), "%9s", c.c_str());
+    out << buf;
+  }
+  out << "\n";
+  for (const auto& [method, values] : methods.items()) {
+    std::snprintf(buf, sizeof(buf), "  %-12s", method.c_str());
+    out << buf;
+    for (const auto& c : cols) {  // a metric the method does not have (HR@3 of generation) shows as "-"
+      if (values.contains(c)) {
+        std::snprintf(buf, sizeof(buf), "%9.4f", values[c].get<double>());
+      } else {
+        std::snprintf(buf, sizeof(buf), "%9s", "-");
+      }
+      out << buf;
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::string report_markdown(const std::string& path, const std::string& protocol) {
+  if (!fs::exists(path)) return "";
+  const nlohmann::ordered_json j = load(path);
+  std::ostringstream out;
+  out << "# r2rec report: " << j.value("dataset", std::string("?")) << "\n\n## Protocol\n\n" << protocol << "\n";
+  if (!j.contains("splits")) return out.str();
+  char buf[32];
+  for (const auto& [split, body] : j["splits"].items()) {
+    const auto& methods = body["methods"];
+    const std::vector<std::string> cols = columns(methods);
+    out << "\n## " << split << " (" << body.value("examples", int64_t{0}) << " examples, "
+        << j.value("num_candidates", 0) << " candidates)\n\n| method |";
+    for (const auto& c : cols) out << " " << c << " |";
+    out << "\n|---|";
+    for (size_t i = 0; i < cols.size(); ++i) out << "---:|";
+    out << "\n";
+    for (const auto& [method, values] : methods.items()) {
+      out << "| " << method << " |";
+      for (const auto& c : cols) {
+        if (values.contains(c)) {
+          std::snprintf(buf, sizeof(buf), " %.4f |", values[c].get<double>());
+          out << buf;
+        } else {
+          out << " - |";
+        }
+      }
+      out << "\n";
+    }
+  }
+  out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `sasrec` are the classical baselines "
+         "(docs/baselines.md). `llm-*` rank the candidates by the answer token's likelihood after the direct prompt; "
+         "`llm-*-gen` is HR@1 of the model's own greedy reasoning with the answer constrained to the candidates, and "
+         "`valid` the share of unconstrained answers naming a candidate (docs/training.md), `grounded` the share of "
+         "the "
+         "chains its reasoning cites that are grounded in the prompt (every step a hop of the cited chain; "
+         "trainers/task/citations.h; `r2rec explain` shows one). HR@k = [rank <= k], "
+         "NDCG@k = 1/log2(rank + 1) when rank <= k, ties split evenly (trainers/eval/metrics.h).\n";
+  return out.str();
+}
+
+}  // namespace r2rec

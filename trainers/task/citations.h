@@ -1,0 +1,57 @@
+// Checks a completion's reasoning against its prompt (docs/design.md §1, the grounding rule): which chains it
+// cites and whether what it says about each is in the prompt. What `r2rec explain` shows.
+//
+// A citation is a line of the <think> block that starts "Chain N:". Its mentions are the entities it names, in
+// order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with titles, the titles
+// of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names at least two
+// entities, every two consecutive mentions are the same node or two adjacent nodes of chain N (one hop, either
+// direction: "<user_231> also liked <item_50>" walks hop 2 backwards), and every ", a candidate" follows an item
+// that is a candidate. The template teacher's traces (trainers/task/task.h) are grounded by construction.
+//
+// The votes line ("Votes: <item_98> 2, <item_12> 1.", "Votes: [3] 2." without item tokens, "Votes: none.")
+// is checked against the prompt's chain votes (trainers/task/task.h chain_evidence).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sampler/chains.h"
+#include "sampler/shard.h"
+#include "sampler/split.h"
+#include "trainers/task/task.h"
+
+namespace r2rec {
+
+struct Citation {
+  int64_t chain = -1;            // 0-based index among the prompt's chains; -1 when N is not one of them
+  int64_t number = 0;            // N as written
+  std::string line;              // the line after "Chain N:"
+  int64_t mentions = 0;          // entities named
+  int64_t steps = 0;             // consecutive mention pairs
+  int64_t grounded_steps = 0;    // of those, the pairs that are one node or one hop of the chain
+  int64_t off_chain = 0;         // mentions of entities that are not nodes of the chain
+  int64_t false_candidates = 0;  // ", a candidate" after an item that is not a candidate
+  bool grounded = false;
+  std::string why;  // what is not grounded, in words ("" when grounded)
+};
+
+struct VoteClaim {
+  int32_t candidate = -1;  // 0-based; -1 when the entry names no candidate
+  std::string entry;       // as written
+  int64_t claimed = -1;    // the number written (-1 when none)
+  int64_t actual = 0;      // the prompt's chain votes for the candidate
+};
+
+struct ReasoningCheck {
+  std::vector<Citation> citations;
+  bool has_votes = false;        // a "Votes:" line was written
+  std::vector<VoteClaim> votes;  // its entries
+  bool votes_true = false;       // every entry names a candidate with its true count, and none is left out
+};
+
+// `completion` is the model's output after the prompt; `first`/`count` select the example's prompt chains.
+ReasoningCheck check_reasoning(const std::string& completion, const Example& example, const ChainBuffer& chains,
+                               int64_t first, int64_t count, const Catalog& catalog, const TaskFormat& format);
+
+}  // namespace r2rec

@@ -1,0 +1,258 @@
+#include "trainers/task/task.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/tokenizer/tokenizer.h"
+#include "sampler/chain_vote.h"
+
+namespace r2rec {
+
+const char* const kTaskSystemPrompt =
+    "You recommend items. You reason over interaction chains between users and items, one step at a time, "
+    "then choose one candidate.";
+const char* const kAnswerOpen = "<answer>";
+const char* const kAnswerClose = "</answer>";
+
+namespace {
+
+std::string title_of(const Catalog& catalog, int32_t item) {
+  const std::string& title = catalog.item_titles[item];
+  return title.empty() ? "item " + catalog.item_tokens[item] : title;
+}
+
+// An item inside running text (history of the token form, chains, thoughts, votes).
+std::string item_name(const Catalog& catalog, int32_t item, const TaskFormat& f) {
+  switch (f.items) {
+    case ItemText::kToken:
+      return item_token(catalog, item);
+    case ItemText::kTitle:
+      return title_of(catalog, item);
+    case ItemText::kTokenTitle:
+      return item_token(catalog, item) + " " + title_of(catalog, item);
+  }
+  return "";
+}
+
+std::string node_name(const Catalog& catalog, const ChainBuffer& chains, int64_t n, int32_t u0, const TaskFormat& f) {
+  const int32_t id = chains.nodes[n];
+  if (static_cast<NodeType>(chains.types[n]) == NodeType::kItem) return item_name(catalog, id, f);
+  if (id == u0) return "U";
+  return f.user_tokens ? user_token(catalog, id) : "user " + catalog.user_tokens[id];
+}
+
+bool is_item(const ChainBuffer& chains, int64_t n) { return static_cast<NodeType>(chains.types[n]) == NodeType::kItem; }
+
+int32_t candidate_index_of(const Example& example, int32_t item) {
+  const auto it = std::find(example.candidates.begin(), example.candidates.end(), item);
+  return it == example.candidates.end() ? -1 : static_cast<int32_t>(it - example.candidates.begin());
+}
+
+}  // namespace
+
+TaskFormat task_format(const Config& config) {
+  TaskFormat f;
+  const std::string& t = config.task.item_text;
+  if (t == "token") {
+    f.items = ItemText::kToken;
+  } else if (t == "title") {
+    f.items = ItemText::kTitle;
+  } else if (t == "token+title") {
+    f.items = ItemText::kTokenTitle;
+  } else {  // auto
+    f.items = config.model.path.empty() ? ItemText::kToken : ItemText::kTokenTitle;
+  }
+  f.user_tokens = config.task.user_tokens;
+  f.cited_chains = config.task.cited_chains;
+  f.target_form = config.task.trace_form == "target";
+  return f;
+}
+
+std::string item_token(const Catalog& catalog, int32_t item) { return "<item_" + catalog.item_tokens[item] + ">"; }
+std::string user_token(const Catalog& catalog, int32_t user) { return "<user_" + catalog.user_tokens[user] + ">"; }
+
+std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat& format) {
+  std::vector<std::string> out;
+  if (format.item_tokens()) {
+    for (int32_t i = 0; i < catalog.num_items(); ++i) out.push_back(item_token(catalog, i));
+  }
+  if (format.user_tokens) {
+    for (int32_t u = 0; u < catalog.num_users(); ++u) out.push_back(user_token(catalog, u));
+  }
+  return out;
+}
+
+std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                          const Catalog& catalog, const TaskFormat& f, PromptForm form) {
+  std::string s;
+  if (f.titles()) {
+    s = "History (oldest first):\n";
+    for (int32_t item : example.history) s += "- " + item_name(catalog, item, f) + "\n";
+  } else {
+    s = "History (oldest first): ";
+    for (int32_t item : example.history) s += item_token(catalog, item);
+    s += "\n";
+  }
+  s += "Chains (U is this user):\n";
+  if (count == 0) s += "(none)\n";
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t c = first + k;
+    s += std::to_string(k + 1) + ". ";
+    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
+      if (n > chains.offsets[c]) s += " -> ";
+      s += node_name(catalog, chains, n, example.user, f);
+    }
+    s += "\n";
+  }
+  if (f.titles()) {
+    s += "Candidates:\n";
+    for (size_t i = 0; i < example.candidates.size(); ++i) {
+      s += "[" + std::to_string(i + 1) + "] " + item_name(catalog, example.candidates[i], f) + "\n";
+    }
+  } else {
+    s += "Candidates: ";
+    for (int32_t c : example.candidates) s += item_token(catalog, c);
+    s += "\n";
+  }
+  s += form == PromptForm::kReason ? "Think over the chains step by step, then answer with one candidate."
+                                   : "Answer with one candidate.";
+  return s;
+}
+
+std::string render_chat_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                               const Catalog& catalog, const TaskFormat& format, PromptForm form) {
+  return render_chatml(
+      {{"system", kTaskSystemPrompt}, {"user", render_prompt(example, chains, first, count, catalog, format, form)}},
+      /*add_generation_prompt=*/true);
+}
+
+ChainEvidence chain_evidence(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                             int64_t cited_chains) {
+  ChainEvidence ev;
+  ev.votes = chain_votes(example, chains, first, count);
+  const int64_t C = static_cast<int64_t>(example.candidates.size());
+  for (int32_t i = 0; i < C; ++i)
+    if (ev.votes[static_cast<size_t>(i)] > 0) ev.order.push_back(i);
+  std::stable_sort(ev.order.begin(), ev.order.end(), [&](int32_t a, int32_t b) {
+    return ev.votes[static_cast<size_t>(a)] > ev.votes[static_cast<size_t>(b)];
+  });
+  // For the candidates in vote order, the first prompt chain reaching each.
+  for (int32_t ci : ev.order) {
+    if (static_cast<int64_t>(ev.cited.size()) >= cited_chains) break;
+    for (int64_t k = 0; k < count; ++k) {
+      bool reaches = false;
+      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1] && !reaches; ++n)
+        reaches = is_item(chains, n) && chains.nodes[n] == example.candidates[static_cast<size_t>(ci)];
+      if (!reaches) continue;
+      if (std::find(ev.cited.begin(), ev.cited.end(), k) == ev.cited.end()) ev.cited.push_back(k);
+      break;
+    }
+  }
+  return ev;
+}
+
+std::string answer_label(const Example& example, int32_t candidate_index, const Catalog& catalog,
+                         const TaskFormat& format) {
+  return format.item_tokens() ? item_token(catalog, example.candidates[static_cast<size_t>(candidate_index)])
+                              : std::to_string(candidate_index + 1);
+}
+
+std::string answer_text(const Example& example, int32_t candidate_index, const Catalog& catalog,
+                        const TaskFormat& format) {
+  return std::string(kAnswerOpen) + answer_label(example, candidate_index, catalog, format) + kAnswerClose;
+}
+
+Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                     const Catalog& catalog, const TaskFormat& f) {
+  ChainEvidence ev = chain_evidence(example, chains, first, count, f.cited_chains);
+  Trace trace;
+  trace.reaching = ev.votes[static_cast<size_t>(example.target_index)];
+  trace.target_top = trace.reaching > 0 && trace.reaching == ev.votes[static_cast<size_t>(ev.order.front())];
+  if (f.target_form) {  // the ablation: cite the chains that contain the target
+    ev.cited.clear();
+    for (int64_t k = 0; k < count && static_cast<int64_t>(ev.cited.size()) < f.cited_chains; ++k) {
+      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n) {
+        if (is_item(chains, n) && chains.nodes[n] == example.target) {
+          ev.cited.push_back(k);
+          break;
+        }
+      }
+    }
+  }
+  std::string s = "<think>\n";
+  for (int64_t k : ev.cited) {
+    const int64_t c = first + k;
+    s += "Chain " + std::to_string(k + 1) + ":";
+    // Thought `hop` names only nodes hop-1 and hop of the chain.
+    for (int64_t n = chains.offsets[c] + 1; n < chains.offsets[c + 1]; ++n) {
+      const std::string from = node_name(catalog, chains, n - 1, example.user, f);
+      const std::string to = node_name(catalog, chains, n, example.user, f);
+      if (is_item(chains, n)) {
+        if (chains.nodes[n - 1] == example.user) {
+          s += " U liked " + to + ".";
+        } else {
+          s += " " + from + " liked " + to;
+          s += candidate_index_of(example, chains.nodes[n]) >= 0 ? ", a candidate." : ".";
+        }
+      } else if (chains.nodes[n] == example.user) {
+        s += " U liked " + from + " too.";
+      } else {
+        s += " " + to + " also liked " + from + ".";
+      }
+    }
+    s += "\n";
+  }
+  if (f.target_form) {
+    const std::string target = item_name(catalog, example.target, f);
+    s += trace.reaching > 0
+             ? "Conclusion: " + target + " is reached by " + std::to_string(trace.reaching) + " chains.\n"
+             : "Conclusion: no chain reaches the answer; " + target + " fits the history.\n";
+    trace.text = s + "</think>" + answer_text(example, example.target_index, catalog, f);
+    return trace;
+  }
+  s += "Votes:";
+  if (ev.order.empty()) s += " none";
+  for (size_t i = 0; i < ev.order.size(); ++i) {
+    const int32_t ci = ev.order[i];
+    s += (i ? ", " : " ") + (f.item_tokens() ? item_token(catalog, example.candidates[static_cast<size_t>(ci)])
+                                             : "[" + std::to_string(ci + 1) + "]");
+    s += " " + std::to_string(ev.votes[static_cast<size_t>(ci)]);
+  }
+  s += ".\n</think>" + answer_text(example, example.target_index, catalog, f);
+  trace.text = std::move(s);
+  return trace;
+}
+
+std::vector<int64_t> end_of_turn_tokens(const Tokenizer& tokenizer) {
+  std::vector<int64_t> out;
+  for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
+    if (auto id = tokenizer.token_id(t)) out.push_back(*id);
+  }
+  return out;
+}
+
+int32_t parse_answer(const std::string& completion, const Example& example, const Catalog& catalog) {
+  const size_t open = completion.find(kAnswerOpen);
+  if (open == std::string::npos) return -1;
+  const size_t begin = open + std::string(kAnswerOpen).size();
+  const size_t close = completion.find(kAnswerClose, begin);
+  if (close == std::string::npos) return -1;
+  if (completion.find(kAnswerOpen, close) != std::string::npos) return -1;  // two answers
+  std::string a = completion.substr(begin, close - begin);
+  const auto not_space = [](unsigned char ch) { return !std::isspace(ch); };
+  a.erase(a.begin(), std::find_if(a.begin(), a.end(), not_space));
+  a.erase(std::find_if(a.rbegin(), a.rend(), not_space).base(), a.end());
+  if (a.size() >= 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+  if (!a.empty() && a.size() <= 6 &&
+      std::all_of(a.begin(), a.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+    const int64_t n = std::stoll(a);
+    return n >= 1 && n <= static_cast<int64_t>(example.candidates.size()) ? static_cast<int32_t>(n - 1) : -1;
+  }
+  for (size_t i = 0; i < example.candidates.size(); ++i) {
+    const int32_t item = example.candidates[i];
+    if (item_token(catalog, item) == a || title_of(catalog, item) == a) return static_cast<int32_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace r2rec
