@@ -26,7 +26,6 @@
 //     distributed.backend=nccl until then) the producer must be synchronised before the launch, or the backend
 //     must grow an event wait on the current stream (issue: the GPU path).
 // Host sums (sum()) are blocking: they return with the result in place, or throw CommError on the deadline.
-// Host sums (sum()) are blocking: they return with the result in place, or throw CommError on the deadline.
 //
 // Single process (DataParallelGroup::single(), or a world of 1): rank 0 of 1, every sum is the identity, and
 // gradients are left as backward wrote them (GradientSum, distributed/gradient_sync.h).
