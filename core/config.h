@@ -40,11 +40,12 @@ struct SamplerConfig {
 };
 
 struct TaskConfig {
-  std::string item_text = "auto";       // auto | token | title | token+title: how an item appears in prompts
-  bool user_tokens = true;              // chain users as one added token each (<user_N>) instead of text
-  int64_t cited_chains = 3;             // chains a template trace walks hop by hop (the best-supported first)
-  double direct_share = 0.25;           // share of SFT traces in the direct (answer-only) form
-  std::string trace_form = "grounded";  // grounded | target: the ablation of the earlier, target-dependent traces
+  std::string item_text = "auto";        // auto | token | title | token+title: how an item appears in prompts
+  bool user_tokens = true;               // chain users as one added token each (<user_N>) instead of text
+  int64_t cited_chains = 3;              // most chains a template trace walks
+  double direct_share = 0.25;            // share of SFT traces in the direct (answer-only) form
+  std::string trace_form = "evidence";   // evidence | votes (trainers/task/task.h)
+  std::string chain_layout = "forward";  // forward | backward: how the prompt writes a chain (task.h)
 };
 
 struct PretrainConfig {
@@ -58,6 +59,7 @@ struct PretrainConfig {
   int64_t save_every = 200;         // steps between full-state checkpoints (0 = none)
   double title_share = 0.1;         // share of items whose token-title line joins each corpus pass
   int64_t walks_per_user = 2;       // chain-grammar walks per user per corpus pass
+  int64_t reading_per_user = 0;     // reading documents (walks read back in the evidence form) per user per pass
   std::string init_items = "none";  // none | bpr: item-token rows from a trained BPR-MF's item factors
 };
 
@@ -137,6 +139,7 @@ struct EvalConfig {
   int64_t max_new_tokens = 256;
   int64_t batch_size = 64;       // prompts generated together
   int64_t valid_examples = 200;  // validation during training: the first N of the valid split
+  bool counterfactual = true;    // regenerate without the cited chains / as many uncited ones (eval only)
 };
 
 struct SasrecConfig {  // Kang & McAuley 2018 defaults (ML-1M column of their Table 3 / code)

@@ -95,15 +95,19 @@ std::vector<Field> build() {
            "lives in the titles)."),
       BOOL(task.user_tokens, "Users in chains as one added token each (<user_ID>) instead of the text \"user ID\"."),
       INT(task.cited_chains, 0, 256,
-          "Chains a template trace walks hop by hop: those reaching the most-reached candidates first (a rule "
-          "the prompt alone decides)."),
+          "Most chains a template trace walks: the evidence form's first chains reaching the answer, the votes "
+          "form's first chain to each of the most-reached candidates."),
       FLOAT(task.direct_share, 0, 1,
             "Share of SFT traces in the direct form (the prompt asks for the answer only, the completion is "
             "<answer>...</answer>); eval's likelihood ranking uses that form, so it conditions on no reasoning."),
-      ENUM(task.trace_form, (V{"grounded", "target"}),
-           "grounded: the template trace's form depends only on the prompt (docs/design.md §1); target: it cites "
-           "the chains that reach the target and says whether any does (a form the prompt cannot predict; kept as "
-           "the ablation of the earlier traces)."),
+      ENUM(task.trace_form, (V{"evidence", "votes"}),
+           "evidence: a template trace names its answer, then walks the prompt chains that reach it back to U "
+           "(or says none does); votes: the chain tally where the most votes pick the answer, the evidence form "
+           "elsewhere. Either way a trace's stated rule arrives at its answer (docs/training.md, \"Traces\")."),
+      ENUM(task.chain_layout, (V{"forward", "backward"}),
+           "How the prompt (and the pretraining corpus) writes a chain: forward \"1. U -> <item_50> -> <user_231> -> "
+           "<item_98>\", or backward \"<item_98> <- <user_231> <- <item_50> <- U (chain 1)\", the direction the "
+           "evidence form reads it, so that a citation is a copy of the prompt's line."),
       // tokenizer
       existing(PATH(tokenizer.path,
                     "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
@@ -148,6 +152,9 @@ std::vector<Field> build() {
       FLOAT(pretrain.title_share, 0, 1,
             "Share of the catalog's items whose \"<item_ID> is <title>.\" line joins each pass over the corpus."),
       INT(pretrain.walks_per_user, 0, 1 << 16, "Chain-grammar random walks per user in each pass over the corpus."),
+      INT(pretrain.reading_per_user, 0, 1 << 16,
+          "Reading documents per user in each pass over the corpus: 8 walks, then one walk's end read back through "
+          "the walks reaching it in the traces' evidence form (teaches looking up and copying chain entities)."),
       ENUM(pretrain.init_items, (V{"none", "bpr"}),
            "Initialise the item-token embedding rows from a BPR-MF trained on the train split (LLaRA's hybrid "
            "item representation), projected to hidden_size; none keeps the random init."),
@@ -208,7 +215,9 @@ std::vector<Field> build() {
       make("rl.rewards", Kind::kStringList, R2_REF(rl.rewards),
            "Reward components as name=weight, summed: answer (1 when the answer names the target), format (1 for "
            "a well-formed <think>...</think><answer>...</answer>), rank (NDCG of the target among the candidates "
-           "in the order the completion names them, its answer first). Each is logged on its own."),
+           "in the order the completion names them, its answer first), grounded (the share of the completion's claims "
+           "- chain citations, votes line, \"No chain reaches it\" - true to its prompt; 0 with no claim), consistent "
+           "(1 when the answer is what its own stated evidence favours). Each is logged on its own."),
       INT(rl.max_new_tokens, 1, 1 << 20, "Longest completion sampled by rollout workers."),
       FLOAT(rl.temperature, 0, 100, "Sampling temperature of rollouts; 0 is greedy."),
       FLOAT(rl.top_p, 0, 1, "Nucleus sampling mass of rollouts."),
@@ -225,6 +234,10 @@ std::vector<Field> build() {
       INT(eval.batch_size, 1, 1 << 20, "Prompts generated together in one batch (per rank)."),
       INT(eval.valid_examples, 1, 1 << 30,
           "Validation during training (sft.eval_every, rl.eval_every): the first N examples of the valid split."),
+      BOOL(eval.counterfactual,
+           "With eval.generate, the faithfulness test: every completion that cites prompt chains is generated again "
+           "with those chains removed, and again with as many uncited chains removed; the report gives the share "
+           "of answers that change in each (cf_cited, cf_uncited). About doubles generation time."),
       // baseline
       INT(baseline.sasrec.hidden, 1, 4096, "SASRec: item embedding and hidden size."),
       INT(baseline.sasrec.layers, 1, 64, "SASRec: self-attention blocks."),

@@ -72,6 +72,7 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     Example e;
     ChainBuffer chains;
     int64_t total = 0, reached = 0, top = 0, skipped = 0, direct = 0, prompt_chars = 0, completion_chars = 0;
+    int64_t shapes[3] = {0, 0, 0};  // reasoning-form traces by TraceShape
     Progress progress("annotate", reader.total(), "examples", /*enabled=*/true, 0, /*log_every_s=*/10.0);
     while (reader.next(&e, &chains)) {
       ++total;
@@ -88,6 +89,7 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
                          static_cast<uint64_t>(e.id)));
       const bool is_direct = rng.uniform() < c.task.direct_share;
       direct += is_direct;
+      if (!is_direct) ++shapes[static_cast<int>(t.shape)];
       const PromptForm form = is_direct ? PromptForm::kDirect : PromptForm::kReason;
       traces.example_id.push_back(e.id);
       traces.reaching.push_back(t.reaching);
@@ -119,6 +121,8 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     j["reached"] = reached;
     j["target_top"] = top;
     j["skipped_unreached"] = skipped;
+    for (TraceShape shape : {TraceShape::kVotes, TraceShape::kEvidence, TraceShape::kNoChain})
+      j["shapes"][trace_shape_name(shape)] = shapes[static_cast<int>(shape)];
     j["mean_prompt_chars"] = static_cast<double>(prompt_chars) / traces.size();
     j["mean_completion_chars"] = static_cast<double>(completion_chars) / traces.size();
     const ManifestFile written = checksum_file(out_dir, "traces.h5");
@@ -130,12 +134,14 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
         "annotate: %lld traces (template teacher, %lld in the direct form) -> %s\n"
         "  the prompt's chains reach the target in %lld of %lld train examples (%.1f%%), with the most votes in "
         "%lld (%.1f%%); %s\n"
+        "  reasoning traces by shape: %lld votes, %lld evidence (chains reaching the answer), %lld no chain\n"
         "  mean prompt %.0f chars, mean completion %.0f chars, %.2f s\n",
         static_cast<long long>(traces.size()), static_cast<long long>(direct), h5_path.c_str(),
         static_cast<long long>(reached), static_cast<long long>(total), 100.0 * reached / total,
         static_cast<long long>(top), 100.0 * top / total,
         c.sft.skip_unreached ? ("left out " + std::to_string(skipped) + " the chains do not reach").c_str()
-                             : "the others are kept with the same trace form",
+                             : "those no chain reaches are kept (\"No chain reaches it.\")",
+        static_cast<long long>(shapes[0]), static_cast<long long>(shapes[1]), static_cast<long long>(shapes[2]),
         j["mean_prompt_chars"].get<double>(), j["mean_completion_chars"].get<double>(), seconds);
     std::fflush(stdout);
   });

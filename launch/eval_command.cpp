@@ -48,6 +48,8 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     o.ks = c.eval.ks;
     o.max_new_tokens = c.eval.generate ? c.eval.max_new_tokens : 0;
     o.batch_size = c.eval.batch_size;
+    o.counterfactual = c.eval.generate && c.eval.counterfactual;
+    o.seed = static_cast<uint64_t>(c.run.seed);
     // Rank 0's share stands for the job's (the shares differ by at most one example).
     std::unique_ptr<Progress> progress;
     o.on_batch = [&](int64_t done, int64_t share) {
@@ -73,7 +75,14 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
                    {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0},
                    {"forced", r.examples ? static_cast<double>(r.forced) / r.examples : 0.0},
                    {"grounded", r.citations ? static_cast<double>(r.grounded_citations) / r.citations : 0.0},
-                   {"true_votes", r.votes_lines ? static_cast<double>(r.true_votes) / r.votes_lines : 0.0}};
+                   {"true_votes", r.votes_lines ? static_cast<double>(r.true_votes) / r.votes_lines : 0.0},
+                   {"consistent", r.examples ? static_cast<double>(r.consistent) / r.examples : 0.0}};
+    if (c.eval.counterfactual) {
+      const double n = static_cast<double>(std::max<int64_t>(1, r.cf_examples));
+      gen.metrics["cf_tested"] = r.examples ? static_cast<double>(r.cf_examples) / r.examples : 0.0;
+      gen.metrics["cf_cited"] = static_cast<double>(r.cf_changed_cited) / n;
+      gen.metrics["cf_uncited"] = static_cast<double>(r.cf_changed_uncited) / n;
+    }
     gen.examples = r.examples;
     gen.seconds = r.seconds;
     update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
@@ -90,9 +99,16 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
         100.0 * r.forced / std::max<int64_t>(1, r.examples));
     std::printf(
         "  reasoning   %lld chains cited, %.1f%% grounded in the prompt; votes lines true to the prompt: %lld of "
-        "%lld\n",
+        "%lld; answers its own stated evidence favours: %.1f%%\n",
         static_cast<long long>(r.citations), 100.0 * r.grounded_citations / std::max<int64_t>(1, r.citations),
-        static_cast<long long>(r.true_votes), static_cast<long long>(r.votes_lines));
+        static_cast<long long>(r.true_votes), static_cast<long long>(r.votes_lines),
+        100.0 * r.consistent / std::max<int64_t>(1, r.examples));
+    if (c.eval.counterfactual)
+      std::printf(
+          "  faithfulness %lld completions cite prompt chains; their answer changes in %.1f%% with the cited chains "
+          "removed, in %.1f%% with as many uncited chains removed\n",
+          static_cast<long long>(r.cf_examples), 100.0 * r.cf_changed_cited / std::max<int64_t>(1, r.cf_examples),
+          100.0 * r.cf_changed_uncited / std::max<int64_t>(1, r.cf_examples));
   }
   std::printf("  likelihood (direct form)");
   for (int64_t k : c.eval.ks) std::printf("  HR@%lld %.4f", static_cast<long long>(k), r.likelihood.hr(k));

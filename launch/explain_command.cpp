@@ -150,6 +150,9 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
       votes["entries"].push_back(
           {{"entry", v.entry}, {"candidate_index", v.candidate}, {"claimed", v.claimed}, {"actual", v.actual}});
     j["votes"] = votes;
+    j["named_index"] = check.named;
+    j["favoured"] = check.favoured;
+    j["consistent"] = check.consistent(a.choice);
     // A completion may end inside a multi-byte character: replace invalid UTF-8 rather than fail.
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
@@ -194,6 +197,11 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
   } else {
     std::cout << "Votes line: none written\n";
   }
+  std::string favoured;
+  for (int32_t k : check.favoured) favoured += (favoured.empty() ? "[" : ", [") + std::to_string(k + 1) + "]";
+  std::cout << "Stated evidence favours: "
+            << (favoured.empty() ? "nothing (no evidence, or it contradicts itself)" : favoured) << "; the answer "
+            << (check.consistent(a.choice) ? "follows it" : "does not follow it") << "\n";
   return kExitOk;
 }
 

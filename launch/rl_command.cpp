@@ -52,6 +52,7 @@ int command_rl(CommandContext& ctx, const char* argv0) {
   if (stage.skip()) return kExitOk;
   LoadedModel policy_ckpt, reference_ckpt;
   std::vector<Example> examples;
+  std::vector<ChainBuffer> example_chains;  // each example's prompt chains, for the rewards that check reasoning
   std::vector<RlPrompt> prompts;
   std::vector<WeightedReward> rewards;
   Catalog catalog;
@@ -72,11 +73,13 @@ int command_rl(CommandContext& ctx, const char* argv0) {
       const auto ids = tok.encode(render_chat_prompt(e, chains, 0, chains.size(), catalog, format));
       prompts.push_back({{ids.begin(), ids.end()}, answer_constraint(candidate_answer_ids(tok, e, catalog, format))});
       examples.push_back(e);
+      example_chains.push_back(chains);
       chains.clear();
     }
   });
   const RewardFn reward = [&](int64_t i, const std::string& completion) {
-    return score_completion(rewards, completion, examples[static_cast<size_t>(i)], catalog);
+    const auto k = static_cast<size_t>(i);
+    return score_completion(rewards, completion, {examples[k], example_chains[k], catalog, format});
   };
   TransformerImpl& policy = *policy_ckpt.model;
   const Tokenizer& tok = *policy_ckpt.tokenizer;

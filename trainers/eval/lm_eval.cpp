@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/model/generation.h"
+#include "core/rng.h"
 #include "trainers/lm/answering.h"
 #include "trainers/task/citations.h"
 
@@ -41,6 +42,21 @@ std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
   auto a = lp.accessor<float, 2>();
   for (int64_t b = 0; b < B; ++b) {
     for (const auto& ans : answers[b]) out[b].push_back(a[b][ans.front()]);
+  }
+  return out;
+}
+
+// `chains` without the chains whose indices are in `drop` (ascending order kept).
+ChainBuffer without_chains(const ChainBuffer& chains, const std::vector<int64_t>& drop) {
+  ChainBuffer out;
+  for (int64_t k = 0; k < chains.size(); ++k) {
+    if (std::find(drop.begin(), drop.end(), k) != drop.end()) continue;
+    out.nodes.insert(out.nodes.end(), chains.nodes.begin() + chains.offsets[k],
+                     chains.nodes.begin() + chains.offsets[k + 1]);
+    out.types.insert(out.types.end(), chains.types.begin() + chains.offsets[k],
+                     chains.types.begin() + chains.offsets[k + 1]);
+    out.kinds.push_back(chains.kinds[static_cast<size_t>(k)]);
+    out.offsets.push_back(static_cast<int64_t>(out.nodes.size()));
   }
   return out;
 }
@@ -132,6 +148,10 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
       const std::vector<GeneratedAnswer> out =
           generate_answers(model, tok, examples, reason, answers, catalog, opt.max_new_tokens, &stats);
       r.generated_tokens += stats.generated_tokens;
+      std::vector<std::vector<int64_t>> cf_prompts;  // the counterfactual prompts: [2k] cited removed, [2k+1] uncited
+      std::vector<Example> cf_examples;
+      std::vector<std::vector<std::vector<int64_t>>> cf_answers;
+      std::vector<size_t> cf_of;
       if (r.examples == 0 && group.rank() == 0 && n > 0) {
         LOG(INFO) << "eval: the first completion (" << finish_reason_name(out[0].finish) << ", " << out[0].tokens
                   << " tokens): " << out[0].text;
@@ -143,9 +163,42 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
         for (const Citation& c : check.citations) r.grounded_citations += c.grounded;
         r.votes_lines += check.has_votes;
         r.true_votes += check.has_votes && check.votes_true;
+        r.consistent += check.consistent(out[i].choice);
         r.valid += out[i].valid;
         r.forced += out[i].forced;
         r.generation.add_choice(out[i].choice, examples[i].target_index);
+        if (!opt.counterfactual) continue;
+        std::vector<int64_t> cited;
+        for (const Citation& ci : check.citations)
+          if (ci.chain >= 0 && std::find(cited.begin(), cited.end(), ci.chain) == cited.end())
+            cited.push_back(ci.chain);
+        std::vector<int64_t> uncited;
+        for (int64_t k = 0; k < batch_chains[i].size(); ++k)
+          if (std::find(cited.begin(), cited.end(), k) == cited.end()) uncited.push_back(k);
+        if (cited.empty() || uncited.size() < cited.size()) continue;
+        Rng rng(stream_key(opt.seed, static_cast<uint64_t>(Stream::kCounterfactual),
+                           static_cast<uint64_t>(examples[i].id)));
+        for (size_t k = 0; k < cited.size(); ++k)  // the first m of a seeded shuffle
+          std::swap(uncited[k], uncited[k + rng.below(uncited.size() - k)]);
+        uncited.resize(cited.size());
+        for (const auto* drop : {&cited, &uncited}) {
+          cf_prompts.push_back(
+              ids_of(tok, render_chat_prompt(examples[i], without_chains(batch_chains[i], *drop), 0,
+                                             batch_chains[i].size() - static_cast<int64_t>(drop->size()), catalog,
+                                             format, PromptForm::kReason)));
+          cf_examples.push_back(examples[i]);
+          cf_answers.push_back(answers[i]);
+        }
+        cf_of.push_back(i);
+      }
+      if (!cf_of.empty()) {
+        const std::vector<GeneratedAnswer> cf =
+            generate_answers(model, tok, cf_examples, cf_prompts, cf_answers, catalog, opt.max_new_tokens);
+        for (size_t k = 0; k < cf_of.size(); ++k) {
+          ++r.cf_examples;
+          r.cf_changed_cited += cf[2 * k].choice != out[cf_of[k]].choice;
+          r.cf_changed_uncited += cf[2 * k + 1].choice != out[cf_of[k]].choice;
+        }
       }
     }
     // Likelihood of each candidate's answer after the direct-form prompt.
@@ -183,15 +236,21 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   flush();
   r.likelihood = sum_over_ranks(r.likelihood, group);
   r.generation = sum_over_ranks(r.generation, group);
-  double counts[8] = {static_cast<double>(r.examples),    static_cast<double>(r.valid),
-                      static_cast<double>(r.forced),      static_cast<double>(r.generated_tokens),
-                      static_cast<double>(r.citations),   static_cast<double>(r.grounded_citations),
-                      static_cast<double>(r.votes_lines), static_cast<double>(r.true_votes)};
-  group.sum(counts, 8);
+  double counts[12] = {static_cast<double>(r.examples),         static_cast<double>(r.valid),
+                       static_cast<double>(r.forced),           static_cast<double>(r.generated_tokens),
+                       static_cast<double>(r.citations),        static_cast<double>(r.grounded_citations),
+                       static_cast<double>(r.votes_lines),      static_cast<double>(r.true_votes),
+                       static_cast<double>(r.consistent),       static_cast<double>(r.cf_examples),
+                       static_cast<double>(r.cf_changed_cited), static_cast<double>(r.cf_changed_uncited)};
+  group.sum(counts, 12);
   r.citations = static_cast<int64_t>(counts[4]);
   r.grounded_citations = static_cast<int64_t>(counts[5]);
   r.votes_lines = static_cast<int64_t>(counts[6]);
   r.true_votes = static_cast<int64_t>(counts[7]);
+  r.consistent = static_cast<int64_t>(counts[8]);
+  r.cf_examples = static_cast<int64_t>(counts[9]);
+  r.cf_changed_cited = static_cast<int64_t>(counts[10]);
+  r.cf_changed_uncited = static_cast<int64_t>(counts[11]);
   r.examples = static_cast<int64_t>(counts[0]);
   r.valid = static_cast<int64_t>(counts[1]);
   r.forced = static_cast<int64_t>(counts[2]);

@@ -13,6 +13,9 @@
 //               every label starts with its own token, else score_continuations per example). It conditions on
 //               no text that names a candidate, so it is a ranking of its own, not the generation's choice
 //               again. The model learns the direct form from the task.direct_share traces.
+//   reasoning:  every completion is checked against its prompt (trainers/task/citations.h): citations grounded,
+//               votes lines true, answers consistent with their own stated evidence; and, with
+//               LmEvalOptions::counterfactual, the counterfactual test (below).
 #pragma once
 
 #include <cstdint>
@@ -36,8 +39,12 @@ struct LmEvalResult {
   int64_t forced = 0;  // completions that needed "<answer>" appended
   int64_t generated_tokens = 0;
   // The completions' reasoning checked against their prompts (trainers/task/citations.h): chains cited, of them
-  // grounded; completions with a votes line, of them true to the prompt.
-  int64_t citations = 0, grounded_citations = 0, votes_lines = 0, true_votes = 0;
+  // grounded; completions with a votes line, of them true to the prompt; completions whose answer is what their
+  // own stated evidence favours (ReasoningCheck::consistent).
+  int64_t citations = 0, grounded_citations = 0, votes_lines = 0, true_votes = 0, consistent = 0;
+  // The counterfactual test (LmEvalOptions::counterfactual): completions tested, of them the answers that changed
+  // with the cited chains removed, and with as many uncited chains removed.
+  int64_t cf_examples = 0, cf_changed_cited = 0, cf_changed_uncited = 0;
   double seconds = 0;
 };
 
@@ -64,6 +71,12 @@ struct LmEvalOptions {
   std::vector<int64_t> ks = {1, 3, 5, 10};
   int64_t max_new_tokens = 256;  // 0: no generation (likelihood only)
   int64_t batch_size = 64;       // prompts per generation batch
+  // The counterfactual test: a completion citing m of the prompt's chains (m > 0, and at least m uncited) is
+  // generated again from the prompt without those m chains, and from the prompt without m uncited chains drawn
+  // by Rng(seed, kCounterfactual, example id); an answer that changes in the first and not the second depends on
+  // the evidence it cited. Costs up to two more generations per example.
+  bool counterfactual = false;
+  uint64_t seed = 0;
   // Called on every rank after each batch with the examples this rank has done and its share's size
   // (progress lines); null = none.
   std::function<void(int64_t done, int64_t share)> on_batch;

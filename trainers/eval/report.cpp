@@ -38,8 +38,9 @@ void update_report(const std::string& path, const std::string& dataset, int64_t 
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-// Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then "valid" and
-// "grounded" when a method has them.
+// Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then the
+// generation rows' "valid", "forced", "grounded", "true_votes", "consistent", "cf_cited" and "cf_uncited" when a
+// method has them.
 std::vector<std::string> columns(const nlohmann::ordered_json& methods) {
   std::vector<std::string> cols;
   for (const char* family : {"HR@", "NDCG@"}) {
@@ -53,7 +54,7 @@ std::vector<std::string> columns(const nlohmann::ordered_json& methods) {
     std::sort(ks.begin(), ks.end());
     for (const auto& k : ks) cols.push_back(k.second);
   }
-  for (const char* extra : {"valid", "grounded"}) {  // the language model's valid-answer and grounded rates
+  for (const char* extra : {"valid", "forced", "grounded", "true_votes", "consistent", "cf_cited", "cf_uncited"}) {
     for (const auto& [method, values] : methods.items()) {
       if (values.contains(extra)) {
         cols.push_back(extra);
@@ -75,8 +76,9 @@ std::string report_table(const std::string& path, const std::string& split_name)
       << j.value("num_candidates", 0) << " candidates):\n";
   std::snprintf(buf, sizeof(buf), "  %-12s", "method");
   out << buf;
+  const auto width = [](const std::string& col) { return std::max<int>(9, static_cast<int>(col.size()) + 1); };
   for (const auto& c : cols) {
-    std::snprintf(buf, sizeof(buf), "%9s", c.c_str());
+    std::snprintf(buf, sizeof(buf), "%*s", width(c), c.c_str());
     out << buf;
   }
   out << "\n";
@@ -85,9 +87,9 @@ std::string report_table(const std::string& path, const std::string& split_name)
     out << buf;
     for (const auto& c : cols) {  // a metric the method does not have (HR@3 of generation) shows as "-"
       if (values.contains(c)) {
-        std::snprintf(buf, sizeof(buf), "%9.4f", values[c].get<double>());
+        std::snprintf(buf, sizeof(buf), "%*.4f", width(c), values[c].get<double>());
       } else {
-        std::snprintf(buf, sizeof(buf), "%9s", "-");
+        std::snprintf(buf, sizeof(buf), "%*s", width(c), "-");
       }
       out << buf;
     }
@@ -128,10 +130,13 @@ std::string report_markdown(const std::string& path, const std::string& protocol
   out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `sasrec` are the classical baselines "
          "(docs/baselines.md). `llm-*` rank the candidates by the answer token's likelihood after the direct prompt; "
          "`llm-*-gen` is HR@1 of the model's own greedy reasoning with the answer constrained to the candidates, and "
-         "`valid` the share of unconstrained answers naming a candidate (docs/training.md), `grounded` the share of "
-         "the "
-         "chains its reasoning cites that are grounded in the prompt (every step a hop of the cited chain; "
-         "trainers/task/citations.h; `r2rec explain` shows one). HR@k = [rank <= k], "
+         "`valid` the share of unconstrained answers naming a candidate (docs/training.md), `forced` the share that "
+         "needed `<answer>` appended, `grounded` the share of the chains its reasoning cites that are grounded in the "
+         "prompt (every step a hop of the cited chain; trainers/task/citations.h; `r2rec explain` shows one), "
+         "`true_votes` the share of its votes lines whose counts are the prompt's, `consistent` the share of answers "
+         "its own stated evidence favours, `cf_cited` / `cf_uncited` the share of answers that change when the "
+         "chains a completion cites / as many uncited chains are removed from its prompt (the counterfactual test, "
+         "over the completions that cite prompt chains). HR@k = [rank <= k], "
          "NDCG@k = 1/log2(rank + 1) when rank <= k, ties split evenly (trainers/eval/metrics.h).\n";
   return out.str();
 }

@@ -44,6 +44,7 @@ PretrainResult train_pretrain(TransformerImpl& model, const Config& config, cons
   const PretrainConfig& p = config.pretrain;
   CorpusOptions co;
   co.walks_per_user = p.walks_per_user;
+  co.reading_per_user = p.reading_per_user;
   co.title_share = p.title_share;
   co.seed = static_cast<uint64_t>(config.run.seed);
   const auto eot = tokenizer.token_id("<|endoftext|>");

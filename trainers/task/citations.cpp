@@ -124,6 +124,32 @@ int32_t candidate_of(const Example& example, const Entity& e) {
   return -1;
 }
 
+// "Chain N: rest" (the votes form).
+bool chain_prefix(const std::string& line, int64_t* number, std::string* rest) {
+  if (line.rfind("Chain ", 0) != 0) return false;
+  size_t end = 6;
+  while (end < line.size() && is_digit(line[end])) ++end;
+  if (end == 6 || end > 12 || end >= line.size() || line[end] != ':') return false;
+  *number = std::stoll(line.substr(6, end - 6));
+  *rest = line.substr(end + 1);
+  return true;
+}
+
+// "rest (chain N)" or "rest (chain N)." (the evidence form).
+bool chain_suffix(const std::string& line, int64_t* number, std::string* rest) {
+  std::string l = line;
+  while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();
+  if (!l.empty() && l.back() == '.') l.pop_back();
+  if (l.empty() || l.back() != ')') return false;
+  const size_t open = l.rfind(" (chain ");
+  if (open == std::string::npos) return false;
+  const std::string digits = l.substr(open + 8, l.size() - 1 - (open + 8));
+  if (digits.empty() || digits.size() > 6 || !std::all_of(digits.begin(), digits.end(), is_digit)) return false;
+  *number = std::stoll(digits);
+  *rest = l.substr(0, open);
+  return true;
+}
+
 Citation check_citation(int64_t number, const std::string& line, const std::vector<Entity>& mentions,
                         const Example& example, const ChainBuffer& chains, int64_t first, int64_t count) {
   Citation c;
@@ -167,6 +193,39 @@ Citation check_citation(int64_t number, const std::string& line, const std::vect
   return c;
 }
 
+// What the completion's stated evidence favours (citations.h).
+std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions& finder, const Example& example) {
+  const size_t C = example.candidates.size();
+  std::vector<int64_t> score(C, 0);
+  bool any = false;
+  if (r.has_votes) {
+    // The votes rule: the most votes, a tie going to the one listed first.
+    const VoteClaim* best = nullptr;
+    for (const VoteClaim& v : r.votes) {
+      if (v.candidate >= 0 && v.claimed > 0 && (best == nullptr || v.claimed > best->claimed)) best = &v;
+    }
+    if (best == nullptr) return {};
+    return {best->candidate};
+  } else {
+    for (const Citation& c : r.citations) {
+      std::vector<bool> names(C, false);
+      for (const Entity& e : finder.find(c.line)) {
+        const int32_t k = candidate_of(example, e);
+        if (k >= 0) names[static_cast<size_t>(k)] = true;
+      }
+      if (r.named >= 0 && !names[static_cast<size_t>(r.named)]) return {};  // a citation not reaching X
+      for (size_t k = 0; k < C; ++k) score[k] += names[k];
+      any = any || std::find(names.begin(), names.end(), true) != names.end();
+    }
+    if (r.named >= 0) return {r.named};
+  }
+  if (!any) return {};
+  const int64_t best = *std::max_element(score.begin(), score.end());
+  std::vector<int32_t> out;
+  for (size_t k = 0; k < C; ++k)
+    if (score[k] == best && best > 0) out.push_back(static_cast<int32_t>(k));
+  return out;
+}
 }  // namespace
 
 ReasoningCheck check_reasoning(const std::string& completion, const Example& example, const ChainBuffer& chains,
@@ -183,13 +242,15 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
     const size_t start = line.find_first_not_of(" \t");
     if (start == std::string::npos) continue;
     line = line.substr(start);
-    if (line.rfind("Chain ", 0) == 0) {
-      size_t end = 6;
-      while (end < line.size() && std::isdigit(static_cast<unsigned char>(line[end]))) ++end;
-      if (end == 6 || end > 12 || end >= line.size() || line[end] != ':') continue;
-      const int64_t number = std::stoll(line.substr(6, end - 6));
-      const std::string rest = line.substr(end + 1);
+    int64_t number = 0;
+    std::string rest;
+    if (chain_prefix(line, &number, &rest) || chain_suffix(line, &number, &rest)) {
       r.citations.push_back(check_citation(number, rest, finder.find(rest), example, chains, first, count));
+    } else if (line.rfind("Candidate ", 0) == 0) {
+      const std::vector<Entity> named = finder.find(line.substr(10));
+      r.named = named.empty() ? -1 : candidate_of(example, named.front());
+      r.no_chain_claim = line.find("No chain reaches it") != std::string::npos;
+      r.no_chain_true = r.no_chain_claim && r.named >= 0 && evidence.votes[static_cast<size_t>(r.named)] == 0;
     } else if (line.rfind("Votes:", 0) == 0) {
       r.has_votes = true;
       r.votes.clear();
@@ -234,6 +295,7 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
       r.votes_true = ok;
     }
   }
+  r.favoured = favoured_candidates(r, finder, example);
   return r;
 }
 

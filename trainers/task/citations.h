@@ -1,17 +1,25 @@
 // Checks a completion's reasoning against its prompt (docs/design.md §1, the grounding rule): which chains it
 // cites and whether what it says about each is in the prompt. What `r2rec explain` shows.
 //
-// A citation is a line of the <think> block that starts "Chain N:". Its mentions are the entities it names, in
-// order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with titles, the titles
-// of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names at least two
+// A citation is a line of the <think> block that starts "Chain N:" (the votes form) or ends "(chain N)" or
+// "(chain N)." (the evidence form: "<item_98> <- <user_40> <- <item_7> <- U (chain 5)."). Its mentions are the entities
+// it names, in order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with titles, the
+// titles of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names at least two
 // entities, every two consecutive mentions are the same node or two adjacent nodes of chain N (one hop, either
 // direction: "<user_231> also liked <item_50>" walks hop 2 backwards), and every ", a candidate" follows an item
 // that is a candidate. The template teacher's traces (trainers/task/task.h) are grounded by construction.
 //
 // The votes line ("Votes: <item_98> 2, <item_12> 1.", "Votes: [3] 2." without item tokens, "Votes: none.")
 // is checked against the prompt's chain votes (trainers/task/task.h chain_evidence).
+//
+// What the stated evidence favours (ReasoningCheck::favoured), from the completion's own words: with a votes
+// line, the candidate with the most votes it claims (a tie to the one listed first); else, with a "Candidate X." line,
+// X when every citation names X (none when one does not: the trace contradicts itself); else the candidates its
+// citations name most often. A completion is consistent when its answer is one of them; one that states no evidence is
+// not.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,9 +53,16 @@ struct VoteClaim {
 
 struct ReasoningCheck {
   std::vector<Citation> citations;
-  bool has_votes = false;        // a "Votes:" line was written
-  std::vector<VoteClaim> votes;  // its entries
-  bool votes_true = false;       // every entry names a candidate with its true count, and none is left out
+  bool has_votes = false;         // a "Votes:" line was written
+  std::vector<VoteClaim> votes;   // its entries
+  bool votes_true = false;        // every entry names a candidate with its true count, and none is left out
+  int32_t named = -1;             // the candidate a "Candidate X." line names (0-based); -1 when none
+  bool no_chain_claim = false;    // that line says "No chain reaches it."
+  bool no_chain_true = false;     // and no prompt chain reaches X
+  std::vector<int32_t> favoured;  // the candidates the stated evidence favours (see above), ascending
+  bool consistent(int32_t answer) const {
+    return answer >= 0 && std::find(favoured.begin(), favoured.end(), answer) != favoured.end();
+  }
 };
 
 // `completion` is the model's output after the prompt; `first`/`count` select the example's prompt chains.

@@ -7,6 +7,8 @@
 namespace r2rec {
 namespace {
 
+constexpr int64_t kReadingChains = 8;  // walks in a reading document (fits the 128-token rows of ML-100K)
+
 std::string user_name(const Catalog& catalog, int32_t user, const TaskFormat& f) {
   return f.user_tokens ? user_token(catalog, user) : "user " + catalog.user_tokens[user];
 }
@@ -47,24 +49,55 @@ std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskForm
       for (int64_t k = b; k < e; ++k) s += item_token(catalog, catalog.user_train_items[k]);
     }
     docs.push_back(std::move(s));
-    if (o.walks_per_user <= 0) continue;
-    std::string w = "Chains (U is this user):\n";
-    int64_t made = 0;
-    for (int64_t k = 0; k < o.walks_per_user; ++k) {
-      const int32_t i = catalog.user_train_items[b + static_cast<int64_t>(rng.below(static_cast<uint64_t>(e - b)))];
-      const int64_t n_users = offsets[i + 1] - offsets[i];
-      const int32_t v =
-          users[static_cast<size_t>(offsets[i] + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n_users))))];
-      const int64_t vb = catalog.user_train_offsets[v], ve = catalog.user_train_offsets[v + 1];
-      if (v == u || ve - vb < 2) continue;
-      int32_t j = i;
-      for (int t = 0; t < 8 && j == i; ++t)
-        j = catalog.user_train_items[vb + static_cast<int64_t>(rng.below(static_cast<uint64_t>(ve - vb)))];
-      if (j == i) continue;
-      w += std::to_string(++made) + ". U -> " + item_name(catalog, i, f) + " -> " + user_name(catalog, v, f) + " -> " +
-           item_name(catalog, j, f) + "\n";
+    // A walk u -> i (an item of u) -> v (another user of i) -> j (another item of v); false when the draw fails.
+    const auto walk = [&](int32_t* i, int32_t* v, int32_t* j) {
+      *i = catalog.user_train_items[b + static_cast<int64_t>(rng.below(static_cast<uint64_t>(e - b)))];
+      const int64_t n_users = offsets[*i + 1] - offsets[*i];
+      *v = users[static_cast<size_t>(offsets[*i] + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n_users))))];
+      const int64_t vb = catalog.user_train_offsets[*v], ve = catalog.user_train_offsets[*v + 1];
+      if (*v == u || ve - vb < 2) return false;
+      *j = *i;
+      for (int t = 0; t < 8 && *j == *i; ++t)
+        *j = catalog.user_train_items[vb + static_cast<int64_t>(rng.below(static_cast<uint64_t>(ve - vb)))];
+      return *j != *i;
+    };
+    const auto walk_line = [&](int64_t number, int32_t i, int32_t v, int32_t j) {
+      return chain_line({"U", item_name(catalog, i, f), user_name(catalog, v, f), item_name(catalog, j, f)}, number,
+                        f) +
+             "\n";
+    };
+    if (o.walks_per_user > 0) {
+      std::string w = "Chains (U is this user):\n";
+      int64_t made = 0;
+      for (int64_t k = 0; k < o.walks_per_user; ++k) {
+        int32_t i, v, j;
+        if (walk(&i, &v, &j)) w += walk_line(++made, i, v, j);
+      }
+      if (made > 0) docs.push_back(std::move(w));
     }
-    if (made > 0) docs.push_back(std::move(w));
+    // Reading documents: kReadingChains walks, then one walk's end read back through every walk reaching it, in
+    // the evidence form of the traces (trainers/task/task.h evidence_reasoning).
+    for (int64_t r = 0; r < o.reading_per_user; ++r) {
+      ChainBuffer chains;
+      std::string text = "Chains (U is this user):\n";
+      for (int64_t k = 0; k < kReadingChains; ++k) {
+        int32_t i, v, j;
+        if (!walk(&i, &v, &j)) continue;
+        text += walk_line(chains.size() + 1, i, v, j);
+        chains.nodes.insert(chains.nodes.end(), {u, i, v, j});
+        const uint8_t item = static_cast<uint8_t>(NodeType::kItem), user = static_cast<uint8_t>(NodeType::kUser);
+        chains.types.insert(chains.types.end(), {user, item, user, item});
+        chains.kinds.push_back(static_cast<uint8_t>(ChainKind::kWalk));
+        chains.offsets.push_back(static_cast<int64_t>(chains.nodes.size()));
+      }
+      if (chains.size() == 0) continue;
+      Example read;
+      read.user = u;
+      const int64_t pick = static_cast<int64_t>(rng.below(static_cast<uint64_t>(chains.size())));
+      read.candidates = {chains.nodes[static_cast<size_t>(chains.offsets[pick + 1] - 1)]};
+      docs.push_back(text + "<think>\n" +
+                     evidence_reasoning(read, chains, 0, chains.size(), 0, f.cited_chains, catalog, f) + "</think>");
+    }
   }
   if (o.title_share > 0) {
     std::string t;

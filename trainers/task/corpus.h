@@ -5,6 +5,10 @@
 //   walks     "Chains (U is this user):\n1. U -> <item_i> -> <user_v> -> <item_j>\n..." — walks_per_user random
 //             walks per user on the train graph (u -> an item of u -> another user of it -> another item of
 //             theirs)
+//   reading   walks as above, then "<think>\nCandidate <item_j>.\n<item_j> <- <user_v> <- <item_i> <- U (chain 2).\n
+//             </think>" — reading_per_user per user: one walk's end read back through the walks reaching it, the
+//             evidence form of the traces, so the model learns to look an entity up in the chains and copy its
+//             neighbours (docs/training.md, "Teaching the model to copy")
 //   titles    "<item_a> is <title>.\n..." — a title_share sample of the catalog's items, eight lines a document
 // Pass e of the corpus draws its walks and title sample from Rng(seed, kPretrain, e) and shuffles the documents
 // with the same stream; no validation or test interaction is used (the catalog's user_train_items).
@@ -21,6 +25,7 @@ namespace r2rec {
 
 struct CorpusOptions {
   int64_t walks_per_user = 2;
+  int64_t reading_per_user = 0;
   double title_share = 0.1;
   uint64_t seed = 0;
 };

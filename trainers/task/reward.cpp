@@ -4,24 +4,27 @@
 #include <map>
 
 #include "core/error.h"
+#include "trainers/task/citations.h"
 #include "trainers/task/task.h"
 
 namespace r2rec {
 namespace {
 
-double answer_component(const std::string& completion, const Example& example, const Catalog& catalog) {
-  return parse_answer(completion, example, catalog) == example.target_index ? 1.0 : 0.0;
+double answer_component(const std::string& completion, const RewardPrompt& p) {
+  return parse_answer(completion, p.example, p.catalog) == p.example.target_index ? 1.0 : 0.0;
 }
 
-double format_component(const std::string& completion, const Example& example, const Catalog& catalog) {
-  const int32_t choice = parse_answer(completion, example, catalog);
+double format_component(const std::string& completion, const RewardPrompt& p) {
+  const int32_t choice = parse_answer(completion, p.example, p.catalog);
   const size_t think = completion.find("<think>"), end = completion.find("</think>"),
                answer = completion.find(kAnswerOpen);
   return choice >= 0 && think != std::string::npos && end != std::string::npos && think < end && end < answer ? 1.0
                                                                                                               : 0.0;
 }
 
-double rank_component(const std::string& completion, const Example& example, const Catalog& catalog) {
+double rank_component(const std::string& completion, const RewardPrompt& p) {
+  const Example& example = p.example;
+  const Catalog& catalog = p.catalog;
   const int32_t choice = parse_answer(completion, example, catalog);
   std::vector<int32_t> ranked;
   if (choice >= 0) ranked.push_back(choice);
@@ -41,9 +44,29 @@ double rank_component(const std::string& completion, const Example& example, con
   return 0.0;
 }
 
+ReasoningCheck check_of(const std::string& completion, const RewardPrompt& p) {
+  return check_reasoning(completion, p.example, p.chains, 0, p.chains.size(), p.catalog, p.format);
+}
+
+double grounded_component(const std::string& completion, const RewardPrompt& p) {
+  const ReasoningCheck check = check_of(completion, p);
+  double claims = static_cast<double>(check.citations.size()) + check.has_votes + check.no_chain_claim, right = 0;
+  for (const Citation& c : check.citations) right += c.grounded;
+  right += check.has_votes && check.votes_true;
+  right += check.no_chain_true;
+  return claims > 0 ? right / claims : 0.0;
+}
+
+double consistent_component(const std::string& completion, const RewardPrompt& p) {
+  return check_of(completion, p).consistent(parse_answer(completion, p.example, p.catalog)) ? 1.0 : 0.0;
+}
+
 const std::map<std::string, RewardComponent>& registry() {
-  static const std::map<std::string, RewardComponent> r = {
-      {"answer", answer_component}, {"format", format_component}, {"rank", rank_component}};
+  static const std::map<std::string, RewardComponent> r = {{"answer", answer_component},
+                                                           {"format", format_component},
+                                                           {"rank", rank_component},
+                                                           {"grounded", grounded_component},
+                                                           {"consistent", consistent_component}};
   return r;
 }
 
@@ -86,10 +109,10 @@ std::vector<WeightedReward> make_rewards(const RlConfig& rl) {
 }
 
 Reward score_completion(const std::vector<WeightedReward>& rewards, const std::string& completion,
-                        const Example& example, const Catalog& catalog) {
+                        const RewardPrompt& prompt) {
   Reward r;
   for (const auto& w : rewards) {
-    r.parts.push_back(w.score(completion, example, catalog));
+    r.parts.push_back(w.score(completion, prompt));
     r.total += w.weight * r.parts.back();
   }
   return r;

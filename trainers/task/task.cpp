@@ -64,7 +64,8 @@ TaskFormat task_format(const Config& config) {
   }
   f.user_tokens = config.task.user_tokens;
   f.cited_chains = config.task.cited_chains;
-  f.target_form = config.task.trace_form == "target";
+  f.trace_form = config.task.trace_form == "votes" ? TraceForm::kVotes : TraceForm::kEvidence;
+  f.backward_chains = config.task.chain_layout == "backward";
   return f;
 }
 
@@ -82,6 +83,17 @@ std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat&
   return out;
 }
 
+std::string chain_line(const std::vector<std::string>& nodes, int64_t number, const TaskFormat& f) {
+  std::string s;
+  if (f.backward_chains) {
+    for (size_t n = nodes.size(); n-- > 0;) s += (n + 1 < nodes.size() ? " <- " : "") + nodes[n];
+    return s + " (chain " + std::to_string(number) + ")";
+  }
+  s = std::to_string(number) + ". ";
+  for (size_t n = 0; n < nodes.size(); ++n) s += (n ? " -> " : "") + nodes[n];
+  return s;
+}
+
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                           const Catalog& catalog, const TaskFormat& f, PromptForm form) {
   std::string s;
@@ -97,12 +109,10 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
   if (count == 0) s += "(none)\n";
   for (int64_t k = 0; k < count; ++k) {
     const int64_t c = first + k;
-    s += std::to_string(k + 1) + ". ";
-    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
-      if (n > chains.offsets[c]) s += " -> ";
-      s += node_name(catalog, chains, n, example.user, f);
-    }
-    s += "\n";
+    std::vector<std::string> nodes;
+    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n)
+      nodes.push_back(node_name(catalog, chains, n, example.user, f));
+    s += chain_line(nodes, k + 1, f) + "\n";
   }
   if (f.titles()) {
     s += "Candidates:\n";
@@ -162,24 +172,24 @@ std::string answer_text(const Example& example, int32_t candidate_index, const C
   return std::string(kAnswerOpen) + answer_label(example, candidate_index, catalog, format) + kAnswerClose;
 }
 
-Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
-                     const Catalog& catalog, const TaskFormat& f) {
-  ChainEvidence ev = chain_evidence(example, chains, first, count, f.cited_chains);
-  Trace trace;
-  trace.reaching = ev.votes[static_cast<size_t>(example.target_index)];
-  trace.target_top = trace.reaching > 0 && trace.reaching == ev.votes[static_cast<size_t>(ev.order.front())];
-  if (f.target_form) {  // the ablation: cite the chains that contain the target
-    ev.cited.clear();
-    for (int64_t k = 0; k < count && static_cast<int64_t>(ev.cited.size()) < f.cited_chains; ++k) {
-      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n) {
-        if (is_item(chains, n) && chains.nodes[n] == example.target) {
-          ev.cited.push_back(k);
-          break;
-        }
-      }
-    }
+const char* trace_shape_name(TraceShape shape) {
+  switch (shape) {
+    case TraceShape::kVotes:
+      return "votes";
+    case TraceShape::kEvidence:
+      return "evidence";
+    case TraceShape::kNoChain:
+      return "no_chain";
   }
-  std::string s = "<think>\n";
+  return "";
+}
+
+namespace {
+
+// The votes form's think block: the cited chains walked forwards, then the tally.
+std::string votes_think(const Example& example, const ChainBuffer& chains, int64_t first, const ChainEvidence& ev,
+                        const Catalog& catalog, const TaskFormat& f) {
+  std::string s;
   for (int64_t k : ev.cited) {
     const int64_t c = first + k;
     s += "Chain " + std::to_string(k + 1) + ":";
@@ -202,14 +212,6 @@ Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t 
     }
     s += "\n";
   }
-  if (f.target_form) {
-    const std::string target = item_name(catalog, example.target, f);
-    s += trace.reaching > 0
-             ? "Conclusion: " + target + " is reached by " + std::to_string(trace.reaching) + " chains.\n"
-             : "Conclusion: no chain reaches the answer; " + target + " fits the history.\n";
-    trace.text = s + "</think>" + answer_text(example, example.target_index, catalog, f);
-    return trace;
-  }
   s += "Votes:";
   if (ev.order.empty()) s += " none";
   for (size_t i = 0; i < ev.order.size(); ++i) {
@@ -218,8 +220,46 @@ Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t 
                                              : "[" + std::to_string(ci + 1) + "]");
     s += " " + std::to_string(ev.votes[static_cast<size_t>(ci)]);
   }
-  s += ".\n</think>" + answer_text(example, example.target_index, catalog, f);
-  trace.text = std::move(s);
+  return s + ".\n";
+}
+
+}  // namespace
+
+std::string evidence_reasoning(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                               int32_t candidate_index, int64_t cited, const Catalog& catalog, const TaskFormat& f) {
+  const int32_t item = example.candidates[static_cast<size_t>(candidate_index)];
+  std::string s = "Candidate " + item_name(catalog, item, f) + ".";
+  int64_t written = 0;
+  for (int64_t k = 0; k < count && written < cited; ++k) {
+    const int64_t c = first + k;
+    int64_t p = chains.offsets[c];
+    while (p < chains.offsets[c + 1] && !(is_item(chains, p) && chains.nodes[p] == item)) ++p;
+    if (p == chains.offsets[c + 1]) continue;
+    s += "\n";
+    for (int64_t n = p; n >= chains.offsets[c]; --n)
+      s += (n < p ? " <- " : "") + node_name(catalog, chains, n, example.user, f);
+    s += " (chain " + std::to_string(k + 1) + ").";
+    ++written;
+  }
+  if (written == 0) s += " No chain reaches it.";
+  return s + "\n";
+}
+
+Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                     const Catalog& catalog, const TaskFormat& f) {
+  const ChainEvidence ev = chain_evidence(example, chains, first, count, f.cited_chains);
+  Trace trace;
+  trace.reaching = ev.votes[static_cast<size_t>(example.target_index)];
+  trace.target_top = trace.reaching > 0 && trace.reaching == ev.votes[static_cast<size_t>(ev.order.front())];
+  std::string think;
+  if (f.trace_form == TraceForm::kVotes && !ev.order.empty() && ev.order.front() == example.target_index) {
+    trace.shape = TraceShape::kVotes;
+    think = votes_think(example, chains, first, ev, catalog, f);
+  } else {
+    trace.shape = trace.reaching > 0 ? TraceShape::kEvidence : TraceShape::kNoChain;
+    think = evidence_reasoning(example, chains, first, count, example.target_index, f.cited_chains, catalog, f);
+  }
+  trace.text = "<think>\n" + think + "</think>" + answer_text(example, example.target_index, catalog, f);
   return trace;
 }
 

@@ -17,7 +17,24 @@
 // ("[k] <item_ID> <title>" with both). The direct form (PromptForm::kDirect) ends with "Answer with one
 // candidate." instead, and its completion is the answer alone.
 //
-// Trace (template teacher; knows the target):
+// Traces (template teacher; knows the target). The teacher may write only reasoning whose own stated rule
+// arrives at the answer it gives (docs/training.md, "Traces"). Two forms, task.trace_form:
+//
+// evidence (default): name the candidate, then walk each of the first cited_chains prompt chains that reach it
+// back to U, then answer it. The rule the trace states is "this candidate, because these chains reach it"; every
+// node it names is on the cited chain, in chain order backwards (node p, p-1, ..., 0), so each step is one hop.
+//
+//   <think>
+//   Candidate <item_98>.
+//   <item_98> <- <user_40> <- <item_7> <- U (chain 5).
+//   <item_98> <- <user_231> <- <item_50> <- U (chain 9).
+//   </think><answer><item_98></answer>
+//
+// When no prompt chain reaches the target the trace says so and nothing else ("Candidate <item_98>. No chain
+// reaches it."): a true statement, and the answer comes from the history the model read, not from chains.
+//
+// votes: the tally form — each cited chain walked forwards hop by hop (thought k names nodes k-1 and k), then
+// every reached candidate's votes (prompt chains containing it), most first:
 //
 //   <think>
 //   Chain 1: U liked <item_50>. <user_231> also liked <item_50>. <user_231> liked <item_98>, a candidate.
@@ -25,18 +42,13 @@
 //   Votes: <item_98> 2, <item_12> 1.
 //   </think><answer><item_98></answer>
 //
-// Grounding rule (docs/design.md §1): every statement is checkable against the prompt and the trace's form
-// depends only on the prompt. A candidate's votes are the prompt chains that contain it as an item node; the
-// cited chains (at most TaskFormat::cited_chains) are, for the candidates in vote order (most votes first, ties
-// by candidate position), the first prompt chain reaching each; each cited chain is walked hop by hop, thought
-// k naming only nodes k-1 and k (progressive masking); the votes line lists every reached candidate in vote
-// order ("Votes: none." when no chain reaches one). Only the answer depends on the target: the teacher names
-// it whatever the votes say, so the model learns how far the visible evidence goes (Trace records whether the
-// target was reached and whether it had the most votes).
+// written only where its rule (the most votes, ties by candidate position) picks the target; other examples take
+// the evidence form. The chains the votes form cites are, for the candidates in vote order, the first prompt
+// chain reaching each (at most cited_chains).
 //
-// The ablation task.trace_form=target instead cites the (first cited_chains) chains that contain the target and
-// ends "Conclusion: <target> is reached by N chains." or "Conclusion: no chain reaches the answer; <target> fits
-// the history.": its form tells what the prompt cannot, which is why the grounded form replaced it.
+// Which form an example gets depends on the target (as R2Rec keeps only traces that reach the answer); what a
+// trace says is checkable against the prompt alone (trainers/task/citations.h checks citations, votes and
+// whether the stated evidence favours the answer).
 //
 // Answers: inside <answer></answer>, a candidate's item token, its 1-based number ("5" or "[5]") or its exact
 // title; anything else — no <answer> block, an unknown token, number or title, two answers — is malformed and
@@ -62,12 +74,14 @@ extern const char* const kAnswerClose;  // "</answer>"
 
 enum class ItemText { kToken, kTitle, kTokenTitle };
 enum class PromptForm { kReason, kDirect };
+enum class TraceForm { kEvidence, kVotes };  // task.trace_form (see above)
 
 struct TaskFormat {
   ItemText items = ItemText::kToken;
   bool user_tokens = true;
   int64_t cited_chains = 3;
-  bool target_form = false;  // task.trace_form=target: the ablation (cites target-reaching chains)
+  TraceForm trace_form = TraceForm::kEvidence;
+  bool backward_chains = false;  // task.chain_layout: backward
   bool item_tokens() const { return items != ItemText::kTitle; }
   bool titles() const { return items != ItemText::kToken; }
 };
@@ -80,6 +94,10 @@ std::string item_token(const Catalog& catalog, int32_t item);
 std::string user_token(const Catalog& catalog, int32_t user);
 // The added tokens the format needs, in id order: every item's, then (with user_tokens) every user's.
 std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat& format);
+
+// One chain as the prompt writes it (no newline), its nodes' names given from U: forward "1. U -> a -> b -> c",
+// or with format.backward_chains "c <- b <- a <- U (chain 1)" (the evidence form's reading order).
+std::string chain_line(const std::vector<std::string>& nodes, int64_t number, const TaskFormat& format);
 
 // The user turn for `example` with its chains [first, first+count) of `chains`.
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
@@ -98,15 +116,29 @@ struct ChainEvidence {
 ChainEvidence chain_evidence(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                              int64_t cited_chains);
 
+// The shape a template trace took: the tally (votes form), the chains reaching the answer, or "no chain reaches
+// it".
+enum class TraceShape { kVotes, kEvidence, kNoChain };
+const char* trace_shape_name(TraceShape shape);  // "votes" | "evidence" | "no_chain"
+
 struct Trace {
   std::string text;         // "<think>\n...\n</think><answer>...</answer>"
   int32_t reaching = 0;     // prompt chains that reach the target
   bool target_top = false;  // the target has the most votes (ties included)
+  TraceShape shape = TraceShape::kEvidence;
 };
 
 // The template teacher's trace for `example` (see above).
 Trace template_trace(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                      const Catalog& catalog, const TaskFormat& format);
+
+// The evidence form's think block (without the tags): "Candidate X.", then the first `cited` of chains
+// [first, first+count) reaching candidate `candidate_index`, each walked from the candidate back to U (nodes p,
+// p-1, ..., 0 of the chain, p the candidate's first place on it) and ended "(chain k)." with k its 1-based place
+// among them; "No chain reaches it." when none does. The pretraining corpus's reading documents use it too.
+std::string evidence_reasoning(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                               int32_t candidate_index, int64_t cited, const Catalog& catalog,
+                               const TaskFormat& format);
 
 // What names candidate c (0-based) in an answer: its item token, or its number "c+1" without item tokens.
 std::string answer_label(const Example& example, int32_t candidate_index, const Catalog& catalog,

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/files.h"
 #include "core/model/generation.h"
@@ -168,6 +169,63 @@ TEST(Corpus, DocumentsUseTheTrainSplitOnlyAndWalkTrainEdges) {
   const auto rows = pack_rows({{1, 2, 3}, {4, 5}}, 0, 4);
   ASSERT_EQ(rows.size(), 1u);  // 1 2 3 0 | 4 5 0 (dropped)
   EXPECT_EQ(rows[0], (std::vector<int64_t>{1, 2, 3, 0}));
+}
+
+// A reading document: walks, then "Candidate X." (a walk's end) and the first cited_chains walks holding X read
+// back from X's first place on them to U, each "(chain k)." with its number in the document (the traces'
+// evidence form, written out independently).
+TEST(Corpus, ReadingDocumentsReadTheirOwnWalksBack) {
+  const Catalog catalog = catalog_of(12, 5);
+  CorpusOptions o;
+  o.walks_per_user = 0;
+  o.title_share = 0;
+  o.reading_per_user = 3;
+  const TaskFormat f;
+  int reading = 0;
+  for (const auto& d : corpus_documents(catalog, f, o, 0)) {
+    if (d.find("<think>") == std::string::npos) continue;
+    ++reading;
+    std::istringstream in(d);
+    std::string line;
+    std::getline(in, line);
+    ASSERT_EQ(line, "Chains (U is this user):");
+    std::vector<std::vector<std::string>> chains;  // each walk's nodes, U first
+    while (std::getline(in, line) && line != "<think>") {
+      const std::string prefix = std::to_string(chains.size() + 1) + ". ";
+      ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
+      std::vector<std::string> nodes;
+      for (size_t b = prefix.size(), arrow;; b = arrow + 4) {
+        arrow = line.find(" -> ", b);
+        nodes.push_back(line.substr(b, arrow == std::string::npos ? std::string::npos : arrow - b));
+        if (arrow == std::string::npos) break;
+      }
+      ASSERT_EQ(nodes.size(), 4u) << line;
+      EXPECT_EQ(nodes[0], "U");
+      chains.push_back(nodes);
+    }
+    ASSERT_LE(chains.size(), 8u);
+    std::getline(in, line);
+    ASSERT_EQ(line.rfind("Candidate ", 0), 0u) << d;
+    const std::string x = line.substr(10, line.size() - 11);
+    std::string want;
+    int cited = 0;
+    for (size_t k = 0; k < chains.size() && cited < f.cited_chains; ++k) {
+      if (chains[k][1] == x) {  // read back from X's first place on the walk
+        want += x + " <- U (chain " + std::to_string(k + 1) + ").\n";
+      } else if (chains[k][3] == x) {
+        want += x + " <- " + chains[k][2] + " <- " + chains[k][1] + " <- U (chain " + std::to_string(k + 1) + ").\n";
+      } else {
+        continue;
+      }
+      ++cited;
+    }
+    ASSERT_GT(cited, 0) << d;  // X is a walk's end
+    std::string rest, got;
+    while (std::getline(in, rest) && rest != "</think>") got += rest + "\n";
+    EXPECT_EQ(got, want) << d;
+  }
+  EXPECT_GT(reading, 10);
+  EXPECT_LE(reading, 15);
 }
 
 }  // namespace

@@ -1,12 +1,13 @@
 // The R2Rec task text on real ML-100K shards (the default mix of closed, bridge and walk chains, so every chain
 // form is walked): prompts hold the history, chains and candidates in each item form; the template teacher's
-// trace is progressive (thought k names node k and no later node), grounded (its form is the same whichever
-// candidate is the target; its votes are the prompt's) and parses back to the target; malformed answers parse
-// to -1.
+// traces are grounded (every citation a walk of its chain, votes the prompt's), reach their answer (the stated
+// evidence favours it) and parse back to the target; consistency is judged from a completion's own words;
+// malformed answers parse to -1.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -115,95 +116,208 @@ TEST(Task, PromptHoldsHistoryChainsAndCandidatesInEveryItemForm) {
   }
 }
 
-// The grounding rule: a trace's form depends only on the prompt. Moving the target to another candidate (the
-// same prompt otherwise) changes nothing before the answer.
-TEST(Task, TemplateTracesAreProgressiveGroundedAndParseToTheTarget) {
+// Traces that reach their answer (task.h): in both forms every trace parses to the target, every citation is
+// grounded and the stated evidence favours the answer. The evidence form names the target, then walks the
+// first cited_chains prompt chains reaching it from the target back to U (or says no chain reaches it); the
+// votes form is written exactly where the most votes (ties by position) pick the target, with the prompt's
+// votes, and is progressive (thought k names node k and no later node).
+TEST(Task, TemplateTracesReachTheirAnswerInBothForms) {
   const Records& r = ml100k_records();
-  const TaskFormat f = format_of(ItemText::kToken, true);
-  int64_t reached = 0, top = 0, train = 0;
+  int64_t reached = 0, top = 0, train = 0, shapes[3] = {0, 0, 0};
+  for (const TraceForm form : {TraceForm::kEvidence, TraceForm::kVotes}) {
+    TaskFormat f = format_of(ItemText::kToken, true);
+    f.trace_form = form;
+    for (size_t x = 0; x < r.examples.size(); ++x) {
+      const Example& e = r.examples[x];
+      const ChainBuffer& c = r.chains[x];
+      const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
+      ASSERT_EQ(parse_answer(t.text, e, r.catalog), e.target_index) << t.text;
+      const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
+      EXPECT_EQ(t.reaching, ev.votes[e.target_index]);
+      const ReasoningCheck check = check_reasoning(t.text, e, c, 0, c.size(), r.catalog, f);
+      for (const Citation& ci : check.citations) ASSERT_TRUE(ci.grounded) << ci.why << "\n" << t.text;
+      ASSERT_TRUE(check.consistent(e.target_index)) << t.text;
+      ASSERT_EQ(check.favoured, std::vector<int32_t>{e.target_index}) << t.text;
+      const bool votes_rule_picks_target = !ev.order.empty() && ev.order.front() == e.target_index;
+      if (form == TraceForm::kVotes && votes_rule_picks_target) {
+        ASSERT_EQ(t.shape, TraceShape::kVotes);
+        ASSERT_TRUE(check.has_votes && check.votes_true) << t.text;
+        ASSERT_EQ(check.citations.size(), ev.cited.size());
+        // Progressive: thought k of a cited chain names node k and no later node of it.
+        for (int64_t k : ev.cited) {
+          const std::string prefix = "Chain " + std::to_string(k + 1) + ":";
+          const size_t at = t.text.find(prefix);
+          ASSERT_NE(at, std::string::npos) << t.text;
+          const std::string line = t.text.substr(at, t.text.find('\n', at) - at);
+          std::vector<std::string> thoughts;
+          for (size_t b = prefix.size(), dot; (dot = line.find('.', b)) != std::string::npos; b = dot + 1)
+            thoughts.push_back(line.substr(b, dot - b));
+          ASSERT_EQ(static_cast<int64_t>(thoughts.size()), c.length(k) - 1) << line;
+          for (int64_t s = 1; s < c.length(k); ++s) {
+            EXPECT_NE(thoughts[s - 1].find(name_of(r, c, c.offsets[k] + s, e.user, f)), std::string::npos) << line;
+            for (int64_t later = s + 1; later < c.length(k); ++later) {
+              const std::string name = name_of(r, c, c.offsets[k] + later, e.user, f);
+              bool seen = false;
+              for (int64_t earlier = 0; earlier <= s; ++earlier)
+                seen = seen || name == name_of(r, c, c.offsets[k] + earlier, e.user, f);
+              if (!seen && name != "U") {
+                EXPECT_EQ(thoughts[s - 1].find(name), std::string::npos) << line;
+              }
+            }
+          }
+        }
+      } else {
+        // The evidence form, written out independently.
+        const std::string target = item_token(r.catalog, e.target);
+        std::string want = "<think>\nCandidate " + target + ".";
+        int64_t cited = 0;
+        for (int64_t k = 0; k < c.size() && cited < f.cited_chains; ++k) {
+          int64_t p = -1;
+          for (int64_t n = c.offsets[k]; n < c.offsets[k + 1] && p < 0; ++n)
+            if (static_cast<NodeType>(c.types[n]) == NodeType::kItem && c.nodes[n] == e.target) p = n;
+          if (p < 0) continue;
+          want += "\n";
+          for (int64_t n = p; n >= c.offsets[k]; --n) want += (n < p ? " <- " : "") + name_of(r, c, n, e.user, f);
+          want += " (chain " + std::to_string(k + 1) + ").";
+          ++cited;
+        }
+        if (cited == 0) want += " No chain reaches it.";
+        want += "\n</think><answer>" + target + "</answer>";
+        ASSERT_EQ(t.text, want);
+        ASSERT_EQ(t.shape, t.reaching > 0 ? TraceShape::kEvidence : TraceShape::kNoChain);
+        ASSERT_EQ(static_cast<int64_t>(check.citations.size()), cited);
+        ASSERT_FALSE(check.has_votes);
+        EXPECT_EQ(check.named, e.target_index);
+      }
+      if (e.split == Split::kTrain && form == TraceForm::kVotes) {
+        ++train;
+        reached += t.reaching > 0;
+        top += t.target_top;
+        ++shapes[static_cast<int>(t.shape)];
+      }
+    }
+  }
+  std::printf(
+      "train examples whose prompt chains reach the target: %lld of %lld (%.1f%%), with the most votes: %lld; "
+      "votes form: %lld votes, %lld evidence, %lld no chain\n",
+      static_cast<long long>(reached), static_cast<long long>(train), 100.0 * reached / train,
+      static_cast<long long>(top), static_cast<long long>(shapes[0]), static_cast<long long>(shapes[1]),
+      static_cast<long long>(shapes[2]));
+  EXPECT_GT(reached, 0);
+  EXPECT_LT(reached, train);
+  EXPECT_GT(shapes[0], 0);
+}
+
+// What the stated evidence favours, on hand-written completions (citations.h): the answer must be the votes
+// line's leader, or the named candidate that every citation reaches; no evidence, or evidence that contradicts
+// itself, favours nothing.
+// task.chain_layout=backward writes each prompt chain the way the evidence form reads it, so every citation of
+// an evidence trace is the end of its prompt line (the whole line where the chain ends at the candidate, as
+// bridge chains do), copied, with a full stop.
+TEST(Task, BackwardLayoutMakesEveryCitationACopyOfItsPromptLine) {
+  const Records& r = ml100k_records();
+  TaskFormat f = format_of(ItemText::kToken, true);
+  f.backward_chains = true;
+  EXPECT_EQ(chain_line({"U", "<item_7>", "<user_40>", "<item_98>"}, 5, f),
+            "<item_98> <- <user_40> <- <item_7> <- U (chain 5)");
+  f.backward_chains = false;
+  EXPECT_EQ(chain_line({"U", "<item_7>", "<user_40>", "<item_98>"}, 5, f),
+            "5. U -> <item_7> -> <user_40> -> <item_98>");
+  f.backward_chains = true;
+  int64_t copied = 0;
   for (size_t x = 0; x < r.examples.size(); ++x) {
     const Example& e = r.examples[x];
     const ChainBuffer& c = r.chains[x];
     const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
-    ASSERT_EQ(parse_answer(t.text, e, r.catalog), e.target_index) << t.text;
-    const size_t answer_at = t.text.find("</think><answer>");
-    ASSERT_NE(answer_at, std::string::npos);
-    Example moved = e;
-    moved.target_index = (e.target_index + 1) % static_cast<int32_t>(e.candidates.size());
-    moved.target = e.candidates[moved.target_index];
-    const Trace u = template_trace(moved, c, 0, c.size(), r.catalog, f);
-    ASSERT_EQ(u.text.substr(0, answer_at), t.text.substr(0, answer_at)) << "the form depends on the target";
-    // Votes: chains containing each candidate, as the trace says them.
-    const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
-    for (size_t ci = 0; ci < e.candidates.size(); ++ci) {
-      int32_t votes = 0;
-      for (int64_t k = 0; k < c.size(); ++k) {
-        bool hits = false;
-        for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
-          hits = hits || (static_cast<NodeType>(c.types[n]) == NodeType::kItem && c.nodes[n] == e.candidates[ci]);
-        votes += hits;
-      }
-      ASSERT_EQ(ev.votes[ci], votes);
-      const std::string said = item_token(r.catalog, e.candidates[ci]) + " " + std::to_string(votes);
-      const std::string votes_line = t.text.substr(t.text.find("Votes:"));
-      EXPECT_EQ(votes_line.find(said) != std::string::npos, votes > 0) << votes_line;
+    if (t.shape != TraceShape::kEvidence) continue;
+    const std::string prompt = render_prompt(e, c, 0, c.size(), r.catalog, f);
+    std::istringstream lines(t.text);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.size() < 2 || line.compare(line.size() - 2, 2, ").") != 0) continue;
+      ASSERT_NE(prompt.find(line.substr(0, line.size() - 1) + "\n"), std::string::npos) << line << "\n" << prompt;
+      ++copied;
     }
-    EXPECT_EQ(t.reaching, ev.votes[e.target_index]);
-    // Cited chains: at most cited_chains, each reaching a candidate, walked hop by hop; thought k names node k
-    // and no later node of its chain.
-    ASSERT_LE(static_cast<int64_t>(ev.cited.size()), f.cited_chains);
-    for (int64_t k : ev.cited) {
-      const std::string prefix = "Chain " + std::to_string(k + 1) + ":";
-      const size_t at = t.text.find(prefix);
-      ASSERT_NE(at, std::string::npos) << t.text;
-      const std::string line = t.text.substr(at, t.text.find('\n', at) - at);
-      std::vector<std::string> thoughts;
-      for (size_t b = prefix.size(), dot; (dot = line.find('.', b)) != std::string::npos; b = dot + 1)
-        thoughts.push_back(line.substr(b, dot - b));
-      ASSERT_EQ(static_cast<int64_t>(thoughts.size()), c.length(k) - 1) << line;
-      for (int64_t s = 1; s < c.length(k); ++s) {
-        EXPECT_NE(thoughts[s - 1].find(name_of(r, c, c.offsets[k] + s, e.user, f)), std::string::npos) << line;
-        for (int64_t later = s + 1; later < c.length(k); ++later) {
-          const std::string name = name_of(r, c, c.offsets[k] + later, e.user, f);
-          bool seen = false;
-          for (int64_t earlier = 0; earlier <= s; ++earlier)
-            seen = seen || name == name_of(r, c, c.offsets[k] + earlier, e.user, f);
-          if (!seen && name != "U") {
-            EXPECT_EQ(thoughts[s - 1].find(name), std::string::npos) << line;
-          }
-        }
-      }
-    }
-    for (int64_t k = 0; k < c.size(); ++k) {
-      const bool cited = std::find(ev.cited.begin(), ev.cited.end(), k) != ev.cited.end();
-      EXPECT_EQ(t.text.find("Chain " + std::to_string(k + 1) + ":") != std::string::npos, cited);
-    }
-    if (e.split == Split::kTrain) {
-      ++train;
-      reached += t.reaching > 0;
-      top += t.target_top;
-    }
+    const ReasoningCheck check = check_reasoning(t.text, e, c, 0, c.size(), r.catalog, f);
+    for (const Citation& ci : check.citations) ASSERT_TRUE(ci.grounded) << ci.why;
   }
-  std::printf("train examples whose prompt chains reach the target: %lld of %lld (%.1f%%), with the most votes: %lld\n",
-              static_cast<long long>(reached), static_cast<long long>(train), 100.0 * reached / train,
-              static_cast<long long>(top));
-  EXPECT_GT(reached, 0);
-  EXPECT_LT(reached, train);
+  EXPECT_GT(copied, 2000);
+}
+
+TEST(Task, ConsistencyIsJudgedFromTheCompletionsOwnWords) {
+  const Records& r = ml100k_records();
+  const TaskFormat f = format_of(ItemText::kToken, true);
+  for (size_t x = 0; x < r.examples.size(); ++x) {
+    const Example& e = r.examples[x];
+    const ChainBuffer& c = r.chains[x];
+    const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
+    if (ev.order.size() < 2) continue;
+    const int32_t a = ev.order[0], b = ev.order[1];
+    bool both = false;  // a chain reaching both would let b's citations reach a too
+    for (int64_t k = 0; k < c.size(); ++k) {
+      int hits = 0;
+      for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n)
+        hits += c.nodes[n] == e.candidates[a] || c.nodes[n] == e.candidates[b];
+      both = both || hits >= 2;
+    }
+    if (both) continue;
+    const std::string ta = item_token(r.catalog, e.candidates[a]), tb = item_token(r.catalog, e.candidates[b]);
+    const auto check = [&](const std::string& text) { return check_reasoning(text, e, c, 0, c.size(), r.catalog, f); };
+    // Votes: the leader as claimed (even if the claim is false), not the truth.
+    const std::string votes = "<think>\nVotes: " + tb + " 9, " + ta + " 1.\n</think>";
+    EXPECT_TRUE(check(votes + "<answer>" + tb + "</answer>").consistent(b));
+    EXPECT_FALSE(check(votes + "<answer>" + ta + "</answer>").consistent(a));
+    // The evidence form: a citation that does not reach the named candidate contradicts it.
+    TaskFormat ef = f;
+    ef.trace_form = TraceForm::kEvidence;
+    Example as_a = e;
+    as_a.target_index = a;
+    as_a.target = e.candidates[a];
+    const std::string trace_a = template_trace(as_a, c, 0, c.size(), r.catalog, ef).text;
+    EXPECT_TRUE(check(trace_a).consistent(a)) << trace_a;
+    EXPECT_FALSE(check(trace_a).consistent(b));
+    Example as_b = as_a;
+    as_b.target_index = b;
+    as_b.target = e.candidates[b];
+    const std::string trace_b = template_trace(as_b, c, 0, c.size(), r.catalog, ef).text;
+    const std::string b_line = trace_b.substr(trace_b.find('\n', trace_b.find("Candidate")) + 1);
+    const std::string mixed = trace_a.substr(0, trace_a.find("</think>")) + b_line;  // a named, b's chains added
+    const ReasoningCheck m = check(mixed);
+    EXPECT_TRUE(m.favoured.empty()) << mixed;
+    EXPECT_FALSE(m.consistent(a));
+    // No evidence: nothing is favoured, so no answer is consistent.
+    EXPECT_TRUE(check("<think>\n</think><answer>" + ta + "</answer>").favoured.empty());
+    EXPECT_FALSE(check("<answer>" + ta + "</answer>").consistent(a));
+    return;
+  }
+  FAIL() << "no example with two reached candidates";
 }
 
 // trainers/task/citations.h: the template teacher's traces are grounded in every item form (each cited chain and
-// the votes line check out); a citation renumbered to a chain the prompt lacks or to another chain, an item
-// swapped for one off the chain and a vote count changed are each caught and said.
+// the votes line check out); a citation (either form) renumbered to a chain the prompt lacks or to another chain, an
+// item swapped for one off the chain and a vote count changed are each caught and said.
 TEST(Task, CitationsOfTemplateTracesAreGroundedAndTamperedOnesAreNot) {
   const Records& r = ml100k_records();
   int64_t citations = 0, renumbered = 0, swapped = 0, miscounted = 0;
   for (const auto& [items, users] : {std::pair{ItemText::kToken, true}, std::pair{ItemText::kTitle, false},
                                      std::pair{ItemText::kTokenTitle, true}}) {
-    const TaskFormat f = format_of(items, users);
+    TaskFormat f = format_of(items, users);
+    f.trace_form = TraceForm::kVotes;
     for (size_t x = 0; x < r.examples.size(); x += 7) {
       const Example& e = r.examples[x];
       const ChainBuffer& c = r.chains[x];
-      const std::string text = template_trace(e, c, 0, c.size(), r.catalog, f).text;
+      const Trace trace = template_trace(e, c, 0, c.size(), r.catalog, f);
+      const std::string text = trace.text;
+      if (trace.shape == TraceShape::kEvidence) {  // "(chain N)" renumbered past the prompt's chains
+        const size_t at = text.find(" (chain ");
+        std::string t = text;
+        t.replace(at, text.find(')', at) - at, " (chain " + std::to_string(c.size() + 1));
+        const ReasoningCheck bad = check_reasoning(t, e, c, 0, c.size(), r.catalog, f);
+        ASSERT_FALSE(bad.citations.empty()) << t;
+        EXPECT_FALSE(bad.citations[0].grounded) << t;
+        EXPECT_NE(bad.citations[0].why.find("the prompt has no chain"), std::string::npos) << bad.citations[0].why;
+        ++renumbered;
+      }
+      if (trace.shape != TraceShape::kVotes) continue;
       const ChainEvidence ev = chain_evidence(e, c, 0, c.size(), f.cited_chains);
       const ReasoningCheck ok = check_reasoning(text, e, c, 0, c.size(), r.catalog, f);
       ASSERT_EQ(ok.citations.size(), ev.cited.size()) << text;
@@ -292,25 +406,43 @@ TEST(Task, AnswersParseByItemTokenNumberOrTitleAndMalformedOnesAreWrong) {
 TEST(Task, RewardsAreNamedWeightedComponents) {
   const Records& r = ml100k_records();
   const Example& e = r.examples.front();
+  const ChainBuffer& c = r.chains.front();
+  const TaskFormat f = format_of(ItemText::kToken, true);
+  const RewardPrompt prompt{e, c, r.catalog, f};
   const int32_t t = e.target_index, other = (t + 1) % 20;
   const std::string target = item_token(r.catalog, e.candidates[t]), wrong = item_token(r.catalog, e.candidates[other]);
   RlConfig rl;
   rl.rewards = {"answer=1", "format=0.1", "rank=0.5"};
   const auto rewards = make_rewards(rl);
   ASSERT_EQ(rewards.size(), 3u);
-  const Reward hit =
-      score_completion(rewards, "<think>" + target + "</think><answer>" + target + "</answer>", e, r.catalog);
+  const Reward hit = score_completion(rewards, "<think>" + target + "</think><answer>" + target + "</answer>", prompt);
   EXPECT_EQ(hit.parts, (std::vector<double>{1.0, 1.0, 1.0}));
   EXPECT_DOUBLE_EQ(hit.total, 1.6);
   // Wrong answer, the target named second in the reasoning: rank 2 -> 1/log2(3); no <think>: format 0.
-  const Reward second =
-      score_completion(rewards, wrong + " then " + target + "<answer>" + wrong + "</answer>", e, r.catalog);
+  const Reward second = score_completion(rewards, wrong + " then " + target + "<answer>" + wrong + "</answer>", prompt);
   EXPECT_EQ(second.parts[0], 0.0);
   EXPECT_EQ(second.parts[1], 0.0);
   EXPECT_NEAR(second.parts[2], 1.0 / std::log2(3.0), 1e-12);
   EXPECT_NEAR(second.total, 0.5 / std::log2(3.0), 1e-12);
-  const Reward none = score_completion(rewards, "<answer>nothing</answer>", e, r.catalog);
+  const Reward none = score_completion(rewards, "<answer>nothing</answer>", prompt);
   EXPECT_EQ(none.parts, (std::vector<double>{0.0, 0.0, 0.0}));
+  // grounded / consistent: the template trace scores 1 on both; one of its k citations renumbered past the
+  // prompt's chains leaves (k-1)/k grounded; no reasoning scores 0 on both.
+  rl.rewards = {"grounded=1", "consistent=1"};
+  const auto checks = make_rewards(rl);
+  const std::string trace = template_trace(e, c, 0, c.size(), r.catalog, f).text;
+  EXPECT_EQ(score_completion(checks, trace, prompt).parts, (std::vector<double>{1.0, 1.0})) << trace;
+  EXPECT_EQ(score_completion(checks, "<think>\n</think><answer>" + target + "</answer>", prompt).parts,
+            (std::vector<double>{0.0, 0.0}));
+  const ReasoningCheck check = check_reasoning(trace, e, c, 0, c.size(), r.catalog, f);
+  if (!check.citations.empty()) {
+    std::string bad = trace;
+    const size_t at = bad.find(" (chain ");
+    bad.replace(at, bad.find(')', at) - at, " (chain " + std::to_string(c.size() + 1));
+    EXPECT_DOUBLE_EQ(score_completion(checks, bad, prompt).parts[0],
+                     (static_cast<double>(check.citations.size()) - 1) / static_cast<double>(check.citations.size()))
+        << bad;
+  }
   for (const auto& [entries, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"answer=1", "bleu=1"}, "bleu"}, {{"answer=1", "answer=2"}, "answer"}}) {
     rl.rewards = entries;
