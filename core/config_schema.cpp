@@ -94,7 +94,7 @@ std::vector<Field> build() {
            "token for a model trained from scratch and token+title for a pretrained model.path (its knowledge "
            "lives in the titles)."),
       BOOL(task.user_tokens, "Users in chains as one added token each (<user_ID>) instead of the text \"user ID\"."),
-      INT(task.cited_chains, 0, 256,
+      INT(task.cited_chains, 1, 256,
           "Most chains a template trace walks: the evidence form's first chains reaching the answer, the votes "
           "form's first chain to each of the most-reached candidates."),
       FLOAT(task.direct_share, 0, 1,
@@ -154,7 +154,8 @@ std::vector<Field> build() {
       INT(pretrain.walks_per_user, 0, 1 << 16, "Chain-grammar random walks per user in each pass over the corpus."),
       INT(pretrain.reading_per_user, 0, 1 << 16,
           "Reading documents per user in each pass over the corpus: 8 walks, then one walk's end read back through "
-          "the walks reaching it in the traces' evidence form (teaches looking up and copying chain entities)."),
+          "the first task.cited_chains walks holding it in the traces' evidence form (teaches looking up and copying "
+          "chain entities)."),
       ENUM(pretrain.init_items, (V{"none", "bpr"}),
            "Initialise the item-token embedding rows from a BPR-MF trained on the train split (LLaRA's hybrid "
            "item representation), projected to hidden_size; none keeps the random init."),
@@ -235,8 +236,9 @@ std::vector<Field> build() {
       INT(eval.valid_examples, 1, 1 << 30,
           "Validation during training (sft.eval_every, rl.eval_every): the first N examples of the valid split."),
       BOOL(eval.counterfactual,
-           "With eval.generate, the faithfulness test: every completion that cites prompt chains is generated again "
-           "with those chains removed, and again with as many uncited chains removed; the report gives the share "
+           "With eval.generate, the faithfulness test: every completion that cites m of its prompt's chains (and "
+           "leaves at least m uncited) is generated again with those m chains removed, and again with m uncited "
+           "chains removed; the report gives the share "
            "of answers that change in each (cf_cited, cf_uncited). About doubles generation time."),
       // baseline
       INT(baseline.sasrec.hidden, 1, 4096, "SASRec: item embedding and hidden size."),

@@ -78,10 +78,11 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
                    {"true_votes", r.votes_lines ? static_cast<double>(r.true_votes) / r.votes_lines : 0.0},
                    {"consistent", r.examples ? static_cast<double>(r.consistent) / r.examples : 0.0}};
     if (c.eval.counterfactual) {
-      const double n = static_cast<double>(std::max<int64_t>(1, r.cf_examples));
       gen.metrics["cf_tested"] = r.examples ? static_cast<double>(r.cf_examples) / r.examples : 0.0;
-      gen.metrics["cf_cited"] = static_cast<double>(r.cf_changed_cited) / n;
-      gen.metrics["cf_uncited"] = static_cast<double>(r.cf_changed_uncited) / n;
+      if (r.cf_examples > 0) {  // none tested: the report shows "-", not a share of 0
+        gen.metrics["cf_cited"] = static_cast<double>(r.cf_changed_cited) / r.cf_examples;
+        gen.metrics["cf_uncited"] = static_cast<double>(r.cf_changed_uncited) / r.cf_examples;
+      }
     }
     gen.examples = r.examples;
     gen.seconds = r.seconds;

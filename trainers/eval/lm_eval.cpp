@@ -192,8 +192,20 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
         cf_of.push_back(i);
       }
       if (!cf_of.empty()) {
-        const std::vector<GeneratedAnswer> cf =
-            generate_answers(model, tok, cf_examples, cf_prompts, cf_answers, catalog, opt.max_new_tokens);
+        // In chunks of at most eval.batch_size prompts (pairs kept together), the bound generation holds to.
+        std::vector<GeneratedAnswer> cf;
+        const size_t chunk = 2 * std::max<size_t>(1, static_cast<size_t>(opt.batch_size) / 2);
+        for (size_t b = 0; b < cf_prompts.size(); b += chunk) {
+          const size_t e = std::min(cf_prompts.size(), b + chunk);
+          GenerationStats cf_stats;
+          const std::vector<GeneratedAnswer> part = generate_answers(
+              model, tok, std::vector<Example>(cf_examples.begin() + b, cf_examples.begin() + e),
+              std::vector<std::vector<int64_t>>(cf_prompts.begin() + b, cf_prompts.begin() + e),
+              std::vector<std::vector<std::vector<int64_t>>>(cf_answers.begin() + b, cf_answers.begin() + e), catalog,
+              opt.max_new_tokens, &cf_stats);
+          r.generated_tokens += cf_stats.generated_tokens;
+          cf.insert(cf.end(), part.begin(), part.end());
+        }
         for (size_t k = 0; k < cf_of.size(); ++k) {
           ++r.cf_examples;
           r.cf_changed_cited += cf[2 * k].choice != out[cf_of[k]].choice;

@@ -217,7 +217,10 @@ std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions
       for (size_t k = 0; k < C; ++k) score[k] += names[k];
       any = any || std::find(names.begin(), names.end(), true) != names.end();
     }
-    if (r.named >= 0) return {r.named};
+    if (r.named >= 0) {  // X, when some evidence is stated: a citation or "No chain reaches it"
+      if (r.citations.empty() && !r.no_chain_claim) return {};
+      return {r.named};
+    }
   }
   if (!any) return {};
   const int64_t best = *std::max_element(score.begin(), score.end());

@@ -7,7 +7,7 @@
 namespace r2rec {
 namespace {
 
-constexpr int64_t kReadingChains = 8;  // walks in a reading document (fits the 128-token rows of ML-100K)
+constexpr int64_t kReadingChains = 8;  // walks in a reading document (~100 tokens on ML-100K)
 
 std::string user_name(const Catalog& catalog, int32_t user, const TaskFormat& f) {
   return f.user_tokens ? user_token(catalog, user) : "user " + catalog.user_tokens[user];
@@ -75,8 +75,8 @@ std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskForm
       }
       if (made > 0) docs.push_back(std::move(w));
     }
-    // Reading documents: kReadingChains walks, then one walk's end read back through every walk reaching it, in
-    // the evidence form of the traces (trainers/task/task.h evidence_reasoning).
+    // Reading documents: kReadingChains walks, then one walk's end read back through the first task.cited_chains walks
+    // holding it, in the evidence form of the traces (trainers/task/task.h evidence_reasoning).
     for (int64_t r = 0; r < o.reading_per_user; ++r) {
       ChainBuffer chains;
       std::string text = "Chains (U is this user):\n";

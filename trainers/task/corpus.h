@@ -6,9 +6,9 @@
 //             walks per user on the train graph (u -> an item of u -> another user of it -> another item of
 //             theirs)
 //   reading   walks as above, then "<think>\nCandidate <item_j>.\n<item_j> <- <user_v> <- <item_i> <- U (chain 2).\n
-//             </think>" — reading_per_user per user: one walk's end read back through the walks reaching it, the
-//             evidence form of the traces, so the model learns to look an entity up in the chains and copy its
-//             neighbours (docs/training.md, "Teaching the model to copy")
+//             </think>" — reading_per_user per user: one walk's end read back through the first cited_chains walks
+//             holding it, the evidence form of the traces, so the model learns to look an entity up in the chains and
+//             copy its neighbours (docs/training.md, "Teaching the model to copy")
 //   titles    "<item_a> is <title>.\n..." — a title_share sample of the catalog's items, eight lines a document
 // Pass e of the corpus draws its walks and title sample from Rng(seed, kPretrain, e) and shuffles the documents
 // with the same stream; no validation or test interaction is used (the catalog's user_train_items).

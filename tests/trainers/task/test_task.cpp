@@ -208,9 +208,6 @@ TEST(Task, TemplateTracesReachTheirAnswerInBothForms) {
   EXPECT_GT(shapes[0], 0);
 }
 
-// What the stated evidence favours, on hand-written completions (citations.h): the answer must be the votes
-// line's leader, or the named candidate that every citation reaches; no evidence, or evidence that contradicts
-// itself, favours nothing.
 // task.chain_layout=backward writes each prompt chain the way the evidence form reads it, so every citation of
 // an evidence trace is the end of its prompt line (the whole line where the chain ends at the candidate, as
 // bridge chains do), copied, with a full stop.
@@ -243,6 +240,9 @@ TEST(Task, BackwardLayoutMakesEveryCitationACopyOfItsPromptLine) {
   EXPECT_GT(copied, 2000);
 }
 
+// What the stated evidence favours, on hand-written completions (citations.h): the answer must be the votes
+// line's leader, or the named candidate that every citation reaches; no evidence, or evidence that contradicts
+// itself, favours nothing.
 TEST(Task, ConsistencyIsJudgedFromTheCompletionsOwnWords) {
   const Records& r = ml100k_records();
   const TaskFormat f = format_of(ItemText::kToken, true);
@@ -427,22 +427,35 @@ TEST(Task, RewardsAreNamedWeightedComponents) {
   const Reward none = score_completion(rewards, "<answer>nothing</answer>", prompt);
   EXPECT_EQ(none.parts, (std::vector<double>{0.0, 0.0, 0.0}));
   // grounded / consistent: the template trace scores 1 on both; one of its k citations renumbered past the
-  // prompt's chains leaves (k-1)/k grounded; no reasoning scores 0 on both.
+  // prompt's chains leaves (k-1)/k grounded; no reasoning, or a named candidate with no evidence, scores 0 on both.
   rl.rewards = {"grounded=1", "consistent=1"};
   const auto checks = make_rewards(rl);
   const std::string trace = template_trace(e, c, 0, c.size(), r.catalog, f).text;
   EXPECT_EQ(score_completion(checks, trace, prompt).parts, (std::vector<double>{1.0, 1.0})) << trace;
   EXPECT_EQ(score_completion(checks, "<think>\n</think><answer>" + target + "</answer>", prompt).parts,
             (std::vector<double>{0.0, 0.0}));
-  const ReasoningCheck check = check_reasoning(trace, e, c, 0, c.size(), r.catalog, f);
-  if (!check.citations.empty()) {
-    std::string bad = trace;
-    const size_t at = bad.find(" (chain ");
-    bad.replace(at, bad.find(')', at) - at, " (chain " + std::to_string(c.size() + 1));
-    EXPECT_DOUBLE_EQ(score_completion(checks, bad, prompt).parts[0],
-                     (static_cast<double>(check.citations.size()) - 1) / static_cast<double>(check.citations.size()))
-        << bad;
-  }
+  // "Candidate X." alone states no evidence: neither grounded nor consistent.
+  EXPECT_EQ(
+      score_completion(checks, "<think>\nCandidate " + target + ".\n</think><answer>" + target + "</answer>", prompt)
+          .parts,
+      (std::vector<double>{0.0, 0.0}));
+  // The first example whose trace cites chains, one citation renumbered past its prompt's chains.
+  size_t x = 0;
+  while (x < r.examples.size() &&
+         template_trace(r.examples[x], r.chains[x], 0, r.chains[x].size(), r.catalog, f).shape != TraceShape::kEvidence)
+    ++x;
+  ASSERT_LT(x, r.examples.size());
+  const Example& ex = r.examples[x];
+  const ChainBuffer& cx = r.chains[x];
+  const RewardPrompt px{ex, cx, r.catalog, f};
+  std::string bad = template_trace(ex, cx, 0, cx.size(), r.catalog, f).text;
+  const ReasoningCheck check = check_reasoning(bad, ex, cx, 0, cx.size(), r.catalog, f);
+  ASSERT_FALSE(check.citations.empty()) << bad;
+  const size_t at = bad.find(" (chain ");
+  bad.replace(at, bad.find(')', at) - at, " (chain " + std::to_string(cx.size() + 1));
+  EXPECT_DOUBLE_EQ(score_completion(checks, bad, px).parts[0],
+                   (static_cast<double>(check.citations.size()) - 1) / static_cast<double>(check.citations.size()))
+      << bad;
   for (const auto& [entries, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"answer=1", "bleu=1"}, "bleu"}, {{"answer=1", "answer=2"}, "answer"}}) {
     rl.rewards = entries;
