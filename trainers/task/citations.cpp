@@ -195,38 +195,33 @@ Citation check_citation(int64_t number, const std::string& line, const std::vect
 
 // What the completion's stated evidence favours (citations.h).
 std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions& finder, const Example& example) {
-  const size_t C = example.candidates.size();
-  std::vector<int64_t> score(C, 0);
-  bool any = false;
-  if (r.has_votes) {
-    // The votes rule: the most votes, a tie going to the one listed first.
+  if (r.has_votes) {  // the votes rule: the most votes, a tie going to the one listed first
     const VoteClaim* best = nullptr;
     for (const VoteClaim& v : r.votes) {
       if (v.candidate >= 0 && v.claimed > 0 && (best == nullptr || v.claimed > best->claimed)) best = &v;
     }
     if (best == nullptr) return {};
     return {best->candidate};
-  } else {
-    for (const Citation& c : r.citations) {
-      std::vector<bool> names(C, false);
-      for (const Entity& e : finder.find(c.line)) {
-        const int32_t k = candidate_of(example, e);
-        if (k >= 0) names[static_cast<size_t>(k)] = true;
-      }
-      if (r.named >= 0 && !names[static_cast<size_t>(r.named)]) return {};  // a citation not reaching X
-      for (size_t k = 0; k < C; ++k) score[k] += names[k];
-      any = any || std::find(names.begin(), names.end(), true) != names.end();
-    }
-    if (r.named >= 0) {  // X, when some evidence is stated: a citation or "No chain reaches it"
-      if (r.citations.empty() && !r.no_chain_claim) return {};
-      return {r.named};
-    }
   }
-  if (!any) return {};
-  const int64_t best = *std::max_element(score.begin(), score.end());
+  const size_t C = example.candidates.size();
+  std::vector<int64_t> score(C, 0);  // citations naming each candidate
+  for (const Citation& c : r.citations) {
+    std::vector<bool> names(C, false);
+    for (const Entity& e : finder.find(c.line)) {
+      const int32_t k = candidate_of(example, e);
+      if (k >= 0) names[static_cast<size_t>(k)] = true;
+    }
+    if (r.named >= 0 && !names[static_cast<size_t>(r.named)]) return {};  // a citation not reaching X
+    for (size_t k = 0; k < C; ++k) score[k] += names[k];
+  }
+  if (r.named >= 0) {  // X, when some evidence is stated: a citation or "No chain reaches it"
+    if (r.citations.empty() && !r.no_chain_claim) return {};
+    return {r.named};
+  }
+  const int64_t best = C ? *std::max_element(score.begin(), score.end()) : 0;
   std::vector<int32_t> out;
   for (size_t k = 0; k < C; ++k)
-    if (score[k] == best && best > 0) out.push_back(static_cast<int32_t>(k));
+    if (best > 0 && score[k] == best) out.push_back(static_cast<int32_t>(k));
   return out;
 }
 }  // namespace

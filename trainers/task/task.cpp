@@ -229,16 +229,17 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
                                int32_t candidate_index, int64_t cited, const Catalog& catalog, const TaskFormat& f) {
   const int32_t item = example.candidates[static_cast<size_t>(candidate_index)];
   std::string s = "Candidate " + item_name(catalog, item, f) + ".";
+  TaskFormat backward = f;  // a citation is the chain's backward line, up to the candidate
+  backward.backward_chains = true;
   int64_t written = 0;
   for (int64_t k = 0; k < count && written < cited; ++k) {
     const int64_t c = first + k;
     int64_t p = chains.offsets[c];
     while (p < chains.offsets[c + 1] && !(is_item(chains, p) && chains.nodes[p] == item)) ++p;
     if (p == chains.offsets[c + 1]) continue;
-    s += "\n";
-    for (int64_t n = p; n >= chains.offsets[c]; --n)
-      s += (n < p ? " <- " : "") + node_name(catalog, chains, n, example.user, f);
-    s += " (chain " + std::to_string(k + 1) + ").";
+    std::vector<std::string> nodes;  // U .. the candidate's first place on the chain
+    for (int64_t n = chains.offsets[c]; n <= p; ++n) nodes.push_back(node_name(catalog, chains, n, example.user, f));
+    s += "\n" + chain_line(nodes, k + 1, backward) + ".";
     ++written;
   }
   if (written == 0) s += " No chain reaches it.";
