@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The ML-100K ablations of docs/training.md: the default run (configs/ml-100k.yaml) and one change at a time, the
-# same budget for each, scored on the same stored test candidate lists. Not part of CI (~6-10 min per variant on
-# a 2-core VM, ~1 h in all).
+# same budget for each, scored on the same stored candidate lists of the validation split: ablations are choices,
+# and choices are made on validation (docs/evaluation.md); --split test scores a finished choice once. Not part of
+# CI (~6-10 min per variant on a 2-core VM, ~1 h in all).
 #
-#   benchmarks/ablations.sh --out DIR [-n RANKS] [--only NAME[,NAME...]] [--split test|valid]
+#   benchmarks/ablations.sh --out DIR [-n RANKS] [--only NAME[,NAME...]] [--split valid|test]
 #
 # Writes DIR/<variant>/ (each a whole run directory) and DIR/ablations.md: one row per variant with llm-base,
 # llm-sft (direct-form likelihood and generation), llm-rl where RL runs in full, and the reasoning checks
@@ -15,7 +16,7 @@ root="$here/.."
 out=""
 ranks=2
 only=""
-split=test
+split=valid
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;

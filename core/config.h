@@ -194,6 +194,8 @@ struct RunConfig {
   bool log_all_ranks = false;      // echo every rank's INFO lines to the terminal
   bool force = false;              // redo stages whose outputs already exist; start interrupted ones afresh
   int64_t keep_checkpoints = 2;    // full-state checkpoints kept per stage
+  // The trained baselines `r2rec run` trains and scores beside the language model (cached by a fingerprint).
+  std::vector<std::string> baselines = {"itemknn", "bpr"};
 };
 
 struct Config {

@@ -287,6 +287,13 @@ std::vector<Field> build() {
       BOOL(run.force,
            "Redo stages whose outputs already exist, and start interrupted stages afresh instead of resuming."),
       INT(run.keep_checkpoints, 1, 1 << 20, "Full-state checkpoints kept per stage (the newest ones)."),
+      with_choices(make("run.baselines", Kind::kStringList, R2_REF(run.baselines),
+                        "Trained baselines `r2rec run` trains and scores on eval.split beside the language model, "
+                        "each into report.json and examples.jsonl; a re-run skips one whose entry holds the same "
+                        "fingerprint (data, baseline settings, seed, eval settings, ranks). [] runs none. sasrec is "
+                        "left out by default: under 2 ranks on ML-100K its data-parallel training hangs in the first "
+                        "epochs (found 2026-12-06, open; `r2rec baseline --method sasrec` on 1 rank works)."),
+                   {"itemknn", "bpr", "sasrec"}),
   };
   return s;
 }

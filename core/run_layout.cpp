@@ -27,8 +27,11 @@ std::string RunLayout::stage_json(const std::string& stage) const { return join(
 std::string RunLayout::stage_checkpoints(const std::string& stage) const {
   return join(stage_dir(stage), "checkpoints");
 }
-std::string RunLayout::report_json() const { return join(root_, "report.json"); }
+std::string RunLayout::report_json() const { return report_json_of(root_); }
+std::string RunLayout::report_json_of(const std::string& dir) { return join(dir, "report.json"); }
 std::string RunLayout::report_md() const { return join(root_, "report.md"); }
+std::string RunLayout::examples_jsonl() const { return examples_jsonl_of(root_); }
+std::string RunLayout::examples_jsonl_of(const std::string& dir) { return join(dir, "examples.jsonl"); }
 std::string RunLayout::metrics_jsonl() const { return join(root_, "metrics.jsonl"); }
 std::string RunLayout::tensorboard() const { return join(root_, "tensorboard"); }
 std::string RunLayout::done_marker() const { return join(root_, "DONE"); }

@@ -12,6 +12,7 @@
 //   <run.dir>/<stage>/<stage>.json         the stage's record (fingerprint, per-step losses, timings)
 //   <run.dir>/baselines/<method>/          a trained baseline's item factors (item_factors.safetensors)
 //   <run.dir>/report.json, report.md       every method's metrics on the stored candidate lists
+//   <run.dir>/examples.jsonl               every method's outcome per example (trainers/eval/examples_file.h)
 //   <run.dir>/metrics.jsonl, tensorboard/  the per-step metrics stream (core/metrics_log.h)
 //   <run.dir>/DONE                         written when `r2rec run` finished every stage
 #pragma once
@@ -43,6 +44,7 @@ class RunLayout {
   std::string stage_checkpoints(const std::string& stage) const;
   std::string report_json() const;
   std::string report_md() const;
+  std::string examples_jsonl() const;
   std::string metrics_jsonl() const;
   std::string tensorboard() const;
   std::string done_marker() const;
@@ -50,6 +52,10 @@ class RunLayout {
   std::string scratch(const std::string& name) const;
   // <dir>/config.yaml: the resolved config a command saved in run directory `dir` (before any config is loaded).
   static std::string config_yaml_of(const std::string& dir);
+  // <dir>/examples.jsonl and <dir>/report.json of run directory `dir` (r2rec compare reads runs without their
+  // config).
+  static std::string examples_jsonl_of(const std::string& dir);
+  static std::string report_json_of(const std::string& dir);
   // <run.dir>/baselines/<method>/item_factors.safetensors: a trained baseline's item factors ("item_factors",
   // float32 [items, dim]), what pretrain.init_items reads.
   std::string baseline_factors(const std::string& method) const;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -13,13 +14,16 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model/safetensors.h"
+#include "distributed/agreement.h"
 #include "distributed/communicator.h"
 #include "launch/commands.h"
+#include "launch/stage.h"
 #include "sampler/manifest.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
 #include "trainers/baselines/cheap_baselines.h"
 #include "trainers/baselines/trained_baseline.h"
+#include "trainers/eval/examples_file.h"
 #include "trainers/eval/report.h"
 
 namespace r2rec {
@@ -41,14 +45,31 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
   result.metrics = metrics.summary();
   result.examples = metrics.count();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, result);
+  result.outcomes = metrics.outcomes();
+  record_result(ctx, result);
   LOG(INFO) << "baseline " << method << " on " << c.eval.split << ": HR@" << c.eval.ks.front() << " "
             << metrics.hr(c.eval.ks.front()) << " over " << metrics.count() << " examples";
 }
 
 // Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry (and bpr's item factors).
+std::string trained_baseline_fingerprint(const CommandContext& ctx, const std::string& method) {
+  const Config& c = ctx.config;
+  StageInputs in;  // what the entry depends on: the data, the method and its settings, the seed, the scoring
+  in.settings.baseline = c.baseline;
+  in.settings.run.seed = c.run.seed;
+  in.settings.eval.split = c.eval.split;
+  in.settings.eval.ks = c.eval.ks;
+  in.settings.eval.max_examples = c.eval.max_examples;
+  std::string prepared;
+  if (ctx.process->rank == 0) prepared = read_manifest(ctx.layout.data()).config_hash;
+  // Ranks split the batches (and draw their own dropout masks): the world size is an input too.
+  in.digests = {method, broadcast_from_rank0(prepared), std::to_string(ctx.process->world_size)};
+  return in.fingerprint();
+}
+
 void run_trained_baseline(const CommandContext& ctx, const std::string& method) {
   const Config& c = ctx.config;
+  const std::string fingerprint = trained_baseline_fingerprint(ctx, method);
   TrainedBaselineResult r;
   const DataParallelGroup group = data_parallel_group(ctx);
   const auto t0 = std::chrono::steady_clock::now();
@@ -61,7 +82,9 @@ void run_trained_baseline(const CommandContext& ctx, const std::string& method) 
   result.metrics = r.eval.summary();
   result.examples = r.eval.count();
   result.seconds = seconds;  // training and scoring
-  update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, result);
+  result.outcomes = r.eval.outcomes();
+  result.fingerprint = fingerprint;
+  record_result(ctx, result);
   if (r.factor_dim > 0) {  // what pretrain.init_items reads
     const std::string path = ctx.layout.baseline_factors(method);
     std::filesystem::create_directories(std::filesystem::path(path).parent_path());
@@ -96,15 +119,32 @@ std::string protocol_text(const Config& c) {
   return p.str();
 }
 
+void record_result(const CommandContext& ctx, const MethodResult& result) {
+  if (ctx.process->rank != 0) return;
+  update_report(ctx.layout.report_json(), ctx.config.data.name, ctx.config.sampler.num_candidates, result);
+  if (!result.outcomes.empty()) {
+    update_examples(ctx.layout.examples_jsonl(), result.split, result.method, result.outcomes);
+  }
+}
+
 void print_report(const CommandContext& ctx) {
   if (ctx.process->rank != 0) return;
-  std::cout << report_table(ctx.layout.report_json(), ctx.config.eval.split) << std::flush;
+  std::cout << report_table(ctx.layout.report_json(), ctx.config.eval.split);
+  for (const Comparison& cmp :
+       compare_with_best_baseline(ctx.layout.report_json(), ctx.layout.examples_jsonl(), ctx.config.eval.split, 10000,
+                                  static_cast<uint64_t>(ctx.config.run.seed))) {
+    std::printf("  %-12s - %s  HR@1 %s (95%% paired bootstrap over %lld examples)%s\n", cmp.method.c_str(),
+                cmp.baseline.c_str(), format_interval(cmp.difference, true).c_str(),
+                static_cast<long long>(cmp.difference.n), cmp.difference.excludes_zero() ? " *" : "");
+  }
+  std::cout << std::flush;
   write_report_markdown(ctx);
 }
 
 void write_report_markdown(const CommandContext& ctx) {
   if (ctx.process->rank != 0) return;
-  const std::string md = report_markdown(ctx.layout.report_json(), protocol_text(ctx.config));
+  const std::string md = report_markdown(ctx.layout.report_json(), protocol_text(ctx.config),
+                                         ctx.layout.examples_jsonl(), static_cast<uint64_t>(ctx.config.run.seed));
   if (!md.empty()) write_file_atomic(ctx.layout.report_md(), md);
 }
 

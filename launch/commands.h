@@ -10,6 +10,8 @@
 
 namespace r2rec {
 
+struct MethodResult;
+
 int command_info(const CommandContext& context, bool json);
 int command_check(const CommandContext& context);
 int command_prepare(CommandContext& context, const char* argv0);
@@ -34,9 +36,26 @@ int command_explain(CommandContext& context, const ExplainOptions& options);
 // report; print the report table of eval.split.
 void run_cheap_baseline(const CommandContext& ctx, const std::string& method);
 void run_trained_baseline(const CommandContext& ctx, const std::string& method);
+// What a trained baseline's report entry depends on (data, method, baseline.*, run.seed, eval scoring, world size).
+// Collective.
+std::string trained_baseline_fingerprint(const CommandContext& ctx, const std::string& method);
 void print_report(const CommandContext& ctx);
+// Rank 0: `result` into report.json and its outcomes into examples.jsonl.
+void record_result(const CommandContext& ctx, const MethodResult& result);
 // <run.dir>/report.md from report.json and the protocol in words (rank 0; trainers/eval/report.h report_markdown).
 void write_report_markdown(const CommandContext& ctx);
+
+// `r2rec compare A B --run-dir D [--run-dir D2 ...]` (launch/compare_command.cpp): a paired comparison of two
+// methods from the runs' examples.jsonl. No MPI.
+struct CompareOptions {
+  std::vector<std::string> methods;  // A, B
+  std::vector<std::string> run_dirs;
+  std::string split = "test";
+  int64_t resamples = 10000;
+  uint64_t seed = 0;
+  bool json = false;
+};
+int command_compare(const CompareOptions& options);
 
 // `r2rec tokenize --tokenizer PATH [--decode]`: stdin lines -> ids per line (or ids -> text). No MPI.
 int command_tokenize(const std::string& tokenizer_path, bool decode);

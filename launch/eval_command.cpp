@@ -66,7 +66,8 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
   lik.metrics = r.likelihood.summary();
   lik.examples = r.examples;
   lik.seconds = r.seconds;
-  update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, lik);
+  lik.outcomes = r.likelihood.outcomes();
+  record_result(ctx, lik);
   if (c.eval.generate) {
     MethodResult gen;
     gen.method = name + "-gen";
@@ -86,7 +87,8 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     }
     gen.examples = r.examples;
     gen.seconds = r.seconds;
-    update_report(ctx.layout.report_json(), c.data.name, c.sampler.num_candidates, gen);
+    gen.outcomes = r.generation.outcomes();
+    record_result(ctx, gen);
   }
   write_report_markdown(ctx);
   std::printf("eval: %s on %s, %lld examples, %.1f s (%lld tokens generated)\n", model_dir.c_str(),

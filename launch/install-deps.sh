@@ -13,6 +13,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools zlib1g-dev
   # config, logging, CLI, JSON, text
   libyaml-cpp-dev libgoogle-glog-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev
+  # statistics: Student's t quantile (Boost.Math, header-only)
+  libboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # PyTorch-Python: cross-checks and benchmark baselines (run with /usr/bin/python3)

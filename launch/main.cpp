@@ -145,6 +145,23 @@ int main(int argc, char** argv) {
   tokenize.needs_mpi = false;
   tokenize.run = [&](CommandContext&, const char*) { return command_tokenize(tokenizer_path, decode); };
 
+  CompareOptions cmp;
+  Subcommand& compare = commands["compare"];
+  compare.app = app.add_subcommand("compare",
+                                   "Methods over runs (one per seed): every method's mean with a 95% t interval, or "
+                                   "A against B, paired over the same examples (bootstrap interval)");
+  compare.app->add_option("methods", cmp.methods,
+                          "Two methods of the report, A then B (e.g. llm-rl-gen bpr); none: every method's mean");
+  compare.app->add_option("--run-dir", cmp.run_dirs, "A run directory (repeat: one per seed)")->required();
+  compare.app->add_option("--split", cmp.split, "valid | test")->capture_default_str();
+  compare.app->add_option("--resamples", cmp.resamples, "Bootstrap resamples")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{10000000}));
+  compare.app->add_option("--seed", cmp.seed, "Bootstrap seed")->capture_default_str();
+  compare.app->add_flag("--json", cmp.json, "One JSON object instead of text");
+  compare.needs_mpi = false;
+  compare.run = [&cmp](CommandContext&, const char*) { return command_compare(cmp); };
+
   bool json = false;
   Subcommand& info =
       stage("info", "Print what each rank runs on: versions, BLAS, threads, CUDA/NCCL, MPI, role", false);

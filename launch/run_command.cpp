@@ -1,7 +1,8 @@
 // `r2rec run`: every stage in order from one config — prepare, annotate, pretrain, sft, rl, the cheap baselines,
-// then eval of each checkpoint the run made (pretrain -> llm-base, sft -> llm-sft, rl -> llm-rl). Each stage is a
-// no-op when its outputs are current (prepare: config hash; annotate: shards and task settings; pretrain, sft, rl:
-// fingerprints of their inputs and settings), so a re-run only redoes what changed, then evaluates.
+// the trained baselines of run.baselines, then eval of each checkpoint the run made (pretrain -> llm-base, sft ->
+// llm-sft, rl -> llm-rl). Each stage is a no-op when its outputs are current (prepare: config hash; annotate:
+// shards and task settings; pretrain, sft, rl: fingerprints of their inputs and settings; a trained baseline: the
+// fingerprint in its report entry), so a re-run only redoes what changed, then evaluates.
 #include <glog/logging.h>
 
 #include <cstdlib>
@@ -11,8 +12,10 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/version.h"
+#include "distributed/agreement.h"
 #include "launch/commands.h"
 #include "trainers/baselines/cheap_baselines.h"
+#include "trainers/eval/report.h"
 #include "trainers/task/reward.h"
 
 namespace r2rec {
@@ -39,6 +42,17 @@ int command_run(CommandContext& ctx, const char* argv0) {
     if (rc != kExitOk) return rc;
   }
   for (const auto& method : cheap_baseline_names()) run_cheap_baseline(ctx, method);
+  for (const auto& method : ctx.config.run.baselines) {
+    const std::string fingerprint = trained_baseline_fingerprint(ctx, method);
+    const bool current =
+        agree_on_rank0(!ctx.config.run.force &&
+                       report_fingerprint(ctx.layout.report_json(), ctx.config.eval.split, method) == fingerprint);
+    if (current) {
+      if (ctx.process->rank == 0) std::cout << method << ": report entry is up to date; not trained again\n";
+      continue;
+    }
+    run_trained_baseline(ctx, method);
+  }
   for (const char* stage : {"pretrain", "sft", "rl"}) {
     const std::string model = ctx.layout.stage_model(stage);
     if (!agree_on_rank0(std::filesystem::exists(model + "/config.json"))) continue;  // pretrain may be skipped

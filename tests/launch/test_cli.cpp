@@ -29,6 +29,19 @@ TEST(Cli, HelpForEveryCommand) {
   EXPECT_EQ(v.out.rfind("r2rec ", 0), 0u) << v.out;
 }
 
+TEST(Cli, CompareSaysWhatIsMissing) {
+  testing::TempDir d;
+  CommandResult r = run_command({testing::r2rec_binary(), "compare", "llm-rl-gen", "bpr", "--run-dir", d.path()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(d.file("examples.jsonl") + ": not found"), std::string::npos) << r.err;
+  r = run_command({testing::r2rec_binary(), "compare", "a", "b", "c", "--run-dir", d.path()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("name two methods"), std::string::npos) << r.err;
+  r = run_command({testing::r2rec_binary(), "compare", "--run-dir", d.path()});  // the table reads report.json
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("report.json"), std::string::npos) << r.err;
+}
+
 void expect_info_object(const nlohmann::json& j, int world) {
   for (const char* key : {"version", "torch_version", "blas", "blas_library", "intra_op_threads", "cuda_available",
                           "nccl_compiled", "rank", "world_size", "local_rank", "role", "mpi_library"}) {

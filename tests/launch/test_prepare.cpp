@@ -3,6 +3,7 @@
 // behind and earlier output survives.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -157,9 +158,19 @@ TEST(Run, PreparesTrainsAndScoresEverything) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = nlohmann::json::parse(read_file(run.file("report.json")));
   const auto& methods = report["splits"]["test"]["methods"];
-  for (const char* m : {"random", "popularity", "chainvote", "llm-base", "llm-base-gen", "llm-sft", "llm-sft-gen",
-                        "llm-rl", "llm-rl-gen"})
+  for (const char* m : {"random", "popularity", "chainvote", "itemknn", "bpr", "llm-base", "llm-base-gen", "llm-sft",
+                        "llm-sft-gen", "llm-rl", "llm-rl-gen"})
     EXPECT_TRUE(methods.contains(m)) << m;
+  EXPECT_FALSE(methods["bpr"].value("fingerprint", std::string()).empty());
+  // examples.jsonl: one line per test example, every method's outcome on it, adding up to the report's HR@1.
+  const std::string examples = read_file(run.file("examples.jsonl"));
+  EXPECT_EQ(std::count(examples.begin(), examples.end(), '\n'), 943);
+  double bpr_hits = 0;
+  for (size_t at = 0; (at = examples.find("\"bpr\":{\"hit\":", at)) != std::string::npos; ++at) {
+    bpr_hits += std::stod(examples.substr(at + 13, 24));
+  }
+  EXPECT_NEAR(bpr_hits / 943, methods["bpr"]["HR@1"].get<double>(), 1e-9);
+  EXPECT_NE(r.out.find("llm-rl-gen   - bpr  HR@1"), std::string::npos) << r.out;  // the paired line
   EXPECT_EQ(methods["popularity"]["examples"], 943);
   EXPECT_EQ(methods["llm-sft"]["examples"], 943);
   // Popularity is far above random on ML-100K; random is near 1/C = 0.05.
@@ -176,14 +187,18 @@ TEST(Run, PreparesTrainsAndScoresEverything) {
   EXPECT_NE(md.find("## test (943 examples, 20 candidates)"), std::string::npos) << md;
   EXPECT_NE(md.find("| method | HR@1 | HR@3 | HR@5 | HR@10 | NDCG@1 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| llm-rl-gen | "), std::string::npos) << md;
+  EXPECT_NE(md.find("Paired against the best classical baseline"), std::string::npos) << md;
   EXPECT_TRUE(std::filesystem::exists(run.file("DONE")));
   if (testing::run_command({"/usr/bin/python3", "-c", "import matplotlib"}).exit_code == 0) {
     EXPECT_GT(std::filesystem::file_size(run.file("training.svg")), 1000u);
     EXPECT_TRUE(std::filesystem::exists(run.file("training.png")));
   }
-  // A second run redoes nothing but the scoring.
+  // A second run redoes nothing but the scoring (the trained baselines' entries hold their fingerprints).
   const CommandResult again = run_command(r2rec_args("run", run.path(), small));
   ASSERT_EQ(again.exit_code, 0) << again.err;
+  for (const char* m : {"itemknn", "bpr"}) {
+    EXPECT_NE(again.out.find(std::string(m) + ": report entry is up to date"), std::string::npos) << again.out;
+  }
   for (const char* stage : {"prepare:", "annotate:", "pretrain:", "sft:", "rl:"}) {
     EXPECT_NE(again.out.find(std::string(stage) + " "), std::string::npos) << stage;
   }

@@ -50,7 +50,7 @@ RankingMetrics score_cheap_baseline(const std::string& method, ShardReader& read
   while ((max_examples <= 0 || metrics.count() < max_examples)) {
     chains.clear();
     if (!reader.next(&example, &chains)) break;
-    metrics.add(cheap_baseline_scores(method, example, chains, popularity, seed), example.target_index);
+    metrics.add(cheap_baseline_scores(method, example, chains, popularity, seed), example);
   }
   return metrics;
 }

@@ -20,7 +20,7 @@ RankingMetrics evaluate(Recommender& model, ShardReader& reader, const std::vect
   RankingMetrics local(ks);
   reader.start_epoch(0);
   Example ex;
-  while (reader.next(&ex, nullptr)) local.add(model.score(ex, scoring_prefix(reader.catalog(), ex)), ex.target_index);
+  while (reader.next(&ex, nullptr)) local.add(model.score(ex, scoring_prefix(reader.catalog(), ex)), ex);
   return sum_over_ranks(local, group);
 }
 

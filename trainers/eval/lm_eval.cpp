@@ -166,7 +166,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
         r.consistent += check.consistent(out[i].choice);
         r.valid += out[i].valid;
         r.forced += out[i].forced;
-        r.generation.add_choice(out[i].choice, examples[i].target_index);
+        r.generation.add_choice(out[i].choice, examples[i]);
         if (!opt.counterfactual) continue;
         std::vector<int64_t> cited;
         for (const Citation& ci : check.citations)
@@ -222,7 +222,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
     } else {
       for (size_t i = 0; i < n; ++i) scores.push_back(score_continuations(model, direct[i], answers[i]));
     }
-    for (size_t i = 0; i < n; ++i) r.likelihood.add(scores[i], examples[i].target_index);
+    for (size_t i = 0; i < n; ++i) r.likelihood.add(scores[i], examples[i]);
     r.examples += static_cast<int64_t>(n);
     if (opt.on_batch) opt.on_batch(r.examples, reader.share_size());
     examples.clear();

@@ -13,9 +13,24 @@
 #include <string>
 #include <vector>
 
+#include "sampler/split.h"
+
 namespace r2rec {
 
 class DataParallelGroup;
+
+// One example's outcome under one method, kept so that two methods can be compared example by example (the
+// paired bootstrap, trainers/eval/stats.h) in the run's examples.jsonl (trainers/eval/examples_file.h).
+struct ExampleOutcome {
+  int64_t id = 0;  // the example's id (sampler/split.h)
+  int32_t user = 0;
+  uint64_t list_hash = 0;  // candidates_hash(): which candidate list (and target) was scored
+  double hit = 0;          // HR@1 of this example (its expectation over random tie-breaks)
+  double rank = 0;         // expected rank of the target; 0 for a single choice (generation), which has none
+};
+
+// FNV-1a of the example's candidate ids and target index: equal lists give equal hashes across runs and machines.
+uint64_t candidates_hash(const Example& example);
 
 // Expected 1-based rank of scores[target] among `scores` (ties split evenly, see above).
 double expected_rank(const std::vector<double>& scores, int64_t target);
@@ -29,7 +44,10 @@ class RankingMetrics {
   void add(const std::vector<double>& scores, int64_t target);
   // Adds one example whose answer is a single choice (generation): a hit iff choice == target.
   void add_choice(int64_t choice, int64_t target);
-  // Merges counts from another accumulator over the same ks (e.g. another rank's share).
+  // The same, keeping the example's outcome (outcomes()).
+  void add(const std::vector<double>& scores, const Example& example);
+  void add_choice(int64_t choice, const Example& example);
+  // Merges counts (and outcomes) from another accumulator over the same ks (e.g. another rank's share).
   void merge(const RankingMetrics& other);
 
   int64_t count() const { return count_; }
@@ -43,14 +61,20 @@ class RankingMetrics {
   std::vector<double> sums() const;
   void set_sums(const std::vector<double>& sums, int64_t count);
 
+  // The outcomes of the examples added with their Example, in the order added (sum_over_ranks: by id).
+  const std::vector<ExampleOutcome>& outcomes() const { return outcomes_; }
+  void set_outcomes(std::vector<ExampleOutcome> outcomes) { outcomes_ = std::move(outcomes); }
+
  private:
   size_t index_of(int64_t k) const;
   std::vector<int64_t> ks_;
   std::vector<double> hr_sum_, ndcg_sum_;
   int64_t count_ = 0;
+  std::vector<ExampleOutcome> outcomes_;
 };
 
-// Every rank's metrics summed over `group` (each rank passes its share; all ranks get the total). Collective.
+// Every rank's metrics summed over `group` (each rank passes its share; all ranks get the total), and every rank's
+// outcomes gathered, sorted by example id. Collective.
 RankingMetrics sum_over_ranks(const RankingMetrics& local, const DataParallelGroup& group);
 
 }  // namespace r2rec

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "trainers/eval/examples_file.h"
 
 namespace r2rec {
 namespace fs = std::filesystem;
@@ -34,8 +35,18 @@ void update_report(const std::string& path, const std::string& dataset, int64_t 
   for (const auto& [k, v] : r.metrics) m[k] = v;
   m["examples"] = r.examples;
   m["seconds"] = r.seconds;
+  if (!r.fingerprint.empty()) m["fingerprint"] = r.fingerprint;
   split["methods"][r.method] = m;
   write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::string report_fingerprint(const std::string& path, const std::string& split, const std::string& method) {
+  const nlohmann::ordered_json j = load(path);
+  if (!j.contains("splits") || !j["splits"].contains(split) || !j["splits"][split].contains("methods") ||
+      !j["splits"][split]["methods"].contains(method)) {
+    return "";
+  }
+  return j["splits"][split]["methods"][method].value("fingerprint", std::string());
 }
 
 // Columns of a split's table: HR@k then NDCG@k in increasing k, as found in the first method, then the
@@ -98,7 +109,44 @@ std::string report_table(const std::string& path, const std::string& split_name)
   return out.str();
 }
 
-std::string report_markdown(const std::string& path, const std::string& protocol) {
+std::vector<Comparison> compare_with_best_baseline(const std::string& report_path, const std::string& examples_path,
+                                                   const std::string& split, int64_t resamples, uint64_t seed) {
+  std::vector<Comparison> out;
+  const nlohmann::ordered_json j = load(report_path);
+  if (!j.contains("splits") || !j["splits"].contains(split) || !fs::exists(examples_path)) return out;
+  const auto table = read_examples(examples_path, split);
+  const auto& methods = j["splits"][split]["methods"];
+  auto is_lm = [](const std::string& m) { return m.rfind("llm-", 0) == 0; };
+  std::string best;
+  double best_hr1 = -1;
+  for (const auto& [method, values] : methods.items()) {
+    if (is_lm(method) || method == "random" || !values.contains("HR@1") || !table.count(method)) continue;
+    if (values["HR@1"].get<double>() > best_hr1) {
+      best_hr1 = values["HR@1"].get<double>();
+      best = method;
+    }
+  }
+  if (best.empty()) return out;
+  for (const auto& [method, values] : methods.items()) {
+    if (!is_lm(method) || !table.count(method)) continue;
+    std::vector<double> a, b;
+    paired_hits(table, method, best, &a, &b);
+    if (a.empty()) continue;
+    Comparison c;
+    c.method = method;
+    c.baseline = best;
+    c.difference = paired_bootstrap(a, b, resamples, seed);
+    double sa = 0, sb = 0;
+    for (size_t i = 0; i < a.size(); ++i) sa += a[i], sb += b[i];
+    c.method_hr1 = sa / static_cast<double>(a.size());
+    c.baseline_hr1 = sb / static_cast<double>(b.size());
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string report_markdown(const std::string& path, const std::string& protocol, const std::string& examples_path,
+                            uint64_t seed) {
   if (!fs::exists(path)) return "";
   const nlohmann::ordered_json j = load(path);
   std::ostringstream out;
@@ -125,6 +173,20 @@ std::string report_markdown(const std::string& path, const std::string& protocol
         }
       }
       out << "\n";
+    }
+    if (examples_path.empty()) continue;
+    const std::vector<Comparison> cs = compare_with_best_baseline(path, examples_path, split, 10000, seed);
+    if (cs.empty()) continue;
+    out << "\nPaired against the best classical baseline of this table (`" << cs.front().baseline
+        << "`): the difference in HR@1 over the same examples, with its 95% paired bootstrap interval (10,000 "
+           "resamples of the examples, examples.jsonl; trainers/eval/stats.h). An interval that excludes 0 is "
+           "marked *.\n\n| method | HR@1 | "
+        << cs.front().baseline << " | difference [95% interval] | examples |\n"
+        << "|---|---:|---:|---:|---:|\n";
+    for (const Comparison& c : cs) {
+      std::snprintf(buf, sizeof(buf), "| %.4f | %.4f | ", c.method_hr1, c.baseline_hr1);
+      out << "| " << c.method << " " << buf << format_interval(c.difference, true)
+          << (c.difference.excludes_zero() ? " *" : "") << " | " << c.difference.n << " |\n";
     }
   }
   out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `sasrec` are the classical baselines "

@@ -11,6 +11,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
+
+#include "trainers/eval/metrics.h"
+#include "trainers/eval/stats.h"
 
 namespace r2rec {
 
@@ -20,6 +24,8 @@ struct MethodResult {
   std::map<std::string, double> metrics;  // "HR@1" -> value, ...
   int64_t examples = 0;
   double seconds = 0;
+  std::vector<ExampleOutcome> outcomes;  // per example, for examples.jsonl (trainers/eval/examples_file.h)
+  std::string fingerprint;               // what the entry depends on (a cached stage's key); "" = none kept
 };
 
 // Merges `result` into the report at `path` (<run.dir>/report.json, creating it). Throws RuntimeFailure on I/O
@@ -27,12 +33,29 @@ struct MethodResult {
 void update_report(const std::string& path, const std::string& dataset, int64_t num_candidates,
                    const MethodResult& result);
 
+// The "fingerprint" of `method`'s entry on `split` ("" when the report, the entry or the field is absent).
+std::string report_fingerprint(const std::string& path, const std::string& split, const std::string& method);
+
 // The report as an aligned text table (methods as rows, metrics as columns) for the terminal.
 std::string report_table(const std::string& path, const std::string& split);
 
+// Each `llm-*` method of `split` against the best classical baseline of that split (highest HR@1 in the report
+// among the methods that are neither `llm-*` nor `random`): the paired bootstrap (trainers/eval/stats.h) of the
+// difference in HR@1 over the examples both scored on the same lists, from examples.jsonl at `examples_path`.
+// Empty when either side has no outcomes there.
+struct Comparison {
+  std::string method, baseline;
+  double method_hr1 = 0, baseline_hr1 = 0;
+  Interval difference;  // method minus baseline
+};
+std::vector<Comparison> compare_with_best_baseline(const std::string& report_path, const std::string& examples_path,
+                                                   const std::string& split, int64_t resamples, uint64_t seed);
+
 // report.md: a title, `protocol` (a paragraph in words: dataset, filtering, split, candidates, seed), then one
 // Markdown table per split in the report (every method; HR@k, NDCG@k, valid; "-" where a method has none), and
-// a line naming the methods' definitions (docs/training.md, docs/baselines.md). "" when the report is absent.
-std::string report_markdown(const std::string& path, const std::string& protocol);
+// a line naming the methods' definitions (docs/training.md, docs/baselines.md); with `examples_path`, each split's
+// compare_with_best_baseline() as a second table. "" when the report is absent.
+std::string report_markdown(const std::string& path, const std::string& protocol, const std::string& examples_path = "",
+                            uint64_t seed = 0);
 
 }  // namespace r2rec

@@ -114,6 +114,11 @@ TEST(TrainedBaselines, LearnAndAreDeterministic) {
     EXPECT_EQ(a.eval.count(), 943);
     EXPECT_EQ(a.eval.ndcg(10), b.eval.ndcg(10)) << "same seed, different result";
     EXPECT_EQ(a.eval.hr(1), b.eval.hr(1));
+    // Every example's outcome is kept (examples.jsonl), and they add up to HR@1.
+    ASSERT_EQ(a.eval.outcomes().size(), 943u);
+    double hits = 0;
+    for (const ExampleOutcome& o : a.eval.outcomes()) hits += o.hit;
+    EXPECT_NEAR(hits / 943, a.eval.hr(1), 1e-12);
     EXPECT_GT(a.eval.ndcg(10), pop) << "does not beat popularity on validation";
     if (std::string(method) != "itemknn") {
       EXPECT_GT(a.samples_per_second, 0.0);
@@ -136,6 +141,13 @@ TEST(TrainedBaselines, DataParallelEqualsOneProcess) {
       const TrainedBaselineResult one = train_and_score(method, c, shared().path, DataParallelGroup::single());
       EXPECT_NEAR(mine[0], one.eval.ndcg(10), 2e-3);
       EXPECT_NEAR(mine[1], one.final_loss, 1e-3 * std::abs(one.final_loss) + 1e-4);
+      // The ranks' outcomes, gathered, are the one process's examples in the same (id) order, on the same lists.
+      ASSERT_EQ(dp.eval.outcomes().size(), one.eval.outcomes().size());
+      for (size_t i = 0; i < one.eval.outcomes().size(); ++i) {
+        EXPECT_EQ(dp.eval.outcomes()[i].id, one.eval.outcomes()[i].id);
+        EXPECT_EQ(dp.eval.outcomes()[i].user, one.eval.outcomes()[i].user);
+        EXPECT_EQ(dp.eval.outcomes()[i].list_hash, one.eval.outcomes()[i].list_hash);
+      }
     }
     MPI_Barrier(MPI_COMM_WORLD);
   }
