@@ -122,9 +122,7 @@ std::string protocol_text(const Config& c) {
 void record_result(const CommandContext& ctx, const MethodResult& result) {
   if (ctx.process->rank != 0) return;
   update_report(ctx.layout.report_json(), ctx.config.data.name, ctx.config.sampler.num_candidates, result);
-  if (!result.outcomes.empty()) {
-    update_examples(ctx.layout.examples_jsonl(), result.split, result.method, result.outcomes);
-  }
+  update_examples(ctx.layout.examples_jsonl(), result.split, result.method, result.outcomes);
 }
 
 void print_report(const CommandContext& ctx) {

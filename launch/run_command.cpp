@@ -45,7 +45,7 @@ int command_run(CommandContext& ctx, const char* argv0) {
   for (const auto& method : ctx.config.run.baselines) {
     const std::string fingerprint = trained_baseline_fingerprint(ctx, method);
     const bool current =
-        agree_on_rank0(!ctx.config.run.force &&
+        agree_on_rank0(!ctx.config.run.force && ctx.process->rank == 0 &&
                        report_fingerprint(ctx.layout.report_json(), ctx.config.eval.split, method) == fingerprint);
     if (current) {
       if (ctx.process->rank == 0) std::cout << method << ": report entry is up to date; not trained again\n";

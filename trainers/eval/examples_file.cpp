@@ -37,8 +37,16 @@ Lines load(const std::string& path) {
       nlohmann::ordered_json j = nlohmann::ordered_json::parse(text);
       const std::string split = j.at("split").get<std::string>();
       const int64_t id = j.at("id").get<int64_t>();
-      j.at("list").get<std::string>();
+      const std::string list = j.at("list").get<std::string>();
+      if (list.size() != 16 || list.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        throw DataError("list is not 16 hex digits");
+      }
       if (!j.at("methods").is_object()) throw DataError("methods is not an object");
+      for (const auto& [method, m] : j["methods"].items()) {
+        if (!m.is_object() || !m.contains("hit") || !m["hit"].is_number()) {
+          throw DataError("method " + method + " has no numeric hit");
+        }
+      }
       lines[{split, id}] = std::move(j);
     } catch (const std::exception& e) {
       throw DataError(path + ":" + std::to_string(number) + ": not an examples.jsonl line (" + e.what() +

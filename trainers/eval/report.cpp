@@ -116,7 +116,7 @@ std::vector<Comparison> compare_with_best_baseline(const std::string& report_pat
   if (!j.contains("splits") || !j["splits"].contains(split) || !fs::exists(examples_path)) return out;
   const auto table = read_examples(examples_path, split);
   const auto& methods = j["splits"][split]["methods"];
-  auto is_lm = [](const std::string& m) { return m.rfind("llm-", 0) == 0; };
+  auto is_lm = [](const std::string& m) { return m == "llm" || m.rfind("llm-", 0) == 0; };
   std::string best;
   double best_hr1 = -1;
   for (const auto& [method, values] : methods.items()) {

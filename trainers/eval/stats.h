@@ -32,7 +32,7 @@ Interval paired_bootstrap(const std::vector<double>& a, const std::vector<double
 // Student's t interval of the mean of `values` (n >= 1).
 Interval t_interval(const std::vector<double>& values, double level = 0.95);
 
-// "0.4123 ± 0.0101" (half-width of the interval) or "0.4123 [0.4012, 0.4230]" with brackets=true.
+// "0.4123 ± 0.0101" (half-width of the interval) or "+0.4123 [+0.4012, +0.4230]" (signed) with brackets=true.
 std::string format_interval(const Interval& interval, bool brackets = false);
 
 }  // namespace r2rec

@@ -140,14 +140,19 @@ TEST(ExamplesFile, WrittenAndReadBack) {
 
   // Not examples.jsonl: a DataError naming the file and line; the file is left as it was.
   const std::string bad =
-      dir.write("bad.jsonl", "{\"split\":\"test\",\"id\":1,\"list\":\"00\",\"methods\":{}}\nnot json\n");
+      dir.write("bad.jsonl", "{\"split\":\"test\",\"id\":1,\"list\":\"00000000000000ab\",\"methods\":{}}\nnot json\n");
   try {
     update_examples(bad, "test", "popularity", pop.outcomes());
     FAIL() << "no error";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(read_file(bad), "{\"split\":\"test\",\"id\":1,\"list\":\"00\",\"methods\":{}}\nnot json\n");
+  EXPECT_EQ(read_file(bad), "{\"split\":\"test\",\"id\":1,\"list\":\"00000000000000ab\",\"methods\":{}}\nnot json\n");
+  // A method entry without a numeric hit is not an outcome either.
+  const std::string odd = dir.write("odd.jsonl",
+                                    "{\"split\":\"test\",\"id\":1,\"list\":\"00000000000000ab\","
+                                    "\"methods\":{\"bpr\":3}}\n");
+  EXPECT_THROW(read_examples(odd, "test"), DataError);
 }
 
 TEST(ExamplesFile, ReportComparesEveryLmRowWithTheBestBaseline) {
