@@ -51,7 +51,6 @@ void run_cheap_baseline(const CommandContext& ctx, const std::string& method) {
             << metrics.hr(c.eval.ks.front()) << " over " << metrics.count() << " examples";
 }
 
-// Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry (and bpr's item factors).
 std::string trained_baseline_fingerprint(const CommandContext& ctx, const std::string& method) {
   const Config& c = ctx.config;
   StageInputs in;  // what the entry depends on: the data, the method and its settings, the seed, the scoring
@@ -67,9 +66,16 @@ std::string trained_baseline_fingerprint(const CommandContext& ctx, const std::s
   return in.fingerprint();
 }
 
-void run_trained_baseline(const CommandContext& ctx, const std::string& method) {
+// Trains and scores sasrec / bpr / itemknn; rank 0 writes the report entry (and bpr's item factors).
+void run_trained_baseline(const CommandContext& ctx, const std::string& method, bool skip_if_current) {
   const Config& c = ctx.config;
   const std::string fingerprint = trained_baseline_fingerprint(ctx, method);
+  if (skip_if_current &&
+      agree_on_rank0(!c.run.force && ctx.process->rank == 0 &&
+                     report_fingerprint(ctx.layout.report_json(), c.eval.split, method) == fingerprint)) {
+    if (ctx.process->rank == 0) std::cout << method << ": report entry is up to date; not trained again\n";
+    return;
+  }
   TrainedBaselineResult r;
   const DataParallelGroup group = data_parallel_group(ctx);
   const auto t0 = std::chrono::steady_clock::now();
@@ -125,25 +131,36 @@ void record_result(const CommandContext& ctx, const MethodResult& result) {
   update_examples(ctx.layout.examples_jsonl(), result.split, result.method, result.outcomes);
 }
 
+namespace {
+// report.md from report.json, the protocol and `comparisons` (rank 0).
+void write_markdown(const CommandContext& ctx, const std::map<std::string, std::vector<Comparison>>& comparisons) {
+  const std::string md = report_markdown(ctx.layout.report_json(), protocol_text(ctx.config), comparisons);
+  if (!md.empty()) write_file_atomic(ctx.layout.report_md(), md);
+}
+
+std::map<std::string, std::vector<Comparison>> comparisons_of(const CommandContext& ctx) {
+  return compare_every_split(ctx.layout.report_json(), ctx.layout.examples_jsonl(),
+                             static_cast<uint64_t>(ctx.config.run.seed));
+}
+}  // namespace
+
 void print_report(const CommandContext& ctx) {
   if (ctx.process->rank != 0) return;
   std::cout << report_table(ctx.layout.report_json(), ctx.config.eval.split);
-  for (const Comparison& cmp :
-       compare_with_best_baseline(ctx.layout.report_json(), ctx.layout.examples_jsonl(), ctx.config.eval.split, 10000,
-                                  static_cast<uint64_t>(ctx.config.run.seed))) {
+  const auto comparisons = comparisons_of(ctx);
+  auto found = comparisons.find(ctx.config.eval.split);
+  for (const Comparison& cmp : found == comparisons.end() ? std::vector<Comparison>() : found->second) {
     std::printf("  %-12s - %s  HR@1 %s (95%% paired bootstrap over %lld examples)%s\n", cmp.method.c_str(),
                 cmp.baseline.c_str(), format_interval(cmp.difference, true).c_str(),
                 static_cast<long long>(cmp.difference.n), cmp.difference.excludes_zero() ? " *" : "");
   }
   std::cout << std::flush;
-  write_report_markdown(ctx);
+  write_markdown(ctx, comparisons);
 }
 
 void write_report_markdown(const CommandContext& ctx) {
   if (ctx.process->rank != 0) return;
-  const std::string md = report_markdown(ctx.layout.report_json(), protocol_text(ctx.config),
-                                         ctx.layout.examples_jsonl(), static_cast<uint64_t>(ctx.config.run.seed));
-  if (!md.empty()) write_file_atomic(ctx.layout.report_md(), md);
+  write_markdown(ctx, comparisons_of(ctx));
 }
 
 int command_baseline(CommandContext& ctx, const char* argv0, const std::string& method) {

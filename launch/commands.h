@@ -35,10 +35,9 @@ int command_explain(CommandContext& context, const ExplainOptions& options);
 // `r2rec baseline` pieces `r2rec run` reuses (launch/baseline_command.cpp): score one cheap baseline into the
 // report; print the report table of eval.split.
 void run_cheap_baseline(const CommandContext& ctx, const std::string& method);
-void run_trained_baseline(const CommandContext& ctx, const std::string& method);
-// What a trained baseline's report entry depends on (data, method, baseline.*, run.seed, eval scoring, world size).
-// Collective.
-std::string trained_baseline_fingerprint(const CommandContext& ctx, const std::string& method);
+// With skip_if_current, nothing is done when the report's entry holds the fingerprint of what it depends on (data,
+// method, baseline.*, run.seed, eval scoring, world size) and run.force is off. Collective.
+void run_trained_baseline(const CommandContext& ctx, const std::string& method, bool skip_if_current = false);
 void print_report(const CommandContext& ctx);
 // Rank 0: `result` into report.json and its outcomes into examples.jsonl.
 void record_result(const CommandContext& ctx, const MethodResult& result);

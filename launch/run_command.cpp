@@ -12,10 +12,8 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/version.h"
-#include "distributed/agreement.h"
 #include "launch/commands.h"
 #include "trainers/baselines/cheap_baselines.h"
-#include "trainers/eval/report.h"
 #include "trainers/task/reward.h"
 
 namespace r2rec {
@@ -42,17 +40,7 @@ int command_run(CommandContext& ctx, const char* argv0) {
     if (rc != kExitOk) return rc;
   }
   for (const auto& method : cheap_baseline_names()) run_cheap_baseline(ctx, method);
-  for (const auto& method : ctx.config.run.baselines) {
-    const std::string fingerprint = trained_baseline_fingerprint(ctx, method);
-    const bool current =
-        agree_on_rank0(!ctx.config.run.force && ctx.process->rank == 0 &&
-                       report_fingerprint(ctx.layout.report_json(), ctx.config.eval.split, method) == fingerprint);
-    if (current) {
-      if (ctx.process->rank == 0) std::cout << method << ": report entry is up to date; not trained again\n";
-      continue;
-    }
-    run_trained_baseline(ctx, method);
-  }
+  for (const auto& method : ctx.config.run.baselines) run_trained_baseline(ctx, method, /*skip_if_current=*/true);
   for (const char* stage : {"pretrain", "sft", "rl"}) {
     const std::string model = ctx.layout.stage_model(stage);
     if (!agree_on_rank0(std::filesystem::exists(model + "/config.json"))) continue;  // pretrain may be skipped

@@ -145,8 +145,20 @@ std::vector<Comparison> compare_with_best_baseline(const std::string& report_pat
   return out;
 }
 
-std::string report_markdown(const std::string& path, const std::string& protocol, const std::string& examples_path,
-                            uint64_t seed) {
+std::map<std::string, std::vector<Comparison>> compare_every_split(const std::string& report_path,
+                                                                   const std::string& examples_path, uint64_t seed) {
+  std::map<std::string, std::vector<Comparison>> out;
+  const nlohmann::ordered_json j = load(report_path);
+  if (!j.contains("splits")) return out;
+  for (const auto& [split, body] : j["splits"].items()) {
+    std::vector<Comparison> cs = compare_with_best_baseline(report_path, examples_path, split, 10000, seed);
+    if (!cs.empty()) out[split] = std::move(cs);
+  }
+  return out;
+}
+
+std::string report_markdown(const std::string& path, const std::string& protocol,
+                            const std::map<std::string, std::vector<Comparison>>& comparisons) {
   if (!fs::exists(path)) return "";
   const nlohmann::ordered_json j = load(path);
   std::ostringstream out;
@@ -174,9 +186,9 @@ std::string report_markdown(const std::string& path, const std::string& protocol
       }
       out << "\n";
     }
-    if (examples_path.empty()) continue;
-    const std::vector<Comparison> cs = compare_with_best_baseline(path, examples_path, split, 10000, seed);
-    if (cs.empty()) continue;
+    auto found = comparisons.find(split);
+    if (found == comparisons.end() || found->second.empty()) continue;
+    const std::vector<Comparison>& cs = found->second;
     out << "\nPaired against the best classical baseline of this table (`" << cs.front().baseline
         << "`): the difference in HR@1 over the same examples, with its 95% paired bootstrap interval (10,000 "
            "resamples of the examples, examples.jsonl; trainers/eval/stats.h). An interval that excludes 0 is "

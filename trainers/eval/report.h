@@ -51,11 +51,15 @@ struct Comparison {
 std::vector<Comparison> compare_with_best_baseline(const std::string& report_path, const std::string& examples_path,
                                                    const std::string& split, int64_t resamples, uint64_t seed);
 
+// compare_with_best_baseline() for every split of the report, by split name (10,000 resamples).
+std::map<std::string, std::vector<Comparison>> compare_every_split(const std::string& report_path,
+                                                                   const std::string& examples_path, uint64_t seed);
+
 // report.md: a title, `protocol` (a paragraph in words: dataset, filtering, split, candidates, seed), then one
-// Markdown table per split in the report (every method; HR@k, NDCG@k, valid; "-" where a method has none), and
-// a line naming the methods' definitions (docs/training.md, docs/baselines.md); with `examples_path`, each split's
-// compare_with_best_baseline() as a second table. "" when the report is absent.
-std::string report_markdown(const std::string& path, const std::string& protocol, const std::string& examples_path = "",
-                            uint64_t seed = 0);
+// Markdown table per split in the report (every method; HR@k, NDCG@k, valid; "-" where a method has none), each
+// followed by that split's `comparisons` (compare_every_split()) as a second table when there are any, and a line
+// naming the methods' definitions (docs/training.md, docs/baselines.md). "" when the report is absent.
+std::string report_markdown(const std::string& path, const std::string& protocol,
+                            const std::map<std::string, std::vector<Comparison>>& comparisons = {});
 
 }  // namespace r2rec

@@ -187,7 +187,7 @@ TEST(ExamplesFile, ReportComparesEveryLmRowWithTheBestBaseline) {
   EXPECT_DOUBLE_EQ(cs[0].baseline_hr1, 0.5);
   EXPECT_DOUBLE_EQ(cs[0].difference.mean, 0.25);
   EXPECT_TRUE(cs[0].difference.excludes_zero());  // 10 of 40 discordant, all one way
-  const std::string md = report_markdown(report, "protocol", examples, 1);
+  const std::string md = report_markdown(report, "protocol", compare_every_split(report, examples, 1));
   EXPECT_NE(md.find("best classical baseline of this table (`bpr`)"), std::string::npos) << md;
   EXPECT_NE(md.find("| llm-rl-gen | 0.7500 | 0.5000 | +0.2500 ["), std::string::npos) << md;
 }
