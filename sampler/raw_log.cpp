@@ -2,6 +2,7 @@
 // fields, std::from_chars numbers): ML-100K's 2 MB u.data parses in ~10 ms.
 #include "sampler/raw_log.h"
 
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <string_view>
@@ -161,6 +162,17 @@ void read_titles(TextFile& f, char sep, int id_col, int title_col, bool latin1, 
     std::string title(trim(fields[title_col]));
     log->titles[std::string(id)] = latin1 ? latin1_to_utf8(title) : std::move(title);
   }
+  // Titles keyed by ids that no interaction uses (another dataset's file, random bytes with a separator in them)
+  // would all be lost without a word.
+  if (log->item_tokens.empty() || log->titles.empty()) return;
+  for (const std::string& item : log->item_tokens)
+    if (log->titles.count(item)) return;
+  std::string example = log->titles.begin()->first.substr(0, 40);
+  for (char& c : example)
+    if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
+  throw DataError(f.path() + ": none of its " + std::to_string(log->titles.size()) +
+                  " item ids is an item of the interactions (e.g. " + quoted(std::string_view(example)) + " against " +
+                  quoted(std::string_view(log->item_tokens.front())) + "): not this dataset's item file");
 }
 
 void read_ml100k(const DataConfig& data, RawLog* log) {

@@ -1,6 +1,7 @@
 // Dataset readers and filters: real-data counts, title decoding, chronology, every error path.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -170,6 +171,23 @@ TEST(Errors, MissingFileIsNamed) {
   DataConfig d = tiny_config(dir);
   d.path = dir.file("nope");
   EXPECT_THROW(load_dataset(d, kSeed), DataError);
+}
+
+// An item file whose ids name no item of the interactions (random bytes that happen to hold the separator, another
+// dataset's file) is refused by name instead of losing every title without a word.
+TEST(Errors, ItemFileOfAnotherDatasetIsRefused) {
+  TempDir dir;
+  write_ml100k(dir, "1\t1\t5\t10\n1\t2\t5\t20\n1\t3\t5\t30\n", 3);
+  dir.write("u.item", std::string("\x8f\x01|\xfe\x7f\x03|\xc8\x1b binary") + "\n");
+  try {
+    load_dataset(tiny_config(dir), kSeed);
+    FAIL() << "expected DataError";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("u.item: none of its 1 item ids is an item of the interactions"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (unsigned char c : msg) EXPECT_TRUE(std::isprint(c)) << msg;
+  }
 }
 
 TEST(Errors, EmptyAfterFilteringNamesTheFilter) {
