@@ -45,7 +45,7 @@ struct TaskConfig {
   int64_t cited_chains = 3;              // most chains a template trace walks
   double direct_share = 0.25;            // share of SFT traces in the direct (answer-only) form
   std::string trace_form = "evidence";   // evidence | votes (trainers/task/task.h)
-  std::string chain_layout = "forward";  // forward | backward: how the prompt writes a chain (task.h)
+  std::string chain_layout = "forward";  // forward | backward | compact: how the prompt writes a chain (task.h)
 };
 
 struct PretrainConfig {

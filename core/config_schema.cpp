@@ -104,10 +104,13 @@ std::vector<Field> build() {
            "evidence: a template trace names its answer, then walks the prompt chains that reach it back to U "
            "(or says none does); votes: the chain tally where the most votes pick the answer, the evidence form "
            "elsewhere. Either way a trace's stated rule arrives at its answer (docs/training.md, \"Traces\")."),
-      ENUM(task.chain_layout, (V{"forward", "backward"}),
+      ENUM(task.chain_layout, (V{"forward", "backward", "compact"}),
            "How the prompt (and the pretraining corpus) writes a chain: forward \"1. U -> <item_50> -> <user_231> -> "
-           "<item_98>\", or backward \"<item_98> <- <user_231> <- <item_50> <- U (chain 1)\", the direction the "
-           "evidence form reads it, so that a citation is a copy of the prompt's line."),
+           "<item_98>\"; backward \"<item_98> <- <user_231> <- <item_50> <- U (chain 1)\", the direction the "
+           "evidence form reads it, so that a citation is a copy of the prompt's line; compact \"1. "
+           "<item_98><user_231><item_50>U\", backward with the tokens side by side, its citation \"<item_98>"
+           "<user_231><item_50>U.\" naming the chain by its hops, not its number (docs/training.md: what a small "
+           "model learns to copy). compact needs item and user tokens."),
       // tokenizer
       existing(PATH(tokenizer.path,
                     "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "

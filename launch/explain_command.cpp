@@ -133,7 +133,8 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
     j["correct"] = correct;
     j["citations"] = nlohmann::json::array();
     for (const Citation& ci : check.citations) {
-      j["citations"].push_back({{"chain", ci.number},
+      j["citations"].push_back({{"chain", ci.chain >= 0 ? ci.chain + 1 : ci.number},
+                                {"number_written", ci.number > 0},
                                 {"in_prompt", ci.chain >= 0},
                                 {"text", ci.line},
                                 {"mentions", ci.mentions},
@@ -181,7 +182,10 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
   std::cout << "Citations: " << check.citations.size() << " chain(s) cited, " << grounded
             << " grounded in the prompt\n";
   for (const Citation& ci : check.citations) {
-    std::cout << "  Chain " << ci.number << ": "
+    const std::string which = ci.number > 0   ? "Chain " + std::to_string(ci.number)
+                              : ci.chain >= 0 ? "Path (chain " + std::to_string(ci.chain + 1) + ")"
+                                              : "Path";
+    std::cout << "  " << which << " " << ci.line << ": "
               << (ci.grounded ? "grounded (" + std::to_string(ci.steps) + " steps, each a hop of the chain)"
                               : "not grounded: " + ci.why)
               << "\n";

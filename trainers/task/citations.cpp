@@ -20,6 +20,7 @@ struct Entity {
   NodeType type = NodeType::kItem;
   std::vector<int32_t> ids;  // the entities it may name (a title several items share: each); empty: none known
   size_t end = 0;            // where the mention ends in the text
+  size_t begin = 0;          // and where it starts (set by find)
   bool is(NodeType t, int32_t id) const { return type == t && std::find(ids.begin(), ids.end(), id) != ids.end(); }
 };
 
@@ -53,6 +54,7 @@ class Mentions {
     while (i < text.size()) {
       Entity e;
       if (match(text, i, &e)) {
+        e.begin = i;
         out.push_back(e);
         i = e.end;
         // "<item_50> Title" (token+title) names the item once.
@@ -193,6 +195,53 @@ Citation check_citation(int64_t number, const std::string& line, const std::vect
   return c;
 }
 
+// A line that is only entities (a path: "<item_98><user_40><item_7>U.", with "<-"/"->" or spaces between them
+// allowed) names the chain by its hops: the first prompt chain it is grounded in, else none (chain -1).
+bool path_line(const std::string& line, const std::vector<Entity>& mentions) {
+  if (mentions.size() < 2) return false;
+  size_t at = 0;
+  const auto filler = [&](size_t to) {
+    for (; at < to; ++at) {
+      if (line.compare(at, 2, "<-") == 0 || line.compare(at, 2, "->") == 0) {
+        ++at;
+      } else if (!std::isspace(static_cast<unsigned char>(line[at]))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  for (const Entity& e : mentions) {
+    if (!filler(e.begin)) return false;
+    at = e.end;
+  }
+  std::string tail = line.substr(std::min(at, line.size()));
+  while (!tail.empty() && (tail.back() == '.' || std::isspace(static_cast<unsigned char>(tail.back()))))
+    tail.pop_back();
+  return tail.empty();
+}
+
+Citation check_path_citation(const std::string& line, const std::vector<Entity>& mentions, const Example& example,
+                             const ChainBuffer& chains, int64_t first, int64_t count) {
+  Citation best;
+  for (int64_t k = 0; k < count; ++k) {
+    Citation c = check_citation(k + 1, line, mentions, example, chains, first, count);
+    if (c.grounded) {
+      c.number = 0;
+      return c;
+    }
+    if (k == 0 || c.grounded_steps > best.grounded_steps) best = c;
+  }
+  const std::string closest =
+      best.chain >= 0 ? " (closest: chain " + std::to_string(best.chain + 1) + ", " + best.why + ")" : "";
+  best.number = 0;
+  best.chain = -1;
+  best.line = line;
+  best.mentions = static_cast<int64_t>(mentions.size());
+  best.steps = std::max<int64_t>(0, best.mentions - 1);
+  best.why = "no prompt chain has these hops" + closest;
+  return best;
+}
+
 // What the completion's stated evidence favours (citations.h).
 std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions& finder, const Example& example) {
   if (r.has_votes) {  // the votes rule: the most votes, a tie going to the one listed first
@@ -244,6 +293,8 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
     std::string rest;
     if (chain_prefix(line, &number, &rest) || chain_suffix(line, &number, &rest)) {
       r.citations.push_back(check_citation(number, rest, finder.find(rest), example, chains, first, count));
+    } else if (const std::vector<Entity> path = finder.find(line); path_line(line, path)) {
+      r.citations.push_back(check_path_citation(line, path, example, chains, first, count));
     } else if (line.rfind("Candidate ", 0) == 0) {
       const std::vector<Entity> named = finder.find(line.substr(10));
       r.named = named.empty() ? -1 : candidate_of(example, named.front());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/error.h"
 #include "core/tokenizer/tokenizer.h"
 #include "sampler/chain_vote.h"
 
@@ -65,7 +66,15 @@ TaskFormat task_format(const Config& config) {
   f.user_tokens = config.task.user_tokens;
   f.cited_chains = config.task.cited_chains;
   f.trace_form = config.task.trace_form == "votes" ? TraceForm::kVotes : TraceForm::kEvidence;
-  f.backward_chains = config.task.chain_layout == "backward";
+  const std::string& layout = config.task.chain_layout;
+  f.layout = layout == "backward"  ? ChainLayout::kBackward
+             : layout == "compact" ? ChainLayout::kCompact
+                                   : ChainLayout::kForward;
+  if (f.layout == ChainLayout::kCompact && (f.items != ItemText::kToken || !f.user_tokens)) {
+    throw ConfigError("task.chain_layout: compact writes entity tokens side by side and needs task.item_text token " +
+                      std::string("and task.user_tokens true (item_text is ") + t + ", resolved without titles " +
+                      "only for a from-scratch model)");
+  }
   return f;
 }
 
@@ -85,9 +94,14 @@ std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat&
 
 std::string chain_line(const std::vector<std::string>& nodes, int64_t number, const TaskFormat& f) {
   std::string s;
-  if (f.backward_chains) {
+  if (f.layout == ChainLayout::kBackward) {
     for (size_t n = nodes.size(); n-- > 0;) s += (n + 1 < nodes.size() ? " <- " : "") + nodes[n];
     return s + " (chain " + std::to_string(number) + ")";
+  }
+  if (f.layout == ChainLayout::kCompact) {
+    s = std::to_string(number) + ". ";
+    for (size_t n = nodes.size(); n-- > 0;) s += nodes[n];
+    return s;
   }
   s = std::to_string(number) + ". ";
   for (size_t n = 0; n < nodes.size(); ++n) s += (n ? " -> " : "") + nodes[n];
@@ -230,7 +244,7 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
   const int32_t item = example.candidates[static_cast<size_t>(candidate_index)];
   std::string s = "Candidate " + item_name(catalog, item, f) + ".";
   TaskFormat backward = f;  // a citation is the chain's backward line, up to the candidate
-  backward.backward_chains = true;
+  if (f.layout != ChainLayout::kCompact) backward.layout = ChainLayout::kBackward;
   int64_t written = 0;
   for (int64_t k = 0; k < count && written < cited; ++k) {
     const int64_t c = first + k;
@@ -239,7 +253,12 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
     if (p == chains.offsets[c + 1]) continue;
     std::vector<std::string> nodes;  // U .. the candidate's first place on the chain
     for (int64_t n = chains.offsets[c]; n <= p; ++n) nodes.push_back(node_name(catalog, chains, n, example.user, f));
-    s += "\n" + chain_line(nodes, k + 1, backward) + ".";
+    if (f.layout == ChainLayout::kCompact) {  // the prompt line after its number: "cbaU."
+      const std::string line = chain_line(nodes, k + 1, f);
+      s += "\n" + line.substr(line.find(". ") + 2) + ".";
+    } else {
+      s += "\n" + chain_line(nodes, k + 1, backward) + ".";
+    }
     ++written;
   }
   if (written == 0) s += " No chain reaches it.";

@@ -74,14 +74,15 @@ extern const char* const kAnswerClose;  // "</answer>"
 
 enum class ItemText { kToken, kTitle, kTokenTitle };
 enum class PromptForm { kReason, kDirect };
-enum class TraceForm { kEvidence, kVotes };  // task.trace_form (see above)
+enum class TraceForm { kEvidence, kVotes };                // task.trace_form (see above)
+enum class ChainLayout { kForward, kBackward, kCompact };  // task.chain_layout (chain_line below)
 
 struct TaskFormat {
   ItemText items = ItemText::kToken;
   bool user_tokens = true;
   int64_t cited_chains = 3;
   TraceForm trace_form = TraceForm::kEvidence;
-  bool backward_chains = false;  // task.chain_layout: backward
+  ChainLayout layout = ChainLayout::kForward;
   bool item_tokens() const { return items != ItemText::kTitle; }
   bool titles() const { return items != ItemText::kToken; }
 };
@@ -95,8 +96,10 @@ std::string user_token(const Catalog& catalog, int32_t user);
 // The added tokens the format needs, in id order: every item's, then (with user_tokens) every user's.
 std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat& format);
 
-// One chain as the prompt writes it (no newline), its nodes' names given from U: forward "1. U -> a -> b -> c",
-// or with format.backward_chains "c <- b <- a <- U (chain 1)" (the evidence form's reading order).
+// One chain as the prompt writes it (no newline), its nodes' names given from U: forward "1. U -> a -> b -> c";
+// backward "c <- b <- a <- U (chain 1)" (the evidence form's reading order); compact "1. cbaU", the backward order
+// with the entity tokens side by side, so that an evidence citation ("cbaU.", which names no number) is a copy in
+// which every entity follows the one before it as in the prompt: one look-up per token (docs/training.md).
 std::string chain_line(const std::vector<std::string>& nodes, int64_t number, const TaskFormat& format);
 
 // The user turn for `example` with its chains [first, first+count) of `chains`.

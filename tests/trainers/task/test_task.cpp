@@ -210,34 +210,132 @@ TEST(Task, TemplateTracesReachTheirAnswerInBothForms) {
 
 // task.chain_layout=backward writes each prompt chain the way the evidence form reads it, so every citation of
 // an evidence trace is the end of its prompt line (the whole line where the chain ends at the candidate, as
-// bridge chains do), copied, with a full stop.
-TEST(Task, BackwardLayoutMakesEveryCitationACopyOfItsPromptLine) {
+// bridge chains do), copied, with a full stop. compact does the same with the entity tokens side by side and
+// the number left out of the citation, which names its chain by its hops.
+TEST(Task, BackwardAndCompactLayoutsMakeEveryCitationACopyOfItsPromptLine) {
   const Records& r = ml100k_records();
   TaskFormat f = format_of(ItemText::kToken, true);
-  f.backward_chains = true;
-  EXPECT_EQ(chain_line({"U", "<item_7>", "<user_40>", "<item_98>"}, 5, f),
-            "<item_98> <- <user_40> <- <item_7> <- U (chain 5)");
-  f.backward_chains = false;
-  EXPECT_EQ(chain_line({"U", "<item_7>", "<user_40>", "<item_98>"}, 5, f),
-            "5. U -> <item_7> -> <user_40> -> <item_98>");
-  f.backward_chains = true;
-  int64_t copied = 0;
-  for (size_t x = 0; x < r.examples.size(); ++x) {
+  const std::vector<std::string> nodes = {"U", "<item_7>", "<user_40>", "<item_98>"};
+  f.layout = ChainLayout::kBackward;
+  EXPECT_EQ(chain_line(nodes, 5, f), "<item_98> <- <user_40> <- <item_7> <- U (chain 5)");
+  f.layout = ChainLayout::kForward;
+  EXPECT_EQ(chain_line(nodes, 5, f), "5. U -> <item_7> -> <user_40> -> <item_98>");
+  f.layout = ChainLayout::kCompact;
+  EXPECT_EQ(chain_line(nodes, 5, f), "5. <item_98><user_40><item_7>U");
+  for (const ChainLayout layout : {ChainLayout::kBackward, ChainLayout::kCompact}) {
+    f.layout = layout;
+    int64_t copied = 0;
+    for (size_t x = 0; x < r.examples.size(); ++x) {
+      const Example& e = r.examples[x];
+      const ChainBuffer& c = r.chains[x];
+      const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
+      if (t.shape != TraceShape::kEvidence) continue;
+      const std::string prompt = render_prompt(e, c, 0, c.size(), r.catalog, f);
+      std::istringstream lines(t.text);
+      std::vector<int64_t> cited;  // the chains the template walks, in order (task.h chain_evidence)
+      for (int64_t k = 0; k < c.size() && static_cast<int64_t>(cited.size()) < f.cited_chains; ++k) {
+        for (int64_t n = c.offsets[k]; n < c.offsets[k + 1]; ++n) {
+          if (c.nodes[n] == e.target && static_cast<NodeType>(c.types[n]) == NodeType::kItem) {
+            cited.push_back(k);
+            break;
+          }
+        }
+      }
+      size_t at = 0;
+      for (std::string line; std::getline(lines, line);) {
+        if (line.size() < 2 || line.back() != '.' || line.rfind("Candidate ", 0) == 0) continue;
+        const std::string body = line.substr(0, line.size() - 1);
+        if (layout == ChainLayout::kCompact) {  // the end of the cited chain's line "k. ..."
+          ASSERT_LT(at, cited.size());
+          const std::string head = "\n" + std::to_string(cited[at] + 1) + ". ";
+          const size_t from = prompt.find(head);
+          ASSERT_NE(from, std::string::npos) << prompt;
+          const size_t end = prompt.find('\n', from + 1);
+          ASSERT_GE(end - from, body.size()) << line << "\n" << prompt;
+          ASSERT_EQ(prompt.substr(end - body.size(), body.size()), body) << line << "\n" << prompt;
+        } else {
+          ASSERT_NE(prompt.find(body + "\n"), std::string::npos) << line << "\n" << prompt;
+        }
+        ++at;
+        ++copied;
+      }
+      const ReasoningCheck check = check_reasoning(t.text, e, c, 0, c.size(), r.catalog, f);
+      ASSERT_EQ(check.citations.size(), cited.size()) << t.text;
+      for (size_t k = 0; k < cited.size(); ++k) {
+        ASSERT_TRUE(check.citations[k].grounded) << check.citations[k].why;
+        // A path names its chain by its hops: the first prompt chain holding them (the same path may be sampled twice).
+        if (layout == ChainLayout::kBackward) {
+          EXPECT_EQ(check.citations[k].chain, cited[k]);
+        } else {
+          EXPECT_LE(check.citations[k].chain, cited[k]);
+        }
+      }
+      EXPECT_TRUE(check.consistent(e.target_index)) << t.text;
+    }
+    EXPECT_GT(copied, 2000);
+  }
+}
+
+// A path citation is judged by its hops alone: one that no prompt chain holds, in any order or with one entity
+// swapped, is not grounded and cites no chain.
+TEST(Task, CompactPathCitationsAreJudgedByTheirHops) {
+  const Records& r = ml100k_records();
+  TaskFormat f = format_of(ItemText::kToken, true);
+  f.layout = ChainLayout::kCompact;
+  int64_t checked = 0;
+  for (size_t x = 0; x < r.examples.size() && checked < 200; ++x) {
     const Example& e = r.examples[x];
     const ChainBuffer& c = r.chains[x];
-    const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
-    if (t.shape != TraceShape::kEvidence) continue;
-    const std::string prompt = render_prompt(e, c, 0, c.size(), r.catalog, f);
-    std::istringstream lines(t.text);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.size() < 2 || line.compare(line.size() - 2, 2, ").") != 0) continue;
-      ASSERT_NE(prompt.find(line.substr(0, line.size() - 1) + "\n"), std::string::npos) << line << "\n" << prompt;
-      ++copied;
+    if (c.size() < 2 || c.length(0) < 3) continue;
+    const auto name = [&](int64_t n) {
+      return static_cast<NodeType>(c.types[n]) == NodeType::kItem ? item_token(r.catalog, c.nodes[n])
+             : c.nodes[n] == e.user                               ? std::string("U")
+                                                                  : user_token(r.catalog, c.nodes[n]);
+    };
+    const auto judge = [&](const std::string& line) {
+      const ReasoningCheck check = check_reasoning("<think>\n" + line + "\n</think>", e, c, 0, c.size(), r.catalog, f);
+      EXPECT_EQ(check.citations.size(), 1u) << line;
+      return check.citations.empty() ? Citation{} : check.citations[0];
+    };
+    const auto path_of = [&](int64_t swap, const std::string& with, int64_t skip, const std::string& sep) {
+      std::string p;
+      for (int64_t n = c.offsets[1] - 1; n >= c.offsets[0]; --n) {
+        if (n == skip) continue;
+        p += (p.empty() ? "" : sep) + (n == swap ? with : name(n));
+      }
+      return p + ".";
+    };
+    const Citation good = judge(path_of(-1, "", -1, ""));
+    EXPECT_TRUE(good.grounded) << path_of(-1, "", -1, "") << ": " << good.why;
+    EXPECT_EQ(good.number, 0);
+    EXPECT_GE(good.chain, 0);
+    EXPECT_TRUE(judge(path_of(-1, "", -1, " <- ")).grounded);
+    // Skipping a node is not a hop.
+    EXPECT_FALSE(judge(path_of(-1, "", c.offsets[0] + 1, "")).grounded);
+    // A user swapped for one on no chain of the prompt.
+    int64_t at = -1;
+    for (int64_t n = c.offsets[0]; n < c.offsets[1] && at < 0; ++n)
+      if (static_cast<NodeType>(c.types[n]) == NodeType::kUser && c.nodes[n] != e.user) at = n;
+    int32_t stranger = -1;
+    for (int32_t u = 0; u < r.catalog.num_users() && stranger < 0; ++u) {
+      bool on = u == e.user;
+      for (int64_t n = c.offsets[0]; n < c.offsets[c.size()] && !on; ++n)
+        on = static_cast<NodeType>(c.types[n]) == NodeType::kUser && c.nodes[n] == u;
+      if (!on) stranger = u;
     }
-    const ReasoningCheck check = check_reasoning(t.text, e, c, 0, c.size(), r.catalog, f);
-    for (const Citation& ci : check.citations) ASSERT_TRUE(ci.grounded) << ci.why;
+    if (at >= 0) {
+      const Citation bad = judge(path_of(at, user_token(r.catalog, stranger), -1, ""));
+      EXPECT_FALSE(bad.grounded);
+      EXPECT_EQ(bad.chain, -1);
+      EXPECT_NE(bad.why.find("no prompt chain has these hops"), std::string::npos) << bad.why;
+    }
+    // Prose around entities is not a path.
+    EXPECT_TRUE(
+        check_reasoning("<think>\nI like " + path_of(-1, "", -1, "") + "\n</think>", e, c, 0, c.size(), r.catalog, f)
+            .citations.empty());
+    ++checked;
   }
-  EXPECT_GT(copied, 2000);
+  EXPECT_GT(checked, 100);
 }
 
 // What the stated evidence favours, on hand-written completions (citations.h): the answer must be the votes
