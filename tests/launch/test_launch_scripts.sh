@@ -72,4 +72,21 @@ if "$src/launch/r2rec-launch" -n zero info 2>/dev/null; then fail "-n zero must 
 out="$("$src/launch/r2rec-launch" -n 2 --binary "$bin" info --json)"
 [ "$(grep -c '"rank"' <<<"$out")" -eq 2 ] || fail "info on 2 ranks printed: $out"
 grep -q '"intra_op_threads":1' <<<"$out" || fail "1 thread per rank expected: $out"
+# A refused config on 2 ranks: exit 2 and r2rec's one line, without Open MPI's banners.
+set +e; "$src/launch/r2rec-launch" -n 2 --binary "$bin" check distributed.colocated=false \
+  > /dev/null 2> "$tmp/refused.err"
+rc=$?; set -e
+[ "$rc" = 2 ] || fail "a refused config on 2 ranks: exit $rc, not 2: $(cat "$tmp/refused.err")"
+grep -q "distributed.learner_ranks" "$tmp/refused.err" || fail "no line naming the key: $(cat "$tmp/refused.err")"
+! grep -qE "Primary job|mpirun detected|^-{70}" "$tmp/refused.err" || fail "Open MPI banners left: $(cat "$tmp/refused.err")"
+# A rank killed by a signal keeps Open MPI's message naming it.
+cat > "$tmp/segv" <<'STUB'
+#!/usr/bin/env bash
+[ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ] && kill -SEGV $$
+sleep 1
+STUB
+chmod +x "$tmp/segv"
+set +e; "$src/launch/r2rec-launch" -n 2 --binary "$tmp/segv" info > /dev/null 2> "$tmp/segv.err"; rc=$?; set -e
+[ "$rc" != 0 ] || fail "a rank killed by SIGSEGV: exit 0"
+grep -q "signal 11" "$tmp/segv.err" || fail "the signal is not named: $(cat "$tmp/segv.err")"
 echo "launch scripts: ok"
