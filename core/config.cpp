@@ -224,6 +224,13 @@ void validate(const Config& c, const std::string& where) {
     throw ConfigError(where + ": " + key + ": " + what);
   };
   const auto& m = c.model;
+  // item_text auto resolves to token for a from-scratch model (no model.path): trainers/task/task.h task_format.
+  const bool token_items = c.task.item_text == "token" || (c.task.item_text == "auto" && m.path.empty());
+  if (c.task.chain_layout == "compact" && (!token_items || !c.task.user_tokens)) {
+    conflict("task.chain_layout",
+             "compact writes entity tokens side by side and needs item tokens alone "
+             "(task.item_text token, or auto without model.path) and task.user_tokens true");
+  }
   if (m.hidden_size % m.num_heads != 0) {
     conflict("model.num_heads", "must divide model.hidden_size (" + std::to_string(m.hidden_size) + "), got " +
                                     std::to_string(m.num_heads));

@@ -185,7 +185,8 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
     const std::string which = ci.number > 0   ? "Chain " + std::to_string(ci.number)
                               : ci.chain >= 0 ? "Path (chain " + std::to_string(ci.chain + 1) + ")"
                                               : "Path";
-    std::cout << "  " << which << " " << ci.line << ": "
+    const size_t text = ci.line.find_first_not_of(' ');
+    std::cout << "  " << which << " " << (text == std::string::npos ? "" : ci.line.substr(text)) << ": "
               << (ci.grounded ? "grounded (" + std::to_string(ci.steps) + " steps, each a hop of the chain)"
                               : "not grounded: " + ci.why)
               << "\n";

@@ -167,12 +167,15 @@ void read_titles(TextFile& f, char sep, int id_col, int title_col, bool latin1, 
   if (log->item_tokens.empty() || log->titles.empty()) return;
   for (const std::string& item : log->item_tokens)
     if (log->titles.count(item)) return;
-  std::string example = log->titles.begin()->first.substr(0, 40);
-  for (char& c : example)
-    if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
+  const auto printable = [](std::string s) {
+    for (char& c : s)
+      if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
+    return s;
+  };
+  const std::string example = printable(log->titles.begin()->first), item = printable(log->item_tokens.front());
   throw DataError(f.path() + ": none of its " + std::to_string(log->titles.size()) +
                   " item ids is an item of the interactions (e.g. " + quoted(std::string_view(example)) + " against " +
-                  quoted(std::string_view(log->item_tokens.front())) + "): not this dataset's item file");
+                  quoted(std::string_view(item)) + "): not this dataset's item file");
 }
 
 void read_ml100k(const DataConfig& data, RawLog* log) {

@@ -72,10 +72,12 @@ if "$src/launch/r2rec-launch" -n zero info 2>/dev/null; then fail "-n zero must 
 out="$("$src/launch/r2rec-launch" -n 2 --binary "$bin" info --json)"
 [ "$(grep -c '"rank"' <<<"$out")" -eq 2 ] || fail "info on 2 ranks printed: $out"
 grep -q '"intra_op_threads":1' <<<"$out" || fail "1 thread per rank expected: $out"
-# A refused config on 2 ranks: exit 2 and r2rec's one line, without Open MPI's banners.
+# A refused config on 2 ranks: exit 2 and r2rec's one line, without Open MPI's banners. The launcher becomes mpirun
+# and its stderr filter may still be writing when it exits: wait (up to 10 s) for the filter to finish.
+settle() { for _ in $(seq 100); do pgrep -f "^awk .*Primary job" > /dev/null || return 0; sleep 0.1; done; }
 set +e; "$src/launch/r2rec-launch" -n 2 --binary "$bin" check distributed.colocated=false \
   > /dev/null 2> "$tmp/refused.err"
-rc=$?; set -e
+rc=$?; set -e; settle
 [ "$rc" = 2 ] || fail "a refused config on 2 ranks: exit $rc, not 2: $(cat "$tmp/refused.err")"
 grep -q "distributed.learner_ranks" "$tmp/refused.err" || fail "no line naming the key: $(cat "$tmp/refused.err")"
 ! grep -qE "Primary job|mpirun detected|^-{70}" "$tmp/refused.err" || fail "Open MPI banners left: $(cat "$tmp/refused.err")"
@@ -86,7 +88,7 @@ cat > "$tmp/segv" <<'STUB'
 sleep 1
 STUB
 chmod +x "$tmp/segv"
-set +e; "$src/launch/r2rec-launch" -n 2 --binary "$tmp/segv" info > /dev/null 2> "$tmp/segv.err"; rc=$?; set -e
+set +e; "$src/launch/r2rec-launch" -n 2 --binary "$tmp/segv" info > /dev/null 2> "$tmp/segv.err"; rc=$?; set -e; settle
 [ "$rc" != 0 ] || fail "a rank killed by SIGSEGV: exit 0"
 grep -q "signal 11" "$tmp/segv.err" || fail "the signal is not named: $(cat "$tmp/segv.err")"
 echo "launch scripts: ok"

@@ -152,8 +152,10 @@ bool chain_suffix(const std::string& line, int64_t* number, std::string* rest) {
   return true;
 }
 
+// `distinct`: every step must be a hop between two different nodes (a path: "U U." is no evidence).
 Citation check_citation(int64_t number, const std::string& line, const std::vector<Entity>& mentions,
-                        const Example& example, const ChainBuffer& chains, int64_t first, int64_t count) {
+                        const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                        bool distinct = false) {
   Citation c;
   c.number = number;
   c.line = line;
@@ -175,7 +177,7 @@ Citation check_citation(int64_t number, const std::string& line, const std::vect
   for (size_t k = 1; k < mentions.size(); ++k) {
     bool ok = false;
     for (int64_t a : positions(mentions[k - 1]))
-      for (int64_t b : positions(mentions[k])) ok = ok || std::abs(a - b) <= 1;
+      for (int64_t b : positions(mentions[k])) ok = ok || (std::abs(a - b) <= 1 && !(distinct && a == b));
     c.grounded_steps += ok;
   }
   for (size_t k = 0; k < mentions.size(); ++k) {
@@ -224,7 +226,7 @@ Citation check_path_citation(const std::string& line, const std::vector<Entity>&
                              const ChainBuffer& chains, int64_t first, int64_t count) {
   Citation best;
   for (int64_t k = 0; k < count; ++k) {
-    Citation c = check_citation(k + 1, line, mentions, example, chains, first, count);
+    Citation c = check_citation(k + 1, line, mentions, example, chains, first, count, /*distinct=*/true);
     if (c.grounded) {
       c.number = 0;
       return c;
@@ -293,7 +295,8 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
     std::string rest;
     if (chain_prefix(line, &number, &rest) || chain_suffix(line, &number, &rest)) {
       r.citations.push_back(check_citation(number, rest, finder.find(rest), example, chains, first, count));
-    } else if (const std::vector<Entity> path = finder.find(line); path_line(line, path)) {
+    } else if (std::vector<Entity> path;
+               format.layout == ChainLayout::kCompact && !(path = finder.find(line)).empty() && path_line(line, path)) {
       r.citations.push_back(check_path_citation(line, path, example, chains, first, count));
     } else if (line.rfind("Candidate ", 0) == 0) {
       const std::vector<Entity> named = finder.find(line.substr(10));

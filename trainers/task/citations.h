@@ -2,9 +2,10 @@
 // cites and whether what it says about each is in the prompt. What `r2rec explain` shows.
 //
 // A citation is a line of the <think> block that starts "Chain N:" (the votes form) or ends "(chain N)" or
-// "(chain N)." (the evidence form: "<item_98> <- <user_40> <- <item_7> <- U (chain 5)."), or a line of entities
-// alone (a path, "<item_98><user_40><item_7>U." of task.chain_layout compact) that names its chain by its hops: it
-// cites the first prompt chain it is grounded in, and none when no chain has its hops. Its mentions are the entities
+// "(chain N)." (the evidence form: "<item_98> <- <user_40> <- <item_7> <- U (chain 5)."), or, with
+// task.chain_layout compact, a line of entities alone (a path, "<item_98><user_40><item_7>U.") that names its chain
+// by its hops: it cites the first prompt chain it is grounded in (each step a hop between two different nodes),
+// and none when no chain has its hops. Its mentions are the entities
 // it names, in order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with titles, the
 // titles of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names at least two
 // entities, every two consecutive mentions are the same node or two adjacent nodes of chain N (one hop, either

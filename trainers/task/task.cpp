@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <numeric>
 
-#include "core/error.h"
 #include "core/tokenizer/tokenizer.h"
 #include "sampler/chain_vote.h"
 
@@ -70,11 +69,7 @@ TaskFormat task_format(const Config& config) {
   f.layout = layout == "backward"  ? ChainLayout::kBackward
              : layout == "compact" ? ChainLayout::kCompact
                                    : ChainLayout::kForward;
-  if (f.layout == ChainLayout::kCompact && (f.items != ItemText::kToken || !f.user_tokens)) {
-    throw ConfigError("task.chain_layout: compact writes entity tokens side by side and needs task.item_text token " +
-                      std::string("and task.user_tokens true (item_text is ") + t + ", resolved without titles " +
-                      "only for a from-scratch model)");
-  }
+  // compact needs item and user tokens: refused by name in core/config.cpp validate.
   return f;
 }
 

@@ -310,6 +310,8 @@ TEST(Task, CompactPathCitationsAreJudgedByTheirHops) {
     EXPECT_EQ(good.number, 0);
     EXPECT_GE(good.chain, 0);
     EXPECT_TRUE(judge(path_of(-1, "", -1, " <- ")).grounded);
+    // A step must be a hop between two different nodes.
+    EXPECT_FALSE(judge("U U.").grounded);
     // Skipping a node is not a hop.
     EXPECT_FALSE(judge(path_of(-1, "", c.offsets[0] + 1, "")).grounded);
     // A user swapped for one on no chain of the prompt.
@@ -329,6 +331,12 @@ TEST(Task, CompactPathCitationsAreJudgedByTheirHops) {
       EXPECT_EQ(bad.chain, -1);
       EXPECT_NE(bad.why.find("no prompt chain has these hops"), std::string::npos) << bad.why;
     }
+    // The default layout's citations carry their number: a bare path is not one there.
+    TaskFormat forward = f;
+    forward.layout = ChainLayout::kForward;
+    EXPECT_TRUE(
+        check_reasoning("<think>\n" + path_of(-1, "", -1, "") + "\n</think>", e, c, 0, c.size(), r.catalog, forward)
+            .citations.empty());
     // Prose around entities is not a path.
     EXPECT_TRUE(
         check_reasoning("<think>\nI like " + path_of(-1, "", -1, "") + "\n</think>", e, c, 0, c.size(), r.catalog, f)
