@@ -91,4 +91,17 @@ chmod +x "$tmp/segv"
 set +e; "$src/launch/r2rec-launch" -n 2 --binary "$tmp/segv" info > /dev/null 2> "$tmp/segv.err"; rc=$?; set -e; settle
 [ "$rc" != 0 ] || fail "a rank killed by SIGSEGV: exit 0"
 grep -q "signal 11" "$tmp/segv.err" || fail "the signal is not named: $(cat "$tmp/segv.err")"
+# Rank stderr passes through the filter line by line, while the job runs (mawk buffers a pipe unless told not to).
+cat > "$tmp/slow" <<'STUB'
+#!/usr/bin/env bash
+[ "${OMPI_COMM_WORLD_RANK:-0}" = 0 ] && echo "first line from rank 0" >&2
+sleep 4
+STUB
+chmod +x "$tmp/slow"
+"$src/launch/r2rec-launch" -n 2 --binary "$tmp/slow" info > /dev/null 2> "$tmp/slow.err" &
+launcher=$!
+seen=0
+for _ in $(seq 25); do sleep 0.1; grep -q "first line from rank 0" "$tmp/slow.err" && { seen=1; break; }; done
+wait "$launcher"
+[ "$seen" = 1 ] || fail "a rank's stderr line did not pass the filter within 2.5 s of being written"
 echo "launch scripts: ok"
