@@ -135,6 +135,7 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
     for (const Citation& ci : check.citations) {
       j["citations"].push_back({{"chain", ci.chain >= 0 ? ci.chain + 1 : ci.number},
                                 {"number_written", ci.number > 0},
+                                {"path", ci.path},
                                 {"in_prompt", ci.chain >= 0},
                                 {"text", ci.line},
                                 {"mentions", ci.mentions},
@@ -182,7 +183,7 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
   std::cout << "Citations: " << check.citations.size() << " chain(s) cited, " << grounded
             << " grounded in the prompt\n";
   for (const Citation& ci : check.citations) {
-    const std::string which = ci.number > 0   ? "Chain " + std::to_string(ci.number)
+    const std::string which = !ci.path        ? "Chain " + (ci.number > 0 ? std::to_string(ci.number) : "?")
                               : ci.chain >= 0 ? "Path (chain " + std::to_string(ci.chain + 1) + ")"
                                               : "Path";
     const size_t text = ci.line.find_first_not_of(' ');

@@ -137,12 +137,18 @@ bool chain_prefix(const std::string& line, int64_t* number, std::string* rest) {
   return true;
 }
 
-// "rest (chain N)" or "rest (chain N)." (the evidence form).
+// "rest (chain N)" or "rest (chain N)." (the evidence form); "rest (chain)." is a citation that names no number
+// (*number 0: not grounded).
 bool chain_suffix(const std::string& line, int64_t* number, std::string* rest) {
   std::string l = line;
   while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();
   if (!l.empty() && l.back() == '.') l.pop_back();
   if (l.empty() || l.back() != ')') return false;
+  if (l.size() > 8 && l.compare(l.size() - 8, 8, " (chain)") == 0) {
+    *number = 0;
+    *rest = l.substr(0, l.size() - 8);
+    return true;
+  }
   const size_t open = l.rfind(" (chain ");
   if (open == std::string::npos) return false;
   const std::string digits = l.substr(open + 8, l.size() - 1 - (open + 8));
@@ -162,7 +168,9 @@ Citation check_citation(int64_t number, const std::string& line, const std::vect
   c.mentions = static_cast<int64_t>(mentions.size());
   c.steps = std::max<int64_t>(0, c.mentions - 1);
   if (number < 1 || number > count) {
-    c.why = "the prompt has no chain " + std::to_string(number) + " (it has " + std::to_string(count) + ")";
+    c.why = number == 0
+                ? std::string("names no chain number")
+                : "the prompt has no chain " + std::to_string(number) + " (it has " + std::to_string(count) + ")";
     return c;
   }
   c.chain = number - 1;
@@ -229,6 +237,7 @@ Citation check_path_citation(const std::string& line, const std::vector<Entity>&
     Citation c = check_citation(k + 1, line, mentions, example, chains, first, count, /*distinct=*/true);
     if (c.grounded) {
       c.number = 0;
+      c.path = true;
       return c;
     }
     if (k == 0 || c.grounded_steps > best.grounded_steps) best = c;
@@ -236,6 +245,7 @@ Citation check_path_citation(const std::string& line, const std::vector<Entity>&
   const std::string closest =
       best.chain >= 0 ? " (closest: chain " + std::to_string(best.chain + 1) + ", " + best.why + ")" : "";
   best.number = 0;
+  best.path = true;
   best.chain = -1;
   best.line = line;
   best.mentions = static_cast<int64_t>(mentions.size());

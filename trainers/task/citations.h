@@ -2,15 +2,16 @@
 // cites and whether what it says about each is in the prompt. What `r2rec explain` shows.
 //
 // A citation is a line of the <think> block that starts "Chain N:" (the votes form) or ends "(chain N)" or
-// "(chain N)." (the evidence form: "<item_98> <- <user_40> <- <item_7> <- U (chain 5)."), or, with
-// task.chain_layout compact, a line of entities alone (a path, "<item_98><user_40><item_7>U.") that names its chain
-// by its hops: it cites the first prompt chain it is grounded in (each step a hop between two different nodes),
-// and none when no chain has its hops. Its mentions are the entities
-// it names, in order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with titles, the
-// titles of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names at least two
-// entities, every two consecutive mentions are the same node or two adjacent nodes of chain N (one hop, either
-// direction: "<user_231> also liked <item_50>" walks hop 2 backwards), and every ", a candidate" follows an item
-// that is a candidate. The template teacher's traces (trainers/task/task.h) are grounded by construction.
+// "(chain N)." (the evidence form: "<item_98> <- <user_40> <- <item_7> <- U (chain 5)."; "(chain)." names no chain
+// and is never grounded), or, with task.chain_layout compact, a line of entities alone (a path,
+// "<item_98><user_40><item_7>U.") that names its chain by its hops: it cites the first prompt chain it is grounded
+// in (each step a hop between two different nodes), and none when no chain has its hops. Its mentions are the
+// entities it names, in order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with
+// titles, the titles of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names
+// at least two entities, every two consecutive mentions are the same node or two adjacent nodes of chain N (one
+// hop, either direction: "<user_231> also liked <item_50>" walks hop 2 backwards), and every ", a candidate"
+// follows an item that is a candidate. The template teacher's traces (trainers/task/task.h) are grounded by
+// construction.
 //
 // The votes line ("Votes: <item_98> 2, <item_12> 1.", "Votes: [3] 2." without item tokens, "Votes: none.")
 // is checked against the prompt's chain votes (trainers/task/task.h chain_evidence).
@@ -36,7 +37,8 @@ namespace r2rec {
 
 struct Citation {
   int64_t chain = -1;            // 0-based index among the prompt's chains; -1 when N (or the path) is none of them
-  int64_t number = 0;            // N as written; 0 for a path, which names no number
+  int64_t number = 0;            // N as written; 0 for a path or "(chain)", which name no number
+  bool path = false;             // a path citation (task.chain_layout compact)
   std::string line;              // the line after "Chain N:"
   int64_t mentions = 0;          // entities named
   int64_t steps = 0;             // consecutive mention pairs

@@ -331,6 +331,16 @@ TEST(Task, CompactPathCitationsAreJudgedByTheirHops) {
       EXPECT_EQ(bad.chain, -1);
       EXPECT_NE(bad.why.find("no prompt chain has these hops"), std::string::npos) << bad.why;
     }
+    // "(chain)." without a number is a claim, and not a grounded one, in every layout.
+    for (const ChainLayout layout : {ChainLayout::kForward, ChainLayout::kCompact}) {
+      TaskFormat g = f;
+      g.layout = layout;
+      const ReasoningCheck unnumbered = check_reasoning(
+          "<think>\n" + name(c.offsets[1] - 1) + " <- U (chain).\n</think>", e, c, 0, c.size(), r.catalog, g);
+      ASSERT_EQ(unnumbered.citations.size(), 1u);
+      EXPECT_FALSE(unnumbered.citations[0].grounded);
+      EXPECT_EQ(unnumbered.citations[0].why, "names no chain number");
+    }
     // The default layout's citations carry their number: a bare path is not one there.
     TaskFormat forward = f;
     forward.layout = ChainLayout::kForward;
