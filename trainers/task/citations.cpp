@@ -306,7 +306,7 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
     if (chain_prefix(line, &number, &rest) || chain_suffix(line, &number, &rest)) {
       r.citations.push_back(check_citation(number, rest, finder.find(rest), example, chains, first, count));
     } else if (std::vector<Entity> path;
-               format.layout == ChainLayout::kCompact && !(path = finder.find(line)).empty() && path_line(line, path)) {
+               format.layout == ChainLayout::kCompact && path_line(line, path = finder.find(line))) {
       r.citations.push_back(check_path_citation(line, path, example, chains, first, count));
     } else if (line.rfind("Candidate ", 0) == 0) {
       const std::vector<Entity> named = finder.find(line.substr(10));

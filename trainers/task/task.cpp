@@ -87,17 +87,24 @@ std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat&
   return out;
 }
 
+namespace {
+
+// The compact layout's path: the nodes from the last back to U, side by side (chain_line, evidence citations).
+std::string compact_path(const std::vector<std::string>& nodes) {
+  std::string s;
+  for (size_t n = nodes.size(); n-- > 0;) s += nodes[n];
+  return s;
+}
+
+}  // namespace
+
 std::string chain_line(const std::vector<std::string>& nodes, int64_t number, const TaskFormat& f) {
   std::string s;
   if (f.layout == ChainLayout::kBackward) {
     for (size_t n = nodes.size(); n-- > 0;) s += (n + 1 < nodes.size() ? " <- " : "") + nodes[n];
     return s + " (chain " + std::to_string(number) + ")";
   }
-  if (f.layout == ChainLayout::kCompact) {
-    s = std::to_string(number) + ". ";
-    for (size_t n = nodes.size(); n-- > 0;) s += nodes[n];
-    return s;
-  }
+  if (f.layout == ChainLayout::kCompact) return std::to_string(number) + ". " + compact_path(nodes);
   s = std::to_string(number) + ". ";
   for (size_t n = 0; n < nodes.size(); ++n) s += (n ? " -> " : "") + nodes[n];
   return s;
@@ -239,7 +246,7 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
   const int32_t item = example.candidates[static_cast<size_t>(candidate_index)];
   std::string s = "Candidate " + item_name(catalog, item, f) + ".";
   TaskFormat backward = f;  // a citation is the chain's backward line, up to the candidate
-  if (f.layout != ChainLayout::kCompact) backward.layout = ChainLayout::kBackward;
+  backward.layout = ChainLayout::kBackward;
   int64_t written = 0;
   for (int64_t k = 0; k < count && written < cited; ++k) {
     const int64_t c = first + k;
@@ -248,12 +255,8 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
     if (p == chains.offsets[c + 1]) continue;
     std::vector<std::string> nodes;  // U .. the candidate's first place on the chain
     for (int64_t n = chains.offsets[c]; n <= p; ++n) nodes.push_back(node_name(catalog, chains, n, example.user, f));
-    if (f.layout == ChainLayout::kCompact) {  // the prompt line after its number: "cbaU."
-      const std::string line = chain_line(nodes, k + 1, f);
-      s += "\n" + line.substr(line.find(". ") + 2) + ".";
-    } else {
-      s += "\n" + chain_line(nodes, k + 1, backward) + ".";
-    }
+    // compact: the prompt line after its number, "cbaU."
+    s += "\n" + (f.layout == ChainLayout::kCompact ? compact_path(nodes) : chain_line(nodes, k + 1, backward)) + ".";
     ++written;
   }
   if (written == 0) s += " No chain reaches it.";
