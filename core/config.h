@@ -60,6 +60,7 @@ struct PretrainConfig {
   double title_share = 0.1;         // share of items whose token-title line joins each corpus pass
   int64_t walks_per_user = 2;       // chain-grammar walks per user per corpus pass
   int64_t reading_per_user = 0;     // reading documents (walks read back in the evidence form) per user per pass
+  int64_t copy_per_user = 0;        // copy documents (a task conversation of random entities) per user per pass
   std::string init_items = "none";  // none | bpr: item-token rows from a trained BPR-MF's item factors
 };
 

@@ -159,6 +159,10 @@ std::vector<Field> build() {
           "Reading documents per user in each pass over the corpus: 8 walks, then one walk's end read back through "
           "the first task.cited_chains walks holding it in the traces' evidence form (teaches looking up and copying "
           "chain entities)."),
+      INT(pretrain.copy_per_user, 0, 1 << 16,
+          "Copy documents per user in each pass over the corpus: a whole task conversation (prompt and template "
+          "trace) whose entities are drawn uniformly from the catalog, not the graph, so that only looking them up in "
+          "the prompt predicts the trace (teaches copying without a walk prior)."),
       ENUM(pretrain.init_items, (V{"none", "bpr"}),
            "Initialise the item-token embedding rows from a BPR-MF trained on the train split (LLaRA's hybrid "
            "item representation), projected to hidden_size; none keeps the random init."),

@@ -45,6 +45,10 @@ PretrainResult train_pretrain(TransformerImpl& model, const Config& config, cons
   CorpusOptions co;
   co.walks_per_user = p.walks_per_user;
   co.reading_per_user = p.reading_per_user;
+  co.copy_per_user = p.copy_per_user;
+  co.history_len = config.sampler.history_len;
+  co.num_candidates = config.sampler.num_candidates;
+  co.chains_per_example = config.sampler.chains_per_example;
   co.title_share = p.title_share;
   co.seed = static_cast<uint64_t>(config.run.seed);
   const auto eot = tokenizer.token_id("<|endoftext|>");

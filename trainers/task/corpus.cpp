@@ -98,6 +98,44 @@ std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskForm
       docs.push_back(text + "<think>\n" +
                      evidence_reasoning(read, chains, 0, chains.size(), 0, f.cited_chains, catalog, f) + "</think>");
     }
+    // Copy documents: the task's conversation for an example of uniformly drawn entities. Chains are bridges as
+    // the sampler aims them (U -> a history item -> a user -> a candidate); the trace is the template teacher's.
+    for (int64_t r = 0; r < o.copy_per_user; ++r) {
+      Example ex;
+      ex.user = u;
+      std::vector<int32_t> drawn;  // history then candidates: distinct items
+      const int64_t want = std::min<int64_t>(o.history_len + o.num_candidates, I);
+      while (static_cast<int64_t>(drawn.size()) < want) {
+        const int32_t item = static_cast<int32_t>(rng.below(static_cast<uint64_t>(I)));
+        if (std::find(drawn.begin(), drawn.end(), item) == drawn.end()) drawn.push_back(item);
+      }
+      const int64_t h = std::min(o.history_len, want - 1);
+      ex.history.assign(drawn.begin(), drawn.begin() + h);
+      ex.candidates.assign(drawn.begin() + h, drawn.end());
+      ChainBuffer chains;
+      const uint8_t item = static_cast<uint8_t>(NodeType::kItem), user = static_cast<uint8_t>(NodeType::kUser);
+      for (int64_t k = 0; k < o.chains_per_example && h > 0 && U > 1; ++k) {
+        int32_t v = u;
+        while (v == u) v = static_cast<int32_t>(rng.below(static_cast<uint64_t>(U)));
+        chains.nodes.insert(chains.nodes.end(), {u, ex.history[rng.below(ex.history.size())], v,
+                                                 ex.candidates[rng.below(ex.candidates.size())]});
+        chains.types.insert(chains.types.end(), {user, item, user, item});
+        chains.kinds.push_back(static_cast<uint8_t>(ChainKind::kBridge));
+        chains.offsets.push_back(static_cast<int64_t>(chains.nodes.size()));
+      }
+      // The target is the end of a random chain, so every copy trace has chains to read back (a target no chain
+      // reaches would be a guess nothing in the document predicts).
+      const int32_t end =
+          chains.size() > 0
+              ? chains
+                    .nodes[static_cast<size_t>(chains.offsets[static_cast<int64_t>(rng.below(chains.size())) + 1] - 1)]
+              : ex.candidates[0];
+      ex.target_index =
+          static_cast<int32_t>(std::find(ex.candidates.begin(), ex.candidates.end(), end) - ex.candidates.begin());
+      ex.target = end;
+      docs.push_back(render_chat_prompt(ex, chains, 0, chains.size(), catalog, f) +
+                     template_trace(ex, chains, 0, chains.size(), catalog, f).text);
+    }
   }
   if (o.title_share > 0) {
     std::string t;

@@ -9,6 +9,11 @@
 //             </think>" — reading_per_user per user: one walk's end read back through the first cited_chains walks
 //             holding it, the evidence form of the traces, so the model learns to look an entity up in the chains and
 //             copy its neighbours (docs/training.md, "Teaching the model to copy")
+//   copy      a whole task conversation — render_chat_prompt, then the template trace — for an example whose every
+//             entity (history, candidates, target, chain users and items) is drawn uniformly from the catalog, not
+//             from the graph: copy_per_user per user. Nothing the model knows predicts the trace's entities; only
+//             looking them up in the prompt does, so these documents teach the copy the traces need without the walk
+//             prior the reading documents also teach (docs/training.md, "Teaching the model to copy")
 //   titles    "<item_a> is <title>.\n..." — a title_share sample of the catalog's items, eight lines a document
 // Pass e of the corpus draws its walks and title sample from Rng(seed, kPretrain, e) and shuffles the documents
 // with the same stream; no validation or test interaction is used (the catalog's user_train_items).
@@ -26,6 +31,10 @@ namespace r2rec {
 struct CorpusOptions {
   int64_t walks_per_user = 2;
   int64_t reading_per_user = 0;
+  int64_t copy_per_user = 0;
+  int64_t history_len = 10;     // the copy documents' prompt shape (sampler.history_len, num_candidates,
+  int64_t num_candidates = 20;  // chains_per_example)
+  int64_t chains_per_example = 16;
   double title_share = 0.1;
   uint64_t seed = 0;
 };

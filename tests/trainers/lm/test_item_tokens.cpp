@@ -228,5 +228,70 @@ TEST(Corpus, ReadingDocumentsReadTheirOwnWalksBack) {
   EXPECT_LE(reading, 15);
 }
 
+// A copy document is a whole task conversation: the prompt's candidates are distinct and apart from the history,
+// the trace names a candidate some prompt chain ends at, and every citation it writes is the end of a prompt line
+// ending at that candidate (compact layout: "k. XvaU" cited as "XvaU."), so looking up is all it takes.
+TEST(Corpus, CopyDocumentsCiteOnlyTheirOwnPromptLines) {
+  const Catalog catalog = catalog_of(40, 9);
+  CorpusOptions o;
+  o.walks_per_user = 0;
+  o.title_share = 0;
+  o.copy_per_user = 2;
+  o.history_len = 4;
+  o.num_candidates = 6;
+  o.chains_per_example = 5;
+  TaskFormat f;
+  f.layout = ChainLayout::kCompact;
+  const auto docs = corpus_documents(catalog, f, o, 0);
+  int copies = 0;
+  const auto split_tokens = [](const std::string& s) {  // "<a><b>" -> {"<a>", "<b>"}
+    std::vector<std::string> out;
+    for (size_t b = s.find('<'); b != std::string::npos; b = s.find('<', b + 1))
+      out.push_back(s.substr(b, s.find('>', b) - b + 1));
+    return out;
+  };
+  for (const auto& d : docs) {
+    const size_t turn = d.find("<|im_start|>assistant\n");
+    if (turn == std::string::npos) continue;  // a user's history document
+    ++copies;
+    std::istringstream prompt(d.substr(0, turn));
+    std::vector<std::string> history, candidates, lines;
+    for (std::string line; std::getline(prompt, line);) {
+      if (line.rfind("History (oldest first): ", 0) == 0) history = split_tokens(line.substr(24));
+      if (line.rfind("Candidates: ", 0) == 0) candidates = split_tokens(line.substr(12));
+      const size_t dot = line.find(". <item_");
+      if (dot != std::string::npos && dot <= 2) lines.push_back(line.substr(dot + 2));
+    }
+    ASSERT_EQ(history.size(), 4u) << d;
+    ASSERT_EQ(candidates.size(), 6u) << d;
+    ASSERT_EQ(lines.size(), 5u) << d;
+    std::vector<std::string> all = history;
+    all.insert(all.end(), candidates.begin(), candidates.end());
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(std::unique(all.begin(), all.end()), all.end()) << d;
+    std::istringstream trace(d.substr(turn));
+    std::string line;
+    std::getline(trace, line);  // <|im_start|>assistant
+    std::getline(trace, line);
+    ASSERT_EQ(line, "<think>");
+    std::getline(trace, line);
+    ASSERT_EQ(line.rfind("Candidate <item_", 0), 0u) << d;
+    const std::string x = line.substr(10, line.size() - 11);
+    EXPECT_NE(std::find(candidates.begin(), candidates.end(), x), candidates.end()) << d;
+    int cited = 0;
+    while (std::getline(trace, line) && line != "</think><answer>" + x + "</answer>") {
+      ASSERT_EQ(line.back(), '.') << d;
+      const std::string path = line.substr(0, line.size() - 1);
+      EXPECT_EQ(path.rfind(x, 0), 0u) << d;
+      EXPECT_NE(std::find(lines.begin(), lines.end(), path), lines.end()) << "cites no prompt line: " << d;
+      ++cited;
+    }
+    EXPECT_GE(cited, 1) << d;
+    EXPECT_LE(cited, f.cited_chains) << d;
+  }
+  EXPECT_EQ(copies, 18);                                // 9 users x 2
+  EXPECT_EQ(corpus_documents(catalog, f, o, 0), docs);  // seeded by (seed, pass)
+}
+
 }  // namespace
 }  // namespace r2rec
