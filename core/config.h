@@ -161,7 +161,8 @@ struct BprConfig {  // Rendle et al. 2009 with Adam
   int64_t epochs = 100;
   int64_t batch_size = 1024;  // (user, positive, negative) triples per step, all ranks
   double learning_rate = 1e-3;
-  double reg = 1e-4;  // L2 on the embeddings of each batch
+  double reg = 1e-4;    // L2 on the embeddings of each batch
+  bool fold_in = true;  // score a longer scoring prefix (a test example's) with the user folded in (bpr.cpp)
   int64_t eval_every = 5;
   int64_t patience = 5;
 };

@@ -263,6 +263,10 @@ std::vector<Field> build() {
       INT(baseline.bpr.batch_size, 1, 1 << 24, "BPR-MF: (user, positive, negative) triples per step, all ranks."),
       FLOAT_POS(baseline.bpr.learning_rate, 10, "BPR-MF: Adam learning rate."),
       FLOAT(baseline.bpr.reg, 0, 100, "BPR-MF: L2 weight on the embeddings of each batch."),
+      BOOL(baseline.bpr.fold_in,
+           "BPR-MF: when an example's pre-target history holds items training never paired with the user (a test "
+           "example's validation item), score it with the user's vector updated by them (one Newton step of the BPR "
+           "objective from the trained vector; trainers/baselines/bpr.cpp); false scores with the trained vector."),
       INT(baseline.bpr.eval_every, 1, 100000, "BPR-MF: epochs between validation passes."),
       INT(baseline.bpr.patience, 1, 100000, "BPR-MF: validation passes without a better NDCG@10 before stopping."),
       INT(baseline.itemknn.neighbors, 0, 1 << 30, "item-kNN: similar items kept per item; 0 keeps all."),
