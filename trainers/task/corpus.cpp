@@ -109,7 +109,7 @@ std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskForm
         const int32_t item = static_cast<int32_t>(rng.below(static_cast<uint64_t>(I)));
         if (std::find(drawn.begin(), drawn.end(), item) == drawn.end()) drawn.push_back(item);
       }
-      const int64_t h = std::min(o.history_len, want - 1);
+      const int64_t h = std::max<int64_t>(0, std::min(o.history_len, want - 1));
       ex.history.assign(drawn.begin(), drawn.begin() + h);
       ex.candidates.assign(drawn.begin() + h, drawn.end());
       ChainBuffer chains;
