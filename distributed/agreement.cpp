@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "distributed/mpi_check.h"
+#include "distributed/watchdog.h"
 
 namespace r2rec {
 
@@ -28,9 +29,20 @@ void run_agreed(const std::function<void()>& step) {
     error = std::make_exception_ptr(wrapped);
     code = kExitRuntime;
   }
+  // A peer may be waiting for this rank in a collective it will never join now: the watchdog's record tells it
+  // why (distributed/watchdog.h note_failure), so it ends at once with this error instead of at its timeout.
+  Watchdog* dog = world > 1 ? Watchdog::active() : nullptr;
+  if (dog && code != kExitOk) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      dog->note_failure(e.what());
+    }
+  }
   int failing = code == kExitOk ? world : rank;
   int first = failing;
   R2REC_MPI_CHECK(MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (dog && code != kExitOk) dog->clear_failure();  // every rank got here: the agreement carries it on
   if (first == world) return;
   int agreed = code;
   R2REC_MPI_CHECK(MPI_Bcast(&agreed, 1, MPI_INT, first, MPI_COMM_WORLD));

@@ -128,8 +128,19 @@ void Work::wait(double timeout_s) {
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
   const auto spin_until = start + std::chrono::milliseconds(1000);
+  auto next_peer_check = start + std::chrono::milliseconds(250);
   while (!poll()) {
     const auto now = Clock::now();
+    if (dog && now >= next_peer_check) {  // a peer that failed on its own will never join this op
+      next_peer_check = now + std::chrono::milliseconds(250);
+      const std::string failed = dog->failed_peers();
+      if (!failed.empty()) {
+        failed_ = true;
+        abort();
+        const std::string phase = current_phase().empty() ? "(no phase)" : current_phase();
+        throw CommError(phase + ": " + label + " abandoned: " + failed);
+      }
+    }
     if (now >= deadline) {
       failed_ = true;
       abort();

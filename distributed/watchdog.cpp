@@ -33,14 +33,15 @@ void on_sigterm_signal(int) { g_sigterm = 1; }  // the heartbeat thread acts on 
 double wall_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // One heartbeat record: a fixed-size text block, rewritten in place (pwrite at offset 0).
-//   "r2rec-hb1 <time> <pid> <host> <role>\n<phase>\n<op>\n"   (op "" = not waiting in any op; role may be empty)
+//   "r2rec-hb1 <time> <pid> <host> <role>\n<phase>\n<op>\n<failure>\n"   (op "" = not waiting in any op; role
+//   may be empty; failure "" = this rank's stage has not failed)
 constexpr size_t kRecordBytes = 1024;
 
 struct Record {
   bool ok = false;
   double time = 0;
   long pid = 0;
-  std::string host, role, phase, op;
+  std::string host, role, phase, op, failure;
 };
 
 Record read_record(const std::string& path) {
@@ -60,6 +61,8 @@ Record read_record(const std::string& path) {
   std::getline(in, rec.phase);
   std::getline(in, rec.op);
   while (!rec.op.empty() && rec.op.back() == ' ') rec.op.pop_back();
+  std::getline(in, rec.failure);
+  while (!rec.failure.empty() && rec.failure.back() == ' ') rec.failure.pop_back();
   rec.ok = true;
   return rec;
 }
@@ -93,6 +96,7 @@ struct Watchdog::OpState {
   std::string op;                                  // "" = not waiting
   std::chrono::steady_clock::time_point deadline;  // of the op being waited on
   double timeout_s = 0;
+  std::string failure;  // note_failure's text, "" = none
 };
 
 Watchdog* Watchdog::active() { return g_active.load(); }
@@ -183,18 +187,49 @@ void Watchdog::op_end() {
   write_record();  // ~2 µs (one pwrite); keeps "in <op>" of a rank that stops between ops truthful
 }
 
+void Watchdog::note_failure(const std::string& what) {
+  std::string line = what.substr(0, what.find('\n')).substr(0, 480);  // the record holds 1 KB in all
+  if (line.empty()) line = "(no message)";
+  {
+    std::lock_guard<std::mutex> lock(op_->mutex);
+    op_->failure = line;
+  }
+  write_record();
+}
+
+void Watchdog::clear_failure() {
+  {
+    std::lock_guard<std::mutex> lock(op_->mutex);
+    op_->failure.clear();
+  }
+  write_record();
+}
+
+std::string Watchdog::failed_peers() const {
+  std::string out;
+  for (int r = 0; r < world_; ++r) {
+    if (r == rank_) continue;
+    const Record rec = read_record(dir_ + "/rank-" + std::to_string(r) + ".hb");
+    if (rec.ok && !rec.failure.empty())
+      out += (out.empty() ? "" : "; ") + ("rank " + std::to_string(r) + " failed: ") + rec.failure;
+  }
+  return out;
+}
+
 void Watchdog::write_record() {
   static const std::string host = host_name();
-  std::string op;
+  std::string op, failure;
   {
     std::lock_guard<std::mutex> lock(op_->mutex);
     op = op_->op;
+    failure = op_->failure;
   }
   char buf[kRecordBytes];
   std::memset(buf, ' ', sizeof(buf));
-  const int n =
-      std::snprintf(buf, sizeof(buf), "r2rec-hb1 %.3f %ld %s %s\n%s\n%s\n", wall_now(), static_cast<long>(::getpid()),
-                    host.c_str(), options_.role.c_str(), current_phase().c_str(), op.c_str());
+  const std::string phase = current_phase().substr(0, 200);
+  const int n = std::snprintf(buf, sizeof(buf), "r2rec-hb1 %.3f %ld %s %s\n%s\n%s\n%s\n", wall_now(),
+                              static_cast<long>(::getpid()), host.c_str(), options_.role.c_str(), phase.c_str(),
+                              op.c_str(), failure.c_str());
   if (n > 0 && static_cast<size_t>(n) < sizeof(buf)) buf[n] = ' ';
   if (::pwrite(fd_, buf, sizeof(buf), 0) < 0) { /* a full disk must not kill the job; the record just ages */
   }

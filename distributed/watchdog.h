@@ -53,6 +53,16 @@ class Watchdog {
 
   static Watchdog* active();
 
+  // A rank whose stage failed on its own (run_agreed caught its error) says so in its record before it waits
+  // for the others to agree, so that a peer waiting for it in a collective it will never join ends at once
+  // with that error (Work::wait polls failed_peers) instead of at its timeout with the cause lost. One line,
+  // at most 480 characters of it. clear_failure() once the ranks have agreed.
+  void note_failure(const std::string& what);
+  void clear_failure();
+  // "rank 1 failed: <its line>" for every other rank whose record carries a failure ("; " between), else "".
+  // Reads every record: call it at most every few hundred ms.
+  std::string failed_peers() const;
+
   // Called by Work::wait around the blocking part. `op` is the full label ("all_reduce of 4.0 MB").
   void op_begin(const std::string& op, double timeout_s);
   void op_end();

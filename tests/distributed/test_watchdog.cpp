@@ -29,12 +29,12 @@ struct JobResult {
 
 double wall_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
-JobResult run_job(const std::string& mode) {
+JobResult run_job(const std::string& mode, const std::string& timeout_s = "5") {
   const auto start = std::chrono::steady_clock::now();
   JobResult job;
   testing::TempDir tmp("r2rec-wd");  // the heartbeat folder (and Open MPI's session dir) go here
   job.result = testing::run_command({"timeout", "-k", "5", "60", "env", "TMPDIR=" + tmp.path(), testing::mpiexec(),
-                                     "--oversubscribe", "-np", "3", helper_path(), mode, "5"});
+                                     "--oversubscribe", "-np", "3", helper_path(), mode, timeout_s});
   job.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string tag = "helper: rank 1 fails (" + mode + ") at ";
   const size_t at = job.result.err.find(tag);
@@ -85,6 +85,21 @@ TEST(Watchdog, BackstopEndsAJobStuckInABlockingCall) {
   EXPECT_GT(job.after_failure, 4.5) << "gave up before the 5 s deadline: " << all;
   EXPECT_LT(job.after_failure, 15.0) << all;
   EXPECT_NE(all.find("helper loop: raw MPI_Allreduce of 4.0 MB timed out after 5 s (backstop); rank 1"),
+            std::string::npos)
+      << all;
+}
+
+// A rank whose stage fails on its own (not a dead rank: an error, caught and waiting to be agreed on) while the
+// others wait for it in a collective: they end at once with its error, not at their 30 s timeout.
+TEST(Watchdog, PeerThatFailedOnItsOwnEndsTheWaitAtOnceWithItsError) {
+  JobResult job = run_job("throw", "30");
+  const std::string all = job.result.out + job.result.err;
+  std::printf("[throw] exit %d after %.2f s (%.2f s after the failure)\n%s\n", job.result.exit_code, job.seconds,
+              job.after_failure, job.result.err.c_str());
+  EXPECT_EQ(job.result.exit_code, 3) << all;
+  EXPECT_GE(job.after_failure, 0.0) << all;
+  EXPECT_LT(job.after_failure, 10.0) << "waited for the timeout: " << all;
+  EXPECT_NE(all.find("helper loop: all_reduce(max) of 4.0 MB abandoned: rank 1 failed: helper: shard 3 is truncated"),
             std::string::npos)
       << all;
 }

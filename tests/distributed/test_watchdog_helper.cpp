@@ -1,11 +1,13 @@
-// watchdog_helper <kill|stop|block|none> <timeout_s>: the job that test_watchdog runs under `mpirun -np 3`.
+// watchdog_helper <kill|stop|block|throw|none> <timeout_s>: the job that test_watchdog runs under `mpirun -np 3`.
 //
 // Every rank runs a loop of 4 MB all-reduces in phase "helper loop" with a Watchdog. With `kill`, rank 1
 // SIGKILLs itself at step 20; with `stop`, it SIGSTOPs itself (alive but silent). The survivors must
 // leave within the deadline, printing one line that names the phase, the op and rank 1, and end the job
 // with exit status 3 (MpiSession::abort_job), as launch/main.cpp does for any CommError. `block` is `stop`
 // with the survivors inside a blocking MPI_Allreduce that nothing polls: only the watchdog's backstop
-// thread can end that job (at deadline + grace).
+// thread can end that job (at deadline + grace). With `throw`, rank 1's stage fails on its own (a DataError
+// inside run_agreed) while the others wait for it in an all-reduce: they must end at once, well before the
+// deadline, naming rank 1 and its error (the watchdog record carries it).
 #include <mpi.h>
 #include <signal.h>
 
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "distributed/agreement.h"
 #include "distributed/communicator.h"
 #include "distributed/process.h"
 #include "distributed/watchdog.h"
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
         std::fflush(stderr);
         if (mode == "kill") raise(SIGKILL);
         if (mode == "stop" || mode == "block") raise(SIGSTOP);
+        if (mode == "throw") run_agreed([] { throw DataError("helper: shard 3 is truncated"); });
       }
       if (mode == "block") {
         dog.op_begin("raw MPI_Allreduce of 4.0 MB", timeout_s);

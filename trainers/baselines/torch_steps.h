@@ -16,15 +16,20 @@ namespace r2rec {
 
 class BatchSteps {
  public:
+  // Collective (every rank constructs its model and steps together). The gradient sum is built here, before any
+  // forward pass: building it copies rank 0's parameter values into the other ranks' tensors in place, which
+  // would invalidate the autograd graph of a forward already taken (it did, at the first SASRec step on rank 1:
+  // "modified by an inplace operation", and the job waited for that rank until its timeout).
   BatchSteps(std::vector<torch::Tensor> params, std::unique_ptr<torch::optim::Optimizer> optimizer,
              const DataParallelGroup& group)
-      : params_(std::move(params)), optimizer_(std::move(optimizer)), group_(group) {}
+      : params_(std::move(params)),
+        optimizer_(std::move(optimizer)),
+        group_(group),
+        grad_sum_(std::make_unique<GradientSum>(params_, group_)) {}
 
   // One global batch. `loss` is this rank's slice's share of the global-batch mean loss, undefined when the
   // slice is empty (the rank still joins the gradient sum): backward, gradients summed, optimizer step.
   void step(const torch::Tensor& loss) {
-    // Built at the first step: collective, every rank trains.
-    if (!grad_sum_) grad_sum_ = std::make_unique<GradientSum>(params_, group_);
     grad_sum_->zero_grad();
     if (loss.defined()) {
       grad_sum_->micro_batch(true);
