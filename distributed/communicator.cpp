@@ -132,7 +132,8 @@ void Work::wait(double timeout_s) {
   while (!poll()) {
     const auto now = Clock::now();
     if (dog && now >= next_peer_check) {  // a peer that failed on its own will never join this op
-      next_peer_check = now + std::chrono::milliseconds(250);
+      next_peer_check = now + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(dog->peer_check_interval_s()));
       const std::string failed = dog->failed_peers();
       if (!failed.empty()) {
         failed_ = true;

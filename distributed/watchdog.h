@@ -60,8 +60,10 @@ class Watchdog {
   void note_failure(const std::string& what);
   void clear_failure();
   // "rank 1 failed: <its line>" for every other rank whose record carries a failure ("; " between), else "".
-  // Reads every record: call it at most every few hundred ms.
+  // Reads every record: call it at most every peer_check_interval_s() (250 ms, longer in large jobs so that a
+  // shared file system sees at most ~50 record reads per rank per second).
   std::string failed_peers() const;
+  double peer_check_interval_s() const { return world_ > 12 ? 0.02 * world_ : 0.25; }
 
   // Called by Work::wait around the blocking part. `op` is the full label ("all_reduce of 4.0 MB").
   void op_begin(const std::string& op, double timeout_s);
