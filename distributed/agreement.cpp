@@ -13,6 +13,7 @@ void run_agreed(const std::function<void()>& step) {
   R2REC_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
   R2REC_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world));
   std::exception_ptr error;
+  std::string message;  // this rank's error, for the watchdog record below
   int code = kExitOk;
   try {
     step();
@@ -21,24 +22,20 @@ void run_agreed(const std::function<void()>& step) {
   } catch (Error& e) {
     e.set_agreed();
     error = std::current_exception();
+    message = e.what();
     code = e.exit_code();
   } catch (const std::exception& e) {
     const std::string what = e.what();
     RuntimeFailure wrapped(what.substr(0, what.find('\n')));
     wrapped.set_agreed();
+    message = wrapped.what();
     error = std::make_exception_ptr(wrapped);
     code = kExitRuntime;
   }
   // A peer may be waiting for this rank in a collective it will never join now: the watchdog's record tells it
   // why (distributed/watchdog.h note_failure), so it ends at once with this error instead of at its timeout.
   Watchdog* dog = world > 1 ? Watchdog::active() : nullptr;
-  if (dog && code != kExitOk) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      dog->note_failure(e.what());
-    }
-  }
+  if (dog && code != kExitOk) dog->note_failure(message);
   int failing = code == kExitOk ? world : rank;
   int first = failing;
   R2REC_MPI_CHECK(MPI_Allreduce(&failing, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));

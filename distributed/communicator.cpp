@@ -129,27 +129,26 @@ void Work::wait(double timeout_s) {
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
   const auto spin_until = start + std::chrono::milliseconds(1000);
   auto next_peer_check = start + std::chrono::milliseconds(250);
+  // Ends the wait for good: the request is cancelled and `what` (after "<phase>: <label> ") thrown.
+  const auto give_up = [&](const std::string& what) {
+    failed_ = true;
+    abort();
+    const std::string phase = current_phase().empty() ? "(no phase)" : current_phase();
+    throw CommError(phase + ": " + label + " " + what);
+  };
   while (!poll()) {
     const auto now = Clock::now();
     if (dog && now >= next_peer_check) {  // a peer that failed on its own will never join this op
       next_peer_check = now + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(dog->peer_check_interval_s()));
       const std::string failed = dog->failed_peers();
-      if (!failed.empty()) {
-        failed_ = true;
-        abort();
-        const std::string phase = current_phase().empty() ? "(no phase)" : current_phase();
-        throw CommError(phase + ": " + label + " abandoned: " + failed);
-      }
+      if (!failed.empty()) give_up("abandoned: " + failed);
     }
     if (now >= deadline) {
-      failed_ = true;
-      abort();
-      const std::string phase = current_phase().empty() ? "(no phase)" : current_phase();
       char secs[32];
       std::snprintf(secs, sizeof(secs), "%g", timeout_s);
-      std::string who = dog ? dog->diagnose(op_) : "no watchdog running, so the missing rank is unknown";
-      throw CommError(phase + ": " + label + " timed out after " + secs + " s; " + who);
+      give_up(std::string("timed out after ") + secs + " s; " +
+              (dog ? dog->diagnose(op_) : "no watchdog running, so the missing rank is unknown"));
     }
     if (now >= spin_until) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }

@@ -92,11 +92,11 @@ class Bpr : public Recommender {
     for (int32_t i : prefix) in_prefix[static_cast<size_t>(i)] = 1;
     std::vector<int64_t> pos, neg;
     for (int32_t i = 0; i < catalog_.num_items(); ++i) (in_prefix[static_cast<size_t>(i)] ? pos : neg).push_back(i);
+    if (neg.empty()) return p;   // every item is in the history: nothing to rank against
     std::vector<int64_t> fresh;  // rows of pos holding the new items
     for (size_t k = static_cast<size_t>(train_items); k < prefix.size(); ++k) {
       fresh.push_back(std::lower_bound(pos.begin(), pos.end(), prefix[k]) - pos.begin());
     }
-    if (neg.empty()) return p;  // every item is in the history: nothing to rank against
     const torch::Tensor pd = p.to(torch::kDouble);
     const torch::Tensor qp = q.index_select(0, torch::tensor(pos)), qn = q.index_select(0, torch::tensor(neg));
     const double n = static_cast<double>(neg.size());

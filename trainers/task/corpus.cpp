@@ -20,6 +20,21 @@ std::string item_name(const Catalog& catalog, int32_t item, const TaskFormat& f)
   return f.items == ItemText::kTitle ? title : item_token(catalog, item) + " " + title;
 }
 
+// Appends the chain U -> i -> v -> j (user u, item i, user v, item j) of `kind`.
+void append_chain(ChainBuffer* c, int32_t u, int32_t i, int32_t v, int32_t j, ChainKind kind) {
+  const uint8_t item = static_cast<uint8_t>(NodeType::kItem), user = static_cast<uint8_t>(NodeType::kUser);
+  c->nodes.insert(c->nodes.end(), {u, i, v, j});
+  c->types.insert(c->types.end(), {user, item, user, item});
+  c->kinds.push_back(static_cast<uint8_t>(kind));
+  c->offsets.push_back(static_cast<int64_t>(c->nodes.size()));
+}
+
+// The last node of a random chain of `c` (which must hold one).
+int32_t random_chain_end(const ChainBuffer& c, Rng& rng) {
+  const int64_t pick = static_cast<int64_t>(rng.below(static_cast<uint64_t>(c.size())));
+  return c.nodes[static_cast<size_t>(c.offsets[pick + 1] - 1)];
+}
+
 }  // namespace
 
 std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskFormat& f, const CorpusOptions& o,
@@ -84,17 +99,12 @@ std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskForm
         int32_t i, v, j;
         if (!walk(&i, &v, &j)) continue;
         text += walk_line(chains.size() + 1, i, v, j);
-        chains.nodes.insert(chains.nodes.end(), {u, i, v, j});
-        const uint8_t item = static_cast<uint8_t>(NodeType::kItem), user = static_cast<uint8_t>(NodeType::kUser);
-        chains.types.insert(chains.types.end(), {user, item, user, item});
-        chains.kinds.push_back(static_cast<uint8_t>(ChainKind::kWalk));
-        chains.offsets.push_back(static_cast<int64_t>(chains.nodes.size()));
+        append_chain(&chains, u, i, v, j, ChainKind::kWalk);
       }
       if (chains.size() == 0) continue;
       Example read;
       read.user = u;
-      const int64_t pick = static_cast<int64_t>(rng.below(static_cast<uint64_t>(chains.size())));
-      read.candidates = {chains.nodes[static_cast<size_t>(chains.offsets[pick + 1] - 1)]};
+      read.candidates = {random_chain_end(chains, rng)};
       docs.push_back(text + "<think>\n" +
                      evidence_reasoning(read, chains, 0, chains.size(), 0, f.cited_chains, catalog, f) + "</think>");
     }
@@ -113,23 +123,16 @@ std::vector<std::string> corpus_documents(const Catalog& catalog, const TaskForm
       ex.history.assign(drawn.begin(), drawn.begin() + h);
       ex.candidates.assign(drawn.begin() + h, drawn.end());
       ChainBuffer chains;
-      const uint8_t item = static_cast<uint8_t>(NodeType::kItem), user = static_cast<uint8_t>(NodeType::kUser);
       for (int64_t k = 0; k < o.chains_per_example && h > 0 && U > 1; ++k) {
         int32_t v = u;
         while (v == u) v = static_cast<int32_t>(rng.below(static_cast<uint64_t>(U)));
-        chains.nodes.insert(chains.nodes.end(), {u, ex.history[rng.below(ex.history.size())], v,
-                                                 ex.candidates[rng.below(ex.candidates.size())]});
-        chains.types.insert(chains.types.end(), {user, item, user, item});
-        chains.kinds.push_back(static_cast<uint8_t>(ChainKind::kBridge));
-        chains.offsets.push_back(static_cast<int64_t>(chains.nodes.size()));
+        const int32_t i = ex.history[rng.below(ex.history.size())];
+        const int32_t j = ex.candidates[rng.below(ex.candidates.size())];
+        append_chain(&chains, u, i, v, j, ChainKind::kBridge);
       }
       // The target is the end of a random chain, so every copy trace has chains to read back (a target no chain
       // reaches would be a guess nothing in the document predicts).
-      const int32_t end =
-          chains.size() > 0
-              ? chains
-                    .nodes[static_cast<size_t>(chains.offsets[static_cast<int64_t>(rng.below(chains.size())) + 1] - 1)]
-              : ex.candidates[0];
+      const int32_t end = chains.size() > 0 ? random_chain_end(chains, rng) : ex.candidates[0];
       ex.target_index =
           static_cast<int32_t>(std::find(ex.candidates.begin(), ex.candidates.end(), end) - ex.candidates.begin());
       ex.target = end;
