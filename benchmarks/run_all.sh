@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark of the hot paths on this machine, each against a baseline measured in the same run, into one
-# table (docs/benchmarks.md). About 6 minutes on the 2-core VM.
+# table (docs/benchmarks.md). About 7 minutes on the 2-core VM.
 #
 #   benchmarks/run_all.sh --out DIR [--build BUILD_DIR]
 #
@@ -56,6 +56,8 @@ step setup prep
 step chains "$b/bench_chains" --benchmark_repetitions=5
 step shard_reader "$b/bench_shard_reader"
 step fwd_bwd "$b/bench_transformer" --threads 1 --reps 5
+# The chunked LM head loss against [positions, V] logits, at four vocabulary sizes (pretraining's micro-batch).
+step lm_head "$b/bench_lm_head" --reps 5
 # GRPO-shaped decode: 8 prompts x 8 completions = 64 rows, ML-100K-length prompts.
 step decode "$b/bench_generate" --threads 1 --reps 5 --batch 8 --group 8 --prompt 384 --new 64
 step allreduce $mpi "$b/bench_allreduce" 5
@@ -85,9 +87,11 @@ def add(r, goal):
 goals = {"sft_tokens_per_s": 1.5, "fwd_bwd_tokens_per_s": None, "decode_tokens_per_s": 2.0,
          "generate_tokens_per_s": None, "learner_shared_prompt_speedup": None, "allreduce_bus_bw": 0.9,
          "chains_per_s": 2e6, "shard_read_headroom": None}
+lm_head = ["lm_head_steps_per_s_V%d" % v for v in (3328, 7744, 18496, 67000)]
+goals.update({name: 1.0 for name in lm_head})
 for name in ["sft_tokens_per_s", "fwd_bwd_tokens_per_s", "decode_tokens_per_s", "generate_tokens_per_s",
              "learner_shared_prompt_speedup",
-             "allreduce_bus_bw", "chains_per_s", "shard_read_headroom"]:
+             "allreduce_bus_bw", "chains_per_s", "shard_read_headroom"] + lm_head:
     if name in found:
         add(found[name], goals[name])
     else:

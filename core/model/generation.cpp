@@ -300,9 +300,9 @@ torch::Tensor picked_logprobs(TransformerImpl& model, const torch::Tensor& picke
     for (size_t j = 0; j < completions[b].size(); ++j) tgt_a[b][j] = completions[b][j], keep_a[b][j] = 1;
   }
   const torch::Device device = picked.device();
-  const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);  // [B, L, V]
-  const torch::Tensor chosen = logits.gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1);
-  return (chosen - torch::logsumexp(logits, -1)) * keep.to(device);
+  const torch::Tensor lp =
+      model.target_logprobs(picked.reshape({B * L, picked.size(2)}), target.to(device).reshape({-1}));
+  return lp.reshape({B, L}) * keep.to(device);
 }
 
 // completion_logprobs with each distinct prompt run once: its final hidden state predicts the first completion

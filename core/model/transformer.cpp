@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model/cpu_kernels.h"
+#include "core/model/lm_head_loss.h"
 #include "core/model/safetensors.h"
 
 namespace r2rec {
@@ -219,6 +220,30 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
 
 torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& hidden) {
   return config.tie_embeddings ? torch::matmul(hidden, embed_tokens->weight.t()) : lm_head(hidden);
+}
+
+namespace {
+
+// The LM head's weight [V, d] as the fused head uses it; undefined where lm_head has a LoRA adapter.
+torch::Tensor plain_head_weight(TransformerImpl& m) {
+  if (m.config.tie_embeddings) return m.embed_tokens->weight;
+  return m.lm_head->has_lora() || m.lm_head->bias.defined() ? torch::Tensor() : m.lm_head->weight;
+}
+
+}  // namespace
+
+torch::Tensor TransformerImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets) {
+  const torch::Tensor w = plain_head_weight(*this);
+  if (w.defined()) return lm_head_logprobs(hidden, w, targets);
+  const torch::Tensor logits = lm_logits(hidden).to(torch::kFloat);
+  return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch::logsumexp(logits, 1);
+}
+
+torch::Tensor TransformerImpl::target_nll(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                          const torch::Tensor& row_weights) {
+  const torch::Tensor w = plain_head_weight(*this);
+  if (w.defined()) return lm_head_nll(hidden, w, targets, row_weights);
+  return -(target_logprobs(hidden, targets) * row_weights.to(torch::kFloat)).sum();
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {

@@ -60,6 +60,11 @@ struct TransformerImpl : torch::nn::Module {
   // The final-norm hidden states [B, T, d] of forward (logits = lm_logits(hidden)).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
   torch::Tensor lm_logits(const torch::Tensor& hidden);
+  // log p(targets[i] | hidden[i]) [n] float32 for final-norm hidden states [n, d], and sum_i row_weights[i] *
+  // -log p(targets[i]) (a scalar): through the chunked head of core/model/lm_head_loss.h, which never forms the
+  // [n, V] logits; the plain composition of lm_logits where lm_head carries a LoRA adapter.
+  torch::Tensor target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets);
+  torch::Tensor target_nll(const torch::Tensor& hidden, const torch::Tensor& targets, const torch::Tensor& row_weights);
 
   // An empty cache for `batch` rows of up to `capacity` tokens, in the model's dtype and device.
   KvCache new_cache(int64_t batch, int64_t capacity);

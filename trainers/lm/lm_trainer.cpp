@@ -79,11 +79,9 @@ torch::Tensor lm_micro_loss(TransformerImpl& model, const LmMicroBatch& mb, doub
   const torch::Tensor at = w.nonzero().squeeze(1);
   const torch::Tensor picked =
       hidden.narrow(1, 0, T - 1).reshape({-1, hidden.size(2)}).index_select(0, at.to(device));  // [n, d]
-  const torch::Tensor logits = model.lm_logits(picked).to(torch::kFloat);                       // [n, V]
   const torch::Tensor targets = ids.narrow(1, 1, T - 1).reshape({-1}).index_select(0, at.to(device));
-  const torch::Tensor token_loss = torch::nn::functional::cross_entropy(
-      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  return (token_loss * w.index_select(0, at).to(device)).sum() / loss_tokens;
+  // The chunked head (core/model/lm_head_loss.h): no [n, V] logits, which grow with the catalog.
+  return model.target_nll(picked, targets, w.index_select(0, at).to(device)) / loss_tokens;
 }
 
 LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& o,
