@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/model/generation.h"
+#include "core/model/lm_head_loss.h"
 #include "core/rng.h"
 #include "trainers/lm/answering.h"
 #include "trainers/task/citations.h"
@@ -36,12 +37,29 @@ std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
   }
   const torch::Device device = model.embed_tokens->weight.device();
   const torch::Tensor hidden = model.hidden_states(ids.to(device), mask.to(device)).select(1, T - 1);  // [B, d]
-  const torch::Tensor lp = torch::log_softmax(model.lm_logits(hidden).to(torch::kFloat), -1).to(torch::kCPU);
+  // Only the candidates' first tokens leave the device; the [rows, V] log-probs are formed a chunk of rows at
+  // a time (core/model/lm_head_loss.h's sizes), so a large vocabulary never makes a [B, V] block.
+  size_t C = 0;
+  for (const auto& a : answers) C = std::max(C, a.size());
+  torch::Tensor first = torch::zeros({B, static_cast<int64_t>(C)}, torch::kLong);
+  auto first_a = first.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (size_t c = 0; c < answers[b].size(); ++c) first_a[b][static_cast<int64_t>(c)] = answers[b][c].front();
+  }
+  first = first.to(device);
+  const int64_t rows = lm_head_chunk_rows(model.config.vocab_size);
+  std::vector<torch::Tensor> parts;
+  for (int64_t b0 = 0; b0 < B; b0 += rows) {
+    const int64_t m = std::min(rows, B - b0);
+    const torch::Tensor lp = torch::log_softmax(model.lm_logits(hidden.narrow(0, b0, m)).to(torch::kFloat), -1);
+    parts.push_back(lp.gather(1, first.narrow(0, b0, m)));
+  }
+  const torch::Tensor picked = B > 0 ? torch::cat(parts).to(torch::kCPU).contiguous() : torch::zeros({0, 0});
   model.train(was_training);
   std::vector<std::vector<double>> out(static_cast<size_t>(B));
-  auto a = lp.accessor<float, 2>();
+  auto a = picked.accessor<float, 2>();
   for (int64_t b = 0; b < B; ++b) {
-    for (const auto& ans : answers[b]) out[b].push_back(a[b][ans.front()]);
+    for (size_t c = 0; c < answers[b].size(); ++c) out[b].push_back(a[b][static_cast<int64_t>(c)]);
   }
   return out;
 }
