@@ -120,8 +120,8 @@ bool wants_grad(const torch::Tensor& hidden, const torch::Tensor& weight) {
 torch::Tensor lm_head_nll(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
                           const torch::Tensor& row_weights, int64_t chunk_rows) {
   check_args("lm_head_nll", hidden, weight, targets);
-  if (row_weights.dim() != 1 || row_weights.size(0) != hidden.size(0))
-    throw std::invalid_argument("lm_head_nll: needs row_weights [n]");
+  if (row_weights.dim() != 1 || row_weights.size(0) != hidden.size(0) || row_weights.device() != hidden.device())
+    throw std::invalid_argument("lm_head_nll: needs row_weights [n] on hidden's device");
   if (!wants_grad(hidden, weight)) {
     const HeadPass p = head_pass(hidden, weight, targets, {}, {}, false, false, chunk_rows);
     return -(p.logp * row_weights.to(p.logp.scalar_type())).sum();

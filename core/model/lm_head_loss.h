@@ -19,15 +19,16 @@ namespace r2rec {
 // logits for vocabularies past 32k; at least 8 rows.
 int64_t lm_head_chunk_rows(int64_t vocab);
 
-// sum_i row_weights[i] * -log softmax(hidden[i] W^T)[targets[i]]: a float32 scalar. hidden [n, d], weight [V, d],
-// targets [n] (int64), row_weights [n] (float). The gradients are formed in the forward pass (the scalar's
-// upstream gradient only scales them), so the head costs the same three matmuls as the unfused loss.
+// sum_i row_weights[i] * -log softmax(hidden[i] W^T)[targets[i]]: a float32 scalar (float64 for float64 hidden). hidden
+// [n, d], weight [V, d], targets [n] (int64), row_weights [n] (float). The gradients are formed in the forward pass
+// (the scalar's upstream gradient only scales them), so the head costs the same three matmuls as the unfused loss.
 // chunk_rows 0 = lm_head_chunk_rows(V).
 torch::Tensor lm_head_nll(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
                           const torch::Tensor& row_weights, int64_t chunk_rows = 0);
 
-// log softmax(hidden[i] W^T)[targets[i]] for every row: float32 [n]. Any upstream gradient (GRPO's ratios, KL);
-// backward recomputes each chunk's logits from the saved per-row logsumexp (one extra head matmul).
+// log softmax(hidden[i] W^T)[targets[i]] for every row: float32 [n] (float64 for float64 hidden). Any upstream gradient
+// (GRPO's ratios, KL); backward recomputes each chunk's logits from the saved per-row logsumexp (one extra head
+// matmul).
 torch::Tensor lm_head_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
                                int64_t chunk_rows = 0);
 
