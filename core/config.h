@@ -167,6 +167,17 @@ struct BprConfig {  // Rendle et al. 2009 with Adam
   int64_t patience = 5;
 };
 
+struct LightGcnConfig {  // He et al. 2020, BPR loss with Adam
+  int64_t dim = 64;
+  int64_t layers = 3;
+  int64_t epochs = 100;
+  int64_t batch_size = 4096;  // (user, positive, negative) triples per step, all ranks
+  double learning_rate = 5e-3;
+  double reg = 1e-4;  // L2 on the layer-0 embeddings of each batch
+  int64_t eval_every = 5;
+  int64_t patience = 5;
+};
+
 struct ItemKnnConfig {    // Sarwar et al. 2001: cosine item-item similarity
   int64_t neighbors = 0;  // keep the top-N similar items per item; 0 keeps all
   double shrink = 0.0;    // sim = co / (sqrt(n_i n_j) + shrink)
@@ -175,6 +186,7 @@ struct ItemKnnConfig {    // Sarwar et al. 2001: cosine item-item similarity
 struct BaselineConfig {
   SasrecConfig sasrec;
   BprConfig bpr;
+  LightGcnConfig lightgcn;
   ItemKnnConfig itemknn;
 };
 

@@ -164,9 +164,10 @@ void write_report_markdown(const CommandContext& ctx) {
 }
 
 int command_baseline(CommandContext& ctx, const char* argv0, const std::string& method) {
-  if (!is_cheap_baseline(method) && method != "sasrec" && method != "bpr" && method != "itemknn") {
+  if (!is_cheap_baseline(method) && method != "sasrec" && method != "bpr" && method != "lightgcn" &&
+      method != "itemknn") {
     throw ConfigError("baseline --method: unknown method '" + method +
-                      "' (random, popularity, chainvote, sasrec, bpr, itemknn)");
+                      "' (random, popularity, chainvote, sasrec, bpr, lightgcn, itemknn)");
   }
   open_run_dir(ctx, argv0, "baseline");
   if (is_cheap_baseline(method)) {

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "trainers/baselines/bpr.h"
 #include "trainers/baselines/itemknn.h"
+#include "trainers/baselines/lightgcn.h"
 #include "trainers/baselines/sasrec.h"
 
 namespace r2rec {
@@ -40,9 +41,10 @@ std::unique_ptr<Recommender> make_recommender(const std::string& method, const B
                                               const Catalog& catalog, uint64_t seed, const DataParallelGroup& group) {
   if (method == "itemknn") return std::make_unique<ItemKnn>(config.itemknn, catalog);
   if (method == "bpr") return make_bpr(config.bpr, catalog, seed, group);
+  if (method == "lightgcn") return make_lightgcn(config.lightgcn, catalog, seed, group);
   if (method == "sasrec") return make_sasrec(config.sasrec, catalog, seed, group);
   throw ConfigError("baseline --method: unknown method '" + method +
-                    "' (random, popularity, chainvote, sasrec, bpr, itemknn)");
+                    "' (random, popularity, chainvote, sasrec, bpr, lightgcn, itemknn)");
 }
 
 }  // namespace r2rec

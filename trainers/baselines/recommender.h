@@ -1,4 +1,4 @@
-// Trained classical recommenders (SASRec, BPR-MF, item-kNN) behind one small interface, trained on the train
+// Trained classical recommenders (SASRec, BPR-MF, LightGCN, item-kNN) behind one small interface, trained on the train
 // sequences stored in the shard folder's catalog and scored on the stored candidate lists like every method.
 //
 // Data parallel: each rank trains on its slice of every global batch and sums gradients through the
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -47,6 +48,9 @@ class Recommender {
   virtual bool needs_training() const { return true; }
   // Training samples (positions, triples) one epoch processes on this rank, for throughput figures.
   virtual int64_t samples_per_epoch() const = 0;
+  // The (user, item) pairs of every scoring prefix past the train split (a test example's validation item),
+  // given before the final scoring pass; a graph model adds them to its graph. Others read the prefix itself.
+  virtual void set_scoring_history(const std::vector<std::pair<int32_t, int32_t>>& extra) { (void)extra; }
   // [C] scores of example.candidates; higher is better.
   virtual std::vector<double> score(const Example& example, const std::vector<int32_t>& prefix) = 0;
   // Keep / bring back the weights of the best validation pass (early stopping).
@@ -59,7 +63,7 @@ class Recommender {
   }
 };
 
-// method: "sasrec" | "bpr" | "itemknn". Throws ConfigError for another name.
+// method: "sasrec" | "bpr" | "lightgcn" | "itemknn". Throws ConfigError for another name.
 std::unique_ptr<Recommender> make_recommender(const std::string& method, const BaselineConfig& config,
                                               const Catalog& catalog, uint64_t seed, const DataParallelGroup& group);
 

@@ -30,6 +30,7 @@ struct Schedule {
 Schedule schedule_of(const std::string& method, const BaselineConfig& b) {
   if (method == "sasrec") return {b.sasrec.epochs, b.sasrec.eval_every, b.sasrec.patience};
   if (method == "bpr") return {b.bpr.epochs, b.bpr.eval_every, b.bpr.patience};
+  if (method == "lightgcn") return {b.lightgcn.epochs, b.lightgcn.eval_every, b.lightgcn.patience};
   return {};
 }
 
@@ -76,6 +77,22 @@ TrainedBaselineResult train_and_score(const std::string& method, const Config& c
   ReaderOptions eval_options =
       reader_options(shard_dir, split_from_name(config.eval.split), group, config.eval.max_examples);
   eval_options.verify_checksums = false;
+  {  // Every scoring prefix's items past the train split, read by every rank from the whole split.
+    ReaderOptions all = split_reader_options(shard_dir, static_cast<int>(split_from_name(config.eval.split)), 0, 1,
+                                             config.eval.max_examples);
+    all.verify_checksums = false;
+    ShardReader whole(all);
+    whole.start_epoch(0);
+    std::vector<std::pair<int32_t, int32_t>> extra;
+    Example ex;
+    while (whole.next(&ex, nullptr)) {
+      const std::vector<int32_t> prefix = scoring_prefix(whole.catalog(), ex);
+      const int64_t seen = catalog.user_train_offsets[ex.user + 1] - catalog.user_train_offsets[ex.user];
+      for (size_t k = static_cast<size_t>(std::max<int64_t>(0, seen)); k < prefix.size(); ++k)
+        extra.emplace_back(ex.user, prefix[k]);
+    }
+    model->set_scoring_history(extra);
+  }
   ShardReader eval(eval_options);
   r.eval = evaluate(*model, eval, config.eval.ks, group);
   return r;

@@ -1,4 +1,4 @@
-// Classical recommenders: scoring prefixes, item-kNN by formula, and SASRec / BPR-MF training that is
+// Classical recommenders: scoring prefixes, item-kNN by formula, and SASRec / BPR-MF / LightGCN training that is
 // deterministic, learns (beats popularity on ML-100K validation), and is data-parallel: 2 ranks with summed
 // gradients give the 1-process model (no dropout), up to float summation order.
 #include <gtest/gtest.h>
@@ -86,6 +86,11 @@ Config small(const std::string& method) {
   c.baseline.bpr.dim = 16;
   c.baseline.bpr.learning_rate = 1e-2;
   c.baseline.bpr.batch_size = 512;
+  c.baseline.lightgcn.epochs = 6;
+  c.baseline.lightgcn.eval_every = 3;
+  c.baseline.lightgcn.dim = 16;
+  c.baseline.lightgcn.learning_rate = 1e-2;
+  c.baseline.lightgcn.batch_size = 512;
   (void)method;
   return c;
 }
@@ -109,7 +114,7 @@ double popularity_valid_ndcg10() {
 TEST(TrainedBaselines, LearnAndAreDeterministic) {
   if (world_size() != 1) GTEST_SKIP() << "single-process property";
   const double pop = popularity_valid_ndcg10();
-  for (const char* method : {"bpr", "sasrec", "itemknn"}) {
+  for (const char* method : {"bpr", "lightgcn", "sasrec", "itemknn"}) {
     SCOPED_TRACE(method);
     const Config c = small(method);
     const TrainedBaselineResult a = train_and_score(method, c, shared().path, DataParallelGroup::single());
@@ -210,12 +215,13 @@ TEST(TrainedBaselines, DataParallelEqualsOneProcess) {
   // Without dropout the 2-rank step (each rank half the batch, gradients summed) is the 1-process step, with
   // either way of summing (the synchroniser's path once failed SASRec's first step on rank 1, flat never did).
   for (const bool flat : {true, false})
-    for (const char* method : {"bpr", "sasrec"}) {
+    for (const char* method : {"bpr", "lightgcn", "sasrec"}) {
       SCOPED_TRACE(std::string(method) + (flat ? " (flat)" : " (synchroniser)"));
       Config c = small(method);
       c.baseline.sasrec.dropout = 0.0;
       c.baseline.sasrec.epochs = 2;
       c.baseline.bpr.epochs = 2;
+      c.baseline.lightgcn.epochs = 2;
       const TrainedBaselineResult dp = train_and_score(method, c, shared().path, mpi_group(flat));
       double mine[2] = {dp.eval.ndcg(10), dp.final_loss};
       if (world_rank() == 0) {
