@@ -54,22 +54,24 @@ for ds in $datasets; do
       cfg=(--config "$root/configs/ml-100k.yaml" "data.name=synthetic-${users}x${items}" "data.path=$data") ;;
     *) echo "scaling.sh: unknown dataset $ds (ml-100k, lastfm, synthetic, amazon-games)" >&2; exit 2 ;;
   esac
-  run="$out/runs/$ds"
+  label="$ds"
+  [ "$ds" = synthetic ] && label="synthetic-${users}x${items}"
+  run="$out/runs/$label"
   common=("${cfg[@]}" --run-dir "$run" eval.split=valid)
   if [ ! -f "$run/traces/traces.h5" ]; then
-    if ! { "$build/r2rec" prepare "${common[@]}" && "$build/r2rec" annotate "${common[@]}"; } > "$out/logs/$ds-setup.log" 2>&1; then
-      echo "scaling.sh: $ds: setup failed ($out/logs/$ds-setup.log)" >&2; failed=1; continue
+    if ! { "$build/r2rec" prepare "${common[@]}" && "$build/r2rec" annotate "${common[@]}"; } > "$out/logs/$label-setup.log" 2>&1; then
+      echo "scaling.sh: $label: setup failed ($out/logs/$label-setup.log)" >&2; failed=1; continue
     fi
   fi
-  stage() {  # stage NAME ARGS...: one r2rec command, timed; a row "dataset stage seconds user sys rss_kb"
+  stage() {  # stage NAME ARGS...: one r2rec command, timed; a row "label stage run-dir seconds user sys rss_kb"
     local name="$1"; shift
-    local log="$out/logs/$ds-$name.log"
-    if /usr/bin/time -f "%e %U %S %M" -o "$out/logs/$ds-$name.time" "${launch[@]}" "$@" "${common[@]}" run.force=true \
+    local log="$out/logs/$label-$name.log"
+    if /usr/bin/time -f "%e %U %S %M" -o "$out/logs/$label-$name.time" "${launch[@]}" "$@" "${common[@]}" run.force=true \
          > "$log" 2>&1; then
-      printf '%s\t%s\t%s\n' "$ds" "$name" "$(tail -1 "$out/logs/$ds-$name.time")" >> "$out/rows.tsv"
-      echo "scaling.sh: $ds $name done"
+      printf '%s\t%s\t%s\t%s\n' "$label" "$name" "$run" "$(tail -1 "$out/logs/$label-$name.time")" >> "$out/rows.tsv"
+      echo "scaling.sh: $label $name done"
     else
-      echo "scaling.sh: $ds $name FAILED ($log)" >&2; failed=1
+      echo "scaling.sh: $label $name FAILED ($log)" >&2; failed=1
     fi
   }
   stage pretrain pretrain pretrain.steps="$steps" pretrain.save_every=0
@@ -83,9 +85,8 @@ import json, os, re, statistics, sys
 out = sys.argv[1]
 rows = []
 for line in open(os.path.join(out, "rows.tsv")):
-    ds, stage, fields = line.rstrip("\n").split("\t")
+    ds, stage, run, fields = line.rstrip("\n").split("\t")
     wall, user, sys_s, rss = (float(x) for x in fields.split())
-    run = os.path.join(out, "runs", ds)
     vocab = None
     m = re.search(r"vocab (\d+)", open(os.path.join(out, "logs", "%s-%s.log" % (ds, stage)), errors="replace").read())
     if m:
@@ -118,7 +119,7 @@ for r in rows:
         r["dataset"], f(r["vocab"], "%d"), r["stage"], f(r["steps_per_s"]), f(r["tokens_per_s"], "%.0f"),
         f(r["seconds"]), 100 * r["sys_share"], r["peak_rss_mb"]))
 note = ("seconds: pretrain/sft the stage's training time, rl the median step after the first, eval the whole "
-        "command; system share and RSS of the whole command (both ranks, start-up included)")
+        "command; system share of the whole command (both ranks, start-up included); peak RSS of its largest process")
 open(os.path.join(out, "scaling.md"), "w").write("\n".join(lines) + "\n\n" + note + "\n")
 print("\n".join(lines))
 PY

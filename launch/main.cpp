@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
   eval.run = [&eval_model](CommandContext& ctx, const char* argv0) { return command_eval(ctx, argv0, eval_model); };
   std::string method = "popularity";
   Subcommand& baseline = stage("baseline", "Train and score a classical recommender on the stored candidate lists");
-  baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | itemknn")->required();
+  baseline.app->add_option("--method", method, "random | popularity | chainvote | sasrec | bpr | lightgcn | itemknn")
+      ->required();
   baseline.run = [&method](CommandContext& ctx, const char* argv0) { return command_baseline(ctx, argv0, method); };
   stage("run", "Every stage in order from one config: prepare, annotate, pretrain, sft, rl, baselines, eval").run =
       [](CommandContext& ctx, const char* argv0) { return command_run(ctx, argv0); };

@@ -6,11 +6,14 @@
 
 namespace r2rec {
 
-int64_t lm_head_chunk_rows(int64_t vocab) {
-  // 8 MB of float32 logits per chunk; for large vocabularies at least 64 rows up to 16 MB (fewer rows re-read
-  // the [V, d] weight once per chunk: at V = 67k, 31-row chunks ran 1.4x slower than 62-row ones,
-  // benchmarks/bench_lm_head.cpp), always under glibc's 32 MB mmap ceiling.
+int64_t lm_head_chunk_rows(int64_t vocab, bool cpu) {
   const int64_t v = std::max<int64_t>(1, vocab);
+  // Off the CPU there is no mmap ceiling, and each chunk re-reads the [V, d] weight and updates its gradient:
+  // 256 MB of logits and at least 256 rows (not yet measured on a GPU).
+  if (!cpu) return std::max<int64_t>(256, (int64_t{1} << 26) / v);
+  // 8 MB of float32 logits per chunk; for large vocabularies up to 64 rows within 16 MB (fewer rows re-read the
+  // weight once per chunk: at V = 67k, 31-row chunks ran 1.4x slower than 62-row ones,
+  // benchmarks/bench_lm_head.cpp), always under glibc's 32 MB mmap ceiling.
   return std::max<int64_t>({8, (int64_t{1} << 21) / v, std::min<int64_t>(64, (int64_t{1} << 22) / v)});
 }
 
@@ -38,7 +41,7 @@ HeadPass head_pass(const torch::Tensor& hidden, const torch::Tensor& weight, con
                    const torch::Tensor& scale, const torch::Tensor& lse, bool grad_hidden, bool grad_weight,
                    int64_t chunk_rows) {
   const int64_t n = hidden.size(0), V = weight.size(0);
-  const int64_t rows = chunk_rows > 0 ? chunk_rows : lm_head_chunk_rows(V);
+  const int64_t rows = chunk_rows > 0 ? chunk_rows : lm_head_chunk_rows(V, hidden.is_cpu());
   // Logits and sums in float32 (float64 for float64 inputs, so that finite differences can check the gradients).
   const torch::ScalarType acc = hidden.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const auto f32 = hidden.options().dtype(acc);
@@ -84,8 +87,9 @@ struct LmHeadNll : public torch::autograd::Function<LmHeadNll> {
                                                  torch::autograd::variable_list grad_out) {
     const torch::Tensor g = grad_out[0];
     torch::Tensor gh = ctx->saved_data["grad_hidden"].toTensor(), gw = ctx->saved_data["grad_weight"].toTensor();
-    if (gh.defined()) gh = gh * g.to(gh.scalar_type());
-    if (gw.defined()) gw = gw * g.to(gw.scalar_type());
+    // Scaled in float32, rounded once to the parameter's dtype (bf16 weights would otherwise round g first).
+    if (gh.defined()) gh = (gh.to(torch::kFloat) * g.to(torch::kFloat)).to(gh.scalar_type());
+    if (gw.defined()) gw = (gw.to(torch::kFloat) * g.to(torch::kFloat)).to(gw.scalar_type());
     return {gh, gw, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };

@@ -7,17 +7,18 @@
 // chunk too. They equal log_softmax(hidden W^T)[target] in float32 up to summation order (tests/core/model/
 // test_lm_head_loss.cpp checks values and gradients against the plain composition, and by finite differences).
 //
-// Where a tensor's gradient is not needed (the weight of a frozen or LoRA-adapted model, eval, the reference
-// policy) that work is skipped.
+// Where a tensor's gradient is not needed (the weight of a frozen or LoRA-adapted model, the old and reference
+// policies) that work is skipped. The gradients are constants to autograd: no double backward.
 #pragma once
 
 #include <torch/torch.h>
 
 namespace r2rec {
 
-// Rows of hidden states per chunk for a vocabulary of V tokens: ~2M float logits (8 MB); 64 rows up to 4M
-// logits for vocabularies past 32k; at least 8 rows.
-int64_t lm_head_chunk_rows(int64_t vocab);
+// Rows of hidden states per chunk for a vocabulary of V tokens. CPU: ~2M float logits (8 MB), or up to 64 rows
+// within 4M logits (16 MB) for vocabularies past 32k; at least 8 rows. Other devices: 64M logits (256 MB), at least
+// 256 rows.
+int64_t lm_head_chunk_rows(int64_t vocab, bool cpu = true);
 
 // sum_i row_weights[i] * -log softmax(hidden[i] W^T)[targets[i]]: a float32 scalar (float64 for float64 hidden). hidden
 // [n, d], weight [V, d], targets [n] (int64), row_weights [n] (float). The gradients are formed in the forward pass

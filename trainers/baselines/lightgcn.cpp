@@ -69,6 +69,8 @@ class LightGcn : public Recommender {
     return steps_->epoch_loss();
   }
 
+  bool wants_scoring_history() const override { return true; }
+
   void set_scoring_history(const std::vector<std::pair<int32_t, int32_t>>& extra) override {
     extra_ = extra;
     scoring_.reset();

@@ -50,6 +50,7 @@ class Recommender {
   virtual int64_t samples_per_epoch() const = 0;
   // The (user, item) pairs of every scoring prefix past the train split (a test example's validation item),
   // given before the final scoring pass; a graph model adds them to its graph. Others read the prefix itself.
+  virtual bool wants_scoring_history() const { return false; }
   virtual void set_scoring_history(const std::vector<std::pair<int32_t, int32_t>>& extra) { (void)extra; }
   // [C] scores of example.candidates; higher is better.
   virtual std::vector<double> score(const Example& example, const std::vector<int32_t>& prefix) = 0;

@@ -77,7 +77,7 @@ TrainedBaselineResult train_and_score(const std::string& method, const Config& c
   ReaderOptions eval_options =
       reader_options(shard_dir, split_from_name(config.eval.split), group, config.eval.max_examples);
   eval_options.verify_checksums = false;
-  {  // Every scoring prefix's items past the train split, read by every rank from the whole split.
+  if (model->wants_scoring_history()) {  // every scoring prefix's items past the train split, the whole split
     ReaderOptions all = split_reader_options(shard_dir, static_cast<int>(split_from_name(config.eval.split)), 0, 1,
                                              config.eval.max_examples);
     all.verify_checksums = false;

@@ -47,7 +47,7 @@ std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
     for (size_t c = 0; c < answers[b].size(); ++c) first_a[b][static_cast<int64_t>(c)] = answers[b][c].front();
   }
   first = first.to(device);
-  const int64_t rows = lm_head_chunk_rows(model.config.vocab_size);
+  const int64_t rows = lm_head_chunk_rows(model.config.vocab_size, device.is_cpu());
   std::vector<torch::Tensor> parts;
   for (int64_t b0 = 0; b0 < B; b0 += rows) {
     const int64_t m = std::min(rows, B - b0);

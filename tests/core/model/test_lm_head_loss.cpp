@@ -6,6 +6,7 @@
 #include "core/model/lm_head_loss.h"
 #include "core/model/lora.h"
 #include "core/model/transformer.h"
+#include "tests/core/model/tiny_model.h"
 
 namespace r2rec {
 namespace {
@@ -125,25 +126,11 @@ TEST(LmHeadLoss, WithoutGradientsItOnlyComputesTheLoss) {
   EXPECT_THROW(lm_head_logprobs(c.h, c.w.narrow(1, 0, 4), c.t), std::invalid_argument);
 }
 
-TransformerConfig tiny(bool tied) {
-  TransformerConfig c;
-  c.vocab_size = 300;
-  c.hidden_size = 32;
-  c.num_layers = 1;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 48;
-  c.tie_embeddings = tied;
-  return c;
-}
-
 // The model's target_nll (chunked where the head is plain, composed where it has LoRA) against cross-entropy of
 // its logits, gradients of every trainable parameter included.
 TEST(LmHeadLoss, ModelTargetNllEqualsCrossEntropyForTiedUntiedAndLoraHeads) {
   for (const int variant : {0, 1, 2}) {  // tied, untied, untied with a LoRA lm_head
-    torch::manual_seed(3 + variant);
-    Transformer model(tiny(variant == 0));
+    Transformer model = testing::make_model(testing::tiny(/*qwen (tied)=*/variant == 0), 3 + variant);
     if (variant == 2) {
       LoraSpec spec;
       spec.rank = 4;
@@ -154,9 +141,10 @@ TEST(LmHeadLoss, ModelTargetNllEqualsCrossEntropyForTiedUntiedAndLoraHeads) {
       for (auto& [name, proj] : model->projections())
         if (proj->has_lora()) proj->lora_B.normal_(0, 0.1);
     }
-    const torch::Tensor ids = torch::randint(300, {3, 9}, torch::kLong);
-    const torch::Tensor h = model->hidden_states(ids).reshape({27, 32});
-    const torch::Tensor t = torch::randint(300, {27}, torch::kLong), rw = torch::rand({27});
+    const int64_t V = model->config.vocab_size, d = model->config.hidden_size;
+    const torch::Tensor ids = torch::randint(V, {3, 9}, torch::kLong);
+    const torch::Tensor h = model->hidden_states(ids).reshape({27, d});
+    const torch::Tensor t = torch::randint(V, {27}, torch::kLong), rw = torch::rand({27});
     std::vector<torch::Tensor> params;
     for (auto& p : model->parameters())
       if (p.requires_grad()) params.push_back(p);
