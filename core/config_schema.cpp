@@ -313,7 +313,8 @@ std::vector<Field> build() {
                         "each into report.json and examples.jsonl; a re-run skips one whose entry holds the same "
                         "fingerprint (data, baseline settings, seed, eval settings, ranks). [] runs none. sasrec is "
                         "left out by default: its 200 epochs (~100 s on ML-100K under 2 ranks of a 2-core box) leave "
-                        "it unconverged, validation NDCG@10 still rising at 0.626 (docs/baselines.md). lightgcn (the strongest on "
+                        "it unconverged, validation NDCG@10 still rising at 0.626 (docs/baselines.md). lightgcn (the "
+                        "strongest on "
                         "ML-100K validation) is left out for time: ~95 s on the same box."),
                    {"itemknn", "bpr", "lightgcn", "sasrec"}),
   };
