@@ -13,7 +13,7 @@ constexpr uint64_t kBprStream = 201;  // negatives and shuffles (see core/rng.h 
 class Bpr : public Recommender {
  public:
   Bpr(const BprConfig& config, const Catalog& catalog, uint64_t seed, const DataParallelGroup& group)
-      : config_(config), catalog_(catalog), seed_(seed), group_(group), unseen_(catalog) {
+      : config_(config), catalog_(catalog), group_(group), triples_(catalog, seed, kBprStream) {
     torch::manual_seed(seed);  // same initial weights on every rank
     users_ = (torch::randn({catalog.num_users(), config.dim}) * 0.01).requires_grad_();
     items_ = (torch::randn({catalog.num_items(), config.dim}) * 0.01).requires_grad_();
@@ -22,40 +22,19 @@ class Bpr : public Recommender {
         std::make_unique<torch::optim::Adam>(std::vector<torch::Tensor>{users_, items_},
                                              torch::optim::AdamOptions(config.learning_rate)),
         group);
-    for (int32_t u = 0; u < catalog.num_users(); ++u) {
-      for (int64_t k = catalog.user_train_offsets[u]; k < catalog.user_train_offsets[u + 1]; ++k) {
-        pair_user_.push_back(u);
-        pair_item_.push_back(catalog.user_train_items[k]);
-      }
-    }
   }
 
-  int64_t samples_per_epoch() const override { return static_cast<int64_t>(pair_user_.size()) / group_.size(); }
+  int64_t samples_per_epoch() const override { return triples_.size() / group_.size(); }
 
   double train_epoch(int64_t epoch) override {
-    const int64_t n = static_cast<int64_t>(pair_user_.size());
-    std::vector<int64_t> order(n);
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    Rng shuffle(stream_key(seed_, kBprStream, static_cast<uint64_t>(epoch)));
-    r2rec::shuffle(order, shuffle);
-    const int64_t B = config_.batch_size, W = group_.size();
-    for (int64_t start = 0; start < n; start += B) {
-      const int64_t end = std::min(n, start + B);
-      // This rank's slice of the global batch.
-      std::vector<int64_t> u, i, j;
-      for (int64_t k = start + group_.rank(); k < end; k += W) {
-        const int64_t pair = order[k];
-        u.push_back(pair_user_[pair]);
-        i.push_back(pair_item_[pair]);
-        j.push_back(negative(pair_user_[pair], epoch, pair));
-      }
+    for (const BprBatch& b : triples_.epoch(epoch, config_.batch_size, group_.rank(), group_.size())) {
       torch::Tensor loss;  // undefined: this rank's slice is empty
-      if (!u.empty()) {
-        auto tu = torch::tensor(u), ti = torch::tensor(i), tj = torch::tensor(j);
+      if (!b.user.empty()) {
+        auto tu = torch::tensor(b.user), ti = torch::tensor(b.item), tj = torch::tensor(b.negative);
         auto pu = users_.index_select(0, tu), qi = items_.index_select(0, ti), qj = items_.index_select(0, tj);
         auto x = (pu * (qi - qj)).sum(1);
         // Mean over the global batch: this rank's sum divided by the global count, gradients summed over ranks.
-        const double global = static_cast<double>(end - start);
+        const double global = static_cast<double>(b.global);
         loss = -torch::log_sigmoid(x).sum() / global +
                config_.reg * 0.5 * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / global;
       }
@@ -125,19 +104,12 @@ class Bpr : public Recommender {
   void restore_best() override { steps_->restore_best(); }
 
  private:
-  int64_t negative(int32_t user, int64_t epoch, int64_t pair) const {
-    Rng rng(stream_key(seed_, kBprStream + 1, static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair)));
-    return unseen_.draw(user, rng);
-  }
-
   BprConfig config_;
   const Catalog& catalog_;
-  uint64_t seed_;
   DataParallelGroup group_;
+  BprTriples triples_;
   torch::Tensor users_, items_;
   std::unique_ptr<BatchSteps> steps_;
-  UnseenItemSampler unseen_;
-  std::vector<int32_t> pair_user_, pair_item_;
 };
 
 }  // namespace

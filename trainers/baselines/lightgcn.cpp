@@ -15,7 +15,7 @@ constexpr uint64_t kLightGcnStream = 401;  // shuffles and negatives (bpr.cpp 20
 class LightGcn : public Recommender {
  public:
   LightGcn(const LightGcnConfig& config, const Catalog& catalog, uint64_t seed, const DataParallelGroup& group)
-      : config_(config), catalog_(catalog), seed_(seed), group_(group), unseen_(catalog) {
+      : config_(config), catalog_(catalog), group_(group), triples_(catalog, seed, kLightGcnStream) {
     torch::manual_seed(seed);  // same initial weights on every rank
     const int64_t U = catalog.num_users(), I = catalog.num_items();
     embeddings_ = (torch::randn({U + I, config.dim}) * 0.1).requires_grad_();
@@ -24,43 +24,24 @@ class LightGcn : public Recommender {
         std::make_unique<torch::optim::Adam>(std::vector<torch::Tensor>{embeddings_},
                                              torch::optim::AdamOptions(config.learning_rate)),
         group);
-    for (int32_t u = 0; u < catalog.num_users(); ++u) {
-      for (int64_t k = catalog.user_train_offsets[u]; k < catalog.user_train_offsets[u + 1]; ++k) {
-        pair_user_.push_back(u);
-        pair_item_.push_back(catalog.user_train_items[k]);
-      }
-    }
     train_graph_ = graph({});
   }
 
-  int64_t samples_per_epoch() const override { return static_cast<int64_t>(pair_user_.size()) / group_.size(); }
+  int64_t samples_per_epoch() const override { return triples_.size() / group_.size(); }
 
   double train_epoch(int64_t epoch) override {
     scoring_.reset();
-    const int64_t n = static_cast<int64_t>(pair_user_.size()), U = catalog_.num_users();
-    std::vector<int64_t> order(n);
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    Rng shuffle(stream_key(seed_, kLightGcnStream, static_cast<uint64_t>(epoch)));
-    r2rec::shuffle(order, shuffle);
-    const int64_t B = config_.batch_size, W = group_.size();
-    for (int64_t start = 0; start < n; start += B) {
-      const int64_t end = std::min(n, start + B);
-      std::vector<int64_t> u, i, j;  // this rank's slice of the global batch; items as graph nodes (U + item)
-      for (int64_t k = start + group_.rank(); k < end; k += W) {
-        const int64_t pair = order[k];
-        u.push_back(pair_user_[pair]);
-        i.push_back(U + pair_item_[pair]);
-        Rng rng(stream_key(seed_, kLightGcnStream + 1, static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair)));
-        j.push_back(U + unseen_.draw(pair_user_[pair], rng));
-      }
+    const int64_t U = catalog_.num_users();
+    for (const BprBatch& b : triples_.epoch(epoch, config_.batch_size, group_.rank(), group_.size())) {
       torch::Tensor loss;  // undefined: this rank's slice is empty
-      if (!u.empty()) {
+      if (!b.user.empty()) {
         const torch::Tensor e = propagate(train_graph_, embeddings_);
-        const auto tu = torch::tensor(u), ti = torch::tensor(i), tj = torch::tensor(j);
+        // Items are graph nodes U + item.
+        const auto tu = torch::tensor(b.user), ti = torch::tensor(b.item) + U, tj = torch::tensor(b.negative) + U;
         const auto pu = e.index_select(0, tu), qi = e.index_select(0, ti), qj = e.index_select(0, tj);
         const auto e0 = [&](const torch::Tensor& t) { return embeddings_.index_select(0, t).pow(2).sum(); };
         // Mean over the global batch: this rank's sum divided by the global count, gradients summed over ranks.
-        const double global = static_cast<double>(end - start);
+        const double global = static_cast<double>(b.global);
         loss = -torch::log_sigmoid((pu * (qi - qj)).sum(1)).sum() / global +
                config_.reg * 0.5 * (e0(tu) + e0(ti) + e0(tj)) / global;
       }
@@ -109,7 +90,7 @@ class LightGcn : public Recommender {
   torch::Tensor graph(const std::vector<std::pair<int32_t, int32_t>>& extra) const {
     const int64_t U = catalog_.num_users(), N = U + catalog_.num_items();
     std::vector<std::pair<int64_t, int64_t>> edges;
-    for (size_t k = 0; k < pair_user_.size(); ++k) edges.emplace_back(pair_user_[k], U + pair_item_[k]);
+    for (int64_t k = 0; k < triples_.size(); ++k) edges.emplace_back(triples_.users()[k], U + triples_.items()[k]);
     for (const auto& [u, i] : extra) edges.emplace_back(u, U + i);
     std::sort(edges.begin(), edges.end());
     edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
@@ -139,12 +120,10 @@ class LightGcn : public Recommender {
 
   LightGcnConfig config_;
   const Catalog& catalog_;
-  uint64_t seed_;
   DataParallelGroup group_;
+  BprTriples triples_;
   torch::Tensor embeddings_;  // E0: users then items, [U + I, dim]
   std::unique_ptr<BatchSteps> steps_;
-  UnseenItemSampler unseen_;
-  std::vector<int32_t> pair_user_, pair_item_;
   torch::Tensor train_graph_;
   std::vector<std::pair<int32_t, int32_t>> extra_;
   std::unique_ptr<torch::Tensor> scoring_;  // propagated embeddings on the scoring graph, made on first use

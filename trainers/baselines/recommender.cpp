@@ -37,6 +37,38 @@ int32_t UnseenItemSampler::draw(int32_t user, Rng& rng) const {
   }
 }
 
+BprTriples::BprTriples(const Catalog& catalog, uint64_t seed, uint64_t stream)
+    : seed_(seed), stream_(stream), unseen_(catalog) {
+  for (int32_t u = 0; u < catalog.num_users(); ++u) {
+    for (int64_t k = catalog.user_train_offsets[u]; k < catalog.user_train_offsets[u + 1]; ++k) {
+      user_.push_back(u);
+      item_.push_back(catalog.user_train_items[k]);
+    }
+  }
+}
+
+std::vector<BprBatch> BprTriples::epoch(int64_t epoch, int64_t batch_size, int64_t rank, int64_t world) const {
+  const int64_t n = size();
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  Rng shuffler(stream_key(seed_, stream_, static_cast<uint64_t>(epoch)));
+  shuffle(order, shuffler);
+  std::vector<BprBatch> out;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    BprBatch b;
+    b.global = std::min(n, start + batch_size) - start;
+    for (int64_t k = start + rank; k < start + b.global; k += world) {
+      const int64_t pair = order[k];
+      Rng rng(stream_key(seed_, stream_ + 1, static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair)));
+      b.user.push_back(user_[pair]);
+      b.item.push_back(item_[pair]);
+      b.negative.push_back(unseen_.draw(user_[pair], rng));
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
 std::unique_ptr<Recommender> make_recommender(const std::string& method, const BaselineConfig& config,
                                               const Catalog& catalog, uint64_t seed, const DataParallelGroup& group) {
   if (method == "itemknn") return std::make_unique<ItemKnn>(config.itemknn, catalog);

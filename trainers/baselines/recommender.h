@@ -39,6 +39,27 @@ class UnseenItemSampler {
   std::vector<int32_t> sorted_;  // catalog.user_train_items, each user's run sorted
 };
 
+// BPR's training triples (BPR-MF, LightGCN): the train split's (user, item) pairs, shuffled per epoch by a stream
+// keyed by (seed, stream, epoch) and cut into global batches; a rank takes every W-th pair of a batch, with a
+// negative from the stream keyed by (seed, stream + 1, epoch, pair), so the triples do not depend on the rank count.
+struct BprBatch {
+  std::vector<int64_t> user, item, negative;  // this rank's slice (may be empty)
+  int64_t global = 0;                         // pairs in the whole batch, all ranks
+};
+class BprTriples {
+ public:
+  BprTriples(const Catalog& catalog, uint64_t seed, uint64_t stream);
+  int64_t size() const { return static_cast<int64_t>(user_.size()); }
+  const std::vector<int32_t>& users() const { return user_; }
+  const std::vector<int32_t>& items() const { return item_; }
+  std::vector<BprBatch> epoch(int64_t epoch, int64_t batch_size, int64_t rank, int64_t world) const;
+
+ private:
+  uint64_t seed_, stream_;
+  UnseenItemSampler unseen_;
+  std::vector<int32_t> user_, item_;
+};
+
 class Recommender {
  public:
   virtual ~Recommender() = default;
