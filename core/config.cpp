@@ -231,6 +231,12 @@ void validate(const Config& c, const std::string& where) {
              "compact writes entity tokens side by side and needs item tokens alone "
              "(task.item_text token, or auto without model.path) and task.user_tokens true");
   }
+  if (c.annotate.teacher == "model" && c.annotate.teacher_model.empty()) {
+    conflict("annotate.teacher_model", "is required with annotate.teacher model (the teacher's model folder)");
+  }
+  if (c.annotate.teacher != "model" && !c.annotate.teacher_model.empty()) {
+    conflict("annotate.teacher_model", "is read only with annotate.teacher model (set that too, or drop this key)");
+  }
   if (m.hidden_size % m.num_heads != 0) {
     conflict("model.num_heads", "must divide model.hidden_size (" + std::to_string(m.hidden_size) + "), got " +
                                     std::to_string(m.num_heads));

@@ -48,6 +48,20 @@ struct TaskConfig {
   std::string chain_layout = "forward";  // forward | backward | compact: how the prompt writes a chain (task.h)
 };
 
+// The model teacher of `annotate` (docs/teacher.md): progressive masked prompting of a checkpoint, rejection by
+// code. teacher template is the string formatter of trainers/task/task.h.
+struct AnnotateConfig {
+  std::string teacher = "template";    // template | model
+  std::string teacher_model;           // model folder the model teacher loads (required with teacher model)
+  int64_t samples = 4;                 // traces sampled per example; the first accepted one is kept
+  double temperature = 1.0;            // sampling temperature of each thought (0 = greedy)
+  double top_p = 0.95;                 // nucleus of each thought's tokens (1 = off)
+  int64_t thought_tokens = 32;         // most tokens of one thought (one hop's sentence)
+  int64_t max_examples = 0;            // examples sent to the teacher (0 = all); a trial's limit
+  int64_t batch_size = 16;             // examples per generation batch (fixed, so traces do not depend on ranks)
+  std::string on_reject = "template";  // template | drop: what an example whose samples are all rejected gets
+};
+
 struct PretrainConfig {
   int64_t steps = 800;      // optimizer steps (0 = no pretraining)
   int64_t batch_size = 32;  // packed rows per step, all learner ranks
@@ -216,6 +230,7 @@ struct Config {
   DataConfig data;
   SamplerConfig sampler;
   TaskConfig task;
+  AnnotateConfig annotate;
   TokenizerConfig tokenizer;
   ModelConfig model;
   PretrainConfig pretrain;

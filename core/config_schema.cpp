@@ -111,6 +111,28 @@ std::vector<Field> build() {
            "<item_98><user_231><item_50>U\", backward with the tokens side by side, its citation \"<item_98>"
            "<user_231><item_50>U.\" naming the chain by its hops, not its number (docs/training.md: what a small "
            "model learns to copy). compact needs item and user tokens."),
+      // annotate
+      ENUM(annotate.teacher, (V{"template", "model"}),
+           "Who writes the SFT traces: template, the string formatter of trainers/task/task.h; model, a checkpoint "
+           "prompted hop by hop with the rest of the chain masked and the answer as guidance, its traces kept only "
+           "when code finds them grounded, revealed and consistent (docs/teacher.md)."),
+      PATH(annotate.teacher_model,
+           "Model folder of the model teacher (a pretrained Qwen/Llama, or a stage's model such as "
+           "<run.dir>/sft/model); required with annotate.teacher model, refused otherwise."),
+      INT(annotate.samples, 1, 64, "Traces the model teacher samples per example; the first accepted one is kept."),
+      FLOAT(annotate.temperature, 0, 100, "Sampling temperature of the model teacher's thoughts (0 = greedy)."),
+      FLOAT_POS(annotate.top_p, 1, "Nucleus of the model teacher's thoughts (1 = off)."),
+      INT(annotate.thought_tokens, 1, 4096,
+          "Most tokens of one thought (one hop's sentence); a thought that does not end within them is rejected."),
+      INT(annotate.max_examples, 0, 100000000,
+          "Examples sent to the model teacher, the first ones of the train split (0 = all); the others keep the "
+          "template teacher's trace. A trial's limit."),
+      INT(annotate.batch_size, 1, 4096,
+          "Examples per generation batch of the model teacher. Batches are fixed slices of the train split dealt "
+          "to the ranks in turn, so the traces do not depend on the number of ranks."),
+      ENUM(annotate.on_reject, (V{"template", "drop"}),
+           "What an example gets when the model teacher's samples are all rejected: the template teacher's trace, "
+           "or no trace."),
       // tokenizer
       existing(PATH(tokenizer.path,
                     "tokenizer.json(.gz), a folder holding one, or vocab.json+merges.txt; empty "
@@ -333,6 +355,7 @@ const std::vector<std::pair<std::string, std::string>>& sections() {
       {"data", "Which dataset, and how it is read and filtered."},
       {"sampler", "Examples, candidates and interaction chains written by `prepare`."},
       {"task", "How the task is written: items and users in prompts, the template teacher's traces."},
+      {"annotate", "Who writes the SFT traces: the template teacher or a model teacher."},
       {"tokenizer", "Byte-level BPE tokenizer: loaded, or learnt from the dataset."},
       {"model", "Llama/Qwen2 decoder: a checkpoint to load, or the shape of a new one; LoRA."},
       {"pretrain", "Pretraining of a from-scratch model on the train split (`r2rec pretrain`)."},

@@ -34,10 +34,11 @@ enum class Stream : uint64_t {
   kSftOrder = 6,
   kRlOrder = 7,
   kRollout = 8,
-  kTraceForm = 9,       // annotate: which train examples get the direct form
-  kPretrain = 10,       // pretrain: corpus walks, title sample and document order
-  kPretrainOrder = 11,  // pretrain: order of the packed rows
-  kCounterfactual = 12  // eval: which uncited chains the counterfactual control removes
+  kTraceForm = 9,        // annotate: which train examples get the direct form
+  kPretrain = 10,        // pretrain: corpus walks, title sample and document order
+  kPretrainOrder = 11,   // pretrain: order of the packed rows
+  kCounterfactual = 12,  // eval: which uncited chains the counterfactual control removes
+  kTeacher = 13          // annotate: the model teacher's thoughts (example id, sample, step)
 };
 
 class Rng {

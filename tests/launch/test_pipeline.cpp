@@ -223,6 +223,71 @@ TEST(Pipeline, SftAndRlOnTwoRanksTakeTheSameSteps) {
   }
 }
 
+// The model teacher (annotate.teacher model) on the slice's SFT model: its batches are dealt to the ranks in turn and
+// each thought is seeded by (example, sample, step), so one rank and two write byte-identical outcomes; a re-run is
+// a no-op; an interrupted run resumes from its saved batches and writes what it would have written.
+TEST(Pipeline, ModelTeacherWritesTheSameTracesOnOneAndTwoRanks) {
+  TempDir d;
+  auto args = slice(d.path());
+  args.push_back("sft.max_steps=6");
+  for (const char* stage : {"prepare", "annotate", "sft"}) ASSERT_EQ(r2rec(stage, args).exit_code, 0) << stage;
+  auto teacher = args;
+  teacher.insert(teacher.end(), {"annotate.teacher=model", "annotate.teacher_model=" + d.file("sft/model"),
+                                 "annotate.max_examples=10", "annotate.batch_size=3", "annotate.samples=2",
+                                 "annotate.thought_tokens=6", "annotate.temperature=1.5"});
+  const auto batches = [&] {
+    std::vector<std::string> out;
+    for (int b = 0; b < 4; ++b) out.push_back(read_file(d.file("traces/teacher/batch-" + std::to_string(b) + ".json")));
+    return out;
+  };
+  const auto one = r2rec("annotate", teacher);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find("model teacher"), std::string::npos) << one.out;
+  const auto t1 = json_file(d.file("traces/traces.json"));
+  EXPECT_EQ(t1["teacher"], "model");
+  const auto& m = t1["model_teacher"];
+  EXPECT_EQ(m["examples_sent"], 10);
+  EXPECT_EQ(m["samples"], 20);
+  int64_t judged = 0;
+  for (const auto& [reason, n] : m["sample_verdicts"].items()) judged += n.get<int64_t>();
+  EXPECT_EQ(judged, 20);
+  EXPECT_GT(m["tokens_generated"].get<int64_t>(), 0);
+  EXPECT_EQ(t1["traces"], 943);  // rejected examples keep the template's trace (annotate.on_reject template)
+  const std::vector<std::string> b1 = batches();
+  const auto again = r2rec("annotate", teacher);
+  EXPECT_NE(again.out.find("up to date"), std::string::npos) << again.out;
+  // Two ranks, afresh.
+  auto forced = teacher;
+  forced.push_back("run.force=true");
+  const auto two = r2rec("annotate", forced, 2);
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_EQ(batches(), b1);
+  const auto t2 = json_file(d.file("traces/traces.json"));
+  EXPECT_EQ(t2["crc32"], t1["crc32"]);
+  EXPECT_EQ(t2["model_teacher"]["sample_verdicts"], m["sample_verdicts"]);
+  // Interrupted: the trace file and one batch lost; the re-run redoes only that batch.
+  std::filesystem::remove(d.file("traces/traces.json"));
+  std::filesystem::remove(d.file("traces/teacher/batch-2.json"));
+  const auto resumed = r2rec("annotate", teacher);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resumed 3 saved teacher batch(es)"), std::string::npos) << resumed.err;
+  EXPECT_EQ(batches(), b1);
+  EXPECT_EQ(json_file(d.file("traces/traces.json"))["crc32"], t1["crc32"]);
+  // The teacher's folder must exist; the key is refused without annotate.teacher model.
+  auto missing = teacher;
+  missing.insert(missing.end(), {"annotate.teacher_model=" + d.file("nowhere"), "run.force=true"});
+  const auto no_teacher = r2rec("annotate", missing);
+  EXPECT_EQ(no_teacher.exit_code, 2);
+  EXPECT_NE(no_teacher.err.find("nowhere/config.json: not found (annotate.teacher_model"), std::string::npos)
+      << no_teacher.err;
+  auto stray = args;
+  stray.push_back("annotate.teacher_model=" + d.file("sft/model"));
+  const auto refused = r2rec("annotate", stray);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("annotate.teacher_model: is read only with annotate.teacher model"), std::string::npos)
+      << refused.err;
+}
+
 // A folder r2rec would replace (the shards, a stage's model) that holds a file r2rec did not write: if r2rec did
 // not write the folder, the command stops with one line naming it (exit 2) and touches nothing; if it did, the
 // new output replaces r2rec's files and the user's file survives.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace r2rec {
@@ -359,6 +360,28 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
   }
   r.favoured = favoured_candidates(r, finder, example);
   return r;
+}
+
+std::vector<std::string> unshown_mentions(const std::string& text, const Example& example, const ChainBuffer& chains,
+                                          int64_t first, int64_t count, const Catalog& catalog,
+                                          const TaskFormat& format, const ChainMask& mask) {
+  std::set<std::pair<int, int32_t>> shown = {{static_cast<int>(NodeType::kUser), example.user}};
+  for (int32_t item : example.history) shown.insert({static_cast<int>(NodeType::kItem), item});
+  for (int32_t item : example.candidates) shown.insert({static_cast<int>(NodeType::kItem), item});
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t c = first + k;
+    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n)
+      if (k != mask.chain || n - chains.offsets[c] <= mask.revealed)
+        shown.insert({static_cast<int>(chains.types[n]), chains.nodes[n]});
+  }
+  std::vector<std::string> out;
+  const Mentions finder(example, chains, first, count, catalog, format);
+  for (const Entity& e : finder.find(text)) {
+    bool seen = false;
+    for (int32_t id : e.ids) seen = seen || shown.count({static_cast<int>(e.type), id}) > 0;
+    if (!seen) out.push_back(text.substr(e.begin, e.end - e.begin));
+  }
+  return out;
 }
 
 }  // namespace r2rec

@@ -74,4 +74,11 @@ struct ReasoningCheck {
 ReasoningCheck check_reasoning(const std::string& completion, const Example& example, const ChainBuffer& chains,
                                int64_t first, int64_t count, const Catalog& catalog, const TaskFormat& format);
 
+// The entities `text` names that the prompt written with `mask` does not show, as written, in order. Shown are U,
+// the history, the candidates and every node of the example's chains except the ones `mask` hides; an unknown
+// token (<item_99999>) is never shown. The model teacher's check that a thought names only what it was shown.
+std::vector<std::string> unshown_mentions(const std::string& text, const Example& example, const ChainBuffer& chains,
+                                          int64_t first, int64_t count, const Catalog& catalog,
+                                          const TaskFormat& format, const ChainMask& mask);
+
 }  // namespace r2rec

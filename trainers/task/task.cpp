@@ -13,6 +13,7 @@ const char* const kTaskSystemPrompt =
     "then choose one candidate.";
 const char* const kAnswerOpen = "<answer>";
 const char* const kAnswerClose = "</answer>";
+const char* const kMaskedNode = "?";
 
 namespace {
 
@@ -111,7 +112,7 @@ std::string chain_line(const std::vector<std::string>& nodes, int64_t number, co
 }
 
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
-                          const Catalog& catalog, const TaskFormat& f, PromptForm form) {
+                          const Catalog& catalog, const TaskFormat& f, PromptForm form, const ChainMask& mask) {
   std::string s;
   if (f.titles()) {
     s = "History (oldest first):\n";
@@ -126,8 +127,10 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
   for (int64_t k = 0; k < count; ++k) {
     const int64_t c = first + k;
     std::vector<std::string> nodes;
-    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n)
-      nodes.push_back(node_name(catalog, chains, n, example.user, f));
+    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
+      const bool hidden = k == mask.chain && n - chains.offsets[c] > mask.revealed;
+      nodes.push_back(hidden ? kMaskedNode : node_name(catalog, chains, n, example.user, f));
+    }
     s += chain_line(nodes, k + 1, f) + "\n";
   }
   if (f.titles()) {

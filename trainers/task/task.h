@@ -102,9 +102,18 @@ std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat&
 // which every entity follows the one before it as in the prompt: one look-up per token (docs/training.md).
 std::string chain_line(const std::vector<std::string>& nodes, int64_t number, const TaskFormat& format);
 
+// One prompt chain shown only up to its node `revealed` (0 is U), the later nodes written "?": the model teacher's
+// masked prompts (trainers/task/teacher.h). `chain` is 0-based among the prompt's chains; -1 masks nothing.
+struct ChainMask {
+  int64_t chain = -1;
+  int64_t revealed = 0;
+};
+extern const char* const kMaskedNode;  // "?"
+
 // The user turn for `example` with its chains [first, first+count) of `chains`.
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
-                          const Catalog& catalog, const TaskFormat& format, PromptForm form = PromptForm::kReason);
+                          const Catalog& catalog, const TaskFormat& format, PromptForm form = PromptForm::kReason,
+                          const ChainMask& mask = {});
 
 // The prompt as a ChatML conversation ready for the assistant's turn (system + user + "<|im_start|>assistant\n").
 std::string render_chat_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,

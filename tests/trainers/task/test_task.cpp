@@ -17,6 +17,7 @@
 #include "trainers/task/citations.h"
 #include "trainers/task/reward.h"
 #include "trainers/task/task.h"
+#include "trainers/task/teacher.h"
 
 namespace r2rec {
 namespace {
@@ -494,6 +495,141 @@ TEST(Task, CitationsOfTemplateTracesAreGroundedAndTamperedOnesAreNot) {
               static_cast<long long>(citations), static_cast<long long>(renumbered), static_cast<long long>(swapped),
               static_cast<long long>(miscounted));
   EXPECT_GT(swapped, 10);
+}
+
+// The model teacher's protocol on hand-written thoughts (trainers/task/teacher.h): the masked prompt hides a chain's
+// later nodes; a thought naming a node its step has not revealed is rejected, the same thought one step later is
+// not; a trace of true hops answering the target is accepted, and a wrong answer, a stranger on a hop or a false
+// "a candidate" are each rejected for their reason.
+TEST(Task, ModelTeacherJudgesThoughtsByWhatTheirMaskedPromptShows) {
+  const Records& r = ml100k_records();
+  const TaskFormat f = format_of(ItemText::kToken, true);
+  int64_t walks = 0, unrevealed = 0, accepted = 0, wrong = 0, strangers = 0;
+  for (size_t x = 0; x < r.examples.size() && walks < 300; ++x) {
+    const Example& e = r.examples[x];
+    const ChainBuffer& c = r.chains[x];
+    const std::vector<TeacherWalk> plan = teacher_walks(e, c, 0, c.size(), f);
+    if (plan.empty()) continue;
+    std::string think;
+    for (const TeacherWalk& w : plan) {
+      ++walks;
+      const int64_t o = c.offsets[w.chain];
+      ASSERT_EQ(c.nodes[o + w.hops], e.target);
+      // The masked prompt: the walk's chain written up to node `revealed`, "?" after it; the others whole.
+      for (int64_t revealed = 0; revealed < c.offsets[w.chain + 1] - o; ++revealed) {
+        const std::string prompt =
+            render_prompt(e, c, 0, c.size(), r.catalog, f, PromptForm::kReason, ChainMask{w.chain, revealed});
+        const size_t line = prompt.find("\n" + std::to_string(w.chain + 1) + ". U");
+        ASSERT_NE(line, std::string::npos) << prompt;
+        const std::string text = prompt.substr(line + 1, prompt.find('\n', line + 1) - line - 1);
+        EXPECT_EQ(std::count(text.begin(), text.end(), '?'), c.offsets[w.chain + 1] - o - 1 - revealed) << text;
+      }
+      std::string line = "Chain " + std::to_string(w.chain + 1) + ":";
+      for (int64_t hop = 1; hop <= w.hops; ++hop) {
+        const std::string from = name_of(r, c, o + hop - 1, e.user, f), to = name_of(r, c, o + hop, e.user, f);
+        const std::string thought = " " + from + " and then " + to + ".";
+        EXPECT_EQ(judge_thought(thought, true, e, c, 0, c.size(), r.catalog, f, ChainMask{w.chain, hop}),
+                  TeacherVerdict::kAccepted)
+            << thought;
+        EXPECT_EQ(judge_thought(thought, false, e, c, 0, c.size(), r.catalog, f, ChainMask{w.chain, hop}),
+                  TeacherVerdict::kUnfinished);
+        // One step earlier node `hop` is hidden: the thought is rejected unless the prompt shows that entity
+        // elsewhere (the history, the candidates, another chain, an earlier node of this one).
+        bool elsewhere = to == "U";
+        const int32_t id = c.nodes[o + hop];
+        const bool item = static_cast<NodeType>(c.types[o + hop]) == NodeType::kItem;
+        if (item) {
+          elsewhere = elsewhere || std::count(e.history.begin(), e.history.end(), id) > 0 ||
+                      std::count(e.candidates.begin(), e.candidates.end(), id) > 0;
+        }
+        for (int64_t n = c.offsets[0]; n < c.offsets[c.size()]; ++n) {
+          const bool hidden = n >= o + hop && n < c.offsets[w.chain + 1];
+          elsewhere = elsewhere || (!hidden && c.nodes[n] == id && c.types[n] == c.types[o + hop]);
+        }
+        const TeacherVerdict early =
+            judge_thought(thought, true, e, c, 0, c.size(), r.catalog, f, ChainMask{w.chain, hop - 1});
+        EXPECT_EQ(early, elsewhere ? TeacherVerdict::kAccepted : TeacherVerdict::kUnrevealed) << thought;
+        unrevealed += early == TeacherVerdict::kUnrevealed;
+        line += thought;
+      }
+      think += line + "\n";
+    }
+    const std::string trace = "<think>\n" + think + "</think>" + answer_text(e, e.target_index, r.catalog, f);
+    ASSERT_EQ(judge_trace(trace, e, c, 0, c.size(), r.catalog, f), TeacherVerdict::kAccepted) << trace;
+    ++accepted;
+    const int32_t other = e.target_index == 0 ? 1 : 0;
+    EXPECT_EQ(judge_trace("<think>\n" + think + "</think>" + answer_text(e, other, r.catalog, f), e, c, 0, c.size(),
+                          r.catalog, f),
+              TeacherVerdict::kWrongAnswer);
+    EXPECT_EQ(judge_trace("<think>\n" + think + "</think><answer>nothing</answer>", e, c, 0, c.size(), r.catalog, f),
+              TeacherVerdict::kMalformed);
+    ++wrong;
+    // The walk's first item swapped for a history item that is on none of the prompt's chains.
+    for (int32_t h : e.history) {
+      if (std::count(c.nodes.begin() + c.offsets[0], c.nodes.begin() + c.offsets[c.size()], h) > 0) continue;
+      const int64_t o = c.offsets[plan[0].chain];
+      const std::string first = name_of(r, c, o + 1, e.user, f);
+      if (static_cast<NodeType>(c.types[o + 1]) != NodeType::kItem) break;
+      std::string t = trace;
+      for (size_t at = t.find(first); at != std::string::npos && at < t.find('\n', t.find("Chain"));
+           at = t.find(first, at + 1))
+        t.replace(at, first.size(), item_token(r.catalog, h));
+      EXPECT_EQ(judge_trace(t, e, c, 0, c.size(), r.catalog, f), TeacherVerdict::kUngrounded) << t;
+      ++strangers;
+      break;
+    }
+  }
+  std::printf(
+      "%lld walks: %lld early thoughts rejected as unrevealed, %lld traces accepted, %lld wrong answers and "
+      "%lld strangers caught\n",
+      static_cast<long long>(walks), static_cast<long long>(unrevealed), static_cast<long long>(accepted),
+      static_cast<long long>(wrong), static_cast<long long>(strangers));
+  EXPECT_GE(walks, 300);
+  EXPECT_GT(unrevealed, 100);
+  EXPECT_GT(strangers, 50);
+}
+
+// A hand-written completion: the teacher names the chain's user before the prompt showed it.
+TEST(Task, ModelTeacherRejectsAThoughtNamingAnUnrevealedNode) {
+  Catalog catalog;
+  catalog.item_tokens = {"10", "11", "12", "13", "14"};
+  catalog.item_titles = {"", "", "", "", ""};
+  catalog.user_tokens = {"1", "2", "3"};
+  Example e;
+  e.user = 0;
+  e.history = {0, 1};
+  e.candidates = {2, 3};
+  e.target = 2;
+  e.target_index = 0;
+  ChainBuffer c;  // 1. U -> <item_10> -> <user_2> -> <item_12>
+  c.offsets = {0, 4};
+  c.nodes = {0, 0, 1, 2};
+  c.types = {static_cast<uint8_t>(NodeType::kUser), static_cast<uint8_t>(NodeType::kItem),
+             static_cast<uint8_t>(NodeType::kUser), static_cast<uint8_t>(NodeType::kItem)};
+  c.kinds = {0};
+  const TaskFormat f = format_of(ItemText::kToken, true);
+  const std::string masked = render_prompt(e, c, 0, 1, catalog, f, PromptForm::kReason, ChainMask{0, 1});
+  EXPECT_NE(masked.find("1. U -> <item_10> -> ? -> ?"), std::string::npos) << masked;
+  EXPECT_EQ(teacher_prompt(e, c, 0, 1, catalog, f, ChainMask{0, 1}).find("<user_2>"), std::string::npos);
+  EXPECT_NE(teacher_prompt(e, c, 0, 1, catalog, f, ChainMask{0, 1}).find("The answer is <item_12>."),
+            std::string::npos);
+  const std::string early = " <user_2> also liked <item_10>.";
+  EXPECT_EQ(judge_thought(early, true, e, c, 0, 1, catalog, f, ChainMask{0, 1}), TeacherVerdict::kUnrevealed);
+  EXPECT_EQ(unshown_mentions(early, e, c, 0, 1, catalog, f, ChainMask{0, 1}), std::vector<std::string>{"<user_2>"});
+  EXPECT_EQ(judge_thought(early, true, e, c, 0, 1, catalog, f, ChainMask{0, 2}), TeacherVerdict::kAccepted);
+  EXPECT_EQ(judge_thought(" U liked <item_99>.", true, e, c, 0, 1, catalog, f, ChainMask{0, 3}),
+            TeacherVerdict::kUnrevealed);  // a token of no catalog item is never shown
+  const std::string trace =
+      "<think>\nChain 1: U liked <item_10>. <user_2> also liked <item_10>. <user_2> liked "
+      "<item_12>, a candidate.\n</think><answer><item_12></answer>";
+  EXPECT_EQ(judge_trace(trace, e, c, 0, 1, catalog, f), TeacherVerdict::kAccepted);
+  std::string false_candidate = trace;
+  false_candidate.replace(false_candidate.find("<item_10>. <user"), 9, "<item_10>, a candidate");
+  EXPECT_EQ(judge_trace(false_candidate, e, c, 0, 1, catalog, f), TeacherVerdict::kUngrounded) << false_candidate;
+  EXPECT_EQ(judge_trace("<think>\n</think><answer><item_12></answer>", e, c, 0, 1, catalog, f),
+            TeacherVerdict::kUngrounded);  // no reasoning earns no acceptance
+  EXPECT_EQ(teacher_walks(e, c, 0, 1, f).size(), 1u);
+  EXPECT_EQ(teacher_walks(e, c, 0, 1, f)[0].hops, 3);
 }
 
 TEST(Task, AnswersParseByItemTokenNumberOrTitleAndMalformedOnesAreWrong) {
