@@ -231,6 +231,11 @@ void validate(const Config& c, const std::string& where) {
              "compact writes entity tokens side by side and needs item tokens alone "
              "(task.item_text token, or auto without model.path) and task.user_tokens true");
   }
+  if (m.smeared_keys && !m.path.empty()) {
+    conflict("model.smeared_keys",
+             "is for a model trained from scratch; a checkpoint at model.path keeps its own "
+             "attention (its config.json says whether its keys are smeared)");
+  }
   if (c.annotate.teacher == "model" && c.annotate.teacher_model.empty()) {
     conflict("annotate.teacher_model", "is required with annotate.teacher model (the teacher's model folder)");
   }

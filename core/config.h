@@ -102,6 +102,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   bool tie_embeddings = true;
   bool qkv_bias = false;
+  bool smeared_keys = false;   // r2rec's look-up aid for a from-scratch model (docs/model.md "Smeared keys")
   std::string dtype = "auto";  // auto | float32 | bfloat16
   bool activation_checkpointing = false;
   LoraConfig lora;

@@ -152,6 +152,10 @@ std::vector<Field> build() {
       FLOAT_POS(model.rms_norm_eps, 1, "Epsilon of RMSNorm."),
       BOOL(model.tie_embeddings, "Share the input embedding with the output projection."),
       BOOL(model.qkv_bias, "Bias on the q/k/v projections (Qwen2 style)."),
+      BOOL(model.smeared_keys,
+           "Smeared keys (from scratch only): each attention key mixes in the key of the token before it, by a learnt "
+           "share per key/value head, so one layer can find the token after an earlier copy of the current one — "
+           "the look-up a grounded citation needs (docs/model.md). The model folder then runs in r2rec only."),
       ENUM(model.dtype, (V{"auto", "float32", "bfloat16"}), "Compute dtype; auto is float32 on CPU, bfloat16 on CUDA."),
       BOOL(model.activation_checkpointing, "Recompute layer activations in backward to save memory."),
       INT(model.lora.rank, 0, 4096, "LoRA rank; 0 means full fine-tuning."),

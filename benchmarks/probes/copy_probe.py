@@ -7,7 +7,7 @@ every entity drawn uniformly, so only looking up predicts the copied tokens. Opt
 sequence, then its repeat" documents (the classic induction-head curriculum). Prints the training loss and the
 greedy accuracy at the copied positions every 100 steps (and on task documents alone every 200).
 
-usage: NI=1682 NU=943 /usr/bin/python3 copy_probe.py THREADS WIDTH STEPS LR REPEAT_SHARE
+usage: [SMEAR=1] [PREV=1] [LOSSMASK=1] NI=1682 NU=943 /usr/bin/python3 copy_probe.py THREADS WIDTH STEPS LR REPEAT_SHARE
 """
 import torch, math, random, sys, time
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv)>1 else 2)
@@ -33,6 +33,9 @@ def doc():
         d+=[c[0],c[1],c[2],F["U"],F["PERIOD"],F["NL"]]; mask+=[0,1,1,0,0,0]
     d+=[F["ENDTHINK"],F["ANS"],x]; mask+=[0,0,1]
     return d,mask
+LOSSMASK=int(os.environ.get('LOSSMASK','0'))  # 1: the loss on the copied positions only
+SMEAR=int(os.environ.get('SMEAR','0'))
+PREV=int(os.environ.get('PREV','0'))  # 1: the previous token's embedding, projected, added to each input
 REPEAT=float(sys.argv[5]) if len(sys.argv)>5 else 0.0
 def repeat_doc():
     # classic induction curriculum: random entity tokens, then the same tokens again (every repeat is a copy)
@@ -63,10 +66,14 @@ class Block(torch.nn.Module):
     def __init__(s):
         super().__init__(); s.n1=RMS(D); s.n2=RMS(D)
         s.qkv=torch.nn.Linear(D,3*D,bias=False); s.o=torch.nn.Linear(D,D,bias=False)
+        s.smear=torch.nn.Parameter(torch.full((H,1,1),-3.0)) if SMEAR else None
         s.g=torch.nn.Linear(D,FF,bias=False); s.u=torch.nn.Linear(D,FF,bias=False); s.d=torch.nn.Linear(FF,D,bias=False)
     def forward(s,x):
         B,T,_=x.shape; q,k,v=s.qkv(s.n1(x)).view(B,T,3,H,hd).permute(2,0,3,1,4)
-        q,k=rope(q),rope(k); w=(q@k.transpose(-1,-2))/math.sqrt(hd)
+        q,k=rope(q),rope(k)
+        if SMEAR:  # smeared keys (Olsson et al. 2022): each key mixed with the key one position back
+            a=torch.sigmoid(s.smear); kp=torch.nn.functional.pad(k,(0,0,1,0))[:,:,:-1]; k=a*k+(1-a)*kp
+        w=(q@k.transpose(-1,-2))/math.sqrt(hd)
         w=w.masked_fill(torch.ones(T,T,dtype=torch.bool).triu(1),float('-inf')).softmax(-1); a=w@v
         x=x+s.o(a.transpose(1,2).reshape(B,T,D)); h=s.n2(x)
         return x+s.d(torch.nn.functional.silu(s.g(h))*s.u(h))
@@ -74,8 +81,11 @@ class M(torch.nn.Module):
     def __init__(s):
         super().__init__(); s.e=torch.nn.Embedding(V,D); torch.nn.init.normal_(s.e.weight,std=0.02)
         s.b=torch.nn.ModuleList([Block() for _ in range(L)]); s.n=RMS(D)
+        s.prev=torch.nn.Linear(D,D,bias=False) if PREV else None
+        if PREV: torch.nn.init.zeros_(s.prev.weight)
     def forward(s,x):
         h=s.e(x)
+        if PREV: h=h+s.prev(torch.nn.functional.pad(h,(0,0,1,0))[:,:-1])
         for b in s.b: h=b(h)
         return s.n(h)@s.e.weight.T
 m=M(); steps=int(sys.argv[3]) if len(sys.argv)>3 else 1500; lr=float(sys.argv[4]) if len(sys.argv)>4 else 3e-3
@@ -84,7 +94,8 @@ sched=torch.optim.lr_scheduler.LambdaLR(opt,lambda s: min(1,(s+1)/50)*0.5*(1+mat
 t0=time.time()
 for s in range(steps):
     X,Y,Mk=batch(8,512)
-    lo=m(X); loss=torch.nn.functional.cross_entropy(lo.reshape(-1,V),Y.reshape(-1))
+    lo=m(X); nll=torch.nn.functional.cross_entropy(lo.reshape(-1,V),Y.reshape(-1),reduction='none')
+    loss=(nll*Mk.reshape(-1)).sum()/Mk.sum() if LOSSMASK else nll.mean()
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(),1.0); opt.step(); sched.step()
     if s%100==0 or s==steps-1:
         acc=((lo.argmax(-1)==Y).float()*Mk).sum()/Mk.sum()

@@ -50,15 +50,32 @@ AttentionImpl::AttentionImpl(const TransformerConfig& c)
   k_proj = register_module("k_proj", Projection(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
   v_proj = register_module("v_proj", Projection(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
   o_proj = register_module("o_proj", Projection(heads * head_dim, c.hidden_size, false));
+  if (c.smeared_keys) {
+    // Even key/value heads start reading mostly the token before (sigmoid(-3) = 0.05 of their own key), odd ones
+    // mostly their own (0.95): the look-up heads and the plain ones, both free to move.
+    std::vector<float> init;
+    for (int64_t h = 0; h < kv_heads; ++h) init.push_back(h % 2 == 0 ? -3.0f : 3.0f);
+    key_smear = register_parameter("key_smear", torch::tensor(init));
+  }
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, KvSlot* slot) {
+                                     const torch::Tensor& mask, KvSlot* slot, const torch::Tensor& previous) {
   const int64_t B = x.size(0), T = x.size(1);
   torch::Tensor q_lin = q_proj(x), k_lin = k_proj(x), v_lin = v_proj(x);  // [B, T, heads * dh]
   torch::Tensor v = v_lin.view({B, T, kv_heads, head_dim}).transpose(1, 2);
   torch::Tensor q, k, out;
-  if (slot != nullptr && cpu_kernel_applies(q_lin, cos) && cpu_kernel_applies(k_lin, sin)) {
+  if (key_smear.defined()) {
+    q = apply_rotary(q_lin.view({B, T, heads, head_dim}).transpose(1, 2), cos, sin);     // [B, H, T, dh]
+    k = apply_rotary(k_lin.view({B, T, kv_heads, head_dim}).transpose(1, 2), cos, sin);  // [B, Hkv, T, dh]
+    const torch::Tensor first =
+        slot != nullptr && slot->last_key != nullptr ? *slot->last_key : torch::zeros_like(k.narrow(2, 0, 1));
+    const torch::Tensor before = torch::cat({first.to(k.scalar_type()), k.narrow(2, 0, T - 1)}, 2) * previous;
+    const torch::Tensor own = torch::sigmoid(key_smear).to(k.scalar_type()).view({1, kv_heads, 1, 1});
+    if (slot != nullptr && slot->last_key != nullptr) *slot->last_key = k.narrow(2, T - 1, 1);
+    k = own * k + (1 - own) * before;
+    if (slot != nullptr) slot->k.narrow(2, slot->start, T).copy_(k);
+  } else if (slot != nullptr && cpu_kernel_applies(q_lin, cos) && cpu_kernel_applies(k_lin, sin)) {
     // Without autograd on the CPU: rotated straight from the projections' layout, keys into the cache.
     q = torch::empty({B, heads, T, head_dim}, q_lin.options());
     rotary_into(q_lin, cos, sin, q);

@@ -51,6 +51,7 @@ struct KvSlot {
   int64_t start = 0;
   torch::Tensor prefix_kt, prefix_v, prefix_mask;  // undefined without a shared prefix
   const PrefixGroups* groups = nullptr;            // set with prefix_kt
+  torch::Tensor* last_key = nullptr;               // smeared keys: the cache's last unsmeared key, read and replaced
 };
 
 struct AttentionImpl : torch::nn::Module {
@@ -58,9 +59,12 @@ struct AttentionImpl : torch::nn::Module {
   // x [B, T, d]; cos/sin [B, 1, T, dh] for the positions of x; mask additive (0 / lowest float), [B, 1, T, S] with
   // S = T without a cache, S = slot->start + T with one (a shared prefix's columns have slot->prefix_mask).
   // Without a cache a defined mask must be causal (hidden_states' is): query blocks skip the keys after them.
+  // With smeared keys, `previous` [B, 1, T, 1] is 1 where token t's key mixes in the key before it (same sequence;
+  // for t = 0 of a cached step, the cache's last key) and 0 where there is none.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KvSlot* slot = nullptr);
+                        const torch::Tensor& mask, KvSlot* slot = nullptr, const torch::Tensor& previous = {});
   Projection q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  torch::Tensor key_smear;  // [Hkv] logits of the own-key share (TransformerConfig::smeared_keys); else undefined
   int64_t heads, kv_heads, head_dim, block;
 
  private:

@@ -6,6 +6,7 @@ void KvCache::keep_rows(const torch::Tensor& rows) {
   for (auto& t : k) t = t.index_select(0, rows);
   for (auto& t : v) t = t.index_select(0, rows);
   key_valid = key_valid.index_select(0, rows);
+  for (auto& t : last_key) t = t.index_select(0, rows);
   if (!prefix.defined()) return;
   const torch::Tensor host = rows.to(torch::kCPU).to(torch::kLong).contiguous();
   const int64_t* r = host.data_ptr<int64_t>();

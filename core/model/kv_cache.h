@@ -27,6 +27,9 @@ struct SharedPrefix {
 // then to its own. Made by TransformerImpl::new_cache; rows can be dropped with keep_rows (finished sequences).
 struct KvCache {
   std::vector<torch::Tensor> k, v;
+  // Smeared keys (TransformerConfig::smeared_keys): per layer the last token's unsmeared key [B, Hkv, 1, dh], which
+  // the next token's key mixes in. Empty otherwise.
+  std::vector<torch::Tensor> last_key;
   torch::Tensor key_valid;
   int64_t length = 0;
   SharedPrefix prefix;

@@ -46,6 +46,7 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
   c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
   c.tie_embeddings = j.value("tie_word_embeddings", c.model_type == "qwen2");
   c.qkv_bias = c.model_type == "qwen2" ? true : j.value("attention_bias", false);
+  c.smeared_keys = j.value("r2rec_smeared_keys", false);
   if (c.num_heads % c.num_kv_heads != 0)
     throw DataError(path + ": num_key_value_heads must divide num_attention_heads");
   if (c.head_dim % 2 != 0) throw DataError(path + ": head_dim must be even (rotary positions)");
@@ -70,6 +71,7 @@ std::string TransformerConfig::to_hf_json() const {
   j["hidden_act"] = "silu";
   if (model_type == "llama") j["attention_bias"] = qkv_bias;
   j["torch_dtype"] = "float32";
+  if (smeared_keys) j["r2rec_smeared_keys"] = true;
   return j.dump(2) + "\n";
 }
 
@@ -101,8 +103,8 @@ DecoderLayerImpl::DecoderLayerImpl(const TransformerConfig& c) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& mask, KvSlot* slot) {
-  torch::Tensor h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, slot);
+                                        const torch::Tensor& mask, KvSlot* slot, const torch::Tensor& previous) {
+  torch::Tensor h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, slot, previous);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -119,7 +121,8 @@ TransformerImpl::TransformerImpl(const TransformerConfig& c) : config(c) {
   for (auto& p : named_parameters()) {
     if (p.key().find("bias") != std::string::npos)
       p.value().zero_();
-    else if (p.key().find("layernorm") == std::string::npos && p.key().rfind("norm.", 0) != 0)
+    else if (p.key().find("layernorm") == std::string::npos && p.key().rfind("norm.", 0) != 0 &&
+             p.key().find("key_smear") == std::string::npos)
       p.value().normal_(0.0, 0.02);
   }
 }
@@ -133,13 +136,14 @@ namespace {
 // the backward runs even when neither the input nor anything upstream requires grad (LoRA over frozen embeddings).
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& anchor,
-                               int64_t layer_address) {
+                               const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& previous,
+                               const torch::Tensor& anchor, int64_t layer_address) {
     (void)anchor;
     ctx->save_for_backward({x});
     ctx->saved_data["cos"] = cos;
     ctx->saved_data["sin"] = sin;
     ctx->saved_data["mask"] = mask;
+    ctx->saved_data["previous"] = previous;
     ctx->saved_data["layer"] = layer_address;
     {
       auto gen = at::globalContext().defaultGenerator(x.device());  // the generator dropout draws from
@@ -147,7 +151,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
       ctx->saved_data["rng"] = gen.get_state();
     }
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_address);
-    return layer->forward(x, cos, sin, mask);
+    return layer->forward(x, cos, sin, mask, nullptr, previous);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -166,7 +170,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     {
       torch::AutoGradMode enable(true);
       y = layer->forward(x, ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(),
-                         ctx->saved_data["mask"].toTensor());
+                         ctx->saved_data["mask"].toTensor(), nullptr, ctx->saved_data["previous"].toTensor());
     }
     {
       std::lock_guard<std::mutex> lock(gen.mutex());
@@ -174,7 +178,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     }
     if (y.requires_grad()) torch::autograd::backward({y}, {grad_out[0]});
     torch::Tensor gx = x.requires_grad() && x.grad().defined() ? x.grad() : torch::Tensor();
-    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -186,7 +190,7 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   const auto iopt = torch::TensorOptions().device(input_ids.device());
   torch::Tensor x = embed_tokens(input_ids);
-  torch::Tensor positions;
+  torch::Tensor positions, previous;  // previous: [B, 1, T, 1], 1 where the token before is of the same sequence
   torch::Tensor causal = torch::ones({T, T}, iopt.dtype(torch::kBool)).tril();  // query t sees keys <= t
   torch::Tensor allowed = causal.unsqueeze(0).expand({B, T, T});
   if (attention_mask.defined() && attention_mask.max().item<int64_t>() > 1) {
@@ -196,24 +200,29 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
     const torch::Tensor seg = attention_mask.to(torch::kLong);
     const torch::Tensor same = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));  // [B, T(query), T(key)]
     positions = same.sum(-1) - 1;
+    previous = positions.gt(0) & seg.gt(0);
     allowed = same & seg.gt(0).unsqueeze(1);
     allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);
   } else if (attention_mask.defined()) {
     const torch::Tensor valid = attention_mask.to(torch::kLong);
-    positions = (valid.cumsum(1) - 1).clamp_min(0);                            // padding does not shift positions
+    positions = (valid.cumsum(1) - 1).clamp_min(0);  // padding does not shift positions
+    previous = valid.gt(0) & torch::constant_pad_nd(valid.narrow(1, 0, T - 1), {1, 0}).gt(0);
     allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                   // keys that are real tokens
     allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);  // a padding query sees itself
   } else {
     positions = torch::arange(T, iopt.dtype(torch::kLong)).unsqueeze(0).expand({B, T});
+    previous = positions.gt(0);
   }
+  previous = config.smeared_keys ? previous.to(x.scalar_type()).view({B, 1, T, 1}) : torch::Tensor();
   const torch::Tensor mask =
       torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
   const bool checkpoint = activation_checkpointing && is_training() && torch::GradMode::is_enabled();
   const torch::Tensor anchor = checkpoint ? torch::empty({0}, x.options().requires_grad(true)) : torch::Tensor();
   for (auto& layer : layers) {
-    x = checkpoint ? CheckpointedLayer::apply(x, cos, sin, mask, anchor, reinterpret_cast<int64_t>(layer.get()))
-                   : layer->forward(x, cos, sin, mask);
+    x = checkpoint
+            ? CheckpointedLayer::apply(x, cos, sin, mask, previous, anchor, reinterpret_cast<int64_t>(layer.get()))
+            : layer->forward(x, cos, sin, mask, nullptr, previous);
   }
   return norm(x);
 }
@@ -258,6 +267,9 @@ KvCache TransformerImpl::new_cache(int64_t batch, int64_t capacity) {
     cache.v.push_back(torch::zeros({batch, config.num_kv_heads, capacity, config.head_dim}, opt));
   }
   cache.key_valid = torch::zeros({batch, capacity}, opt.dtype(torch::kBool));
+  if (config.smeared_keys)
+    for (size_t l = 0; l < layers.size(); ++l)
+      cache.last_key.push_back(torch::zeros({batch, config.num_kv_heads, 1, config.head_dim}, opt));
   return cache;
 }
 
@@ -277,6 +289,10 @@ KvCache TransformerImpl::fork_cache(KvCache prompts, const std::vector<int64_t>&
   }
   cache.prefix.valid = prompts.key_valid.narrow(1, 0, prompts.length);
   cache.prefix.row_prompt = row_prompt;
+  if (!prompts.last_key.empty()) {  // each row's first token smears in its prompt's last key
+    const torch::Tensor rows = torch::tensor(row_prompt, torch::kLong).to(prompts.key_valid.device());
+    for (size_t l = 0; l < prompts.last_key.size(); ++l) cache.last_key[l] = prompts.last_key[l].index_select(0, rows);
+  }
   return cache;
 }
 
@@ -309,13 +325,22 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, co
     groups = prefix_groups(cache.prefix.row_prompt, valid.size(0), input_ids.device());
   }
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
+  torch::Tensor previous;  // [B, 1, T, 1]: the first token's previous key is the cache's last one, if it has any
+  if (config.smeared_keys) {
+    const torch::Tensor real = valid.to(torch::kBool);
+    previous = real & torch::constant_pad_nd(real.narrow(1, 0, T - 1).to(torch::kLong), {1, 0},
+                                             start > 0 || cache.prefix.defined() ? 1 : 0)
+                          .to(torch::kBool);
+    previous = previous.to(x.scalar_type()).view({B, 1, T, 1});
+  }
   for (size_t l = 0; l < layers.size(); ++l) {
     KvSlot slot;
     slot.k = cache.k[l], slot.v = cache.v[l], slot.start = start;
+    if (config.smeared_keys) slot.last_key = &cache.last_key[l];
     if (cache.prefix.defined())
       slot.prefix_kt = cache.prefix.kt[l], slot.prefix_v = cache.prefix.v[l], slot.prefix_mask = prefix_mask,
       slot.groups = &groups;
-    x = layers[l]->forward(x, cos, sin, mask, &slot);
+    x = layers[l]->forward(x, cos, sin, mask, &slot, previous);
   }
   cache.length = S;
   return norm(x);
@@ -352,6 +377,7 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_state_dic
       out.emplace_back(p + "self_attn." + name + ".weight", proj->weight);
       if (proj->bias.defined()) out.emplace_back(p + "self_attn." + name + ".bias", proj->bias);
     }
+    if (L->self_attn->key_smear.defined()) out.emplace_back(p + "self_attn.key_smear", L->self_attn->key_smear);
     out.emplace_back(p + "post_attention_layernorm.weight", L->post_attention_layernorm->weight);
     out.emplace_back(p + "mlp.gate_proj.weight", L->mlp->gate_proj->weight);
     out.emplace_back(p + "mlp.up_proj.weight", L->mlp->up_proj->weight);

@@ -43,7 +43,7 @@ TORCH_MODULE(Mlp);
 struct DecoderLayerImpl : torch::nn::Module {
   explicit DecoderLayerImpl(const TransformerConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KvSlot* slot = nullptr);
+                        const torch::Tensor& mask, KvSlot* slot = nullptr, const torch::Tensor& previous = {});
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};

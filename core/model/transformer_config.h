@@ -20,6 +20,11 @@ struct TransformerConfig {
   bool tie_embeddings = true;
   bool qkv_bias = false;             // Qwen2: true
   std::string model_type = "qwen2";  // "qwen2" | "llama"
+  // r2rec's own extension (config.json "r2rec_smeared_keys", docs/model.md "Smeared keys"): every attention key is
+  // sigmoid(s_h) * k_t + (1 - sigmoid(s_h)) * k_{t-1}, with s_h a learnt scalar per key/value head
+  // (self_attn.key_smear), so one layer can attend to "the token after an earlier copy of this one" — the look-up
+  // a grounded citation needs. transformers has no such layer: a model folder with it runs in r2rec only.
+  bool smeared_keys = false;
   // Not a checkpoint field: causal attention over a whole sequence (training, teacher forcing) runs in query
   // blocks of this many rows, each against the keys up to its last row, so the masked products above the
   // diagonal are skipped (~45% of the attention work at 600 tokens). Sequences up to twice this run in one

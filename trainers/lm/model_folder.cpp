@@ -30,6 +30,7 @@ Transformer build_model(const Config& config, int64_t vocab_size) {
     tc.rms_norm_eps = m.rms_norm_eps;
     tc.tie_embeddings = m.tie_embeddings;
     tc.qkv_bias = m.qkv_bias;
+    tc.smeared_keys = m.smeared_keys;
     tc.model_type = m.qkv_bias ? "qwen2" : "llama";
   }
   torch::manual_seed(static_cast<uint64_t>(config.run.seed));

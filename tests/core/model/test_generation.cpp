@@ -30,9 +30,10 @@ std::vector<GenerationRequest> requests_of(const std::vector<std::vector<int64_t
 std::string letter(int64_t id) { return std::string(1, static_cast<char>('a' + id)); }
 
 TEST(Generation, KvCacheLogitsEqualFullForwardOnARaggedBatch) {
-  for (bool qwen : {true, false}) {
-    SCOPED_TRACE(qwen ? "qwen2" : "llama");
-    Transformer m = make_model(tiny(qwen), 41);
+  for (int variant : {0, 1, 2}) {  // qwen2, llama, qwen2 with smeared keys
+    const bool qwen = variant != 1;
+    SCOPED_TRACE(variant == 2 ? "qwen2, smeared keys" : qwen ? "qwen2" : "llama");
+    Transformer m = make_model(variant == 2 ? testing::smeared(tiny(true)) : tiny(qwen), 41);
     torch::NoGradGuard g;
     const int64_t B = static_cast<int64_t>(kPrompts.size()), P = 7, steps = 6;
     torch::Tensor ids = torch::zeros({B, P}, torch::kLong), valid = torch::zeros({B, P}, torch::kBool);
@@ -67,34 +68,41 @@ TEST(Generation, KvCacheLogitsEqualFullForwardOnARaggedBatch) {
     }
     EXPECT_LT(worst, 1e-4) << "max |cached - full forward| logits";
     std::printf("max |KV-cache logits - full forward| = %.3g (%s, ragged batch of %lld)\n", worst,
-                qwen ? "qwen2" : "llama", static_cast<long long>(B));
+                variant == 2 ? "qwen2 smeared keys"
+                : qwen       ? "qwen2"
+                             : "llama",
+                static_cast<long long>(B));
   }
 }
 
 TEST(Generation, LogprobsEqualTeacherForced) {
-  Transformer m = make_model(tiny(true), 43);
-  for (double temperature : {0.0, 1.0}) {
-    SamplingOptions o;
-    o.max_new_tokens = 12;
-    o.temperature = temperature;
-    o.top_p = temperature > 0 ? 0.9 : 1.0;
-    const auto out = generate(*m, requests_of(kPrompts), o);
-    std::vector<std::vector<int64_t>> completions;
-    for (const auto& g : out) {
-      EXPECT_EQ(g.tokens.size(), 12u);
-      EXPECT_EQ(g.finish, FinishReason::kLength);
-      completions.push_back(g.tokens);
-    }
-    torch::NoGradGuard ng;
-    const torch::Tensor teacher = completion_logprobs(*m, kPrompts, completions);
-    double worst = 0;
-    for (size_t b = 0; b < out.size(); ++b) {
-      for (size_t j = 0; j < out[b].tokens.size(); ++j) {
-        worst = std::max(worst, std::abs(out[b].logprobs[j] - teacher[b][j].item<double>()));
+  for (bool smear : {false, true}) {
+    SCOPED_TRACE(smear ? "smeared keys" : "plain keys");
+    Transformer m = make_model(smear ? testing::smeared(tiny(true)) : tiny(true), 43);
+    for (double temperature : {0.0, 1.0}) {
+      SamplingOptions o;
+      o.max_new_tokens = 12;
+      o.temperature = temperature;
+      o.top_p = temperature > 0 ? 0.9 : 1.0;
+      const auto out = generate(*m, requests_of(kPrompts), o);
+      std::vector<std::vector<int64_t>> completions;
+      for (const auto& g : out) {
+        EXPECT_EQ(g.tokens.size(), 12u);
+        EXPECT_EQ(g.finish, FinishReason::kLength);
+        completions.push_back(g.tokens);
       }
+      torch::NoGradGuard ng;
+      const torch::Tensor teacher = completion_logprobs(*m, kPrompts, completions);
+      double worst = 0;
+      for (size_t b = 0; b < out.size(); ++b) {
+        for (size_t j = 0; j < out[b].tokens.size(); ++j) {
+          worst = std::max(worst, std::abs(out[b].logprobs[j] - teacher[b][j].item<double>()));
+        }
+      }
+      EXPECT_LT(worst, 1e-5) << "temperature " << temperature;
+      std::printf("max |generation log-prob - teacher-forced| = %.3g (temperature %.1f%s)\n", worst, temperature,
+                  smear ? ", smeared keys" : "");
     }
-    EXPECT_LT(worst, 1e-5) << "temperature " << temperature;
-    std::printf("max |generation log-prob - teacher-forced| = %.3g (temperature %.1f)\n", worst, temperature);
   }
 }
 
@@ -367,9 +375,10 @@ TEST(Generation, TeacherForcedLogprobsAreDifferentiable) {
 // the prompt prefill must give the same completions and log-probs as prefilling every row, for greedy and sampled
 // decoding.
 TEST(Generation, SharedPromptsGiveTheSameCompletionsAndLogprobs) {
-  for (bool qwen : {true, false}) {
-    SCOPED_TRACE(qwen ? "qwen2" : "llama");
-    Transformer m = make_model(tiny(qwen), 97);
+  for (int variant : {0, 1, 2}) {  // qwen2, llama, qwen2 with smeared keys
+    const bool qwen = variant != 1;
+    SCOPED_TRACE(variant == 2 ? "qwen2, smeared keys" : qwen ? "qwen2" : "llama");
+    Transformer m = make_model(variant == 2 ? testing::smeared(tiny(true)) : tiny(qwen), 97);
     std::vector<GenerationRequest> reqs;
     for (int round = 0; round < 2; ++round) {
       for (size_t p = 0; p < kPrompts.size(); ++p) {

@@ -15,6 +15,7 @@
 namespace r2rec {
 namespace {
 using testing::make_model;
+using testing::smeared;
 using testing::TempDir;
 using testing::tiny;
 
@@ -45,25 +46,73 @@ TEST(Transformer, DecoderLayerGradientsMatchFiniteDifferences) {
 }
 
 TEST(Transformer, RaggedBatchEqualsSequencesAlone) {
-  Transformer m = make_model(tiny(true), 11);
-  torch::NoGradGuard g;
-  const std::vector<std::vector<int64_t>> seqs = {{3, 7, 1, 9, 4, 2}, {5, 8}, {1, 2, 3, 4}};
-  const int64_t T = 6;
-  torch::Tensor ids = torch::zeros({3, T}, torch::kLong), attn = torch::zeros({3, T}, torch::kLong);
-  for (int64_t b = 0; b < 3; ++b) {  // left padding, as generation uses
-    const int64_t n = static_cast<int64_t>(seqs[b].size());
-    for (int64_t t = 0; t < n; ++t) {
-      ids[b][T - n + t] = seqs[b][t];
-      attn[b][T - n + t] = 1;
+  for (bool smear : {false, true}) {
+    SCOPED_TRACE(smear ? "smeared keys" : "plain keys");
+    Transformer m = make_model(smear ? smeared(tiny(true)) : tiny(true), 11);
+    torch::NoGradGuard g;
+    const std::vector<std::vector<int64_t>> seqs = {{3, 7, 1, 9, 4, 2}, {5, 8}, {1, 2, 3, 4}};
+    const int64_t T = 6;
+    torch::Tensor ids = torch::zeros({3, T}, torch::kLong), attn = torch::zeros({3, T}, torch::kLong);
+    for (int64_t b = 0; b < 3; ++b) {  // left padding, as generation uses
+      const int64_t n = static_cast<int64_t>(seqs[b].size());
+      for (int64_t t = 0; t < n; ++t) {
+        ids[b][T - n + t] = seqs[b][t];
+        attn[b][T - n + t] = 1;
+      }
+    }
+    const torch::Tensor batch = m->forward(ids, attn);
+    for (int64_t b = 0; b < 3; ++b) {
+      const int64_t n = static_cast<int64_t>(seqs[b].size());
+      const torch::Tensor alone = m->forward(torch::tensor(seqs[b]).unsqueeze(0))[0];
+      const double diff = (batch[b].narrow(0, T - n, n) - alone).abs().max().item<double>();
+      EXPECT_LT(diff, 1e-5) << "row " << b;
     }
   }
-  const torch::Tensor batch = m->forward(ids, attn);
-  for (int64_t b = 0; b < 3; ++b) {
-    const int64_t n = static_cast<int64_t>(seqs[b].size());
-    const torch::Tensor alone = m->forward(torch::tensor(seqs[b]).unsqueeze(0))[0];
-    const double diff = (batch[b].narrow(0, T - n, n) - alone).abs().max().item<double>();
-    EXPECT_LT(diff, 1e-5) << "row " << b;
+}
+
+// Smeared keys (TransformerConfig::smeared_keys): a packed row computes each of its sequences as if alone (the first
+// token of a sequence mixes in no key of the one before), the key_smear logits get gradients, and the share is what
+// the config says: sigmoid(key_smear) of the own key. The model folder records it and loads back.
+TEST(Transformer, SmearedKeysStayInsideTheirSequenceAndRoundTrip) {
+  Transformer m = make_model(smeared(tiny(true)), 13);
+  const std::vector<std::vector<int64_t>> seqs = {{3, 7, 1, 9}, {5, 8, 2}};
+  torch::Tensor ids = torch::zeros({1, 7}, torch::kLong), seg = torch::zeros({1, 7}, torch::kLong);
+  for (int64_t t = 0; t < 7; ++t) ids[0][t] = t < 4 ? seqs[0][t] : seqs[1][t - 4], seg[0][t] = t < 4 ? 1 : 2;
+  {
+    torch::NoGradGuard g;
+    const torch::Tensor packed = m->forward(ids, seg)[0];
+    double worst = 0;
+    for (int s = 0; s < 2; ++s) {
+      const torch::Tensor alone = m->forward(torch::tensor(seqs[s]).unsqueeze(0))[0];
+      worst = std::max(worst, (packed.narrow(0, s == 0 ? 0 : 4, alone.size(0)) - alone).abs().max().item<double>());
+    }
+    EXPECT_LT(worst, 1e-5);
   }
+  m->forward(ids, seg).pow(2).mean().backward();
+  for (auto& layer : m->layers) {
+    ASSERT_TRUE(layer->self_attn->key_smear.grad().defined());
+    EXPECT_GT(layer->self_attn->key_smear.grad().abs().sum().item<double>(), 0);
+  }
+  // Smearing changes the model: the same weights without it give other logits.
+  TransformerConfig plain_config = m->config;
+  plain_config.smeared_keys = false;
+  Transformer plain(plain_config);
+  {
+    torch::NoGradGuard g;
+    for (auto& [name, t] : plain->hf_state_dict()) {
+      for (auto& [other, u] : m->hf_state_dict())
+        if (other == name) t.copy_(u);
+    }
+    EXPECT_GT((plain->forward(ids) - m->forward(ids)).abs().max().item<double>(), 1e-3);
+  }
+  TempDir dir;
+  m->save_hf(dir.path());
+  const TransformerConfig c = TransformerConfig::from_hf_json(dir.file("config.json"));
+  EXPECT_TRUE(c.smeared_keys);
+  Transformer back(c);
+  back->load_hf(dir.path());
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(m->forward(ids), back->forward(ids)));
 }
 
 // Causal query blocks (TransformerConfig::attention_block) against one block over the whole sequence: the same

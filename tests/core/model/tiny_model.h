@@ -30,6 +30,12 @@ inline TransformerConfig tiny(bool qwen) {
   return c;
 }
 
+// The same with smeared keys (TransformerConfig::smeared_keys); make_model gives key_smear random values too.
+inline TransformerConfig smeared(TransformerConfig c) {
+  c.smeared_keys = true;
+  return c;
+}
+
 inline Transformer make_model(const TransformerConfig& c, uint64_t seed) {
   torch::manual_seed(seed);
   Transformer m(c);
