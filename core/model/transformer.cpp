@@ -200,20 +200,20 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
     const torch::Tensor seg = attention_mask.to(torch::kLong);
     const torch::Tensor same = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));  // [B, T(query), T(key)]
     positions = same.sum(-1) - 1;
-    previous = positions.gt(0) & seg.gt(0);
+    if (config.smeared_keys) previous = positions.gt(0) & seg.gt(0);
     allowed = same & seg.gt(0).unsqueeze(1);
     allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);
   } else if (attention_mask.defined()) {
     const torch::Tensor valid = attention_mask.to(torch::kLong);
     positions = (valid.cumsum(1) - 1).clamp_min(0);  // padding does not shift positions
-    previous = valid.gt(0) & torch::constant_pad_nd(valid.narrow(1, 0, T - 1), {1, 0}).gt(0);
+    if (config.smeared_keys) previous = valid.gt(0) & torch::constant_pad_nd(valid.narrow(1, 0, T - 1), {1, 0}).gt(0);
     allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                   // keys that are real tokens
     allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);  // a padding query sees itself
   } else {
     positions = torch::arange(T, iopt.dtype(torch::kLong)).unsqueeze(0).expand({B, T});
-    previous = positions.gt(0);
+    if (config.smeared_keys) previous = positions.gt(0);
   }
-  previous = config.smeared_keys ? previous.to(x.scalar_type()).view({B, 1, T, 1}) : torch::Tensor();
+  if (previous.defined()) previous = previous.to(x.scalar_type()).view({B, 1, T, 1});
   const torch::Tensor mask =
       torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());
