@@ -13,6 +13,7 @@
 // Up to date — same shards, same settings (the teacher's identity included) — is a no-op unless run.force.
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -39,20 +40,33 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The model teacher's settings and identity (its folder and the CRC-32 of its config and weights); "" for the
-// template teacher.
-std::string teacher_settings(const Config& c) {
+// What the model teacher's generations depend on besides the task: its identity (folder, and the CRC-32 of every
+// file in it — config, weight shards, tokenizer — and of tokenizer.path when set) and its sampling settings.
+std::string teacher_generation(const Config& c) {
   const AnnotateConfig& a = c.annotate;
-  if (a.teacher != "model") return "";
   const fs::path dir = fs::absolute(a.teacher_model);
+  std::vector<std::string> files;
+  if (fs::is_directory(dir))
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.is_regular_file()) files.push_back(entry.path().filename().string());
+  std::sort(files.begin(), files.end());
   std::string identity = dir.string();
-  for (const char* name : {"config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json"})
-    if (fs::exists(dir / name))
-      identity += " " + std::string(name) + ":" + std::to_string(checksum_file(dir.string(), name).crc32);
+  for (const std::string& name : files)
+    identity += " " + name + ":" + std::to_string(checksum_file(dir.string(), name).crc32);
+  if (!c.tokenizer.path.empty() && fs::is_regular_file(c.tokenizer.path)) {
+    const fs::path t = fs::absolute(c.tokenizer.path);
+    identity += " tokenizer:" + std::to_string(checksum_file(t.parent_path().string(), t.filename().string()).crc32);
+  }
   return " teacher=model:" + identity + " samples=" + std::to_string(a.samples) +
          " temperature=" + std::to_string(a.temperature) + " top_p=" + std::to_string(a.top_p) +
-         " thought_tokens=" + std::to_string(a.thought_tokens) + " max_examples=" + std::to_string(a.max_examples) +
-         " batch=" + std::to_string(a.batch_size) + " on_reject=" + a.on_reject;
+         " thought_tokens=" + std::to_string(a.thought_tokens) + " batch=" + std::to_string(a.batch_size);
+}
+
+// The model teacher's settings; "" for the template teacher.
+std::string teacher_settings(const Config& c) {
+  if (c.annotate.teacher != "model") return "";
+  return teacher_generation(c) + " max_examples=" + std::to_string(c.annotate.max_examples) +
+         " on_reject=" + c.annotate.on_reject;
 }
 
 // Every setting the traces depend on besides the shards.
@@ -64,11 +78,13 @@ std::string annotate_settings(const Config& c) {
          " seed=" + std::to_string(c.run.seed) + " schema=" + std::to_string(kTraceSchemaVersion) + teacher_settings(c);
 }
 
-// One train example as annotate sees it.
+// One train example as annotate sees it: its prompt and template trace rendered while reading; its chains kept
+// only when it goes to the model teacher.
 struct Item {
   Example example;
-  ChainBuffer chains;
-  Trace trace;  // the template teacher's
+  ChainBuffer chains;  // empty unless .teacher
+  std::string prompt;  // the ChatML prompt of its form
+  Trace trace;         // the template teacher's
   bool direct = false;
   bool teacher = false;  // sent to the model teacher
 };
@@ -92,8 +108,10 @@ nlohmann::json outcome_json(int64_t example_id, const TeacherOutcome& o) {
 
 // Runs the model teacher over this rank's batches of `items` (those with .teacher), resuming saved batches; returns
 // this rank's outcomes as a JSON array and adds the seconds it spent generating.
+// A saved batch is reused only when its key (the shards' hash, the task and the teacher's generation settings)
+// and its example ids are this run's.
 nlohmann::json run_model_teacher(CommandContext& ctx, std::vector<Item>& items, const Catalog& catalog,
-                                 const TaskFormat& format, const std::string& settings, double* seconds) {
+                                 const TaskFormat& format, const std::string& key, double* seconds) {
   const Config& c = ctx.config;
   const AnnotateConfig& a = c.annotate;
   std::vector<size_t> sent;
@@ -121,11 +139,14 @@ nlohmann::json run_model_teacher(CommandContext& ctx, std::vector<Item>& items, 
   for (size_t b = static_cast<size_t>(ctx.process->rank); b < batches;
        b += static_cast<size_t>(ctx.process->world_size)) {
     const std::string path = dir + "/batch-" + std::to_string(b) + ".json";
+    const size_t lo = b * batch, hi = std::min(sent.size(), (b + 1) * batch);
+    nlohmann::json ids = nlohmann::json::array();
+    for (size_t k = lo; k < hi; ++k) ids.push_back(items[sent[k]].example.id);
     if (!c.run.force && fs::exists(path)) {  // run.force starts afresh
       try {
         const auto saved = nlohmann::json::parse(read_file(path));
-        if (saved.value("settings", "") == settings) {
-          for (const auto& o : saved["outcomes"]) mine.push_back(o);
+        if (saved.value("key", "") == key && saved.at("ids") == ids) {
+          for (const auto& o : saved.at("outcomes")) mine.push_back(o);
           ++resumed;
           progress.update(++done);
           continue;
@@ -142,7 +163,7 @@ nlohmann::json run_model_teacher(CommandContext& ctx, std::vector<Item>& items, 
     }
     std::vector<Example> examples;
     std::vector<ChainBuffer> chains;
-    for (size_t k = b * batch; k < std::min(sent.size(), (b + 1) * batch); ++k) {
+    for (size_t k = lo; k < hi; ++k) {
       examples.push_back(items[sent[k]].example);
       chains.push_back(items[sent[k]].chains);
     }
@@ -150,7 +171,7 @@ nlohmann::json run_model_teacher(CommandContext& ctx, std::vector<Item>& items, 
     const std::vector<TeacherOutcome> outcomes =
         teach(*loaded.model, *loaded.tokenizer, examples, chains, catalog, format, options);
     *seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json saved = {{"settings", settings}, {"batch", b}, {"outcomes", nlohmann::json::array()}};
+    nlohmann::json saved = {{"key", key}, {"batch", b}, {"ids", ids}, {"outcomes", nlohmann::json::array()}};
     for (size_t k = 0; k < outcomes.size(); ++k) {
       saved["outcomes"].push_back(outcome_json(examples[k].id, outcomes[k]));
       mine.push_back(saved["outcomes"].back());
@@ -176,7 +197,6 @@ std::string teacher_examples(const std::vector<Item>& items, const std::map<int6
     const Example& e = item.example;
     s += "=== train example " + std::to_string(e.id) + " (sample " + std::to_string(it->second["accepted"].get<int>()) +
          " accepted)\n";
-    std::string trace = "<think>\n";
     for (const auto& t : it->second["thoughts"]) {
       const ChainMask mask{t["chain"].get<int64_t>(), t["revealed"].get<int64_t>()};
       s += "--- masked prompt: chain " + std::to_string(mask.chain + 1) + " revealed up to node " +
@@ -200,12 +220,14 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string data_dir = ctx.layout.data(), out_dir = ctx.layout.traces();
   const std::string h5_path = ctx.layout.traces_h5(), json_path = ctx.layout.traces_json();
-  std::string settings;
+  std::string settings, batch_key;
   bool current = false;
   run_agreed([&] {
     if (ctx.process->rank != 0) return;
     settings = hex64(fnv1a(annotate_settings(c)));
     const Manifest manifest = read_manifest(data_dir);  // DataError "… not found" when prepare has not run
+    if (model_teacher)
+      batch_key = hex64(fnv1a(manifest.config_hash + " " + annotate_settings(c) + teacher_generation(c)));
     if (!c.run.force && fs::exists(json_path) && fs::exists(h5_path)) {
       try {
         const auto j = nlohmann::json::parse(read_file(json_path));
@@ -223,6 +245,7 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
     return kExitOk;
   }
   settings = broadcast_from_rank0(settings);
+  batch_key = broadcast_from_rank0(batch_key);
   // Every rank reads the train split (the model teacher deals batches of it to the ranks; the template teacher's
   // work is rank 0's alone).
   std::vector<Item> items;
@@ -236,8 +259,10 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
         std::make_unique<ShardReader>(reader_options(ctx, Split::kTrain, /*rank_share=*/false, /*for_eval=*/false));
     Item item;
     int64_t sent = 0;
+    Progress progress("annotate", reader->total(), "examples", /*enabled=*/ctx.process->rank == 0, 0,
+                      /*log_every_s=*/10.0);
     while (reader->next(&item.example, &item.chains)) {
-      ++total;
+      if (++total % 256 == 0) progress.update(total);
       item.trace = template_trace(item.example, item.chains, 0, item.chains.size(), reader->catalog(), format);
       if (item.trace.reaching == 0 && c.sft.skip_unreached) {
         ++skipped;
@@ -250,15 +275,20 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
       item.teacher = model_teacher && !item.direct && item.trace.reaching > 0 &&
                      (c.annotate.max_examples == 0 || sent < c.annotate.max_examples);
       sent += item.teacher;
+      item.prompt = render_chat_prompt(item.example, item.chains, 0, item.chains.size(), reader->catalog(), format,
+                                       item.direct ? PromptForm::kDirect : PromptForm::kReason);
+      if (!item.teacher) item.chains.clear();
       items.push_back(item);
       item.chains.clear();
     }
+    progress.update(total);
+    progress.finish();
   });
   double teacher_seconds = 0;
   std::map<int64_t, nlohmann::json> outcomes;  // rank 0: the model teacher's, by example id
   if (model_teacher) {
     nlohmann::json mine;
-    run_agreed([&] { mine = run_model_teacher(ctx, items, reader->catalog(), format, settings, &teacher_seconds); });
+    run_agreed([&] { mine = run_model_teacher(ctx, items, reader->catalog(), format, batch_key, &teacher_seconds); });
     const std::vector<std::string> all = gather_to_rank0(mine.dump());
     for (const std::string& part : all)
       for (const auto& o : nlohmann::json::parse(part)) outcomes[o["id"].get<int64_t>()] = o;
@@ -301,12 +331,11 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
         }
       }
       if (from_template) ++shapes[static_cast<int>(item.trace.shape)];
-      const PromptForm form = item.direct ? PromptForm::kDirect : PromptForm::kReason;
       traces.example_id.push_back(e.id);
       traces.reaching.push_back(item.trace.reaching);
       traces.target_top.push_back(item.trace.target_top ? 1 : 0);
       traces.direct.push_back(item.direct ? 1 : 0);
-      traces.prompts.push_back(render_chat_prompt(e, item.chains, 0, item.chains.size(), catalog, format, form));
+      traces.prompts.push_back(item.prompt);
       traces.completions.push_back(completion);
       prompt_chars += static_cast<int64_t>(traces.prompts.back().size());
       completion_chars += static_cast<int64_t>(traces.completions.back().size());

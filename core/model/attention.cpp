@@ -72,7 +72,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
         slot != nullptr && slot->last_key != nullptr ? *slot->last_key : torch::zeros_like(k.narrow(2, 0, 1));
     const torch::Tensor before = torch::cat({first.to(k.scalar_type()), k.narrow(2, 0, T - 1)}, 2) * previous;
     const torch::Tensor own = torch::sigmoid(key_smear).to(k.scalar_type()).view({1, kv_heads, 1, 1});
-    if (slot != nullptr && slot->last_key != nullptr) *slot->last_key = k.narrow(2, T - 1, 1);
+    if (slot != nullptr && slot->last_key != nullptr) *slot->last_key = k.narrow(2, T - 1, 1).clone();
     k = own * k + (1 - own) * before;
     if (slot != nullptr) slot->k.narrow(2, slot->start, T).copy_(k);
   } else if (slot != nullptr && cpu_kernel_applies(q_lin, cos) && cpu_kernel_applies(k_lin, sin)) {

@@ -273,6 +273,14 @@ TEST(Pipeline, ModelTeacherWritesTheSameTracesOnOneAndTwoRanks) {
   EXPECT_NE(resumed.err.find("resumed 3 saved teacher batch(es)"), std::string::npos) << resumed.err;
   EXPECT_EQ(batches(), b1);
   EXPECT_EQ(json_file(d.file("traces/traces.json"))["crc32"], t1["crc32"]);
+  // New shards (another chain count): the saved batches answer other prompts, so none is resumed.
+  auto other = teacher;
+  other.push_back("sampler.chains_per_example=8");
+  ASSERT_EQ(r2rec("prepare", other).exit_code, 0);
+  const auto fresh = r2rec("annotate", other);
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_EQ(fresh.err.find("resumed"), std::string::npos) << fresh.err;
+  EXPECT_NE(batches(), b1);
   // The teacher's folder must exist; the key is refused without annotate.teacher model.
   auto missing = teacher;
   missing.insert(missing.end(), {"annotate.teacher_model=" + d.file("nowhere"), "run.force=true"});

@@ -62,6 +62,9 @@ TeacherVerdict judge_thought(const std::string& thought, bool finished, const Ex
                              const ChainBuffer& chains, int64_t first, int64_t count, const Catalog& catalog,
                              const TaskFormat& format, const ChainMask& mask) {
   if (!finished || thought.find('\n') != std::string::npos) return TeacherVerdict::kUnfinished;
+  // A thought is one sentence of the walk: no tag and no line of another kind inside it.
+  for (const char* marker : {"<think>", "</think>", kAnswerOpen, kAnswerClose, "Votes:", "Chain ", "Candidate "})
+    if (thought.find(marker) != std::string::npos) return TeacherVerdict::kUnfinished;
   if (!unshown_mentions(thought, example, chains, first, count, catalog, format, mask).empty())
     return TeacherVerdict::kUnrevealed;
   return TeacherVerdict::kAccepted;

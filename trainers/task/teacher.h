@@ -56,7 +56,8 @@ std::string teacher_prompt(const Example& example, const ChainBuffer& chains, in
 // Why a sampled trace was kept or not, in the order the checks run.
 enum class TeacherVerdict {
   kAccepted,
-  kUnfinished,    // a thought did not end with "." within the token limit, or ran onto a new line
+  kUnfinished,    // a thought did not end with "." within the token limit, ran onto a new line, or holds a tag
+                  // (<think>, <answer>, ...) or another line's start ("Votes:", "Chain ", "Candidate ")
   kUnrevealed,    // a thought named an entity its masked prompt does not show
   kMalformed,     // the answer names no candidate
   kWrongAnswer,   // the answer is not the target
