@@ -201,9 +201,8 @@ std::string teacher_examples(const std::vector<Item>& items, const std::map<int6
       const ChainMask mask{t["chain"].get<int64_t>(), t["revealed"].get<int64_t>()};
       s += "--- masked prompt: chain " + std::to_string(mask.chain + 1) + " revealed up to node " +
            std::to_string(mask.revealed) + "\n" +
-           render_prompt(e, item.chains, 0, item.chains.size(), catalog, format, PromptForm::kReason, mask) + "\n" +
-           teacher_guidance(e, catalog, format, mask.chain + 1) + "\n--- thought: " + t["text"].get<std::string>() +
-           "\n";
+           teacher_user_turn(e, item.chains, 0, item.chains.size(), catalog, format, mask) +
+           "\n--- thought: " + t["text"].get<std::string>() + "\n";
     }
     s += "--- accepted trace:\n" + it->second["completion"].get<std::string>() + "\n\n";
   }

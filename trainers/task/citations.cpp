@@ -371,8 +371,7 @@ std::vector<std::string> unshown_mentions(const std::string& text, const Example
   for (int64_t k = 0; k < count; ++k) {
     const int64_t c = first + k;
     for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n)
-      if (k != mask.chain || n - chains.offsets[c] <= mask.revealed)
-        shown.insert({static_cast<int>(chains.types[n]), chains.nodes[n]});
+      if (!mask.hides(k, n - chains.offsets[c])) shown.insert({static_cast<int>(chains.types[n]), chains.nodes[n]});
   }
   std::vector<std::string> out;
   const Mentions finder(example, chains, first, count, catalog, format);

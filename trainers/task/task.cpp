@@ -128,8 +128,8 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
     const int64_t c = first + k;
     std::vector<std::string> nodes;
     for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
-      const bool hidden = k == mask.chain && n - chains.offsets[c] > mask.revealed;
-      nodes.push_back(hidden ? kMaskedNode : node_name(catalog, chains, n, example.user, f));
+      nodes.push_back(mask.hides(k, n - chains.offsets[c]) ? kMaskedNode
+                                                           : node_name(catalog, chains, n, example.user, f));
     }
     s += chain_line(nodes, k + 1, f) + "\n";
   }

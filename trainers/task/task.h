@@ -107,6 +107,8 @@ std::string chain_line(const std::vector<std::string>& nodes, int64_t number, co
 struct ChainMask {
   int64_t chain = -1;
   int64_t revealed = 0;
+  // Whether node `node` (0-based place on its chain) of prompt chain `k` is hidden.
+  bool hides(int64_t k, int64_t node) const { return k == chain && node > revealed; }
 };
 extern const char* const kMaskedNode;  // "?"
 

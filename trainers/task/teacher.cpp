@@ -29,11 +29,17 @@ std::string teacher_guidance(const Example& example, const Catalog& catalog, con
   return s;
 }
 
+std::string teacher_user_turn(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                              const Catalog& catalog, const TaskFormat& format, const ChainMask& mask) {
+  return render_prompt(example, chains, first, count, catalog, format, PromptForm::kReason, mask) + "\n" +
+         teacher_guidance(example, catalog, format, mask.chain + 1);
+}
+
 std::string teacher_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                            const Catalog& catalog, const TaskFormat& format, const ChainMask& mask) {
-  const std::string user = render_prompt(example, chains, first, count, catalog, format, PromptForm::kReason, mask) +
-                           "\n" + teacher_guidance(example, catalog, format, mask.chain + 1);
-  return render_chatml({{"system", kTaskSystemPrompt}, {"user", user}}, /*add_generation_prompt=*/true);
+  return render_chatml({{"system", kTaskSystemPrompt},
+                        {"user", teacher_user_turn(example, chains, first, count, catalog, format, mask)}},
+                       /*add_generation_prompt=*/true);
 }
 
 const char* teacher_verdict_name(TeacherVerdict verdict) {

@@ -48,8 +48,12 @@ std::vector<TeacherWalk> teacher_walks(const Example& example, const ChainBuffer
 std::string teacher_guidance(const Example& example, const Catalog& catalog, const TaskFormat& format,
                              int64_t chain_number);
 
-// The teacher's conversation up to the assistant's turn for a step: the reasoning-form user turn with `mask`
-// (ChainMask{} for the answer step: nothing masked) and the guidance, as ChatML.
+// The teacher's user turn for a step: the reasoning-form prompt with `mask` (ChainMask{} for the answer step:
+// nothing masked), then the guidance line.
+std::string teacher_user_turn(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                              const Catalog& catalog, const TaskFormat& format, const ChainMask& mask);
+
+// That turn after the system turn, as ChatML up to the assistant's turn.
 std::string teacher_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                            const Catalog& catalog, const TaskFormat& format, const ChainMask& mask);
 
