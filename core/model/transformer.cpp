@@ -143,7 +143,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["cos"] = cos;
     ctx->saved_data["sin"] = sin;
     ctx->saved_data["mask"] = mask;
-    ctx->saved_data["previous"] = previous;
+    ctx->saved_data["previous"] = previous.numel() > 0 ? previous : torch::Tensor();
     ctx->saved_data["layer"] = layer_address;
     {
       auto gen = at::globalContext().defaultGenerator(x.device());  // the generator dropout draws from
@@ -151,7 +151,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
       ctx->saved_data["rng"] = gen.get_state();
     }
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_address);
-    return layer->forward(x, cos, sin, mask, nullptr, previous);
+    return layer->forward(x, cos, sin, mask, nullptr, previous.numel() > 0 ? previous : torch::Tensor());
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -220,9 +220,10 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
   const bool checkpoint = activation_checkpointing && is_training() && torch::GradMode::is_enabled();
   const torch::Tensor anchor = checkpoint ? torch::empty({0}, x.options().requires_grad(true)) : torch::Tensor();
   for (auto& layer : layers) {
-    x = checkpoint
-            ? CheckpointedLayer::apply(x, cos, sin, mask, previous, anchor, reinterpret_cast<int64_t>(layer.get()))
-            : layer->forward(x, cos, sin, mask, nullptr, previous);
+    // An autograd Function takes defined tensors only: no previous-token mask travels as an empty one.
+    x = checkpoint ? CheckpointedLayer::apply(x, cos, sin, mask, previous.defined() ? previous : torch::empty({0}),
+                                              anchor, reinterpret_cast<int64_t>(layer.get()))
+                   : layer->forward(x, cos, sin, mask, nullptr, previous);
   }
   return norm(x);
 }

@@ -210,11 +210,12 @@ TEST(Lora, BadAdaptersAreNamedAndLeaveTheModelAlone) {
 // Gradients with activation checkpointing equal the plain ones: full fine-tuning, and LoRA over frozen
 // embeddings (where nothing upstream of the first layer requires grad) with adapter dropout on.
 TEST(ActivationCheckpointing, SameGradientsAsPlainBackward) {
-  for (bool lora : {false, true}) {
-    SCOPED_TRACE(lora ? "lora with dropout" : "full fine-tuning");
+  for (int variant : {0, 1, 2}) {  // full fine-tuning, LoRA with dropout, full fine-tuning with smeared keys
+    const bool lora = variant == 1;
+    SCOPED_TRACE(lora ? "lora with dropout" : variant == 2 ? "smeared keys" : "full fine-tuning");
     std::vector<std::vector<torch::Tensor>> grads;
     for (bool checkpoint : {false, true}) {
-      Transformer m = make_model(tiny(true), 23);
+      Transformer m = make_model(variant == 2 ? testing::smeared(tiny(true)) : tiny(true), 23);
       if (lora) {
         LoraSpec spec = all_targets(2);
         spec.dropout = 0.3;
