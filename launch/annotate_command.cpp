@@ -62,20 +62,13 @@ std::string teacher_generation(const Config& c) {
          " thought_tokens=" + std::to_string(a.thought_tokens) + " batch=" + std::to_string(a.batch_size);
 }
 
-// The model teacher's settings; "" for the template teacher.
-std::string teacher_settings(const Config& c) {
-  if (c.annotate.teacher != "model") return "";
-  return teacher_generation(c) + " max_examples=" + std::to_string(c.annotate.max_examples) +
-         " on_reject=" + c.annotate.on_reject;
-}
-
-// Every setting the traces depend on besides the shards.
-std::string annotate_settings(const Config& c) {
+// The task settings the traces depend on besides the shards and the teacher.
+std::string task_settings(const Config& c) {
   const TaskFormat f = task_format(c);
   return "items=" + std::to_string(static_cast<int>(f.items)) + " users=" + std::to_string(f.user_tokens) +
          " cited=" + std::to_string(f.cited_chains) + " form=" + c.task.trace_form + " layout=" + c.task.chain_layout +
          " direct=" + std::to_string(c.task.direct_share) + " skip_unreached=" + std::to_string(c.sft.skip_unreached) +
-         " seed=" + std::to_string(c.run.seed) + " schema=" + std::to_string(kTraceSchemaVersion) + teacher_settings(c);
+         " seed=" + std::to_string(c.run.seed) + " schema=" + std::to_string(kTraceSchemaVersion);
 }
 
 // One train example as annotate sees it: its prompt and template trace rendered while reading; its chains kept
@@ -223,10 +216,15 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
   bool current = false;
   run_agreed([&] {
     if (ctx.process->rank != 0) return;
-    settings = hex64(fnv1a(annotate_settings(c)));
     const Manifest manifest = read_manifest(data_dir);  // DataError "… not found" when prepare has not run
-    if (model_teacher)
-      batch_key = hex64(fnv1a(manifest.config_hash + " " + annotate_settings(c) + teacher_generation(c)));
+    // The teacher's folder is checksummed once: its generation settings key the saved batches; with max_examples
+    // and on_reject (which do not change a batch) they make the trace file's settings.
+    const std::string task = task_settings(c), generation = model_teacher ? teacher_generation(c) : "";
+    settings =
+        hex64(fnv1a(task + (model_teacher ? generation + " max_examples=" + std::to_string(c.annotate.max_examples) +
+                                                " on_reject=" + c.annotate.on_reject
+                                          : "")));
+    if (model_teacher) batch_key = hex64(fnv1a(manifest.config_hash + " " + task + generation));
     if (!c.run.force && fs::exists(json_path) && fs::exists(h5_path)) {
       try {
         const auto j = nlohmann::json::parse(read_file(json_path));

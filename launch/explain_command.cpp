@@ -21,11 +21,6 @@ namespace r2rec {
 namespace fs = std::filesystem;
 namespace {
 
-std::vector<int64_t> ids_of(const Tokenizer& tok, const std::string& text) {
-  const std::vector<TokenId> ids = tok.encode(text);
-  return {ids.begin(), ids.end()};
-}
-
 std::string titled(const Catalog& catalog, int32_t item) {
   const std::string& title = catalog.item_titles[static_cast<size_t>(item)];
   return item_token(catalog, item) + (title.empty() ? "" : " " + title);
@@ -86,7 +81,7 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
   const std::vector<std::vector<std::vector<int64_t>>> answers = {candidate_answer_ids(tok, e, catalog, format)};
   const std::vector<GeneratedAnswer> out =
       generate_answers(*loaded.model, tok, {e},
-                       {ids_of(tok, render_chat_prompt(e, chains, 0, count, catalog, format, PromptForm::kReason))},
+                       {token_ids(tok, render_chat_prompt(e, chains, 0, count, catalog, format, PromptForm::kReason))},
                        answers, catalog, c.eval.max_new_tokens);
   const GeneratedAnswer& a = out.front();
   const ReasoningCheck check = check_reasoning(a.text, e, chains, 0, count, catalog, format);

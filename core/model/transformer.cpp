@@ -143,7 +143,8 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["cos"] = cos;
     ctx->saved_data["sin"] = sin;
     ctx->saved_data["mask"] = mask;
-    ctx->saved_data["previous"] = previous.numel() > 0 ? previous : torch::Tensor();
+    const torch::Tensor mixed = previous.numel() > 0 ? previous : torch::Tensor();  // empty: no smeared keys
+    ctx->saved_data["previous"] = mixed;
     ctx->saved_data["layer"] = layer_address;
     {
       auto gen = at::globalContext().defaultGenerator(x.device());  // the generator dropout draws from
@@ -151,7 +152,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
       ctx->saved_data["rng"] = gen.get_state();
     }
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_address);
-    return layer->forward(x, cos, sin, mask, nullptr, previous.numel() > 0 ? previous : torch::Tensor());
+    return layer->forward(x, cos, sin, mask, nullptr, mixed);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -200,20 +201,21 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
     const torch::Tensor seg = attention_mask.to(torch::kLong);
     const torch::Tensor same = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));  // [B, T(query), T(key)]
     positions = same.sum(-1) - 1;
-    if (config.smeared_keys) previous = positions.gt(0) & seg.gt(0);
     allowed = same & seg.gt(0).unsqueeze(1);
     allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);
   } else if (attention_mask.defined()) {
     const torch::Tensor valid = attention_mask.to(torch::kLong);
-    positions = (valid.cumsum(1) - 1).clamp_min(0);  // padding does not shift positions
-    if (config.smeared_keys) previous = valid.gt(0) & torch::constant_pad_nd(valid.narrow(1, 0, T - 1), {1, 0}).gt(0);
+    positions = (valid.cumsum(1) - 1).clamp_min(0);                            // padding does not shift positions
     allowed = allowed & valid.to(torch::kBool).unsqueeze(1);                   // keys that are real tokens
     allowed = allowed | torch::eye(T, iopt.dtype(torch::kBool)).unsqueeze(0);  // a padding query sees itself
   } else {
     positions = torch::arange(T, iopt.dtype(torch::kLong)).unsqueeze(0).expand({B, T});
-    if (config.smeared_keys) previous = positions.gt(0);
   }
-  if (previous.defined()) previous = previous.to(x.scalar_type()).view({B, 1, T, 1});
+  if (config.smeared_keys) {  // a token after the first of its (packed) sequence, not padding
+    previous = positions.gt(0);
+    if (attention_mask.defined()) previous = previous & attention_mask.gt(0);
+    previous = previous.to(x.scalar_type()).view({B, 1, T, 1});
+  }
   const torch::Tensor mask =
       torch::zeros({B, 1, T, T}, x.options()).masked_fill(allowed.logical_not().unsqueeze(1), kLowest);
   auto [cos, sin] = rotary_tables(positions, config.head_dim, config.rope_theta, x.scalar_type());

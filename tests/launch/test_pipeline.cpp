@@ -273,6 +273,12 @@ TEST(Pipeline, ModelTeacherWritesTheSameTracesOnOneAndTwoRanks) {
   EXPECT_NE(resumed.err.find("resumed 3 saved teacher batch(es)"), std::string::npos) << resumed.err;
   EXPECT_EQ(batches(), b1);
   EXPECT_EQ(json_file(d.file("traces/traces.json"))["crc32"], t1["crc32"]);
+  // What an example gets when every sample is rejected does not change a batch: all 4 are resumed.
+  auto dropping = teacher;
+  dropping.push_back("annotate.on_reject=drop");
+  const auto dropped = r2rec("annotate", dropping);
+  ASSERT_EQ(dropped.exit_code, 0) << dropped.err;
+  EXPECT_NE(dropped.err.find("resumed 4 saved teacher batch(es)"), std::string::npos) << dropped.err;
   // New shards (another chain count): the saved batches answer other prompts, so none is resumed.
   auto other = teacher;
   other.push_back("sampler.chains_per_example=8");

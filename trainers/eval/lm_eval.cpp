@@ -14,11 +14,6 @@
 namespace r2rec {
 namespace {
 
-std::vector<int64_t> ids_of(const Tokenizer& tok, const std::string& text) {
-  const std::vector<TokenId> ids = tok.encode(text);
-  return {ids.begin(), ids.end()};
-}
-
 // log p(first token of each candidate's answer | prefix) for a batch of prefixes, one left-padded forward:
 // [B][C]. Valid when every candidate's answer starts with its own token (the item-token form).
 std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
@@ -102,7 +97,7 @@ std::vector<GeneratedAnswer> generate_answers(TransformerImpl& model, const Toke
   SamplingOptions one = greedy;
   one.max_new_tokens = 64;  // the forced answer span: a label and the closing tag
   const TokenText text = answer_token_text(tok);
-  const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
+  const std::vector<int64_t> answer_open = token_ids(tok, kAnswerOpen);
   std::vector<GenerationRequest> requests;
   for (size_t i = 0; i < n; ++i) requests.push_back({prompts[i], 0, answer_constraint(answers[i])});
   const std::vector<Generation> out = generate(model, requests, greedy, text, 0, stats);
@@ -150,7 +145,7 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   r.likelihood = RankingMetrics(opt.ks);
   r.generation = RankingMetrics({1});
   const Catalog& catalog = reader.catalog();
-  const std::vector<int64_t> answer_open = ids_of(tok, kAnswerOpen);
+  const std::vector<int64_t> answer_open = token_ids(tok, kAnswerOpen);
   std::vector<Example> examples;
   std::vector<ChainBuffer> batch_chains;                   // each example's prompt chains
   std::vector<std::vector<std::vector<int64_t>>> answers;  // [example][candidate] answer ids
@@ -201,9 +196,9 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
         uncited.resize(cited.size());
         for (const auto* drop : {&cited, &uncited}) {
           cf_prompts.push_back(
-              ids_of(tok, render_chat_prompt(examples[i], without_chains(batch_chains[i], *drop), 0,
-                                             batch_chains[i].size() - static_cast<int64_t>(drop->size()), catalog,
-                                             format, PromptForm::kReason)));
+              token_ids(tok, render_chat_prompt(examples[i], without_chains(batch_chains[i], *drop), 0,
+                                                batch_chains[i].size() - static_cast<int64_t>(drop->size()), catalog,
+                                                format, PromptForm::kReason)));
           cf_examples.push_back(examples[i]);
           cf_answers.push_back(answers[i]);
         }
@@ -254,9 +249,9 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
   while (reader.next(&e, &chains)) {
     answers.push_back(candidate_answer_ids(tok, e, catalog, format));
     reason.push_back(
-        ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kReason)));
+        token_ids(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kReason)));
     direct.push_back(
-        ids_of(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kDirect)));
+        token_ids(tok, render_chat_prompt(e, chains, 0, chains.size(), catalog, format, PromptForm::kDirect)));
     direct.back().insert(direct.back().end(), answer_open.begin(), answer_open.end());
     examples.push_back(e);
     batch_chains.push_back(chains);

@@ -12,6 +12,11 @@ SamplingOptions answer_sampling(const Tokenizer& tokenizer, int64_t max_new_toke
   return o;
 }
 
+std::vector<int64_t> token_ids(const Tokenizer& tokenizer, const std::string& text) {
+  const std::vector<TokenId> ids = tokenizer.encode(text);
+  return {ids.begin(), ids.end()};
+}
+
 TokenText answer_token_text(const Tokenizer& tokenizer) {
   return [&tokenizer](int64_t id) { return tokenizer.piece(id, /*specials=*/true); };
 }
@@ -24,9 +29,7 @@ std::vector<std::vector<int64_t>> candidate_answer_ids(const Tokenizer& tokenize
                                                        const Catalog& catalog, const TaskFormat& format) {
   std::vector<std::vector<int64_t>> out;
   for (size_t c = 0; c < example.candidates.size(); ++c) {
-    const std::vector<TokenId> ids =
-        tokenizer.encode(answer_label(example, static_cast<int32_t>(c), catalog, format) + kAnswerClose);
-    out.emplace_back(ids.begin(), ids.end());
+    out.push_back(token_ids(tokenizer, answer_label(example, static_cast<int32_t>(c), catalog, format) + kAnswerClose));
   }
   return out;
 }

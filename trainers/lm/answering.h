@@ -18,6 +18,9 @@ namespace r2rec {
 
 SamplingOptions answer_sampling(const Tokenizer& tokenizer, int64_t max_new_tokens, double temperature, double top_p);
 
+// `text` encoded as the engine's int64 token ids (a prompt, a prefix, a tag).
+std::vector<int64_t> token_ids(const Tokenizer& tokenizer, const std::string& text);
+
 // Token text for the engine, special tokens included.
 TokenText answer_token_text(const Tokenizer& tokenizer);
 

@@ -6,11 +6,6 @@
 namespace r2rec {
 namespace {
 
-std::vector<int64_t> ids_of(const Tokenizer& tok, const std::string& text) {
-  const std::vector<TokenId> ids = tok.encode(text);
-  return {ids.begin(), ids.end()};
-}
-
 struct Row {
   size_t example = 0;
   int32_t sample = 0;
@@ -79,7 +74,7 @@ std::vector<TeacherOutcome> teach(TransformerImpl& model, const Tokenizer& token
         const uint64_t seed =
             stream_key(options.seed, static_cast<uint64_t>(Stream::kTeacher), static_cast<uint64_t>(e.id),
                        static_cast<uint64_t>(row.sample) << 32 | static_cast<uint64_t>(row.step));
-        requests.push_back({ids_of(tokenizer, text), seed, nullptr});
+        requests.push_back({token_ids(tokenizer, text), seed, nullptr});
       }
       const std::vector<Generation> gens = generate(model, requests, thought_options, token_text, 0, stats);
       for (size_t k = 0; k < thinking.size(); ++k) {
@@ -117,7 +112,7 @@ std::vector<TeacherOutcome> teach(TransformerImpl& model, const Tokenizer& token
         const std::string text =
             teacher_prompt(e, chains[row.example], 0, chains[row.example].size(), catalog, format, ChainMask{}) +
             "<think>\n" + row.lines + "</think>" + kAnswerOpen;
-        requests.push_back({ids_of(tokenizer, text), 0,
+        requests.push_back({token_ids(tokenizer, text), 0,
                             answer_constraint(candidate_answer_ids(tokenizer, e, catalog, format),
                                               /*immediate=*/true)});
       }
