@@ -236,6 +236,11 @@ void validate(const Config& c, const std::string& where) {
              "is for a model trained from scratch; a checkpoint at model.path keeps its own "
              "attention (its config.json says whether its keys are smeared)");
   }
+  if (m.copy_lookup > 0 && !m.path.empty()) {
+    conflict("model.copy_lookup",
+             "is for a model trained from scratch; a checkpoint at model.path keeps its own head "
+             "(its config.json says whether it has the look-up copy)");
+  }
   if (c.annotate.teacher == "model" && c.annotate.teacher_model.empty()) {
     conflict("annotate.teacher_model", "is required with annotate.teacher model (the teacher's model folder)");
   }

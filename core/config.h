@@ -103,6 +103,7 @@ struct ModelConfig {
   bool tie_embeddings = true;
   bool qkv_bias = false;
   bool smeared_keys = false;   // r2rec's look-up aid for a from-scratch model (docs/model.md "Smeared keys")
+  int64_t copy_lookup = 0;     // the look-up copy's longest match, 0 = off (docs/model.md "Look-up copy")
   std::string dtype = "auto";  // auto | float32 | bfloat16
   bool activation_checkpointing = false;
   LoraConfig lora;

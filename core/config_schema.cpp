@@ -156,6 +156,10 @@ std::vector<Field> build() {
            "Smeared keys (from scratch only): each attention key mixes in the key of the token before it, by a learnt "
            "share per key/value head, so one layer can find the token after an earlier copy of the current one — "
            "the look-up a grounded citation needs (docs/model.md). The model folder then runs in r2rec only."),
+      INT(model.copy_lookup, 0, 64,
+          "Look-up copy (from scratch only; 0 = off): the tokens that followed an earlier occurrence of the "
+          "sequence's last tokens (the longest match, up to this many) get a learnt boost to their logits, so a "
+          "small model can copy a chain from its prompt (docs/model.md). The model folder then runs in r2rec only."),
       ENUM(model.dtype, (V{"auto", "float32", "bfloat16"}), "Compute dtype; auto is float32 on CPU, bfloat16 on CUDA."),
       BOOL(model.activation_checkpointing, "Recompute layer activations in backward to save memory."),
       INT(model.lora.rank, 0, 4096, "LoRA rank; 0 means full fine-tuning."),

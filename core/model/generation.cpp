@@ -81,6 +81,16 @@ std::vector<const std::vector<int64_t>*> distinct_prompts(const std::vector<cons
   return unique;
 }
 
+// What the look-up copy proposes after prompt + tokens, copying from the prompt (core/model/copy_lookup.h).
+CopyProposal copy_after(const TransformerImpl& model, const std::vector<int64_t>& prompt,
+                        const std::vector<int64_t>& tokens) {
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  if (tokens.empty()) return copy_proposal(prompt.data(), P, model.config.copy_lookup, P);
+  std::vector<int64_t> seq(prompt);
+  seq.insert(seq.end(), tokens.begin(), tokens.end());
+  return copy_proposal(seq.data(), static_cast<int64_t>(seq.size()), model.config.copy_lookup, P);
+}
+
 // The prefill of U distinct prompts, left-padded into one batch: their KV cache (U rows of P columns) and the
 // final-norm hidden state of each one's last token [U, d], the state that predicts what follows it.
 struct PromptPrefill {
@@ -152,7 +162,10 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
   const torch::Device device = model.embed_tokens->weight.device();
   PromptPrefill prefill = prefill_prompts(model, unique);
   stats.prefill_tokens += prefill.tokens;
-  torch::Tensor logits = model.lm_logits(prefill.last);                                             // [U, V]
+  std::vector<CopyProposal> copy;
+  if (model.config.copy_lookup > 0)
+    for (const auto* p : unique) copy.push_back(copy_after(model, *p, {}));
+  torch::Tensor logits = model.lm_logits(prefill.last, &copy);                                      // [U, V]
   if (U != B) logits = logits.index_select(0, torch::tensor(row_prompt, torch::kLong).to(device));  // [B, V]
   // Each row forks from its prompt here: its own columns hold what it samples (at most max_new_tokens - 1 are fed).
   KvCache cache = model.fork_cache(std::move(prefill.cache), row_prompt, o.max_new_tokens);
@@ -258,7 +271,10 @@ void generate_batch(TransformerImpl& model, const std::vector<GenerationRequest>
       if (!rows[i].done) ++rows[i].next_position;
     }
     hidden = model.forward_cached(step_ids.to(device), step_pos.to(device), step_valid.to(device), cache);
-    logits = model.lm_logits(hidden.select(1, 0));
+    copy.assign(model.config.copy_lookup > 0 ? rows.size() : 0, CopyProposal{});
+    for (size_t i = 0; i < copy.size(); ++i)
+      if (!rows[i].done) copy[i] = copy_after(model, requests[rows[i].request].prompt, out[rows[i].request].tokens);
+    logits = model.lm_logits(hidden.select(1, 0), &copy);
     ++stats.decode_steps;
   }
   stats.decode_seconds += seconds_since(decode_started);
@@ -291,6 +307,7 @@ namespace {
 // log p(completion token | ...) at the positions `picked` [B, L, d] (final-norm hidden states whose logits
 // predict each completion token), zero past each completion's end.
 torch::Tensor picked_logprobs(TransformerImpl& model, const torch::Tensor& picked,
+                              const std::vector<const std::vector<int64_t>*>& prompts,
                               const std::vector<std::vector<int64_t>>& completions) {
   const int64_t B = picked.size(0), L = picked.size(1);
   torch::Tensor target = torch::zeros({B, L}, torch::kLong), keep = torch::zeros({B, L}, torch::kFloat);
@@ -299,9 +316,20 @@ torch::Tensor picked_logprobs(TransformerImpl& model, const torch::Tensor& picke
   for (int64_t b = 0; b < B; ++b) {
     for (size_t j = 0; j < completions[b].size(); ++j) tgt_a[b][j] = completions[b][j], keep_a[b][j] = 1;
   }
+  std::vector<CopyProposal> copy;
+  if (model.config.copy_lookup > 0) {  // row b, step j: what prompt b + completion b's first j tokens propose
+    copy.resize(static_cast<size_t>(B * L));
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<int64_t> seq(*prompts[b]);
+      seq.insert(seq.end(), completions[b].begin(), completions[b].end());
+      const int64_t P = static_cast<int64_t>(prompts[b]->size());
+      for (int64_t j = 0; j < static_cast<int64_t>(completions[b].size()); ++j)
+        copy[static_cast<size_t>(b * L + j)] = copy_proposal(seq.data(), P + j, model.config.copy_lookup, P);
+    }
+  }
   const torch::Device device = picked.device();
   const torch::Tensor lp =
-      model.target_logprobs(picked.reshape({B * L, picked.size(2)}), target.to(device).reshape({-1}));
+      model.target_logprobs(picked.reshape({B * L, picked.size(2)}), target.to(device).reshape({-1}), &copy);
   return lp.reshape({B, L}) * keep.to(device);
 }
 
@@ -332,7 +360,9 @@ torch::Tensor shared_prompt_logprobs(TransformerImpl& model, const std::vector<c
     const torch::Tensor h = model.forward_cached(step.to(device), pos.to(device), fed.to(device), cache);
     picked = torch::cat({picked, h}, 1);  // [B, L, d]
   }
-  return picked_logprobs(model, picked, completions);
+  std::vector<const std::vector<int64_t>*> prompts;
+  for (const int64_t u : row_prompt) prompts.push_back(unique[static_cast<size_t>(u)]);
+  return picked_logprobs(model, picked, prompts, completions);
 }
 
 }  // namespace
@@ -376,7 +406,9 @@ torch::Tensor completion_logprobs(TransformerImpl& model, const std::vector<std:
   }
   const torch::Tensor hidden = model.hidden_states(ids.to(device), mask.to(device));  // [B, T, d]
   const int64_t d = hidden.size(2);
-  return picked_logprobs(model, hidden.gather(1, source.to(device).unsqueeze(-1).expand({B, L, d})), completions);
+  std::vector<const std::vector<int64_t>*> rows;
+  for (const auto& p : prompts) rows.push_back(&p);
+  return picked_logprobs(model, hidden.gather(1, source.to(device).unsqueeze(-1).expand({B, L, d})), rows, completions);
 }
 
 std::vector<double> score_continuations(TransformerImpl& model, const std::vector<int64_t>& prefix,

@@ -47,6 +47,8 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
   c.tie_embeddings = j.value("tie_word_embeddings", c.model_type == "qwen2");
   c.qkv_bias = c.model_type == "qwen2" ? true : j.value("attention_bias", false);
   c.smeared_keys = j.value("r2rec_smeared_keys", false);
+  c.copy_lookup = j.value("r2rec_copy_lookup", int64_t{0});
+  if (c.copy_lookup < 0 || c.copy_lookup > 64) throw DataError(path + ": r2rec_copy_lookup: expected 0..64");
   if (c.num_heads % c.num_kv_heads != 0)
     throw DataError(path + ": num_key_value_heads must divide num_attention_heads");
   if (c.head_dim % 2 != 0) throw DataError(path + ": head_dim must be even (rotary positions)");
@@ -72,6 +74,7 @@ std::string TransformerConfig::to_hf_json() const {
   if (model_type == "llama") j["attention_bias"] = qkv_bias;
   j["torch_dtype"] = "float32";
   if (smeared_keys) j["r2rec_smeared_keys"] = true;
+  if (copy_lookup > 0) j["r2rec_copy_lookup"] = copy_lookup;
   return j.dump(2) + "\n";
 }
 
@@ -115,6 +118,10 @@ TransformerImpl::TransformerImpl(const TransformerConfig& c) : config(c) {
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   if (!c.tie_embeddings) {
     lm_head = register_module("lm_head", Projection(c.hidden_size, c.vocab_size, false));
+  }
+  if (c.copy_lookup > 0) {  // normal(0, 0.02) and zero like the others below: a boost of softplus(0) at first
+    copy_gate_weight = register_parameter("copy_gate_weight", torch::zeros({c.hidden_size}));
+    copy_gate_bias = register_parameter("copy_gate_bias", torch::zeros({c.copy_lookup}));
   }
   // Hugging Face's initialisation: normal(0, 0.02) weights, zero biases, unit norms.
   torch::NoGradGuard no_grad;
@@ -230,10 +237,6 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& input_ids, con
   return norm(x);
 }
 
-torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& hidden) {
-  return config.tie_embeddings ? torch::matmul(hidden, embed_tokens->weight.t()) : lm_head(hidden);
-}
-
 namespace {
 
 // The LM head's weight [V, d] as the fused head uses it; undefined where lm_head has a LoRA adapter.
@@ -242,24 +245,110 @@ torch::Tensor plain_head_weight(TransformerImpl& m) {
   return m.lm_head->has_lora() || m.lm_head->bias.defined() ? torch::Tensor() : m.lm_head->weight;
 }
 
+torch::Tensor plain_logits(TransformerImpl& m, const torch::Tensor& hidden) {
+  return m.config.tie_embeddings ? torch::matmul(hidden, m.embed_tokens->weight.t()) : m.lm_head(hidden);
+}
+
+void check_copy(const TransformerImpl& m, const torch::Tensor& hidden, const std::vector<CopyProposal>* copy) {
+  if (m.config.copy_lookup == 0) return;
+  if (copy == nullptr || static_cast<int64_t>(copy->size()) != hidden.size(0)) {
+    throw std::logic_error("transformer: the look-up copy needs one proposal per hidden row");
+  }
+}
+
 }  // namespace
 
-torch::Tensor TransformerImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets) {
+torch::Tensor TransformerImpl::copy_boost(const torch::Tensor& hidden, const std::vector<CopyProposal>& copy) {
+  const int64_t n = static_cast<int64_t>(copy.size());
+  torch::Tensor bucket = torch::zeros({n}, torch::kLong), on = torch::zeros({n}, torch::kFloat);
+  int64_t* bucket_p = bucket.data_ptr<int64_t>();
+  float* on_p = on.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (copy[i].match == 0) continue;
+    bucket_p[i] = std::min<int64_t>(copy[i].match, config.copy_lookup) - 1;
+    on_p[i] = 1.0f;
+  }
+  const torch::Device device = hidden.device();
+  const auto ft = hidden.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const torch::Tensor a =
+      torch::mv(hidden.to(ft), copy_gate_weight.to(ft)) + copy_gate_bias.to(ft).index_select(0, bucket.to(device));
+  return torch::softplus(a).clamp_max(kCopyMaxBoost) * on.to(device, ft);
+}
+
+torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& hidden, const std::vector<CopyProposal>* copy) {
+  torch::Tensor logits = plain_logits(*this, hidden);
+  check_copy(*this, hidden, copy);
+  if (config.copy_lookup == 0 || hidden.dim() != 2) return logits;
+  std::vector<int64_t> rows, cols;
+  for (size_t i = 0; i < copy->size(); ++i)
+    for (const int64_t v : (*copy)[i].tokens) rows.push_back(static_cast<int64_t>(i)), cols.push_back(v);
+  if (rows.empty()) return logits;
+  const torch::Device device = hidden.device();
+  const torch::Tensor r = torch::tensor(rows, torch::kLong).to(device),
+                      c = torch::tensor(cols, torch::kLong).to(device);
+  const torch::Tensor s = copy_boost(hidden, *copy).index_select(0, r).to(logits.scalar_type());
+  return logits.index_put({r, c}, logits.index({r, c}) + s);
+}
+
+torch::Tensor TransformerImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                               const std::vector<CopyProposal>* copy) {
+  check_copy(*this, hidden, copy);
   const torch::Tensor w = plain_head_weight(*this);
-  if (w.defined()) return lm_head_logprobs(hidden, w, targets);
-  const torch::Tensor logits = lm_logits(hidden).to(torch::kFloat);
-  return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch::logsumexp(logits, 1);
+  torch::Tensor lq;
+  if (w.defined()) {
+    lq = lm_head_logprobs(hidden, w, targets);
+  } else {
+    const torch::Tensor logits = plain_logits(*this, hidden).to(torch::kFloat);
+    lq = logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch::logsumexp(logits, 1);
+  }
+  if (config.copy_lookup == 0) return lq;
+  // log p(y) = lq_y + s [y in F] - log(1 + P_F (e^s - 1)), P_F = sum_f exp(lq_f) and lq_f = z_f - z_y + lq_y: only
+  // the proposed tokens' scores z_f are formed, never the [n, V] logits.
+  const int64_t n = hidden.size(0);
+  int64_t K = 1;
+  for (const auto& p : *copy) K = std::max<int64_t>(K, static_cast<int64_t>(p.tokens.size()));
+  torch::Tensor F = torch::zeros({n, K}, torch::kLong), keep = torch::zeros({n, K}, torch::kFloat);
+  torch::Tensor in_f = torch::zeros({n}, torch::kFloat);
+  const torch::Tensor tg = targets.to(torch::kCPU).contiguous();
+  int64_t* f_p = F.data_ptr<int64_t>();
+  float* keep_p = keep.data_ptr<float>();
+  float* in_p = in_f.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& toks = (*copy)[i].tokens;
+    for (size_t k = 0; k < toks.size(); ++k) {
+      const int64_t at = i * K + static_cast<int64_t>(k);
+      f_p[at] = toks[k], keep_p[at] = 1.0f;
+    }
+    in_p[i] = std::binary_search(toks.begin(), toks.end(), tg.data_ptr<int64_t>()[i]) ? 1.0f : 0.0f;
+  }
+  const torch::Device device = hidden.device();
+  const torch::Tensor cols = torch::cat({targets.to(device).unsqueeze(1), F.to(device)}, 1);  // [n, 1 + K]
+  const torch::Tensor z =
+      (w.defined()
+           ? torch::bmm(w.index_select(0, cols.reshape({-1})).view({n, K + 1, -1}), hidden.unsqueeze(2)).squeeze(2)
+           : plain_logits(*this, hidden).gather(1, cols))  // LoRA or a bias on the head
+          .to(lq.scalar_type());
+  const torch::Tensor lq_f = z.narrow(1, 1, K) - z.narrow(1, 0, 1) + lq.unsqueeze(1);
+  const torch::Tensor p_f = (lq_f.exp() * keep.to(device, lq.scalar_type())).sum(1).clamp_max(1.0);
+  const torch::Tensor s = copy_boost(hidden, *copy);
+  return lq + s * in_f.to(device, lq.scalar_type()) - torch::log1p(p_f * torch::expm1(s));
 }
 
 torch::Tensor TransformerImpl::target_nll(const torch::Tensor& hidden, const torch::Tensor& targets,
-                                          const torch::Tensor& row_weights) {
+                                          const torch::Tensor& row_weights, const std::vector<CopyProposal>* copy) {
   const torch::Tensor w = plain_head_weight(*this);
-  if (w.defined()) return lm_head_nll(hidden, w, targets, row_weights);
-  return -(target_logprobs(hidden, targets) * row_weights.to(torch::kFloat)).sum();
+  if (w.defined() && config.copy_lookup == 0) return lm_head_nll(hidden, w, targets, row_weights);
+  return -(target_logprobs(hidden, targets, copy) * row_weights.to(torch::kFloat)).sum();
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-  return lm_logits(hidden_states(input_ids, attention_mask));
+  const torch::Tensor hidden = hidden_states(input_ids, attention_mask);
+  if (config.copy_lookup == 0) return lm_logits(hidden);
+  const int64_t B = hidden.size(0), T = hidden.size(1);
+  std::vector<int64_t> at(static_cast<size_t>(B * T));
+  for (int64_t i = 0; i < B * T; ++i) at[static_cast<size_t>(i)] = i;
+  const std::vector<CopyProposal> copy = copy_proposals_at(input_ids, attention_mask, at, config.copy_lookup);
+  return lm_logits(hidden.reshape({B * T, -1}), &copy).view({B, T, -1});
 }
 
 KvCache TransformerImpl::new_cache(int64_t batch, int64_t capacity) {
@@ -388,6 +477,10 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_state_dic
   }
   out.emplace_back("model.norm.weight", norm->weight);
   if (!config.tie_embeddings) out.emplace_back("lm_head.weight", lm_head->weight);
+  if (copy_gate_weight.defined()) {
+    out.emplace_back("model.copy_gate.weight", copy_gate_weight);
+    out.emplace_back("model.copy_gate.bias", copy_gate_bias);
+  }
   return out;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/model/attention.h"
+#include "core/model/copy_lookup.h"
 #include "core/model/kv_cache.h"
 #include "core/model/projection.h"
 #include "core/model/transformer_config.h"
@@ -55,16 +56,23 @@ struct TransformerImpl : torch::nn::Module {
   // input_ids [B, T]; attention_mask [B, T] (1 = token, 0 = left/right padding) or undefined. Positions count
   // only real tokens (padding does not shift them). Packed rows: segment ids 1, 2, ... (0 = padding) put several
   // sequences in one row, each attending only within itself with positions from 0, as if alone (mask values > 1
-  // anywhere select this reading). Returns logits [B, T, V].
+  // anywhere select this reading). Returns logits [B, T, V] (with the look-up copy's boosts, found from input_ids).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
   // The final-norm hidden states [B, T, d] of forward (logits = lm_logits(hidden)).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
-  torch::Tensor lm_logits(const torch::Tensor& hidden);
+  // With the look-up copy (config.copy_lookup > 0) the logits and log-probs of hidden row i depend on what the
+  // sequence before it proposes: `copy` holds one CopyProposal per row (core/model/copy_lookup.h), and is
+  // required then (std::logic_error without it); without the look-up it is ignored.
+  torch::Tensor lm_logits(const torch::Tensor& hidden, const std::vector<CopyProposal>* copy = nullptr);
   // log p(targets[i] | hidden[i]) [n] float32 for final-norm hidden states [n, d], and sum_i row_weights[i] *
   // -log p(targets[i]) (a scalar): through the chunked head of core/model/lm_head_loss.h, which never forms the
   // [n, V] logits; the plain composition of lm_logits where lm_head carries a LoRA adapter.
-  torch::Tensor target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets);
-  torch::Tensor target_nll(const torch::Tensor& hidden, const torch::Tensor& targets, const torch::Tensor& row_weights);
+  torch::Tensor target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                const std::vector<CopyProposal>* copy = nullptr);
+  torch::Tensor target_nll(const torch::Tensor& hidden, const torch::Tensor& targets, const torch::Tensor& row_weights,
+                           const std::vector<CopyProposal>* copy = nullptr);
+  // The look-up's logit boost s_i [n] float32 (0 where copy[i] proposes nothing).
+  torch::Tensor copy_boost(const torch::Tensor& hidden, const std::vector<CopyProposal>& copy);
 
   // An empty cache for `batch` rows of up to `capacity` tokens, in the model's dtype and device.
   KvCache new_cache(int64_t batch, int64_t capacity);
@@ -99,7 +107,8 @@ struct TransformerImpl : torch::nn::Module {
   torch::nn::Embedding embed_tokens{nullptr};
   std::vector<DecoderLayer> layers;
   RMSNorm norm{nullptr};
-  Projection lm_head{nullptr};  // absent when tied
+  Projection lm_head{nullptr};                     // absent when tied
+  torch::Tensor copy_gate_weight, copy_gate_bias;  // [d], [copy_lookup]: the look-up copy's gate, when on
 };
 TORCH_MODULE(Transformer);
 

@@ -25,6 +25,10 @@ struct TransformerConfig {
   // (self_attn.key_smear), so one layer can attend to "the token after an earlier copy of this one" — the look-up
   // a grounded citation needs. transformers has no such layer: a model folder with it runs in r2rec only.
   bool smeared_keys = false;
+  // r2rec's own extension (config.json "r2rec_copy_lookup", core/model/copy_lookup.h): the logits of the tokens that
+  // followed an earlier match of the sequence's suffix (up to this many tokens) are raised by a learnt amount
+  // (model.copy_gate.{weight,bias}). 0 = off. Like smeared keys, a model folder with it runs in r2rec only.
+  int64_t copy_lookup = 0;
   // Not a checkpoint field: causal attention over a whole sequence (training, teacher forcing) runs in query
   // blocks of this many rows, each against the keys up to its last row, so the masked products above the
   // diagonal are skipped (~45% of the attention work at 600 tokens). Sequences up to twice this run in one

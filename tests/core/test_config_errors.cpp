@@ -43,6 +43,7 @@ const std::vector<BadConfig>& cases() {
       {"missing_data_path", "data:\n  path: /nonexistent/ml-100k\n", {}, "data.path"},
       {"missing_model_path", "model:\n  path: no/such/checkpoint\n", {}, "model.path"},
       {"smeared_keys_on_a_checkpoint", "model:\n  path: /tmp\n  smeared_keys: true\n", {}, "model.smeared_keys"},
+      {"copy_lookup_on_a_checkpoint", "model:\n  path: /tmp\n  copy_lookup: 3\n", {}, "model.copy_lookup"},
       {"model_teacher_without_folder", "annotate:\n  teacher: model\n", {}, "annotate.teacher_model: is required"},
       {"teacher_folder_without_model_teacher", "annotate:\n  teacher_model: /tmp\n", {}, "annotate.teacher_model"},
       {"heads_do_not_divide", "model:\n  hidden_size: 256\n  num_heads: 3\n", {}, "model.num_heads"},

@@ -46,7 +46,12 @@ std::vector<std::vector<double>> first_token_scores(TransformerImpl& model,
   std::vector<torch::Tensor> parts;
   for (int64_t b0 = 0; b0 < B; b0 += rows) {
     const int64_t m = std::min(rows, B - b0);
-    const torch::Tensor lp = torch::log_softmax(model.lm_logits(hidden.narrow(0, b0, m)).to(torch::kFloat), -1);
+    std::vector<CopyProposal> copy;
+    if (model.config.copy_lookup > 0)
+      for (int64_t b = b0; b < b0 + m; ++b)
+        copy.push_back(
+            copy_proposal(prefixes[b].data(), static_cast<int64_t>(prefixes[b].size()), model.config.copy_lookup));
+    const torch::Tensor lp = torch::log_softmax(model.lm_logits(hidden.narrow(0, b0, m), &copy).to(torch::kFloat), -1);
     parts.push_back(lp.gather(1, first.narrow(0, b0, m)));
   }
   const torch::Tensor picked = B > 0 ? torch::cat(parts).to(torch::kCPU).contiguous() : torch::zeros({0, 0});

@@ -48,7 +48,9 @@ std::vector<LmMicroBatch> lm_micro_batches(const std::vector<const LmSequence*>&
     mb.ids = torch::zeros({rows_here, T}, torch::kLong);
     mb.mask = torch::zeros({rows_here, T}, torch::kLong);
     mb.weight = torch::zeros({rows_here, T - 1}, torch::kFloat);
+    mb.copy_source = torch::zeros({rows_here, T}, torch::kLong);
     auto ids_a = mb.ids.accessor<int64_t, 2>();
+    auto source_a = mb.copy_source.accessor<int64_t, 2>();
     auto mask_a = mb.mask.accessor<int64_t, 2>();
     auto w_a = mb.weight.accessor<float, 2>();
     for (int64_t k = 0; k < rows_here; ++k) {  // right padding; sequence j of a row is segment j+1
@@ -56,8 +58,11 @@ std::vector<LmMicroBatch> lm_micro_batches(const std::vector<const LmSequence*>&
       for (const LmSequence* qp : rows[static_cast<size_t>(m0 + k)]) {
         const LmSequence& q = *qp;
         ++segment;
-        for (size_t t = 0; t < q.ids.size(); ++t)
-          ids_a[k][at + static_cast<int64_t>(t)] = q.ids[t], mask_a[k][at + static_cast<int64_t>(t)] = segment;
+        const int64_t source = q.loss_from > 1 ? q.loss_from : static_cast<int64_t>(q.ids.size());
+        for (size_t t = 0; t < q.ids.size(); ++t) {
+          const int64_t c = at + static_cast<int64_t>(t);
+          ids_a[k][c] = q.ids[t], mask_a[k][c] = segment, source_a[k][c] = source;
+        }
         for (int64_t t = std::max<int64_t>(1, q.loss_from); t < static_cast<int64_t>(q.ids.size()); ++t)
           w_a[k][at + t - 1] = q.weights.empty() ? 1.0f : q.weights[static_cast<size_t>(t)];  // t-1 predicts t
         at += static_cast<int64_t>(q.ids.size());
@@ -80,8 +85,15 @@ torch::Tensor lm_micro_loss(TransformerImpl& model, const LmMicroBatch& mb, doub
   const torch::Tensor picked =
       hidden.narrow(1, 0, T - 1).reshape({-1, hidden.size(2)}).index_select(0, at.to(device));  // [n, d]
   const torch::Tensor targets = ids.narrow(1, 1, T - 1).reshape({-1}).index_select(0, at.to(device));
+  std::vector<CopyProposal> copy;
+  if (model.config.copy_lookup > 0) {  // what the look-up proposes after each predicting position
+    std::vector<int64_t> flat(static_cast<size_t>(at.size(0)));
+    const int64_t* at_p = at.data_ptr<int64_t>();
+    for (size_t k = 0; k < flat.size(); ++k) flat[k] = at_p[k] / (T - 1) * T + at_p[k] % (T - 1);
+    copy = copy_proposals_at(mb.ids, mb.mask, flat, model.config.copy_lookup, mb.copy_source);
+  }
   // The chunked head (core/model/lm_head_loss.h): no [n, V] logits, which grow with the catalog.
-  return model.target_nll(picked, targets, w.index_select(0, at).to(device)) / loss_tokens;
+  return model.target_nll(picked, targets, w.index_select(0, at).to(device), &copy) / loss_tokens;
 }
 
 LmTrainResult train_lm(TransformerImpl& model, const EpochSequences& epochs, const LmTrainOptions& o,

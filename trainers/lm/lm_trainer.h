@@ -85,6 +85,9 @@ inline Scalars lm_step_scalars(const LmStep& s) {
 // transformer.h), weight [rows, T-1] (position t-1 predicting t; 0 off the loss).
 struct LmMicroBatch {
   torch::Tensor ids, mask, weight;
+  // [rows, T]: for each token, how many tokens of its sequence the look-up copy may copy from (core/model/
+  // copy_lookup.h): the prompt (ids before loss_from) where the loss starts past the first token, else all.
+  torch::Tensor copy_source;
 };
 // A rank's sequences of one step (longest first) as micro-batches of `micro` rows: one sequence per row, or with
 // `pack` several (LmTrainOptions::pack).

@@ -31,6 +31,7 @@ Transformer build_model(const Config& config, int64_t vocab_size) {
     tc.tie_embeddings = m.tie_embeddings;
     tc.qkv_bias = m.qkv_bias;
     tc.smeared_keys = m.smeared_keys;
+    tc.copy_lookup = m.copy_lookup;
     tc.model_type = m.qkv_bias ? "qwen2" : "llama";
   }
   torch::manual_seed(static_cast<uint64_t>(config.run.seed));

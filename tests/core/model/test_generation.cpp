@@ -75,10 +75,20 @@ TEST(Generation, KvCacheLogitsEqualFullForwardOnARaggedBatch) {
   }
 }
 
+// A tiny model with the look-up copy whose boosts are large enough to move the choice.
+Transformer copying_model(bool qwen, uint64_t seed) {
+  Transformer m = make_model(testing::copying(tiny(qwen)), seed);
+  torch::NoGradGuard g;
+  m->copy_gate_bias.fill_(3.0);
+  return m;
+}
+
 TEST(Generation, LogprobsEqualTeacherForced) {
-  for (bool smear : {false, true}) {
-    SCOPED_TRACE(smear ? "smeared keys" : "plain keys");
-    Transformer m = make_model(smear ? testing::smeared(tiny(true)) : tiny(true), 43);
+  for (int variant : {0, 1, 2}) {
+    const bool smear = variant == 1;
+    SCOPED_TRACE(variant == 2 ? "look-up copy" : smear ? "smeared keys" : "plain keys");
+    Transformer m =
+        variant == 2 ? copying_model(true, 43) : make_model(smear ? testing::smeared(tiny(true)) : tiny(true), 43);
     for (double temperature : {0.0, 1.0}) {
       SamplingOptions o;
       o.max_new_tokens = 12;
@@ -101,21 +111,44 @@ TEST(Generation, LogprobsEqualTeacherForced) {
       }
       EXPECT_LT(worst, 1e-5) << "temperature " << temperature;
       std::printf("max |generation log-prob - teacher-forced| = %.3g (temperature %.1f%s)\n", worst, temperature,
-                  smear ? ", smeared keys" : "");
+                  variant == 2 ? ", look-up copy"
+                  : smear      ? ", smeared keys"
+                               : "");
     }
   }
 }
 
+// With the look-up copy too: decoding finds its proposals incrementally, forward from the whole sequence.
 TEST(Generation, GreedyEqualsArgmaxOfFullForwards) {
-  Transformer m = make_model(tiny(false), 47);
-  SamplingOptions o;
-  o.max_new_tokens = 8;
-  o.temperature = 0;
-  const auto out = generate(*m, requests_of(kPrompts), o);
-  for (size_t b = 0; b < kPrompts.size(); ++b) {
-    std::vector<int64_t> seq = kPrompts[b];
-    for (int step = 0; step < 8; ++step) seq.push_back(last_logits_alone(*m, seq).argmax().item<int64_t>());
-    EXPECT_EQ(out[b].tokens, std::vector<int64_t>(seq.end() - 8, seq.end())) << "row " << b;
+  for (bool copy : {false, true}) {
+    SCOPED_TRACE(copy ? "look-up copy" : "plain");
+    Transformer m = copy ? copying_model(false, 47) : make_model(tiny(false), 47);
+    SamplingOptions o;
+    o.max_new_tokens = 8;
+    o.temperature = 0;
+    const auto out = generate(*m, requests_of(kPrompts), o);
+    int copied = 0;
+    for (size_t b = 0; b < kPrompts.size(); ++b) {
+      std::vector<int64_t> seq = kPrompts[b];
+      const int64_t P = static_cast<int64_t>(seq.size());
+      for (int step = 0; step < 8; ++step) {
+        const int64_t n = static_cast<int64_t>(seq.size());
+        if (!copy) {
+          seq.push_back(last_logits_alone(*m, seq).argmax().item<int64_t>());
+          continue;
+        }
+        // The completion copies from its prompt only (core/model/copy_lookup.h).
+        const std::vector<CopyProposal> proposal = {copy_proposal(seq.data(), n, 3, P)};
+        copied += proposal[0].match > 0;
+        torch::NoGradGuard g;
+        const torch::Tensor h = m->hidden_states(torch::tensor(seq).unsqueeze(0))[0].narrow(0, n - 1, 1);
+        seq.push_back(m->lm_logits(h, &proposal)[0].argmax().item<int64_t>());
+      }
+      EXPECT_EQ(out[b].tokens, std::vector<int64_t>(seq.end() - 8, seq.end())) << "row " << b;
+    }
+    if (copy) {
+      EXPECT_GE(copied, 4) << "steps with a proposal";
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 
 namespace r2rec {
 namespace {
+using testing::copying;
 using testing::make_model;
 using testing::smeared;
 using testing::TempDir;
@@ -113,6 +114,118 @@ TEST(Transformer, SmearedKeysStayInsideTheirSequenceAndRoundTrip) {
   back->load_hf(dir.path());
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(m->forward(ids), back->forward(ids)));
+}
+
+// The look-up copy's proposals (core/model/copy_lookup.h) on hand-written sequences: the longest earlier match of the
+// suffix wins, its followers are distinct and sorted, nothing matches across a packed segment or from padding, and an
+// uninformative match (more than kCopyMaxFollowers tokens) proposes nothing.
+TEST(CopyLookup, ProposesWhatFollowedTheLongestEarlierMatch) {
+  auto at_end = [](const std::vector<int64_t>& ids, int64_t n) {
+    return copy_proposal(ids.data(), int64_t(ids.size()), n);
+  };
+  CopyProposal p = at_end({5, 6, 7, 5, 6}, 4);
+  EXPECT_EQ(p.match, 2);
+  EXPECT_EQ(p.tokens, (std::vector<int64_t>{7}));
+  p = at_end({5, 6, 7, 5, 6}, 1);  // matches of one token only: the 6 at 1
+  EXPECT_EQ(p.match, 1);
+  EXPECT_EQ(p.tokens, (std::vector<int64_t>{7}));
+  p = at_end({5, 6, 5, 8, 5}, 4);  // "5" twice before, followed by 6 and 8; "8 5" and "6 5" do not match
+  EXPECT_EQ(p.match, 1);
+  EXPECT_EQ(p.tokens, (std::vector<int64_t>{6, 8}));
+  p = at_end({5, 6, 5, 8, 5, 8, 5}, 4);  // "5 8 5" at 2..4 beats the single 5s
+  EXPECT_EQ(p.match, 3);
+  EXPECT_EQ(p.tokens, (std::vector<int64_t>{8}));
+  const std::vector<int64_t> rep = {5, 6, 5, 6, 5};
+  EXPECT_EQ(copy_proposal(rep.data(), 5, 4).match, 3);
+  p = copy_proposal(rep.data(), 5, 4, 3);  // followers from the first 3 tokens only (a prompt of 3)
+  EXPECT_EQ(p.match, 1);
+  EXPECT_EQ(p.tokens, (std::vector<int64_t>{6}));
+  EXPECT_EQ(copy_proposal(rep.data(), 5, 4, 1).match, 0);
+  EXPECT_EQ(at_end({1, 2, 3}, 4).match, 0);
+  EXPECT_TRUE(at_end({1, 2, 3}, 4).tokens.empty());
+  EXPECT_EQ(at_end({4}, 4).match, 0);
+  std::vector<int64_t> many;
+  for (int64_t k = 0; k <= kCopyMaxFollowers; ++k) many.insert(many.end(), {0, 100 + k});
+  many.push_back(0);
+  EXPECT_EQ(at_end(many, 4).match, 0) << "17 followers of 0: uninformative";
+  many.resize(many.size() - 3);  // 16 followers
+  many.push_back(0);
+  EXPECT_EQ(at_end(many, 4).tokens.size(), static_cast<size_t>(kCopyMaxFollowers));
+  // Row 0: segments [5 6 5 | 9 5]; row 1: left padding then [5 6 5].
+  const torch::Tensor ids = torch::tensor({5, 6, 5, 9, 5, 0, 0, 5, 6, 5}, torch::kLong).view({2, 5});
+  const torch::Tensor mask = torch::tensor({1, 1, 1, 2, 2, 0, 0, 1, 1, 1}, torch::kLong).view({2, 5});
+  const auto q = copy_proposals_at(ids, mask, {2, 4, 5, 9}, 4);
+  EXPECT_EQ(q[0].tokens, (std::vector<int64_t>{6}));
+  EXPECT_EQ(q[1].match, 0) << "the 5 of segment 1 is not in segment 2";
+  EXPECT_EQ(q[2].match, 0) << "padding";
+  EXPECT_EQ(q[3].tokens, (std::vector<int64_t>{6}));
+  const torch::Tensor source = torch::full({2, 5}, 1, torch::kLong);  // only the first token of each sequence
+  EXPECT_EQ(copy_proposals_at(ids, mask, {2, 9}, 4, source)[1].match, 0);
+}
+
+// The look-up copy in the model: target_logprobs' sparse formula (only the proposed tokens' scores) equals the
+// log-softmax of forward's boosted [T, V] logits, values and parameter gradients, on packed rows with repeats (tied
+// head, then an untied Llama head); the gate gets gradients; the model folder records it and loads back.
+TEST(Transformer, CopyLookupLogprobsEqualTheBoostedSoftmax) {
+  for (bool qwen : {true, false}) {
+    SCOPED_TRACE(qwen ? "qwen2 (tied head)" : "llama (untied head)");
+    Transformer m = make_model(copying(tiny(qwen)), 17);
+    m->to(torch::kDouble);
+    {
+      torch::NoGradGuard g;
+      m->copy_gate_bias.fill_(2.0);
+    }
+    const torch::Tensor ids =
+        torch::tensor({3, 7, 1, 3, 7, 2, 3, 7, 1, 5, 9, 5, 9, 5, 4, 1, 4, 1, 4, 0}, torch::kLong).view({2, 10});
+    const torch::Tensor seg =
+        torch::tensor({1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, torch::kLong).view({2, 10});
+    std::vector<int64_t> at;  // every position whose next token is in its own segment
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t t = 0; t + 1 < 10; ++t)
+        if (seg[b][t].item<int64_t>() != 0 && seg[b][t].item<int64_t>() == seg[b][t + 1].item<int64_t>())
+          at.push_back(b * 10 + t);
+    const torch::Tensor at_t = torch::tensor(at, torch::kLong);
+    const torch::Tensor targets = ids.roll(-1, 1).reshape({-1}).index_select(0, at_t);
+    const auto copy = copy_proposals_at(ids, seg, at, 3);
+    int proposed = 0;
+    for (const auto& p : copy) proposed += p.match > 0;
+    EXPECT_GE(proposed, 5);
+
+    auto params = m->parameters();
+    const torch::Tensor full = torch::log_softmax(m->forward(ids, seg).reshape({20, -1}).index_select(0, at_t), -1)
+                                   .gather(1, targets.unsqueeze(1))
+                                   .squeeze(1);
+    full.sum().backward();
+    std::vector<torch::Tensor> g_full;
+    for (auto& p : params) g_full.push_back(p.grad().clone()), p.mutable_grad().zero_();
+    const torch::Tensor hidden = m->hidden_states(ids, seg).reshape({20, -1}).index_select(0, at_t);
+    const torch::Tensor sparse = m->target_logprobs(hidden, targets, &copy);
+    sparse.sum().backward();
+    EXPECT_LT((full - sparse).abs().max().item<double>(), 1e-10);
+    double worst = 0;
+    for (size_t k = 0; k < params.size(); ++k)
+      worst = std::max(worst, (params[k].grad() - g_full[k]).abs().max().item<double>());
+    EXPECT_LT(worst, 1e-10);
+    EXPECT_GT(m->copy_gate_bias.grad().abs().sum().item<double>(), 0);
+    EXPECT_THROW(m->target_logprobs(hidden, targets), std::logic_error) << "proposals are required";
+
+    // The boost changes the model: the same weights without the look-up give other logits.
+    TransformerConfig plain_config = m->config;
+    plain_config.copy_lookup = 0;
+    Transformer plain(plain_config);
+    plain->to(torch::kDouble);
+    TempDir dir;
+    m->save_hf(dir.path());
+    const TransformerConfig c = TransformerConfig::from_hf_json(dir.file("config.json"));
+    EXPECT_EQ(c.copy_lookup, 3);
+    Transformer back(c);
+    back->to(torch::kDouble);
+    back->load_hf(dir.path());
+    plain->load_hf(dir.path());
+    torch::NoGradGuard g;
+    EXPECT_GT((plain->forward(ids, seg) - m->forward(ids, seg)).abs().max().item<double>(), 1e-3);
+    EXPECT_LT((back->forward(ids, seg) - m->forward(ids, seg)).abs().max().item<double>(), 1e-4);
+  }
 }
 
 // Causal query blocks (TransformerConfig::attention_block) against one block over the whole sequence: the same

@@ -202,5 +202,53 @@ TEST(Sft, PackedRowsGiveTheSameLossAndGradientsAsPadded) {
               largest, diff);
 }
 
+// With the look-up copy (model.copy_lookup) an SFT sequence copies from its prompt only (ids before loss_from;
+// core/model/copy_lookup.h): the packed micro-batch loss equals a per-sequence reference built from the boosted
+// logits of proposals with that source, and differs from what copying from the whole sequence would give.
+TEST(Sft, LookUpCopyLossCopiesFromThePromptOnly) {
+  Config c = tiny_config();
+  c.model.copy_lookup = 3;
+  torch::manual_seed(5);
+  Transformer model = build_model(c, 96);
+  {
+    torch::NoGradGuard g;
+    model->copy_gate_bias.fill_(2.0);
+  }
+  std::vector<LmSequence> seqs;
+  for (int i = 0; i < 6; ++i) {  // period-5 repeats, so that the completion's suffixes match in its prompt
+    LmSequence q;
+    const int n = 12 + 3 * i;
+    for (int t = 0; t < n; ++t) q.ids.push_back((i * 31 + (t % 5) * 17 + (t >= n / 2 ? 1 : 0) * (t % 2)) % 96);
+    q.loss_from = n / 2;
+    seqs.push_back(q);
+  }
+  std::vector<const LmSequence*> mine;
+  for (const auto& q : seqs) mine.push_back(&q);
+  std::stable_sort(mine.begin(), mine.end(),
+                   [](const LmSequence* x, const LmSequence* y) { return x->ids.size() > y->ids.size(); });
+  torch::NoGradGuard g;
+  double packed = 0;
+  for (const LmMicroBatch& mb : lm_micro_batches(mine, 4, true))
+    packed += lm_micro_loss(*model, mb, 1.0).item<double>();
+  double prompt_only = 0, whole = 0;
+  int proposed = 0;
+  for (const auto& q : seqs) {
+    const int64_t n = static_cast<int64_t>(q.ids.size());
+    const torch::Tensor h = model->hidden_states(torch::tensor(q.ids).unsqueeze(0))[0];
+    for (int64_t t = q.loss_from - 1; t + 1 < n; ++t) {
+      for (bool from_prompt : {true, false}) {
+        const std::vector<CopyProposal> p = {copy_proposal(q.ids.data(), t + 1, 3, from_prompt ? q.loss_from : n)};
+        proposed += from_prompt && p[0].match > 0;
+        const double lp =
+            torch::log_softmax(model->lm_logits(h.narrow(0, t, 1), &p)[0], 0)[q.ids[t + 1]].item<double>();
+        (from_prompt ? prompt_only : whole) -= lp;
+      }
+    }
+  }
+  EXPECT_GT(proposed, 10);
+  EXPECT_NEAR(packed, prompt_only, 1e-5 * std::abs(prompt_only));
+  EXPECT_GT(std::abs(whole - prompt_only), 1e-3);
+}
+
 }  // namespace
 }  // namespace r2rec
