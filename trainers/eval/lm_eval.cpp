@@ -179,8 +179,9 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
             check_reasoning(out[i].text, examples[i], batch_chains[i], 0, batch_chains[i].size(), catalog, format);
         r.citations += static_cast<int64_t>(check.citations.size());
         for (const Citation& c : check.citations) r.grounded_citations += c.grounded;
-        r.votes_lines += check.has_votes;
-        r.true_votes += check.has_votes && check.votes_true;
+        // Count claims: a votes line, or "Candidate X. No chain reaches it." (X's count is 0): each true or not.
+        r.votes_lines += check.has_votes + check.no_chain_claim;
+        r.true_votes += (check.has_votes && check.votes_true) + check.no_chain_true;
         r.consistent += check.consistent(out[i].choice);
         r.valid += out[i].valid;
         r.forced += out[i].forced;

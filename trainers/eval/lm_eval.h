@@ -39,8 +39,8 @@ struct LmEvalResult {
   int64_t forced = 0;  // completions that needed "<answer>" appended
   int64_t generated_tokens = 0;
   // The completions' reasoning checked against their prompts (trainers/task/citations.h): chains cited, of them
-  // grounded; completions with a votes line, of them true to the prompt; completions whose answer is what their
-  // own stated evidence favours (ReasoningCheck::consistent).
+  // grounded; count claims (a votes line, or "No chain reaches it." about the candidate named), of them true to
+  // the prompt; completions whose answer is what their own stated evidence favours (ReasoningCheck::consistent).
   int64_t citations = 0, grounded_citations = 0, votes_lines = 0, true_votes = 0, consistent = 0;
   // The counterfactual test (LmEvalOptions::counterfactual): completions tested, of them the answers that changed
   // with the cited chains removed, and with as many uncited chains removed.

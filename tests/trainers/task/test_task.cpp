@@ -401,6 +401,17 @@ TEST(Task, ConsistencyIsJudgedFromTheCompletionsOwnWords) {
     const ReasoningCheck m = check(mixed);
     EXPECT_TRUE(m.favoured.empty()) << mixed;
     EXPECT_FALSE(m.consistent(a));
+    // "No chain reaches it." is a count claim: false about a (the leader), true about a candidate no chain reaches.
+    const ReasoningCheck claim_a = check("<think>\nCandidate " + ta + ". No chain reaches it.\n</think>");
+    EXPECT_TRUE(claim_a.no_chain_claim);
+    EXPECT_FALSE(claim_a.no_chain_true);
+    for (size_t k = 0; k < e.candidates.size(); ++k) {
+      if (ev.votes[k] != 0) continue;
+      const ReasoningCheck claim =
+          check("<think>\nCandidate " + item_token(r.catalog, e.candidates[k]) + ". No chain reaches it.\n</think>");
+      EXPECT_TRUE(claim.no_chain_claim && claim.no_chain_true);
+      break;
+    }
     // No evidence: nothing is favoured, so no answer is consistent.
     EXPECT_TRUE(check("<think>\n</think><answer>" + ta + "</answer>").favoured.empty());
     EXPECT_FALSE(check("<answer>" + ta + "</answer>").consistent(a));
