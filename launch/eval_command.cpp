@@ -75,9 +75,10 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
     gen.metrics = {{"HR@1", r.generation.hr(1)},
                    {"valid", r.examples ? static_cast<double>(r.valid) / r.examples : 0.0},
                    {"forced", r.examples ? static_cast<double>(r.forced) / r.examples : 0.0},
-                   {"grounded", r.citations ? static_cast<double>(r.grounded_citations) / r.citations : 0.0},
-                   {"true_votes", r.votes_lines ? static_cast<double>(r.true_votes) / r.votes_lines : 0.0},
                    {"consistent", r.examples ? static_cast<double>(r.consistent) / r.examples : 0.0}};
+    // A share of no claims is not 0: without a citation (a count claim) the report shows "-".
+    if (r.citations > 0) gen.metrics["grounded"] = static_cast<double>(r.grounded_citations) / r.citations;
+    if (r.votes_lines > 0) gen.metrics["true_votes"] = static_cast<double>(r.true_votes) / r.votes_lines;
     if (c.eval.counterfactual) {
       gen.metrics["cf_tested"] = r.examples ? static_cast<double>(r.cf_examples) / r.examples : 0.0;
       if (r.cf_examples > 0) {  // none tested: the report shows "-", not a share of 0
