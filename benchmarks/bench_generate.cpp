@@ -6,7 +6,8 @@
 // before a plain prefill and decode. Both prefill, then decode N tokens greedily, gathering each chosen token's
 // log-prob; prefill and decode are timed apart. The engine unshared (every row prefilled) is measured too, and a
 // sampled run (temperature 1, top-p 0.95). The engine also does what the Python loop does not (per-row
-// sampling/stop bookkeeping on the CPU, a live-row mask).
+// sampling/stop bookkeeping on the CPU, a live-row mask). Last, greedy decode with the look-up copy
+// (model.copy_lookup 4, the same weights) against the same model without it.
 // Default shape = configs/defaults.yaml's model (d 256, 4 layers, 4 heads / 2 kv heads, SwiGLU 688, vocab
 // 4096, tied, QKV bias); batch 8 x 64-token prompts, 64 new tokens, group 1.
 // usage: bench_generate [--reps N] [--batch B] [--group G] [--prompt P] [--new N] [--threads T] [--engine-only 1]
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
     }
   }
   auto run = [&](double temperature, double top_p, std::vector<double>& prefill, std::vector<double>& decode,
-                 bool share = true) {
+                 bool share = true, TransformerImpl* which = nullptr) {
     SamplingOptions o;
     o.max_new_tokens = N;
     o.temperature = temperature;
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
     o.share_prompts = share;
     for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
       GenerationStats stats;
-      generate(*model, requests, o, {}, 0, &stats);
+      generate(which ? *which : *model, requests, o, {}, 0, &stats);
       if (r > 0) prefill.push_back(stats.prefill_seconds), decode.push_back(stats.decode_seconds);
     }
   };
@@ -132,6 +133,27 @@ int main(int argc, char** argv) {
   bench::print_result(
       "generate_tokens_per_s", "tokens/s", totals, py_dec > 0 ? (prefilled + decoded) / (py_pre + py_dec) : NAN,
       "prefill + greedy decode (prompt and new tokens of every row), " + shape + ", vs the same PyTorch-Python loop");
+  {
+    // The look-up copy (model.copy_lookup, core/model/copy_lookup.h): the same weights with the copy on, greedy; its
+    // cost is the per-row scan of prompt + completion each step and the boost of the proposed logits.
+    TransformerConfig cc = c;
+    cc.copy_lookup = 4;
+    Transformer copying(cc);
+    torch::NoGradGuard no_grad;
+    const auto plain_weights = model->hf_state_dict();
+    for (auto& [name, t] : copying->hf_state_dict())
+      for (const auto& [other, u] : plain_weights)
+        if (other == name) t.copy_(u);
+    std::vector<double> copy_prefill, copy_decode;
+    run(0.0, 1.0, copy_prefill, copy_decode, true, copying.get());
+    std::printf("  r2rec greedy with the look-up copy: decode %.1f ms (%.0f tokens/s), %.3f of plain\n",
+                bench::median(copy_decode) * 1e3, decoded / bench::median(copy_decode),
+                dec / bench::median(copy_decode));
+    std::vector<double> copy_rates;
+    for (double t : copy_decode) copy_rates.push_back(decoded / t);
+    bench::print_result("decode_copy_lookup_tokens_per_s", "tokens/s", copy_rates, decoded / dec,
+                        "greedy decode with model.copy_lookup 4, " + shape + ", vs the same model without it");
+  }
   if (G > 1) {
     // The learner's pass over the same groups: forward + backward of the teacher-forced log-probs of every row's
     // completion (N tokens), each prompt run once for its G rows vs every row's prompt run again.
