@@ -251,8 +251,8 @@ torch::Tensor plain_logits(TransformerImpl& m, const torch::Tensor& hidden) {
 
 void check_copy(const TransformerImpl& m, const torch::Tensor& hidden, const std::vector<CopyProposal>* copy) {
   if (m.config.copy_lookup == 0) return;
-  if (copy == nullptr || static_cast<int64_t>(copy->size()) != hidden.size(0)) {
-    throw std::logic_error("transformer: the look-up copy needs one proposal per hidden row");
+  if (copy == nullptr || hidden.dim() != 2 || static_cast<int64_t>(copy->size()) != hidden.size(0)) {
+    throw std::logic_error("transformer: the look-up copy needs hidden rows [n, d] and one proposal per row");
   }
 }
 
@@ -278,7 +278,7 @@ torch::Tensor TransformerImpl::copy_boost(const torch::Tensor& hidden, const std
 torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& hidden, const std::vector<CopyProposal>* copy) {
   torch::Tensor logits = plain_logits(*this, hidden);
   check_copy(*this, hidden, copy);
-  if (config.copy_lookup == 0 || hidden.dim() != 2) return logits;
+  if (config.copy_lookup == 0) return logits;
   std::vector<int64_t> rows, cols;
   for (size_t i = 0; i < copy->size(); ++i)
     for (const int64_t v : (*copy)[i].tokens) rows.push_back(static_cast<int64_t>(i)), cols.push_back(v);
@@ -310,6 +310,7 @@ torch::Tensor TransformerImpl::target_logprobs(const torch::Tensor& hidden, cons
   torch::Tensor F = torch::zeros({n, K}, torch::kLong), keep = torch::zeros({n, K}, torch::kFloat);
   torch::Tensor in_f = torch::zeros({n}, torch::kFloat);
   const torch::Tensor tg = targets.to(torch::kCPU).contiguous();
+  const int64_t* tg_p = tg.data_ptr<int64_t>();
   int64_t* f_p = F.data_ptr<int64_t>();
   float* keep_p = keep.data_ptr<float>();
   float* in_p = in_f.data_ptr<float>();
@@ -319,7 +320,7 @@ torch::Tensor TransformerImpl::target_logprobs(const torch::Tensor& hidden, cons
       const int64_t at = i * K + static_cast<int64_t>(k);
       f_p[at] = toks[k], keep_p[at] = 1.0f;
     }
-    in_p[i] = std::binary_search(toks.begin(), toks.end(), tg.data_ptr<int64_t>()[i]) ? 1.0f : 0.0f;
+    in_p[i] = std::binary_search(toks.begin(), toks.end(), tg_p[i]) ? 1.0f : 0.0f;
   }
   const torch::Device device = hidden.device();
   const torch::Tensor cols = torch::cat({targets.to(device).unsqueeze(1), F.to(device)}, 1);  // [n, 1 + K]

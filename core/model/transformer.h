@@ -61,8 +61,8 @@ struct TransformerImpl : torch::nn::Module {
   // The final-norm hidden states [B, T, d] of forward (logits = lm_logits(hidden)).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
   // With the look-up copy (config.copy_lookup > 0) the logits and log-probs of hidden row i depend on what the
-  // sequence before it proposes: `copy` holds one CopyProposal per row (core/model/copy_lookup.h), and is
-  // required then (std::logic_error without it); without the look-up it is ignored.
+  // sequence before it proposes: hidden is [n, d] and `copy` holds one CopyProposal per row (core/model/
+  // copy_lookup.h), required then (std::logic_error otherwise); without the look-up it is ignored.
   torch::Tensor lm_logits(const torch::Tensor& hidden, const std::vector<CopyProposal>* copy = nullptr);
   // log p(targets[i] | hidden[i]) [n] float32 for final-norm hidden states [n, d], and sum_i row_weights[i] *
   // -log p(targets[i]) (a scalar): through the chunked head of core/model/lm_head_loss.h, which never forms the
