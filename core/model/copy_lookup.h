@@ -21,8 +21,8 @@
 
 namespace r2rec {
 
-constexpr int64_t kCopyMaxFollowers = 16;
-constexpr double kCopyMaxBoost = 30.0;  // s_t is clamped here: e^30 keeps every product finite in float32
+constexpr int64_t kCopyMaxFollowers = 32;  // >= a compact prompt's candidate lines (20 by default)
+constexpr double kCopyMaxBoost = 30.0;     // s_t is clamped here: e^30 keeps every product finite in float32
 
 struct CopyProposal {
   int32_t match = 0;            // length of the longest earlier match of the sequence's suffix; 0 = none

@@ -138,6 +138,11 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
     for (size_t i = 0; i < example.candidates.size(); ++i) {
       s += "[" + std::to_string(i + 1) + "] " + item_name(catalog, example.candidates[i], f) + "\n";
     }
+  } else if (f.layout == ChainLayout::kCompact) {
+    // One line per candidate, written as the reasoning names it ("Candidate <item_98>."): the look-up copy
+    // (docs/model.md) then proposes exactly the candidates where a completion starts a "Candidate " line.
+    s += "Candidates:\n";
+    for (int32_t c : example.candidates) s += "Candidate " + item_token(catalog, c) + "\n";
   } else {
     s += "Candidates: ";
     for (int32_t c : example.candidates) s += item_token(catalog, c);

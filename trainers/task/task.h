@@ -13,6 +13,9 @@
 //   Candidates: <item_98><item_1016><item_12>...
 //   Think over the chains step by step, then answer with one candidate.
 //
+// The compact layout (task.chain_layout compact) writes chains "1. <item_98><user_231><item_50>U" and one
+// "Candidate <item_98>" line per candidate after "Candidates:", the words the reasoning names one with.
+//
 // With titles, the history is one "- <title>" line per item and candidates are numbered "[k] <title>" lines
 // ("[k] <item_ID> <title>" with both). The direct form (PromptForm::kDirect) ends with "Answer with one
 // candidate." instead, and its completion is the answer alone.

@@ -258,7 +258,7 @@ TEST(Corpus, CopyDocumentsCiteOnlyTheirOwnPromptLines) {
     std::vector<std::string> history, candidates, lines;
     for (std::string line; std::getline(prompt, line);) {
       if (line.rfind("History (oldest first): ", 0) == 0) history = split_tokens(line.substr(24));
-      if (line.rfind("Candidates: ", 0) == 0) candidates = split_tokens(line.substr(12));
+      if (line.rfind("Candidate <item_", 0) == 0) candidates.push_back(line.substr(10));  // compact: a line each
       const size_t dot = line.find(". <item_");
       if (dot != std::string::npos && dot <= 2) lines.push_back(line.substr(dot + 2));
     }

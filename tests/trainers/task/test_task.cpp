@@ -244,6 +244,13 @@ TEST(Task, BackwardAndCompactLayoutsMakeEveryCitationACopyOfItsPromptLine) {
       }
       size_t at = 0;
       for (std::string line; std::getline(lines, line);) {
+        if (layout == ChainLayout::kCompact && line.rfind("Candidate ", 0) == 0) {
+          // The candidate line is the prompt's: "Candidate <item_98>" (task.h), before ". No chain reaches it."
+          const std::string named = line.substr(0, line.find('.'));
+          ASSERT_EQ(named, "Candidate " + item_token(r.catalog, e.target)) << line;
+          ASSERT_NE(prompt.find("\nCandidates:\n"), std::string::npos) << prompt;
+          ASSERT_NE(prompt.find("\n" + named + "\n"), std::string::npos) << line << "\n" << prompt;
+        }
         if (line.size() < 2 || line.back() != '.' || line.rfind("Candidate ", 0) == 0) continue;
         const std::string body = line.substr(0, line.size() - 1);
         if (layout == ChainLayout::kCompact) {  // the end of the cited chain's line "k. ..."
@@ -275,6 +282,11 @@ TEST(Task, BackwardAndCompactLayoutsMakeEveryCitationACopyOfItsPromptLine) {
     }
     EXPECT_GT(copied, 2000);
   }
+  const Example& e = r.examples.back();  // compact lists every candidate on a line of its own, in list order
+  const std::string prompt = render_prompt(e, r.chains.back(), 0, r.chains.back().size(), r.catalog, f);
+  std::string listed = "\nCandidates:\n";
+  for (int32_t item : e.candidates) listed += "Candidate " + item_token(r.catalog, item) + "\n";
+  EXPECT_NE(prompt.find(listed + "Think over"), std::string::npos) << prompt;
 }
 
 // A path citation is judged by its hops alone: one that no prompt chain holds, in any order or with one entity
