@@ -209,7 +209,7 @@ Citation check_citation(int64_t number, const std::string& line, const std::vect
 // A line that is only entities (a path: "<item_98><user_40><item_7>U.", with "<-"/"->" or spaces between them
 // allowed) names the chain by its hops: the first prompt chain it is grounded in, else none (chain -1).
 bool path_line(const std::string& line, const std::vector<Entity>& mentions) {
-  if (mentions.size() < 2) return false;
+  if (mentions.empty()) return false;
   size_t at = 0;
   const auto filler = [&](size_t to) {
     for (; at < to; ++at) {
@@ -251,7 +251,7 @@ Citation check_path_citation(const std::string& line, const std::vector<Entity>&
   best.line = line;
   best.mentions = static_cast<int64_t>(mentions.size());
   best.steps = std::max<int64_t>(0, best.mentions - 1);
-  best.why = "no prompt chain has these hops" + closest;
+  best.why = mentions.size() < 2 ? "one entity alone is no hop" : "no prompt chain has these hops" + closest;
   return best;
 }
 
@@ -267,7 +267,10 @@ std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions
   }
   const size_t C = example.candidates.size();
   std::vector<int64_t> score(C, 0);  // citations naming each candidate
+  int64_t stated = 0;
   for (const Citation& c : r.citations) {
+    if (c.mentions < 2) continue;  // one entity alone states nothing about any candidate
+    ++stated;
     std::vector<bool> names(C, false);
     for (const Entity& e : finder.find(c.line)) {
       const int32_t k = candidate_of(example, e);
@@ -277,7 +280,7 @@ std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions
     for (size_t k = 0; k < C; ++k) score[k] += names[k];
   }
   if (r.named >= 0) {  // X, when some evidence is stated: a citation or "No chain reaches it"
-    if (r.citations.empty() && !r.no_chain_claim) return {};
+    if (stated == 0 && !r.no_chain_claim) return {};
     return {r.named};
   }
   const int64_t best = C ? *std::max_element(score.begin(), score.end()) : 0;

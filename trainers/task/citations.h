@@ -5,7 +5,8 @@
 // "(chain N)." (the evidence form: "<item_98> <- <user_40> <- <item_7> <- U (chain 5)."; "(chain)." names no chain
 // and is never grounded), or, with task.chain_layout compact, a line of entities alone (a path,
 // "<item_98><user_40><item_7>U.") that names its chain by its hops: it cites the first prompt chain it is grounded
-// in (each step a hop between two different nodes), and none when no chain has its hops. Its mentions are the
+// in (each step a hop between two different nodes), and none when no chain has its hops. A line of one entity
+// ("<item_381>.", a path begun and dropped) is a path citation too, never grounded. Its mentions are the
 // entities it names, in order: item and user tokens (<item_ID>, <user_ID>), "U" (this user), "user ID" and, with
 // titles, the titles of the prompt's items. A citation is grounded when N is one of the prompt's chains, it names
 // at least two entities, every two consecutive mentions are the same node or two adjacent nodes of chain N (one
@@ -20,7 +21,7 @@
 // line, the candidate with the most votes it claims (a tie to the one listed first); else, with a "Candidate X." line,
 // X when every citation names X (none when one does not: the trace contradicts itself); else the candidates its
 // citations name most often. A completion is consistent when its answer is one of them; one that states no evidence is
-// not.
+// not. A citation of one entity alone states nothing and counts for no candidate.
 #pragma once
 
 #include <algorithm>

@@ -327,6 +327,17 @@ TEST(Task, CompactPathCitationsAreJudgedByTheirHops) {
     EXPECT_FALSE(judge("U U.").grounded);
     // Skipping a node is not a hop.
     EXPECT_FALSE(judge(path_of(-1, "", c.offsets[0] + 1, "")).grounded);
+    // One entity alone (a path begun and dropped) is a citation, never grounded, even when it heads a chain.
+    const Citation one = judge(name(c.offsets[1] - 1) + ".");
+    EXPECT_FALSE(one.grounded);
+    EXPECT_EQ(one.why, "one entity alone is no hop");
+    // ... and it is no evidence: "Candidate X." then "X." favours nothing, so answering X is not consistent.
+    for (int32_t k = 0; k < static_cast<int32_t>(e.candidates.size()); ++k) {
+      const std::string x = item_token(r.catalog, e.candidates[static_cast<size_t>(k)]);
+      const ReasoningCheck dropped =
+          check_reasoning("<think>\nCandidate " + x + ".\n" + x + ".\n</think>", e, c, 0, c.size(), r.catalog, f);
+      EXPECT_FALSE(dropped.consistent(k)) << x;
+    }
     // A user swapped for one on no chain of the prompt.
     int64_t at = -1;
     for (int64_t n = c.offsets[0]; n < c.offsets[1] && at < 0; ++n)
