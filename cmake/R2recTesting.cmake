@@ -14,6 +14,16 @@ set(R2REC_TEST_ENV
   R2REC_DATA_DIR=${PROJECT_SOURCE_DIR}/../shared/data
   R2REC_BINARY=$<TARGET_FILE:r2rec>
   R2REC_MPIEXEC=${MPIEXEC_EXECUTABLE})
+if(R2REC_SANITIZE)
+  # The sanitizer build (docs/hardening.md): a finding fails the test that met it, in test binaries and in the r2rec
+  # processes they start; Open MPI's own exit-time allocations are suppressed with their reason in lsan.supp.
+  list(APPEND R2REC_TEST_ENV
+    # fast_unwind_on_malloc=0: full stacks through the uninstrumented Open MPI libraries, so that suppressions match
+    ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:fast_unwind_on_malloc=0
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0
+    OMPI_MCA_mca_base_component_disable_dlclose=1)  # keep MCA components loaded so leak stacks name them
+endif()
 
 function(r2rec_add_test name)
   cmake_parse_arguments(T "MPI_MAIN" "TIMEOUT" "SOURCES;LIBS;NP;LABELS" ${ARGN})

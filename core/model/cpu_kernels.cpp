@@ -135,7 +135,9 @@ inline float exp_np(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r2 + r + 1.f;
-  const int32_t bits = (__builtin_bit_cast(int32_t, shifted) - 0x4B400000 + 127) * (1 << 23);  // 2^n, n <= 0
+  // 2^n, n <= 0: the biased exponent n + 127 shifted into place, in unsigned arithmetic (where n < -127 the value is
+  // not used, and a signed shift would overflow: UBSan found it).
+  const uint32_t bits = static_cast<uint32_t>(__builtin_bit_cast(int32_t, shifted) - 0x4B400000 + 127) << 23;
   return under ? 0.f : p * __builtin_bit_cast(float, bits);
 }
 
