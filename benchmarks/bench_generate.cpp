@@ -140,10 +140,8 @@ int main(int argc, char** argv) {
     cc.copy_lookup = 4;
     Transformer copying(cc);
     torch::NoGradGuard no_grad;
-    const auto plain_weights = model->hf_state_dict();
-    for (auto& [name, t] : copying->hf_state_dict())
-      for (const auto& [other, u] : plain_weights)
-        if (other == name) t.copy_(u);
+    auto copy_params = copying->named_parameters();  // the plain model's weights; the copy gate keeps its init
+    for (const auto& p : model->named_parameters()) copy_params[p.key()].copy_(p.value());
     std::vector<double> copy_prefill, copy_decode;
     run(0.0, 1.0, copy_prefill, copy_decode, true, copying.get());
     std::printf("  r2rec greedy with the look-up copy: decode %.1f ms (%.0f tokens/s), %.3f of plain\n",
