@@ -8,6 +8,7 @@
 // with the code below.
 #pragma once
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
@@ -57,6 +58,17 @@ class CommError : public Error {
 class RuntimeFailure : public Error {
  public:
   explicit RuntimeFailure(const std::string& message) : Error(message, kExitRuntime) {}
+};
+
+// Writing output failed (a file, a folder, a rename) with errno `err`. What the user can fix - permission, a
+// read-only file system, a full disk, a quota - exits 2 like bad input; any other errno (EIO, ...) is a runtime
+// failure (exit 3). The message names the path.
+class WriteError : public Error {
+ public:
+  WriteError(const std::string& message, int err) : Error(message, user_fixable(err) ? kExitUsage : kExitRuntime) {}
+  static bool user_fixable(int err) {
+    return err == EACCES || err == EPERM || err == EROFS || err == ENOSPC || err == EDQUOT;
+  }
 };
 
 }  // namespace r2rec

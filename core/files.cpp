@@ -18,9 +18,9 @@ std::string temp_path_for(const std::string& path) { return path + ".tmp." + std
 void write_file_atomic(const std::string& path, const std::string& contents) {
   const std::string tmp = temp_path_for(path);
   auto failure = [&](const std::string& what) {
-    const std::string reason = std::strerror(errno);
+    const int err = errno;
     ::unlink(tmp.c_str());
-    return RuntimeFailure(path + ": " + what + ": " + reason);
+    return WriteError(path + ": " + what + ": " + std::strerror(err), err);
   };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw failure("cannot create temporary file");

@@ -64,7 +64,7 @@ void init_logging(const char* argv0, const LogOptions& o) {
     std::error_code ec;
     fs::path dir = o.log_dir;
     fs::create_directories(dir, ec);
-    if (ec) throw RuntimeFailure(dir.string() + ": cannot create log folder: " + ec.message());
+    if (ec) throw WriteError(dir.string() + ": cannot create log folder: " + ec.message(), ec.value());
     st.file = (dir / ("rank" + std::to_string(o.rank) + ".log")).string();
     google::SetLogDestination(google::GLOG_INFO, st.file.c_str());
   }

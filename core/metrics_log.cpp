@@ -2,8 +2,10 @@
 
 #include <glog/logging.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -80,10 +82,11 @@ void MetricsLog::write(int64_t step, const Scalars& scalars) {
       j[name] = nullptr;
     }
   }
+  errno = 0;
   std::ofstream out(path_, std::ios::app);
   out << j.dump() << "\n";
   out.flush();
-  if (!out) throw RuntimeFailure(path_ + ": write failed");
+  if (!out) throw WriteError(path_ + ": write failed" + (errno ? std::string(": ") + std::strerror(errno) : ""), errno);
   events_->scalars(step, now, tagged);
   events_->flush();
 }

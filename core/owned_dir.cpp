@@ -137,7 +137,7 @@ void make_owned_dir(const std::string& dir, const OwnName& own, bool building) {
   std::error_code ec;
   if (s.kind != Kind::kAbsent) fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
-  if (ec) throw RuntimeFailure(dir + ": cannot create: " + ec.message());
+  if (ec) throw WriteError(dir + ": cannot create: " + ec.message(), ec.value());
   write_file_atomic((fs::path(dir) / kOwnedMarker).string(),
                     std::string(kMarkerHeader) + "\n" + (building ? std::string(kEverything) + "\n" : ""));
 }
@@ -177,17 +177,19 @@ void replace_owned_dir(const std::string& dir, const std::string& fresh, const O
     }
     for (const std::string& n : s.rest) {
       fs::rename(fs::path(dir) / n, fs::path(fresh) / n, ec);
-      if (ec) throw RuntimeFailure(dir + "/" + n + ": cannot move into the new output " + fresh + ": " + ec.message());
+      if (ec)
+        throw WriteError(dir + "/" + n + ": cannot move into the new output " + fresh + ": " + ec.message(),
+                         ec.value());
     }
     fs::rename(dir, old, ec);
-    if (ec) throw RuntimeFailure(dir + ": cannot move the previous output aside: " + ec.message());
+    if (ec) throw WriteError(dir + ": cannot move the previous output aside: " + ec.message(), ec.value());
     fs::rename(fresh, dir, ec);
-    if (ec) throw RuntimeFailure(dir + ": cannot move the new output in from " + fresh + ": " + ec.message());
+    if (ec) throw WriteError(dir + ": cannot move the new output in from " + fresh + ": " + ec.message(), ec.value());
     remove_if_owned(old, own);
     return;
   }
   fs::rename(fresh, dir, ec);
-  if (ec) throw RuntimeFailure(dir + ": cannot move the new output in from " + fresh + ": " + ec.message());
+  if (ec) throw WriteError(dir + ": cannot move the new output in from " + fresh + ": " + ec.message(), ec.value());
 }
 
 void remove_if_owned(const std::string& dir, const OwnName& own) {

@@ -68,7 +68,7 @@ EventWriter::EventWriter(const std::string& dir) {
           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count()) + "." + host + "." +
           std::to_string(::getpid()) + "." + std::to_string(files++);
   file_ = std::fopen(path_.c_str(), "wb");
-  if (file_ == nullptr) throw RuntimeFailure(path_ + ": cannot create: " + std::strerror(errno));
+  if (file_ == nullptr) throw WriteError(path_ + ": cannot create: " + std::strerror(errno), errno);
   std::string e;
   const double wall = std::chrono::duration<double>(now).count();
   key(e, 1, 1);
@@ -107,11 +107,11 @@ void EventWriter::record(const std::string& data) {
   const bool ok = std::fwrite(&n, 8, 1, file_) == 1 && std::fwrite(&len_crc, 4, 1, file_) == 1 &&
                   std::fwrite(data.data(), 1, data.size(), file_) == data.size() &&
                   std::fwrite(&data_crc, 4, 1, file_) == 1;
-  if (!ok) throw RuntimeFailure(path_ + ": write failed: " + std::strerror(errno));
+  if (!ok) throw WriteError(path_ + ": write failed: " + std::strerror(errno), errno);
 }
 
 void EventWriter::flush() {
-  if (std::fflush(file_) != 0) throw RuntimeFailure(path_ + ": flush failed: " + std::strerror(errno));
+  if (std::fflush(file_) != 0) throw WriteError(path_ + ": flush failed: " + std::strerror(errno), errno);
 }
 
 }  // namespace r2rec

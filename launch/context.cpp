@@ -37,7 +37,7 @@ void open_run_dir(CommandContext& ctx, const char* argv0, const std::string& sta
   const auto& run = ctx.config.run;
   std::error_code ec;
   fs::create_directories(run.dir, ec);
-  if (ec) throw RuntimeFailure(run.dir + ": cannot create run directory: " + ec.message());
+  if (ec) throw WriteError(run.dir + ": cannot create run directory: " + ec.message(), ec.value());
   init_logging(argv0, {ctx.process->rank, role_name(ctx.role), ctx.layout.logs(), run.log_level, run.log_all_ranks});
   static bool shown = false;  // `r2rec run` opens the run directory once per stage: show the config once
   if (ctx.process->rank == 0 && !shown) {

@@ -1,6 +1,7 @@
 #include "sampler/hdf5_io.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <numeric>
 
@@ -65,12 +66,30 @@ std::string last_error() {
   return msg;
 }
 
+namespace {
+
+// The first HDF5 call of the process (silence_errors and library_threadsafe both start here).
+void no_shutdown_at_exit() {
+  // No library shutdown at exit: HDF5 1.10's exit handler closes the files still in its table, and a file whose
+  // flush failed (a full disk) stays there and crashes that handler after r2rec has reported the error. Every file
+  // r2rec writes is closed explicitly (File::close), so nothing is lost by skipping it. Must precede any other
+  // HDF5 call.
+  static const bool once = [] { return H5dont_atexit() >= 0; }();
+  (void)once;
+}
+
+}  // namespace
+
 bool library_threadsafe() {
+  no_shutdown_at_exit();
   hbool_t safe = 0;
   return H5is_library_threadsafe(&safe) >= 0 && safe;
 }
 
-void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void silence_errors() {
+  no_shutdown_at_exit();
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 Handle& Handle::operator=(Handle&& o) noexcept {
   if (this != &o) {
@@ -118,10 +137,12 @@ void File::fail(const std::string& object, const std::string& what) const {
 
 File File::create(const std::string& path) {
   silence_errors();
+  errno = 0;
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0) {
+    const int err = errno;
     const std::string detail = last_error();
-    throw RuntimeFailure(path + ": cannot create HDF5 file (" + detail + ")");
+    throw WriteError(path + ": cannot create HDF5 file (" + detail + ")", err);
   }
   return File(path, Handle(id, Handle::Kind::kFile));
 }

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <string_view>
 
@@ -89,7 +90,7 @@ bool parse_double(std::string_view s, double* out) {
   s = trim(s);
   if (s.empty()) return false;
   auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  return r.ec == std::errc() && r.ptr == s.data() + s.size() && std::isfinite(*out);  // "nan", "inf" are no number
 }
 
 std::string quoted(std::string_view s) { return "'" + std::string(s.substr(0, 40)) + "'"; }
@@ -164,7 +165,9 @@ void read_titles(TextFile& f, char sep, int id_col, int title_col, bool latin1, 
   }
   // Titles keyed by ids that no interaction uses (another dataset's file, random bytes with a separator in them)
   // would all be lost without a word.
-  if (log->item_tokens.empty() || log->titles.empty()) return;
+  if (log->item_tokens.empty()) return;
+  if (log->titles.empty())
+    throw DataError(f.path() + ": holds no item line (expected one line per item: id, then its title)");
   for (const std::string& item : log->item_tokens)
     if (log->titles.count(item)) return;
   const auto printable = [](std::string s) {

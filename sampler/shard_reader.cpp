@@ -49,8 +49,17 @@ ShardReader::ShardReader(const ReaderOptions& options) : options_(options) {
                         ")");
       }
     }
+    if (static_cast<int64_t>(ids.size()) != manifest_.shards[s].examples) {
+      throw DataError(path + ": holds " + std::to_string(ids.size()) + " examples, the manifest says " +
+                      std::to_string(manifest_.shards[s].examples) + " (re-run prepare with run.force=true)");
+    }
     total += static_cast<int64_t>(ids.size());
     shard_rows_.push_back(static_cast<int64_t>(ids.size()));
+  }
+  const int64_t listed = manifest_.examples[0] + manifest_.examples[1] + manifest_.examples[2];
+  if (total != listed) {
+    throw DataError(options.dir + "/manifest.json: examples: train + valid + test = " + std::to_string(listed) +
+                    ", the shards hold " + std::to_string(total));
   }
   for (int64_t id = 0; id < total; ++id) {
     const auto& col = splits[id % S];

@@ -280,7 +280,7 @@ void write_safetensors_checkpoint(const std::string& dir,
                                   uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw RuntimeFailure(dir + ": cannot create folder: " + ec.message());
+  if (ec) throw WriteError(dir + ": cannot create folder: " + ec.message(), ec.value());
   std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
   uint64_t in_shard = 0, total = 0;
   for (const auto& nt : tensors) {

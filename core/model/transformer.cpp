@@ -1,6 +1,9 @@
 #include "core/model/transformer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -52,7 +55,27 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
   if (c.num_heads % c.num_kv_heads != 0)
     throw DataError(path + ": num_key_value_heads must divide num_attention_heads");
   if (c.head_dim % 2 != 0) throw DataError(path + ": head_dim must be even (rotary positions)");
+  // Limits before allocation: a config.json describing more float32 weights than this machine holds is refused
+  // here, naming the file, rather than inside the allocator (the model is built in float32 on the CPU today).
+  const double params = c.parameter_count();
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (memory > 0 && params * 4 > memory) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  ": describes %.3g parameters (%.1f GiB of float32 weights), more than this "
+                  "machine's %.1f GiB of memory",
+                  params, params * 4 / (1 << 30), memory / (1 << 30));
+    throw DataError(path + line);
+  }
   return c;
+}
+
+double TransformerConfig::parameter_count() const {
+  const double h = static_cast<double>(hidden_size), d = static_cast<double>(head_dim);
+  const double attention = h * d * static_cast<double>(num_heads) * 2 + h * d * static_cast<double>(num_kv_heads) * 2;
+  const double mlp = 3 * h * static_cast<double>(intermediate_size);
+  return static_cast<double>(vocab_size) * h * (tie_embeddings ? 1 : 2) +
+         static_cast<double>(num_layers) * (attention + mlp);
 }
 
 std::string TransformerConfig::to_hf_json() const {

@@ -37,6 +37,9 @@ struct TransformerConfig {
 
   // From a Hugging Face config.json (DataError naming the file and key on a missing/bad field).
   static TransformerConfig from_hf_json(const std::string& path);
+  // Weights of the decoder (embeddings, attention and MLP projections; norms and biases left out), in double so a
+  // hostile config.json cannot overflow it.
+  double parameter_count() const;
   // The config.json text transformers reads back.
   std::string to_hf_json() const;
 };

@@ -62,7 +62,7 @@ void write_traces(const std::string& path, const TraceSet& t, int compression) {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) throw RuntimeFailure(path + ": cannot rename the written traces into place: " + ec.message());
+  if (ec) throw WriteError(path + ": cannot rename the written traces into place: " + ec.message(), ec.value());
 }
 
 TraceSet read_traces(const std::string& path) {
