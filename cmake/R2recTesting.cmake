@@ -22,7 +22,8 @@ if(R2REC_SANITIZE)
     ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:fast_unwind_on_malloc=0
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0
-    OMPI_MCA_mca_base_component_disable_dlclose=1)  # keep MCA components loaded so leak stacks name them
+    OMPI_MCA_mca_base_component_disable_dlclose=1  # keep MCA components loaded so leak stacks name them
+    TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1)
 endif()
 
 function(r2rec_add_test name)

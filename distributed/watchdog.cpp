@@ -25,10 +25,14 @@ namespace {
 std::mutex g_phase_mutex;
 std::string g_phase;
 std::atomic<Watchdog*> g_active{nullptr};
-volatile sig_atomic_t g_sigterm = 0;
+// Set by the SIGTERM handler on whichever thread takes the signal, read by the heartbeat thread: an atomic, since a
+// volatile sig_atomic_t only orders a handler against its own thread (ThreadSanitizer: a data race). Lock-free, so
+// async-signal-safe.
+std::atomic<int> g_sigterm{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the SIGTERM flag must be async-signal-safe");
 struct sigaction g_previous_sigterm;
 
-void on_sigterm_signal(int) { g_sigterm = 1; }  // the heartbeat thread acts on it (async-signal-safe)
+void on_sigterm_signal(int) { g_sigterm.store(1); }  // the heartbeat thread acts on it
 
 double wall_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
@@ -145,7 +149,7 @@ Watchdog::Watchdog(const WatchdogOptions& options) : options_(options), op_(std:
   R2REC_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));  // every record exists before anyone may read one
 
   if (options_.handle_sigterm) {
-    g_sigterm = 0;
+    g_sigterm.store(0);
     struct sigaction sa;
     std::memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigterm_signal;
@@ -293,7 +297,7 @@ void Watchdog::loop() {
   using Clock = std::chrono::steady_clock;
   auto next_beat = Clock::now();
   while (!stop_) {
-    if (g_sigterm) on_sigterm();
+    if (g_sigterm.load()) on_sigterm();
     const auto now = Clock::now();
     if (now >= next_beat) {
       write_record();
