@@ -29,7 +29,9 @@ struct Origin {
 };
 
 [[noreturn]] void fail(const Origin& origin, const std::string& key, const std::string& what) {
-  throw ConfigError(origin.where + ": " + key + ": " + what);
+  // No key is longer than ~40 characters: a longer one (garbage, a pasted line) is cut so the message stays a line.
+  const std::string shown_key = key.size() > 80 ? key.substr(0, 80) + "..." : key;
+  throw ConfigError(origin.where + ": " + shown_key + ": " + what);
 }
 
 std::string shown(const std::string& s) { return "'" + s + "'"; }

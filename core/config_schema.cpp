@@ -493,14 +493,18 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 std::string suggest(const std::string& wrong, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_d = std::string::npos;
+  const size_t limit = std::max<size_t>(2, wrong.size() / 3);  // keeps wild guesses out
   for (const auto& c : candidates) {
+    // The distance is at least the difference in length: a candidate that far off cannot be suggested, and skipping
+    // it keeps the work bounded for a key of any length (a fuzzed 60 kB key took seconds of edit distances).
+    const size_t gap = wrong.size() > c.size() ? wrong.size() - c.size() : c.size() - wrong.size();
+    if (gap > limit) continue;
     size_t d = edit_distance(wrong, c);
     if (d < best_d) {
       best_d = d;
       best = c;
     }
   }
-  const size_t limit = std::max<size_t>(2, wrong.size() / 3);  // keeps wild guesses out
   return best_d <= limit ? best : "";
 }
 

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -26,6 +27,26 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw DataError(path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
+  if (!j.is_object()) throw DataError(path + ": expected a JSON object");
+  // An optional field of the fallback's type: absent or null gives the fallback, another type is refused by name
+  // (nlohmann's value() would throw its own type_error, which names neither the file nor the key).
+  auto optional = [&](const char* key, auto fallback) {
+    using T = decltype(fallback);
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    const nlohmann::json& v = j[key];
+    bool ok = false;
+    if constexpr (std::is_same_v<T, bool>) {
+      ok = v.is_boolean();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      ok = v.is_string();
+    } else if constexpr (std::is_integral_v<T>) {
+      ok = v.is_number_integer();
+    } else {
+      ok = v.is_number();
+    }
+    if (!ok) throw DataError(path + ": " + key + ": has the wrong type (" + v.type_name() + ")");
+    return v.get<T>();
+  };
   auto need = [&](const char* key) -> int64_t {
     if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0) {
       throw DataError(path + ": " + key + ": expected a positive integer");
@@ -33,7 +54,7 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
     return j[key].get<int64_t>();
   };
   TransformerConfig c;
-  c.model_type = j.value("model_type", std::string("llama"));
+  c.model_type = optional("model_type", std::string("llama"));
   if (c.model_type != "qwen2" && c.model_type != "llama") {
     throw DataError(path + ": model_type: '" + c.model_type + "' is not a Llama/Qwen2 decoder (qwen2, llama)");
   }
@@ -45,12 +66,12 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
   c.num_kv_heads = j.contains("num_key_value_heads") ? need("num_key_value_heads") : c.num_heads;
   c.head_dim = j.contains("head_dim") && !j["head_dim"].is_null() ? need("head_dim") : c.hidden_size / c.num_heads;
   c.max_position = j.contains("max_position_embeddings") ? need("max_position_embeddings") : 2048;
-  c.rope_theta = j.value("rope_theta", 10000.0);
-  c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
-  c.tie_embeddings = j.value("tie_word_embeddings", c.model_type == "qwen2");
-  c.qkv_bias = c.model_type == "qwen2" ? true : j.value("attention_bias", false);
-  c.smeared_keys = j.value("r2rec_smeared_keys", false);
-  c.copy_lookup = j.value("r2rec_copy_lookup", int64_t{0});
+  c.rope_theta = optional("rope_theta", 10000.0);
+  c.rms_norm_eps = optional("rms_norm_eps", 1e-6);
+  c.tie_embeddings = optional("tie_word_embeddings", c.model_type == "qwen2");
+  c.qkv_bias = c.model_type == "qwen2" ? true : optional("attention_bias", false);
+  c.smeared_keys = optional("r2rec_smeared_keys", false);
+  c.copy_lookup = optional("r2rec_copy_lookup", int64_t{0});
   if (c.copy_lookup < 0 || c.copy_lookup > 64) throw DataError(path + ": r2rec_copy_lookup: expected 0..64");
   if (c.num_heads % c.num_kv_heads != 0)
     throw DataError(path + ": num_key_value_heads must divide num_attention_heads");

@@ -108,7 +108,9 @@ struct Tokenizer::Impl {
     }
     merges.reserve(spec.merges.size());
     for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-      const auto& [left, right] = spec.merges[rank];
+      // Named references, not a structured binding: C++17 lambdas cannot capture those (clang refuses).
+      const std::string& left = spec.merges[rank].first;
+      const std::string& right = spec.merges[rank].second;
       auto lookup = [&](const std::string& token) {
         std::optional<std::string> bytes = token_string_to_bytes(token);
         auto it = bytes ? vocab_ids.find(*bytes) : vocab_ids.end();

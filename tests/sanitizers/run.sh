@@ -6,7 +6,8 @@
 #     AddressSanitizer + UndefinedBehaviorSanitizer over the tests that parse outside input or run r2rec's threads
 #     without training: the YAML config loader and overrides, the metrics log, tokenizer files and encode/decode,
 #     the dataset readers, HDF5 shards and manifests, the shard reader's prefetch thread, process groups, the
-#     collectives, the trajectory channel and its decoder, the weight broadcast, the safetensors parser.
+#     collectives, the trajectory channel and its decoder, the weight broadcast, the safetensors parser, and every
+#     stored fuzz input replayed through its target (test_fuzz_corpus).
 #   tests/sanitizers/run.sh thread [BUILD_DIR]              (default build-tsan)
 #     ThreadSanitizer over the threaded parts: shard prefetch, the gradient-sync progress thread, the watchdog, the
 #     trajectory channel, the metrics log, process groups and the collectives.
@@ -17,7 +18,7 @@ case "$mode" in
   address,undefined)
     build=${2:-build-asan}
     tests=(test_config test_metrics_log test_tokenizer test_sampler_dataset test_shards test_reader test_process
-           test_collectives test_trajectory test_param_broadcast test_safetensors) ;;
+           test_collectives test_trajectory test_param_broadcast test_safetensors test_fuzz_corpus) ;;
   thread)
     build=${2:-build-tsan}
     tests=(test_reader test_gradient_sync test_watchdog test_trajectory test_metrics_log test_process
