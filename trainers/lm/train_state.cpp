@@ -104,10 +104,13 @@ std::string damage(const std::string& dir, nlohmann::json* state) {
     for (const auto& [rel, f] : state->at("files").items()) {
       const std::string p = dir + "/" + rel;
       if (!fs::exists(p)) return rel + " is missing";
+      if (!f.at("bytes").is_number_integer()) return "state.json: files." + rel + ".bytes is not an integer";
       if (static_cast<int64_t>(fs::file_size(p)) != f.at("bytes").get<int64_t>()) return rel + " has the wrong size";
       if (file_hash(p) != f.at("fnv1a").get<std::string>()) return rel + " does not match its hash";
     }
-    state->at("step").get<int64_t>();
+    // Type-checked: get<int64_t>() of a float is a static_cast, not an exception.
+    if (!state->at("step").is_number_integer()) return "state.json: step is not an integer";
+    if (!state->at("world_size").is_number_unsigned()) return "state.json: world_size is not a count";
     state->at("fingerprint").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     return std::string("state.json is malformed (") + e.what() + ")";
