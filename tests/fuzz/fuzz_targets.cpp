@@ -17,6 +17,7 @@
 #include "distributed/trajectory.h"
 #include "sampler/manifest.h"
 #include "sampler/raw_log.h"
+#include "tests/core/model/tiny_model.h"
 
 namespace r2rec::fuzz {
 namespace {
@@ -177,15 +178,7 @@ void model_config(const uint8_t* data, size_t size) {
 void adapter_config(const uint8_t* data, size_t size) {
   const std::string dir = fresh_dir();
   put(dir + "/adapter_config.json", reinterpret_cast<const char*>(data), size);
-  TransformerConfig c;
-  c.vocab_size = 16;
-  c.hidden_size = 8;
-  c.intermediate_size = 8;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  Transformer model(c);
+  Transformer model(testing::tiny(/*qwen=*/true));
   try {
     (void)load_lora_adapter(*model, dir);
   } catch (const Error&) {
