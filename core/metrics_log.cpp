@@ -86,7 +86,10 @@ void MetricsLog::write(int64_t step, const Scalars& scalars) {
   std::ofstream out(path_, std::ios::app);
   out << j.dump() << "\n";
   out.flush();
-  if (!out) throw WriteError(path_ + ": write failed" + (errno ? std::string(": ") + std::strerror(errno) : ""), errno);
+  if (!out) {
+    const int err = errno;
+    throw WriteError(path_ + ": write failed" + (err ? std::string(": ") + std::strerror(err) : ""), err);
+  }
   events_->scalars(step, now, tagged);
   events_->flush();
 }
