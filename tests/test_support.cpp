@@ -117,4 +117,11 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
+std::vector<std::string> r2rec_lines(const std::string& err) {
+  std::vector<std::string> out;
+  for (const auto& l : lines_of(err))
+    if (l.rfind("r2rec ", 0) == 0) out.push_back(l);
+  return out;
+}
+
 }  // namespace r2rec::testing

@@ -41,4 +41,8 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 // Non-empty lines of `text`.
 std::vector<std::string> lines_of(const std::string& text);
 
+// The lines of `err` that r2rec itself printed ("r2rec <command>: ..."), leaving out progress lines and mpirun's
+// banners.
+std::vector<std::string> r2rec_lines(const std::string& err);
+
 }  // namespace r2rec::testing

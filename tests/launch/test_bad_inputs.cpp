@@ -78,10 +78,6 @@ struct Dirs {
   }
 };
 
-void put(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-}
 void append(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
   out << contents;
@@ -97,7 +93,7 @@ std::string random_bytes(size_t n, uint32_t seed) {
 void edit_json(const std::string& path, const std::function<void(json&)>& edit) {
   json j = json::parse(read_file(path));
   edit(j);
-  put(path, j.dump());
+  write_file_atomic(path, j.dump());
 }
 // Rewrites a safetensors file's JSON header (its first tensor's entry is `first`).
 void edit_safetensors(const std::string& path, const std::function<void(json& header, const std::string& first)>& f) {
@@ -112,7 +108,7 @@ void edit_safetensors(const std::string& path, const std::function<void(json& he
   const std::string header = h.dump();
   const uint64_t m = header.size();
   std::string out(reinterpret_cast<const char*>(&m), 8);
-  put(path, out + header + bytes.substr(8 + n));
+  write_file_atomic(path, out + header + bytes.substr(8 + n));
 }
 
 enum class Cmd { kPrepare, kBaseline, kGenerate, kSft, kEval, kCheck2Ranks };
@@ -140,9 +136,10 @@ std::vector<Case> cases() {
   return {
       // Datasets (r2rec prepare over the run that already holds shards: they must survive).
       {"udata_missing", Cmd::kPrepare, [](const Dirs& d) { fs::remove(d.data + "/u.data"); }, in_data("u.data")},
-      {"udata_empty", Cmd::kPrepare, [](const Dirs& d) { put(d.data + "/u.data", ""); }, text("no interactions")},
-      {"udata_binary", Cmd::kPrepare, [](const Dirs& d) { put(d.data + "/u.data", random_bytes(5000, 1)); },
-       in_data("u.data:")},
+      {"udata_empty", Cmd::kPrepare, [](const Dirs& d) { write_file_atomic(d.data + "/u.data", ""); },
+       text("no interactions")},
+      {"udata_binary", Cmd::kPrepare,
+       [](const Dirs& d) { write_file_atomic(d.data + "/u.data", random_bytes(5000, 1)); }, in_data("u.data:")},
       {"udata_three_fields", Cmd::kPrepare, [](const Dirs& d) { append(d.data + "/u.data", "1\t2\t3\n"); },
        in_data("u.data:3001")},
       {"udata_rating_text", Cmd::kPrepare, [](const Dirs& d) { append(d.data + "/u.data", "1\t2\tx\t881250949\n"); },
@@ -155,48 +152,49 @@ std::vector<Case> cases() {
        [](const Dirs& d) { append(d.data + "/u.data", "1\t2\t3\t" + std::string(100 << 20, '9') + "\n"); },
        in_data("u.data:3001")},
       {"uitem_missing", Cmd::kPrepare, [](const Dirs& d) { fs::remove(d.data + "/u.item"); }, in_data("u.item")},
-      {"uitem_empty", Cmd::kPrepare, [](const Dirs& d) { put(d.data + "/u.item", ""); }, in_data("u.item")},
-      {"uitem_binary", Cmd::kPrepare, [](const Dirs& d) { put(d.data + "/u.item", random_bytes(5000, 2)); },
+      {"uitem_empty", Cmd::kPrepare, [](const Dirs& d) { write_file_atomic(d.data + "/u.item", ""); },
        in_data("u.item")},
-      {"uitem_of_another_dataset", Cmd::kPrepare, [](const Dirs& d) { put(d.data + "/u.item", "a|Alpha\nb|Beta\n"); },
-       in_data("u.item")},
+      {"uitem_binary", Cmd::kPrepare,
+       [](const Dirs& d) { write_file_atomic(d.data + "/u.item", random_bytes(5000, 2)); }, in_data("u.item")},
+      {"uitem_of_another_dataset", Cmd::kPrepare,
+       [](const Dirs& d) { write_file_atomic(d.data + "/u.item", "a|Alpha\nb|Beta\n"); }, in_data("u.item")},
       {"lastfm_empty",
        Cmd::kPrepare,
        [](const Dirs& d) {
-         put(d.data + "/user_artists.dat", "");
-         put(d.data + "/artists.dat", "id\tname\n1\tA\n");
+         write_file_atomic(d.data + "/user_artists.dat", "");
+         write_file_atomic(d.data + "/artists.dat", "id\tname\n1\tA\n");
        },
        in_data("user_artists.dat"),
        {"data.format=lastfm-hetrec"}},
       {"lastfm_weight_text",
        Cmd::kPrepare,
        [](const Dirs& d) {
-         put(d.data + "/user_artists.dat", "userID\tartistID\tweight\n2\t51\tmany\n");
-         put(d.data + "/artists.dat", "id\tname\n51\tA\n");
+         write_file_atomic(d.data + "/user_artists.dat", "userID\tartistID\tweight\n2\t51\tmany\n");
+         write_file_atomic(d.data + "/artists.dat", "id\tname\n51\tA\n");
        },
        in_data("user_artists.dat:2"),
        {"data.format=lastfm-hetrec"}},
       {"recbole_header_lacks_item_id",
        Cmd::kPrepare,
        [](const Dirs& d) {
-         put(d.data + "/data.inter", "user_id:token\titem:token\n1\t2\n");
-         put(d.data + "/data.item", "item_id:token\ttitle:token_seq\n2\tB\n");
+         write_file_atomic(d.data + "/data.inter", "user_id:token\titem:token\n1\t2\n");
+         write_file_atomic(d.data + "/data.item", "item_id:token\ttitle:token_seq\n2\tB\n");
        },
        in_data("data.inter"),
        {"data.format=recbole"}},
       {"recbole_field_count",
        Cmd::kPrepare,
        [](const Dirs& d) {
-         put(d.data + "/data.inter", "user_id:token\titem_id:token\n1\t2\t3\n");
-         put(d.data + "/data.item", "item_id:token\ttitle:token_seq\n2\tB\n");
+         write_file_atomic(d.data + "/data.inter", "user_id:token\titem_id:token\n1\t2\t3\n");
+         write_file_atomic(d.data + "/data.item", "item_id:token\ttitle:token_seq\n2\tB\n");
        },
        in_data("data.inter:2"),
        {"data.format=recbole"}},
       {"llmrank_two_item_files",
        Cmd::kPrepare,
        [](const Dirs& d) {
-         put(d.data + "/a.item", "item_id:token\ttitle:token_seq\n");
-         put(d.data + "/b.item", "item_id:token\ttitle:token_seq\n");
+         write_file_atomic(d.data + "/a.item", "item_id:token\ttitle:token_seq\n");
+         write_file_atomic(d.data + "/b.item", "item_id:token\ttitle:token_seq\n");
        },
        text("exactly one *.item"),
        {"data.format=recbole-llmrank"}},
@@ -208,21 +206,23 @@ std::vector<Case> cases() {
        [](const Dirs& d) {
          std::string s = read_file(d.run + "/" + kShard);
          s[s.size() / 2] = static_cast<char>(s[s.size() / 2] ^ 0x10);
-         put(d.run + "/" + kShard, s);
+         write_file_atomic(d.run + "/" + kShard, s);
        },
        in_run(kShard)},
       {"shard_missing", Cmd::kBaseline, [](const Dirs& d) { fs::remove(d.run + "/" + kShard); }, in_run(kShard)},
       {"shard_random_bytes", Cmd::kBaseline,
-       [](const Dirs& d) { put(d.run + "/" + kShard, random_bytes(fs::file_size(d.run + "/" + kShard), 3)); },
+       [](const Dirs& d) {
+         write_file_atomic(d.run + "/" + kShard, random_bytes(fs::file_size(d.run + "/" + kShard), 3));
+       },
        in_run(kShard)},
       {"catalog_truncated", Cmd::kBaseline, [](const Dirs& d) { fs::resize_file(d.run + "/data/items.h5", 500); },
        in_run("data/items.h5")},
       {"manifest_missing", Cmd::kBaseline, [](const Dirs& d) { fs::remove(d.run + "/data/manifest.json"); },
        in_run("data/manifest.json")},
-      {"manifest_empty", Cmd::kBaseline, [](const Dirs& d) { put(d.run + "/data/manifest.json", ""); },
+      {"manifest_empty", Cmd::kBaseline, [](const Dirs& d) { write_file_atomic(d.run + "/data/manifest.json", ""); },
        in_run("data/manifest.json")},
-      {"manifest_not_json", Cmd::kBaseline, [](const Dirs& d) { put(d.run + "/data/manifest.json", "{\n"); },
-       in_run("data/manifest.json")},
+      {"manifest_not_json", Cmd::kBaseline,
+       [](const Dirs& d) { write_file_atomic(d.run + "/data/manifest.json", "{\n"); }, in_run("data/manifest.json")},
       {"manifest_future_schema", Cmd::kBaseline,
        [](const Dirs& d) { edit_json(d.run + "/data/manifest.json", [](json& j) { j["schema_version"] = 99; }); },
        in_run("data/manifest.json")},
@@ -244,7 +244,7 @@ std::vector<Case> cases() {
        in_run("data/manifest.json")},
 
       // Model folders (r2rec generate --model).
-      {"config_json_empty", Cmd::kGenerate, [](const Dirs& d) { put(d.model + "/config.json", ""); },
+      {"config_json_empty", Cmd::kGenerate, [](const Dirs& d) { write_file_atomic(d.model + "/config.json", ""); },
        [](const Dirs& d) { return d.model + "/config.json"; }},
       {"config_json_wrong_type", Cmd::kGenerate,
        [](const Dirs& d) { edit_json(d.model + "/config.json", [](json& j) { j["hidden_size"] = "wide"; }); },
@@ -260,7 +260,7 @@ std::vector<Case> cases() {
        [](const Dirs& d) { return d.model + "/model.safetensors"; }},
       {"safetensors_header_of_256tb", Cmd::kGenerate,
        [](const Dirs& d) {
-         put(d.model + "/model.safetensors", std::string("\xff\xff\xff\xff\xff\xff\x00\x00{}", 10));
+         write_file_atomic(d.model + "/model.safetensors", std::string("\xff\xff\xff\xff\xff\xff\x00\x00{}", 10));
        },
        [](const Dirs& d) { return d.model + "/model.safetensors"; }},
       {"safetensors_offset_past_end", Cmd::kGenerate,
@@ -289,10 +289,11 @@ std::vector<Case> cases() {
                           [](json& h, const std::string&) { h.erase("model.embed_tokens.weight"); });
        },
        text("model.embed_tokens.weight")},
-      {"tokenizer_not_json", Cmd::kGenerate, [](const Dirs& d) { put(d.model + "/tokenizer.json", "{garbage"); },
+      {"tokenizer_not_json", Cmd::kGenerate,
+       [](const Dirs& d) { write_file_atomic(d.model + "/tokenizer.json", "{garbage"); },
        [](const Dirs& d) { return d.model + "/tokenizer.json"; }},
       {"tokenizer_random_bytes", Cmd::kGenerate,
-       [](const Dirs& d) { put(d.model + "/tokenizer.json", random_bytes(4096, 4)); },
+       [](const Dirs& d) { write_file_atomic(d.model + "/tokenizer.json", random_bytes(4096, 4)); },
        [](const Dirs& d) { return d.model + "/tokenizer.json"; }},
       {"tokenizer_truncated", Cmd::kGenerate, [](const Dirs& d) { fs::resize_file(d.model + "/tokenizer.json", 3000); },
        [](const Dirs& d) { return d.model + "/tokenizer.json"; }},
@@ -307,12 +308,15 @@ std::vector<Case> cases() {
       {"tokenizer_missing", Cmd::kGenerate, [](const Dirs& d) { fs::remove(d.model + "/tokenizer.json"); },
        [](const Dirs& d) { return d.model + ": no tokenizer.json"; }},
       {"generation_config_not_json", Cmd::kGenerate,
-       [](const Dirs& d) { put(d.model + "/generation_config.json", "garbage"); },
+       [](const Dirs& d) { write_file_atomic(d.model + "/generation_config.json", "garbage"); },
        [](const Dirs& d) { return d.model + "/generation_config.json"; }},
-      {"adapter_config_not_json", Cmd::kGenerate, [](const Dirs& d) { put(d.adapter + "/adapter_config.json", "{"); },
+      {"adapter_config_not_json", Cmd::kGenerate,
+       [](const Dirs& d) { write_file_atomic(d.adapter + "/adapter_config.json", "{"); },
        [](const Dirs& d) { return d.adapter + "/adapter_config.json"; }},
       {"adapter_not_lora", Cmd::kGenerate,
-       [](const Dirs& d) { put(d.adapter + "/adapter_config.json", R"({"peft_type": "PREFIX_TUNING"})"); },
+       [](const Dirs& d) {
+         write_file_atomic(d.adapter + "/adapter_config.json", R"({"peft_type": "PREFIX_TUNING"})");
+       },
        [](const Dirs& d) { return d.adapter + "/adapter_config.json: peft_type"; }},
 
       // Stage inputs.
@@ -374,17 +378,9 @@ std::vector<std::string> argv_for(const Case& c, const Dirs& d) {
   return a;
 }
 
-// r2rec's own error lines ("r2rec <command>: ..."), apart from progress lines and mpirun's banners.
-std::vector<std::string> our_lines(const std::string& err) {
-  std::vector<std::string> out;
-  for (const auto& l : testing::lines_of(err))
-    if (l.rfind("r2rec ", 0) == 0) out.push_back(l);
-  return out;
-}
-
 void expect_clean_refusal(const CommandResult& r, const std::string& mention) {
   EXPECT_EQ(r.exit_code, 2) << r.err.substr(0, 2000);
-  const auto lines = our_lines(r.err);
+  const auto lines = testing::r2rec_lines(r.err);
   ASSERT_EQ(lines.size(), 1u) << r.err.substr(0, 2000);
   EXPECT_NE(lines[0].find(mention), std::string::npos) << lines[0] << "\nmust name: " << mention;
   for (const char* bad : {"terminate called", "Check failed", "Segmentation", "*** ", "HDF5-DIAG", "internal error",

@@ -31,18 +31,9 @@ nlohmann::json manifest_of(const std::string& run_dir) {
   return nlohmann::json::parse(read_file(run_dir + "/data/manifest.json"));
 }
 
-// The error lines r2rec itself printed ("r2rec <command>: ..."), ignoring mpirun's own banner.
-std::vector<std::string> our_lines(const CommandResult& r) {
-  std::vector<std::string> out;
-  for (const auto& l : testing::lines_of(r.err)) {
-    if (l.rfind("r2rec ", 0) == 0) out.push_back(l);
-  }
-  return out;
-}
-
 void expect_clean_failure(const CommandResult& r, const std::string& must_mention) {
   EXPECT_NE(r.exit_code, 0);
-  const auto lines = our_lines(r);
+  const auto lines = testing::r2rec_lines(r.err);
   ASSERT_EQ(lines.size(), 1u) << r.err;
   EXPECT_NE(lines[0].find(must_mention), std::string::npos) << lines[0];
   for (const char* bad : {"terminate called", "Check failed", "Segmentation", "*** ", "HDF5-DIAG"}) {
