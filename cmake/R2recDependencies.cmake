@@ -5,8 +5,10 @@ if(R2REC_USE_CCACHE)
   find_program(CCACHE_PROGRAM ccache)
   if(CCACHE_PROGRAM)
     # Precompiled headers are only cached with these sloppiness settings (ccache manual, "Precompiled headers").
+    # CCACHE_BASEDIR makes the paths under the source tree relative, so that two clones (a working copy and CI's
+    # clean clone) share cache entries.
     set(_launcher ${CMAKE_COMMAND} -E env CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-        ${CCACHE_PROGRAM})
+        CCACHE_BASEDIR=${CMAKE_SOURCE_DIR} ${CCACHE_PROGRAM})
     set(CMAKE_C_COMPILER_LAUNCHER ${_launcher} CACHE STRING "" FORCE)
     set(CMAKE_CXX_COMPILER_LAUNCHER ${_launcher} CACHE STRING "" FORCE)
     message(STATUS "r2rec: ccache ${CCACHE_PROGRAM}")
