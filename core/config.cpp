@@ -228,10 +228,16 @@ void validate(const Config& c, const std::string& where) {
   const auto& m = c.model;
   // item_text auto resolves to token for a from-scratch model (no model.path): trainers/task/task.h task_format.
   const bool token_items = c.task.item_text == "token" || (c.task.item_text == "auto" && m.path.empty());
-  if (c.task.chain_layout == "compact" && (!token_items || !c.task.user_tokens)) {
+  const bool compact = c.task.chain_layout == "compact" || c.task.chain_layout == "grouped";
+  if (compact && (!token_items || !c.task.user_tokens)) {
+    conflict("task.chain_layout", c.task.chain_layout +
+                                      " writes entity tokens side by side and needs item tokens alone "
+                                      "(task.item_text token, or auto without model.path) and task.user_tokens true");
+  }
+  if (c.task.chain_layout == "grouped" && c.annotate.teacher == "model") {
     conflict("task.chain_layout",
-             "compact writes entity tokens side by side and needs item tokens alone "
-             "(task.item_text token, or auto without model.path) and task.user_tokens true");
+             "grouped lists a chain under the candidate it reaches, which would show the model teacher a chain "
+             "node its masked prompt hides; use compact with annotate.teacher model");
   }
   if (m.smeared_keys && !m.path.empty()) {
     conflict("model.smeared_keys",
@@ -287,6 +293,9 @@ void validate(const Config& c, const std::string& where) {
   }
   if (has("bridge") && c.sampler.max_hops < 3) {
     conflict("sampler.max_hops", "bridge chains need 3 hops, got max_hops " + std::to_string(c.sampler.max_hops));
+  }
+  if (has("transition") && c.sampler.max_hops < 3) {
+    conflict("sampler.max_hops", "transition chains need 3 hops, got max_hops " + std::to_string(c.sampler.max_hops));
   }
   if (c.sampler.chains_per_example > 0 && types.empty()) {
     conflict("sampler.chain_types",

@@ -33,6 +33,7 @@ struct SamplerConfig {
   int64_t max_hops = 4;            // longest alternating walk (edges)
   std::vector<std::string> chain_types = {"closed", "bridge", "walk"};
   int64_t min_shared_items = 2;         // closure constraint of closed chains
+  int64_t transition_window = 10;       // transition chains: c within this many items after i in u1's sequence
   int64_t train_examples_per_user = 5;  // sliding target positions per user in the train split
   int64_t num_shards = 4;
   int64_t compression = 4;  // HDF5 deflate level

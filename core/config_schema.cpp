@@ -77,8 +77,12 @@ std::vector<Field> build() {
           "bridge chain 3)."),
       with_choices(make("sampler.chain_types", Kind::kStringList, R2_REF(sampler.chain_types),
                         "Chain forms to sample: closed (u0-i0-u1-i1-u0), bridge (u0-i-u1-candidate), walk "
-                        "(alternating walk up to max_hops)."),
-                   {"closed", "bridge", "walk"}),
+                        "(alternating walk up to max_hops), transition (u0-i-u1-candidate: i one of the history "
+                        "items the prompt shows, the candidate among what u1 took right after i)."),
+                   {"closed", "bridge", "walk", "transition"}),
+      INT(sampler.transition_window, 1, 1000,
+          "Transition chains: the candidate is among the this many items u1 took right after i (u1's train "
+          "sequence, oldest first)."),
       INT(sampler.min_shared_items, 1, 64,
           "Closure constraint: a closed chain's u1 shares at least this many "
           "history items with u0."),
@@ -104,13 +108,17 @@ std::vector<Field> build() {
            "evidence: a template trace names its answer, then walks the prompt chains that reach it back to U "
            "(or says none does); votes: the chain tally where the most votes pick the answer, the evidence form "
            "elsewhere. Either way a trace's stated rule arrives at its answer (docs/training.md, \"Traces\")."),
-      ENUM(task.chain_layout, (V{"forward", "backward", "compact"}),
+      ENUM(task.chain_layout, (V{"forward", "backward", "compact", "grouped"}),
            "How the prompt (and the pretraining corpus) writes a chain: forward \"1. U -> <item_50> -> <user_231> -> "
            "<item_98>\"; backward \"<item_98> <- <user_231> <- <item_50> <- U (chain 1)\", the direction the "
            "evidence form reads it, so that a citation is a copy of the prompt's line; compact \"1. "
            "<item_98><user_231><item_50>U\", backward with the tokens side by side, its citation \"<item_98>"
            "<user_231><item_50>U.\" naming the chain by its hops, not its number (docs/training.md: what a small "
-           "model learns to copy). compact needs item and user tokens."),
+           "model learns to copy); grouped: compact with each chain listed under the candidate it reaches, after that "
+           "candidate's line and its count (\"Candidate <item_98> 2\"), so that the reasoning copies a candidate's "
+           "line and then its chains (docs/training.md, \"Transition chains and grouped chains\"). compact and grouped "
+           "need item and user "
+           "tokens."),
       // annotate
       ENUM(annotate.teacher, (V{"template", "model"}),
            "Who writes the SFT traces: template, the string formatter of trainers/task/task.h; model, a checkpoint "

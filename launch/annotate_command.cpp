@@ -397,7 +397,8 @@ int command_annotate(CommandContext& ctx, const char* argv0) {
         h5_path.c_str(), static_cast<long long>(reached), static_cast<long long>(total), 100.0 * reached / total,
         static_cast<long long>(top), 100.0 * top / total,
         c.sft.skip_unreached ? ("left out " + std::to_string(skipped) + " the chains do not reach").c_str()
-                             : "those no chain reaches are kept (\"No chain reaches it.\")",
+        : c.task.chain_layout == "grouped" ? "those no chain reaches are kept (\"Candidate <item_ID> 0\")"
+                                           : "those no chain reaches are kept (\"No chain reaches it.\")",
         static_cast<long long>(shapes[0]), static_cast<long long>(shapes[1]), static_cast<long long>(shapes[2]));
     if (model_teacher) {
       std::string why;

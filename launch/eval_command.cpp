@@ -102,8 +102,8 @@ int command_eval(CommandContext& ctx, const char* argv0, const std::string& mode
         r.generation.hr(1), 100.0 * r.valid / std::max<int64_t>(1, r.examples),
         100.0 * r.forced / std::max<int64_t>(1, r.examples));
     std::printf(
-        "  reasoning   %lld chains cited, %.1f%% grounded in the prompt; count claims (votes lines, \"No chain "
-        "reaches it\") true to the prompt: %lld of %lld; answers its own stated evidence favours: %.1f%%\n",
+        "  reasoning   %lld chains cited, %.1f%% grounded in the prompt; count claims (votes lines, candidate "
+        "counts) true to the prompt: %lld of %lld; answers its own stated evidence favours: %.1f%%\n",
         static_cast<long long>(r.citations), 100.0 * r.grounded_citations / std::max<int64_t>(1, r.citations),
         static_cast<long long>(r.true_votes), static_cast<long long>(r.votes_lines),
         100.0 * r.consistent / std::max<int64_t>(1, r.examples));

@@ -63,7 +63,9 @@ std::string summary_text(const Manifest& m, const nlohmann::json& s, const std::
     << m.num_candidates << " candidates each\n";
   const auto& c = s["chains"];
   o << "  chains     " << c["produced"] << " of " << c["requested"] << " requested (closed " << c["by_kind"][0]
-    << ", bridge " << c["by_kind"][1] << ", walk " << c["by_kind"][2] << ")\n"
+    << ", bridge " << c["by_kind"][1] << ", walk " << c["by_kind"][2];
+  if (c["by_kind"].size() > 3) o << ", transition " << c["by_kind"][3];  // manifests before the kind hold three
+  o << ")\n"
     << "  chains per example:";
   const auto& h = c["histogram"];
   for (size_t k = 0; k < h.size(); ++k) o << " " << k << ":" << h[k];

@@ -100,6 +100,22 @@ std::string check_chains(const Example& ex, const ChainBuffer& chains, int64_t f
             if (n[x] == n[y] && t[x] == t[y]) return at(c, y) + "walk visits a node twice";
         if (!is_visible(n[1])) return at(c, 1) + "walk's first item not visible to u0";
         break;
+      case ChainKind::kTransition: {
+        if (len != 4) return at(c, 0) + "transition chain without 3 hops";
+        if (n[2] == ex.user) return at(c, 2) + "transition chain's u1 is u0";
+        const int64_t recent = std::min<int64_t>(visible, opt.recent_items);
+        if (std::find(seq.begin() + visible - recent, seq.begin() + visible, n[1]) == seq.begin() + visible)
+          return at(c, 1) + "transition chain's first item is not among u0's recent visible items";
+        if (!is_candidate(n[3])) return at(c, 3) + "transition chain does not end at a candidate";
+        const ItemSpan s1 = ds.sequence(n[2]);
+        const int64_t end1 = std::max<int64_t>(0, s1.size - 2);
+        const int64_t a = std::find(s1.begin(), s1.begin() + end1, n[1]) - s1.begin();
+        const int64_t b = std::find(s1.begin(), s1.begin() + end1, n[3]) - s1.begin();
+        if (b <= a || b > a + opt.transition_window)
+          return at(c, 3) +
+                 "transition chain's candidate is not within transition_window after its item in u1's sequence";
+        break;
+      }
       default:
         return at(c, 0) + "unknown chain kind";
     }

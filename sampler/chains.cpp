@@ -114,6 +114,31 @@ bool step_candidate(Walk& w) {
   return true;
 }
 
+// u0 -> i (transition): i uniform among the recent visible items, the ones the prompt's history shows.
+bool step_recent_item(Walk& w) {
+  if (w.recent.size == 0) return false;
+  push(w, w.recent[static_cast<int64_t>(w.rng.below(w.recent.size))], NodeType::kItem);
+  return true;
+}
+
+// u1 -> c (transition): c uniform over the candidates among the `window` items u1 took right after i, in u1's
+// chronological train sequence (s1[0..n1-3], the train graph's edges of u1).
+bool step_next_candidate(Walk& w) {
+  const int32_t i = w.nodes[w.len - 2];
+  const ItemSpan seq = w.dataset->sequence(w.nodes[w.len - 1]);
+  const int64_t train_end = std::max<int64_t>(0, seq.size - 2);
+  int64_t at = 0;
+  while (at < train_end && seq[at] != i) ++at;
+  if (at == train_end) return false;
+  std::vector<int32_t>& hits = *w.scratch;
+  hits.clear();
+  for (int64_t j = at + 1; j < std::min<int64_t>(train_end, at + 1 + w.window); ++j)
+    if (w.candidate_mark[seq[j]] == w.stamp) hits.push_back(seq[j]);
+  if (hits.empty()) return false;
+  push(w, hits[static_cast<size_t>(w.rng.below(hits.size()))], NodeType::kItem);
+  return true;
+}
+
 }  // namespace
 
 const char* chain_kind_name(ChainKind kind) {
@@ -124,6 +149,8 @@ const char* chain_kind_name(ChainKind kind) {
       return "bridge";
     case ChainKind::kWalk:
       return "walk";
+    case ChainKind::kTransition:
+      return "transition";
   }
   return "?";
 }
@@ -136,6 +163,8 @@ ChainOptions chain_options(const SamplerConfig& s) {
                       std::to_string(kMaxChainHops));
   o.max_hops = static_cast<int32_t>(s.max_hops);
   o.min_shared_items = static_cast<int32_t>(s.min_shared_items);
+  o.recent_items = static_cast<int32_t>(s.history_len);
+  o.transition_window = static_cast<int32_t>(s.transition_window);
   o.kinds.clear();
   for (const std::string& name : s.chain_types) {
     if (name == "closed")
@@ -144,8 +173,11 @@ ChainOptions chain_options(const SamplerConfig& s) {
       o.kinds.push_back(ChainKind::kBridge);
     else if (name == "walk")
       o.kinds.push_back(ChainKind::kWalk);
+    else if (name == "transition")
+      o.kinds.push_back(ChainKind::kTransition);
     else
-      throw ConfigError("sampler.chain_types: unknown chain type '" + name + "' (expected closed, bridge, walk)");
+      throw ConfigError("sampler.chain_types: unknown chain type '" + name +
+                        "' (expected closed, bridge, walk, transition)");
   }
   if (o.kinds.empty() && o.chains_per_example > 0)
     throw ConfigError("sampler.chain_types: empty while sampler.chains_per_example > 0");
@@ -176,11 +208,19 @@ ChainSampler::ChainSampler(const InteractionGraph& graph, const Dataset& dataset
   walk.min_steps = std::min(3, options_.max_hops);
   walk.steps[0] = step_visible_item;
   for (int s = 1; s < walk.num_steps; ++s) walk.steps[s] = (s % 2 == 1) ? step_fresh_user : step_fresh_item;
+  Plan& transition = plans_[static_cast<int>(ChainKind::kTransition)];
+  transition.kind = ChainKind::kTransition;
+  transition.num_steps = transition.min_steps = 3;
+  transition.steps[0] = step_recent_item;
+  transition.steps[1] = step_fresh_user;
+  transition.steps[2] = step_next_candidate;
 
   visible_mark_.assign(graph_.num_items, 0);
   candidate_mark_.assign(graph_.num_items, 0);
   scratch_.reserve(1024);
   walk_.graph = &graph_;
+  walk_.dataset = &dataset_;
+  walk_.window = options_.transition_window;
   walk_.visible_mark = visible_mark_.data();
   walk_.candidate_mark = candidate_mark_.data();
   walk_.min_shared = options_.min_shared_items;
@@ -198,6 +238,8 @@ void ChainSampler::begin(const Example& ex, const ChainBuffer& out) {
   }
   walk_.u0 = ex.user;
   walk_.visible = {seq.data, visible};
+  const int64_t recent = std::min<int64_t>(visible, options_.recent_items);
+  walk_.recent = {seq.data + visible - recent, recent};
   for (int32_t i : walk_.visible) visible_mark_[i] = walk_.stamp;
   for (int32_t c : ex.candidates) candidate_mark_[c] = walk_.stamp;
   walk_.candidates = &ex.candidates;

@@ -6,6 +6,10 @@
 //   bridge  u0 -> i -> u1 -> c           (3 hops) i visible to u0, u1 != u0, c one of the example's candidates
 //   walk    u0 -> i1 -> u1 -> i2 -> ...  up to sampler.max_hops hops, no node twice; stops early where no unvisited
 //                                        neighbour is found, kept when it has >= min(3, max_hops) hops
+//   transition u0 -> i -> u1 -> c        (3 hops) i one of u0's last sampler.history_len visible items (the ones
+//                                        the prompt shows), u1 != u0, c a candidate among the
+//                                        sampler.transition_window items u1 took right after i (u1's train
+//                                        sequence, chronological): "who took what you just took, took c next"
 //
 // One generic loop (ChainSampler::run_plan) drives every kind; a kind is a plan: the list of step rules that
 // each append one node or give up. u0's visible items V = s[0..L-1] with L = min(p, n-2) (p = target position,
@@ -39,11 +43,11 @@
 namespace r2rec {
 
 enum class NodeType : uint8_t { kUser = 0, kItem = 1 };
-enum class ChainKind : uint8_t { kClosed = 0, kBridge = 1, kWalk = 2 };
-constexpr int kNumChainKinds = 3;
+enum class ChainKind : uint8_t { kClosed = 0, kBridge = 1, kWalk = 2, kTransition = 3 };
+constexpr int kNumChainKinds = 4;
 constexpr int kMaxChainHops = 16;
 
-const char* chain_kind_name(ChainKind kind);  // "closed" | "bridge" | "walk"
+const char* chain_kind_name(ChainKind kind);  // "closed" | "bridge" | "walk" | "transition"
 
 struct ChainBuffer {
   std::vector<int64_t> offsets = {0};  // [chains+1]
@@ -67,6 +71,8 @@ struct ChainOptions {
   std::vector<ChainKind> kinds = {ChainKind::kClosed, ChainKind::kBridge, ChainKind::kWalk};
   int32_t min_shared_items = 2;     // closed chains: |items(u1) ∩ V| >= this (and >= 2 by shape)
   int32_t attempts_per_chain = 16;  // bounded retries of one kind for one slot
+  int32_t recent_items = 10;        // transition chains: i among u0's last this many visible items
+  int32_t transition_window = 10;   // transition chains: c among the this many items u1 took after i
 };
 
 // From sampler.* keys. Throws ConfigError on an unknown chain type or max_hops out of range.
@@ -101,8 +107,11 @@ class ChainSampler {
   // The state a step rule sees and extends (public so that step rules are plain functions).
   struct Walk {
     const InteractionGraph* graph = nullptr;
+    const Dataset* dataset = nullptr;
     int32_t u0 = 0;
     ItemSpan visible;  // V = s[0..L-1]
+    ItemSpan recent;   // the last recent_items of V
+    int32_t window = 10;
     const std::vector<int32_t>* candidates = nullptr;
     const uint32_t* visible_mark = nullptr;    // [I] == stamp when the item is in V
     const uint32_t* candidate_mark = nullptr;  // [I] == stamp when the item is a candidate
@@ -146,7 +155,8 @@ std::string check_no_leakage(const Example& example, const ChainBuffer& chains, 
 
 // Structure of every chain [first, first+count): starts at u0, types alternate, every hop is a train-graph edge,
 // and the kind's shape rule holds (closed: returns to u0, u1 != u0, i0 != i1, both visible, sharing >=
-// min_shared_items; bridge: ends at a candidate, u1 != u0; walk: no node twice, hops within max_hops).
+// min_shared_items; bridge: ends at a candidate, u1 != u0; walk: no node twice, hops within max_hops; transition:
+// i among the recent visible items, c a candidate within transition_window after i in u1's train sequence).
 // Returns "" or the first violation.
 std::string check_chains(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                          const InteractionGraph& graph, const Dataset& dataset, const ChainOptions& options);

@@ -35,6 +35,10 @@ std::string prepare_config_hash(const Config& c) {
   add("sampler.max_hops", std::to_string(c.sampler.max_hops));
   for (const auto& t : c.sampler.chain_types) add("sampler.chain_types", t);
   add("sampler.min_shared_items", std::to_string(c.sampler.min_shared_items));
+  // Only where transition chains are drawn, so that folders written before the key existed stay current.
+  const auto& types = c.sampler.chain_types;
+  if (std::find(types.begin(), types.end(), "transition") != types.end())
+    add("sampler.transition_window", std::to_string(c.sampler.transition_window));
   add("sampler.train_examples_per_user", std::to_string(c.sampler.train_examples_per_user));
   add("sampler.num_shards", std::to_string(c.sampler.num_shards));
   add("sampler.compression", std::to_string(c.sampler.compression));
@@ -130,7 +134,7 @@ nlohmann::json shard_result_to_json(const ShardResult& r, int64_t index) {
           {"produced", r.stats.produced},
           {"missing", r.stats.missing},
           {"examples_sampled", r.stats.examples},
-          {"by_kind", {r.stats.by_kind[0], r.stats.by_kind[1], r.stats.by_kind[2]}},
+          {"by_kind", std::vector<int64_t>(r.stats.by_kind, r.stats.by_kind + kNumChainKinds)},
           {"attempts", r.stats.attempts},
           {"histogram", r.chains_per_example_histogram}};
 }
@@ -147,7 +151,10 @@ ShardResult shard_result_from_json(const nlohmann::json& j, int64_t* index) {
   r.stats.produced = j.at("produced").get<int64_t>();
   r.stats.missing = j.at("missing").get<int64_t>();
   r.stats.examples = j.at("examples_sampled").get<int64_t>();
-  for (int k = 0; k < kNumChainKinds; ++k) r.stats.by_kind[k] = j.at("by_kind").at(k).get<int64_t>();
+  // Results written before the transition kind hold three counts; the missing ones are 0.
+  const nlohmann::json& by_kind = j.at("by_kind");
+  for (int k = 0; k < kNumChainKinds && k < static_cast<int>(by_kind.size()); ++k)
+    r.stats.by_kind[k] = by_kind.at(k).get<int64_t>();
   r.stats.attempts = j.at("attempts").get<int64_t>();
   r.chains_per_example_histogram = j.at("histogram").get<std::vector<int64_t>>();
   return r;

@@ -179,9 +179,10 @@ LmEvalResult evaluate_lm(TransformerImpl& model, const Tokenizer& tok, ShardRead
             check_reasoning(out[i].text, examples[i], batch_chains[i], 0, batch_chains[i].size(), catalog, format);
         r.citations += static_cast<int64_t>(check.citations.size());
         for (const Citation& c : check.citations) r.grounded_citations += c.grounded;
-        // Count claims: a votes line, or "Candidate X. No chain reaches it." (X's count is 0): each true or not.
-        r.votes_lines += check.has_votes + check.no_chain_claim;
-        r.true_votes += (check.has_votes && check.votes_true) + check.no_chain_true;
+        // Count claims: a votes line, or a candidate line's count ("No chain reaches it.", "Candidate X 3"): each true
+        // or not.
+        r.votes_lines += check.has_votes + check.count_claim;
+        r.true_votes += (check.has_votes && check.votes_true) + check.count_true;
         r.consistent += check.consistent(out[i].choice);
         r.valid += out[i].valid;
         r.forced += out[i].forced;

@@ -280,7 +280,7 @@ std::vector<int32_t> favoured_candidates(const ReasoningCheck& r, const Mentions
     for (size_t k = 0; k < C; ++k) score[k] += names[k];
   }
   if (r.named >= 0) {  // X, when some evidence is stated: a citation or "No chain reaches it"
-    if (stated == 0 && !r.no_chain_claim) return {};
+    if (stated == 0 && !r.count_claim) return {};
     return {r.named};
   }
   const int64_t best = C ? *std::max_element(score.begin(), score.end()) : 0;
@@ -309,14 +309,29 @@ ReasoningCheck check_reasoning(const std::string& completion, const Example& exa
     std::string rest;
     if (chain_prefix(line, &number, &rest) || chain_suffix(line, &number, &rest)) {
       r.citations.push_back(check_citation(number, rest, finder.find(rest), example, chains, first, count));
-    } else if (std::vector<Entity> path;
-               format.layout == ChainLayout::kCompact && path_line(line, path = finder.find(line))) {
+    } else if (std::vector<Entity> path; format.compact() && path_line(line, path = finder.find(line))) {
       r.citations.push_back(check_path_citation(line, path, example, chains, first, count));
     } else if (line.rfind("Candidate ", 0) == 0) {
       const std::vector<Entity> named = finder.find(line.substr(10));
       r.named = named.empty() ? -1 : candidate_of(example, named.front());
-      r.no_chain_claim = line.find("No chain reaches it") != std::string::npos;
-      r.no_chain_true = r.no_chain_claim && r.named >= 0 && evidence.votes[static_cast<size_t>(r.named)] == 0;
+      // A count claim: "Candidate X. No chain reaches it." (0), or the grouped layout's "Candidate X 3" (its group).
+      int64_t claimed = -1;
+      if (line.find("No chain reaches it") != std::string::npos) {
+        claimed = 0;
+      } else if (format.layout == ChainLayout::kGrouped && !named.empty()) {
+        std::string n = line.substr(10 + named.front().end);
+        while (!n.empty() && (n.back() == '.' || std::isspace(static_cast<unsigned char>(n.back())))) n.pop_back();
+        n.erase(0, std::min(n.size(), n.find_first_not_of(' ')));
+        if (!n.empty() && n.size() < 9 && std::all_of(n.begin(), n.end(), is_digit)) claimed = std::stoll(n);
+      }
+      r.count_claim = claimed >= 0;  // the last candidate line's claim counts
+      r.count_true = false;
+      if (r.count_claim && r.named >= 0) {
+        const int64_t actual = format.layout == ChainLayout::kGrouped
+                                   ? group_sizes(example, chain_groups(example, chains, first, count))[r.named]
+                                   : evidence.votes[static_cast<size_t>(r.named)];
+        r.count_true = claimed == actual;
+      }
     } else if (line.rfind("Votes:", 0) == 0) {
       r.has_votes = true;
       r.votes.clear();

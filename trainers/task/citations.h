@@ -15,7 +15,9 @@
 // construction.
 //
 // The votes line ("Votes: <item_98> 2, <item_12> 1.", "Votes: [3] 2." without item tokens, "Votes: none.")
-// is checked against the prompt's chain votes (trainers/task/task.h chain_evidence).
+// is checked against the prompt's chain votes (trainers/task/task.h chain_evidence). A candidate line's count claim
+// ("Candidate X. No chain reaches it.": 0; the grouped layout's "Candidate X 3", a copy of the prompt's line) is
+// checked against X's votes, or in the grouped layout against the chains listed under X.
 //
 // What the stated evidence favours (ReasoningCheck::favoured), from the completion's own words: with a votes
 // line, the candidate with the most votes it claims (a tie to the one listed first); else, with a "Candidate X." line,
@@ -63,8 +65,8 @@ struct ReasoningCheck {
   std::vector<VoteClaim> votes;   // its entries
   bool votes_true = false;        // every entry names a candidate with its true count, and none is left out
   int32_t named = -1;             // the candidate a "Candidate X." line names (0-based); -1 when none
-  bool no_chain_claim = false;    // that line says "No chain reaches it."
-  bool no_chain_true = false;     // and no prompt chain reaches X
+  bool count_claim = false;       // that line states X's chain count: "No chain reaches it." or "Candidate X 3"
+  bool count_true = false;        // and the count is the prompt's (votes; the group's size in the grouped layout)
   std::vector<int32_t> favoured;  // the candidates the stated evidence favours (see above), ascending
   bool consistent(int32_t answer) const {
     return answer >= 0 && std::find(favoured.begin(), favoured.end(), answer) != favoured.end();

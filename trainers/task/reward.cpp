@@ -50,10 +50,10 @@ ReasoningCheck check_of(const std::string& completion, const RewardPrompt& p) {
 
 double grounded_component(const std::string& completion, const RewardPrompt& p) {
   const ReasoningCheck check = check_of(completion, p);
-  double claims = static_cast<double>(check.citations.size()) + check.has_votes + check.no_chain_claim, right = 0;
+  double claims = static_cast<double>(check.citations.size()) + check.has_votes + check.count_claim, right = 0;
   for (const Citation& c : check.citations) right += c.grounded;
   right += check.has_votes && check.votes_true;
-  right += check.no_chain_true;
+  right += check.count_true;
   return claims > 0 ? right / claims : 0.0;
 }
 

@@ -69,8 +69,9 @@ TaskFormat task_format(const Config& config) {
   const std::string& layout = config.task.chain_layout;
   f.layout = layout == "backward"  ? ChainLayout::kBackward
              : layout == "compact" ? ChainLayout::kCompact
+             : layout == "grouped" ? ChainLayout::kGrouped
                                    : ChainLayout::kForward;
-  // compact needs item and user tokens: refused by name in core/config.cpp validate.
+  // compact and grouped need item and user tokens: refused by name in core/config.cpp validate.
   return f;
 }
 
@@ -105,10 +106,26 @@ std::string chain_line(const std::vector<std::string>& nodes, int64_t number, co
     for (size_t n = nodes.size(); n-- > 0;) s += (n + 1 < nodes.size() ? " <- " : "") + nodes[n];
     return s + " (chain " + std::to_string(number) + ")";
   }
-  if (f.layout == ChainLayout::kCompact) return std::to_string(number) + ". " + compact_path(nodes);
+  if (f.compact()) return std::to_string(number) + ". " + compact_path(nodes);
   s = std::to_string(number) + ". ";
   for (size_t n = 0; n < nodes.size(); ++n) s += (n ? " -> " : "") + nodes[n];
   return s;
+}
+
+std::vector<int32_t> chain_groups(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count) {
+  std::vector<int32_t> group(static_cast<size_t>(count), -1);
+  for (int64_t k = 0; k < count; ++k) {
+    for (int64_t n = chains.offsets[first + k] + 1; n < chains.offsets[first + k + 1] && group[k] < 0; ++n)
+      if (is_item(chains, n)) group[static_cast<size_t>(k)] = candidate_index_of(example, chains.nodes[n]);
+  }
+  return group;
+}
+
+std::vector<int32_t> group_sizes(const Example& example, const std::vector<int32_t>& groups) {
+  std::vector<int32_t> sizes(example.candidates.size(), 0);
+  for (int32_t g : groups)
+    if (g >= 0) ++sizes[static_cast<size_t>(g)];
+  return sizes;
 }
 
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
@@ -122,17 +139,37 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
     for (int32_t item : example.history) s += item_token(catalog, item);
     s += "\n";
   }
+  const auto nodes_of = [&](int64_t k) {
+    std::vector<std::string> nodes;
+    for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n) {
+      nodes.push_back(mask.hides(k, n - chains.offsets[first + k]) ? kMaskedNode
+                                                                   : node_name(catalog, chains, n, example.user, f));
+    }
+    return nodes;
+  };
+  if (f.layout == ChainLayout::kGrouped) {
+    // Each chain under the candidate it reaches, as the reasoning cites it: the candidate line with its count, then
+    // the chain lines. Chains reaching no candidate (closed, some walks) keep a numbered list of their own.
+    const std::vector<int32_t> groups = chain_groups(example, chains, first, count);
+    const std::vector<int32_t> sizes = group_sizes(example, groups);
+    if (std::find(groups.begin(), groups.end(), -1) != groups.end()) {
+      s += "Chains (U is this user):\n";
+      for (int64_t k = 0; k < count; ++k)
+        if (groups[static_cast<size_t>(k)] < 0) s += chain_line(nodes_of(k), k + 1, f) + "\n";
+    }
+    s += "Candidates and the chains that reach them (U is this user):\n";
+    for (size_t i = 0; i < example.candidates.size(); ++i) {
+      s += "Candidate " + item_token(catalog, example.candidates[i]) + " " + std::to_string(sizes[i]) + "\n";
+      for (int64_t k = 0; k < count; ++k)
+        if (groups[static_cast<size_t>(k)] == static_cast<int32_t>(i)) s += compact_path(nodes_of(k)) + "\n";
+    }
+    s += form == PromptForm::kReason ? "Think over the chains step by step, then answer with one candidate."
+                                     : "Answer with one candidate.";
+    return s;
+  }
   s += "Chains (U is this user):\n";
   if (count == 0) s += "(none)\n";
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t c = first + k;
-    std::vector<std::string> nodes;
-    for (int64_t n = chains.offsets[c]; n < chains.offsets[c + 1]; ++n) {
-      nodes.push_back(mask.hides(k, n - chains.offsets[c]) ? kMaskedNode
-                                                           : node_name(catalog, chains, n, example.user, f));
-    }
-    s += chain_line(nodes, k + 1, f) + "\n";
-  }
+  for (int64_t k = 0; k < count; ++k) s += chain_line(nodes_of(k), k + 1, f) + "\n";
   if (f.titles()) {
     s += "Candidates:\n";
     for (size_t i = 0; i < example.candidates.size(); ++i) {
@@ -252,6 +289,23 @@ std::string votes_think(const Example& example, const ChainBuffer& chains, int64
 std::string evidence_reasoning(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                                int32_t candidate_index, int64_t cited, const Catalog& catalog, const TaskFormat& f) {
   const int32_t item = example.candidates[static_cast<size_t>(candidate_index)];
+  if (f.layout == ChainLayout::kGrouped) {
+    // The candidate's prompt line, count included, then its first `cited` chain lines: each line a copy of the
+    // prompt's, so that the look-up copy proposes the next line (or the next candidate, where the group ends).
+    const std::vector<int32_t> groups = chain_groups(example, chains, first, count);
+    std::string s = "Candidate " + item_token(catalog, item) + " " +
+                    std::to_string(group_sizes(example, groups)[static_cast<size_t>(candidate_index)]) + "\n";
+    int64_t written = 0;
+    for (int64_t k = 0; k < count && written < cited; ++k) {
+      if (groups[static_cast<size_t>(k)] != candidate_index) continue;
+      std::vector<std::string> nodes;
+      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n)
+        nodes.push_back(node_name(catalog, chains, n, example.user, f));
+      s += compact_path(nodes) + "\n";
+      ++written;
+    }
+    return s;
+  }
   std::string s = "Candidate " + item_name(catalog, item, f) + ".";
   TaskFormat backward = f;  // a citation is the chain's backward line, up to the candidate
   backward.layout = ChainLayout::kBackward;
@@ -264,7 +318,7 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
     std::vector<std::string> nodes;  // U .. the candidate's first place on the chain
     for (int64_t n = chains.offsets[c]; n <= p; ++n) nodes.push_back(node_name(catalog, chains, n, example.user, f));
     // compact: the prompt line after its number, "cbaU."
-    s += "\n" + (f.layout == ChainLayout::kCompact ? compact_path(nodes) : chain_line(nodes, k + 1, backward)) + ".";
+    s += "\n" + (f.compact() ? compact_path(nodes) : chain_line(nodes, k + 1, backward)) + ".";
     ++written;
   }
   if (written == 0) s += " No chain reaches it.";

@@ -77,8 +77,9 @@ extern const char* const kAnswerClose;  // "</answer>"
 
 enum class ItemText { kToken, kTitle, kTokenTitle };
 enum class PromptForm { kReason, kDirect };
-enum class TraceForm { kEvidence, kVotes };                // task.trace_form (see above)
-enum class ChainLayout { kForward, kBackward, kCompact };  // task.chain_layout (chain_line below)
+enum class TraceForm { kEvidence, kVotes };  // task.trace_form (see above)
+// task.chain_layout (chain_line below). grouped is compact with each chain under the candidate it reaches.
+enum class ChainLayout { kForward, kBackward, kCompact, kGrouped };
 
 struct TaskFormat {
   ItemText items = ItemText::kToken;
@@ -87,6 +88,8 @@ struct TaskFormat {
   TraceForm trace_form = TraceForm::kEvidence;
   ChainLayout layout = ChainLayout::kForward;
   bool item_tokens() const { return items != ItemText::kTitle; }
+  // Chains as entity tokens side by side, cited by their hops (compact and grouped).
+  bool compact() const { return layout == ChainLayout::kCompact || layout == ChainLayout::kGrouped; }
   bool titles() const { return items != ItemText::kToken; }
 };
 
@@ -114,6 +117,12 @@ struct ChainMask {
   bool hides(int64_t k, int64_t node) const { return k == chain && node > revealed; }
 };
 extern const char* const kMaskedNode;  // "?"
+
+// grouped layout: the candidate (0-based) each prompt chain [first, first+count) is listed under, the first
+// candidate among its items after u0 (-1: none; such chains keep a numbered list of their own), and the size of each
+// candidate's group: the count its "Candidate <item_98> 3" line states.
+std::vector<int32_t> chain_groups(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count);
+std::vector<int32_t> group_sizes(const Example& example, const std::vector<int32_t>& groups);
 
 // The user turn for `example` with its chains [first, first+count) of `chains`.
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,

@@ -289,6 +289,74 @@ TEST(Task, BackwardAndCompactLayoutsMakeEveryCitationACopyOfItsPromptLine) {
   EXPECT_NE(prompt.find(listed + "Think over"), std::string::npos) << prompt;
 }
 
+// The grouped layout lists every chain once: under the first candidate it reaches, after that candidate's line and
+// count, or (reaching none) in a numbered list of its own. Its template traces copy prompt lines verbatim (the
+// candidate's line, count included, then its chain lines), state a true count, and are grounded and consistent; a
+// wrong count is a false claim.
+TEST(Task, GroupedLayoutListsEachChainUnderItsCandidateAndTracesCopyItsLines) {
+  const Records& r = ml100k_records();
+  TaskFormat f = format_of(ItemText::kToken, true);
+  f.layout = ChainLayout::kGrouped;
+  f.cited_chains = 16;
+  int64_t grouped = 0, ungrouped = 0, cited = 0;
+  for (size_t x = 0; x < r.examples.size(); ++x) {
+    const Example& e = r.examples[x];
+    const ChainBuffer& c = r.chains[x];
+    const std::string prompt = render_prompt(e, c, 0, c.size(), r.catalog, f);
+    const std::vector<int32_t> groups = chain_groups(e, c, 0, c.size());
+    // Reference: candidate k's block is its line, then the compact path of each chain whose first candidate is k.
+    std::string blocks = "Candidates and the chains that reach them (U is this user):\n";
+    for (size_t k = 0; k < e.candidates.size(); ++k) {
+      std::string lines;
+      int64_t n = 0;
+      for (int64_t ch = 0; ch < c.size(); ++ch) {
+        int32_t first = -1;
+        for (int64_t p = c.offsets[ch] + 1; p < c.offsets[ch + 1] && first < 0; ++p) {
+          const auto at = std::find(e.candidates.begin(), e.candidates.end(), c.nodes[p]);
+          if (static_cast<NodeType>(c.types[p]) == NodeType::kItem && at != e.candidates.end())
+            first = static_cast<int32_t>(at - e.candidates.begin());
+        }
+        if (first != static_cast<int32_t>(k)) continue;
+        ASSERT_EQ(groups[static_cast<size_t>(ch)], first);
+        std::string path;
+        for (int64_t p = c.offsets[ch + 1]; p-- > c.offsets[ch];) path += name_of(r, c, p, e.user, f);
+        lines += path + "\n";
+        ++n;
+      }
+      blocks += "Candidate " + item_token(r.catalog, e.candidates[k]) + " " + std::to_string(n) + "\n" + lines;
+      grouped += n;
+    }
+    for (int32_t g : groups) ungrouped += g < 0;
+    ASSERT_NE(prompt.find(blocks + "Think over"), std::string::npos) << prompt;
+    ASSERT_EQ(prompt.find("Chains (U is this user)") != std::string::npos,
+              std::find(groups.begin(), groups.end(), -1) != groups.end());
+
+    const Trace t = template_trace(e, c, 0, c.size(), r.catalog, f);
+    const std::string think = t.text.substr(8, t.text.find("</think>") - 8);  // after "<think>\n"
+    std::istringstream lines(think);
+    for (std::string line; std::getline(lines, line);) {
+      ASSERT_NE(prompt.find("\n" + line + "\n"), std::string::npos) << line << "\n" << prompt;
+    }
+    const ReasoningCheck check = check_reasoning(t.text, e, c, 0, c.size(), r.catalog, f);
+    ASSERT_EQ(check.named, e.target_index) << t.text;
+    ASSERT_TRUE(check.count_claim && check.count_true) << t.text;
+    for (const Citation& ci : check.citations) ASSERT_TRUE(ci.grounded) << ci.why;
+    ASSERT_TRUE(check.consistent(e.target_index)) << t.text;
+    cited += static_cast<int64_t>(check.citations.size());
+    // A count one too high is a false claim.
+    const size_t head = t.text.find('\n', 8);
+    const std::string candidate_line = t.text.substr(8, head - 8);
+    const int64_t n = std::stoll(candidate_line.substr(candidate_line.rfind(' ') + 1));
+    const std::string tampered = "<think>\n" + candidate_line.substr(0, candidate_line.rfind(' ') + 1) +
+                                 std::to_string(n + 1) + t.text.substr(head);
+    const ReasoningCheck wrong = check_reasoning(tampered, e, c, 0, c.size(), r.catalog, f);
+    ASSERT_TRUE(wrong.count_claim && !wrong.count_true) << tampered;
+  }
+  EXPECT_GT(grouped, 1000);  // the default mix: bridge chains reach a candidate, closed ones never do
+  EXPECT_GT(ungrouped, 1000);
+  EXPECT_GT(cited, 1000);
+}
+
 // A path citation is judged by its hops alone: one that no prompt chain holds, in any order or with one entity
 // swapped, is not grounded and cites no chain.
 TEST(Task, CompactPathCitationsAreJudgedByTheirHops) {
@@ -426,13 +494,13 @@ TEST(Task, ConsistencyIsJudgedFromTheCompletionsOwnWords) {
     EXPECT_FALSE(m.consistent(a));
     // "No chain reaches it." is a count claim: false about a (the leader), true about a candidate no chain reaches.
     const ReasoningCheck claim_a = check("<think>\nCandidate " + ta + ". No chain reaches it.\n</think>");
-    EXPECT_TRUE(claim_a.no_chain_claim);
-    EXPECT_FALSE(claim_a.no_chain_true);
+    EXPECT_TRUE(claim_a.count_claim);
+    EXPECT_FALSE(claim_a.count_true);
     for (size_t k = 0; k < e.candidates.size(); ++k) {
       if (ev.votes[k] != 0) continue;
       const ReasoningCheck claim =
           check("<think>\nCandidate " + item_token(r.catalog, e.candidates[k]) + ". No chain reaches it.\n</think>");
-      EXPECT_TRUE(claim.no_chain_claim && claim.no_chain_true);
+      EXPECT_TRUE(claim.count_claim && claim.count_true);
       break;
     }
     // No evidence: nothing is favoured, so no answer is consistent.
