@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "sampler/shard.h"
 
 namespace r2rec {
@@ -70,27 +71,6 @@ void write_manifest(const std::string& dir, const Manifest& m) {
   write_file_atomic((fs::path(dir) / kManifestName).string(), j.dump(2) + "\n");
 }
 
-namespace {
-
-// An integer field, type-checked: nlohmann's get<int64_t>() of a float is a static_cast (undefined behaviour past
-// int64's range, silently truncated below it; found by the manifest fuzzer).
-int64_t integer_at(const nlohmann::json& parent, const char* key, const std::string& where) {
-  const nlohmann::json& v = parent.at(key);
-  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}))
-    throw DataError(where + key + ": expected an integer, got " + v.dump().substr(0, 40));
-  return v.get<int64_t>();
-}
-
-// A count (examples, bytes, users, ...): an integer in [0, 2^40], so that sums of counts cannot overflow.
-int64_t count_at(const nlohmann::json& parent, const char* key, const std::string& where) {
-  const int64_t v = integer_at(parent, key, where);
-  if (v < 0 || v > (int64_t{1} << 40))
-    throw DataError(where + key + ": " + std::to_string(v) + " is outside [0, 2^40]");
-  return v;
-}
-
-}  // namespace
-
 Manifest read_manifest(const std::string& dir) {
   const std::string path = (fs::path(dir) / kManifestName).string();
   if (!fs::exists(path)) {
@@ -106,7 +86,7 @@ Manifest read_manifest(const std::string& dir) {
   const std::string field_prefix = path + ": ";
   try {
     if (j.at("format") != "r2rec.shards") throw DataError(field_prefix + "format: expected 'r2rec.shards'");
-    m.schema_version = integer_at(j, "schema_version", field_prefix);
+    m.schema_version = json_field::integer(j, "schema_version", field_prefix);
     if (m.schema_version != kShardSchemaVersion) {
       throw DataError(field_prefix + "schema_version: " + std::to_string(m.schema_version) + ", this r2rec reads " +
                       std::to_string(kShardSchemaVersion) + " (re-run prepare with run.force=true)");
@@ -115,19 +95,19 @@ Manifest read_manifest(const std::string& dir) {
     m.config_hash = j.at("config_hash").get<std::string>();
     if (!j.at("seed").is_number_unsigned()) throw DataError(field_prefix + "seed: expected a non-negative integer");
     m.seed = j.at("seed").get<uint64_t>();
-    m.num_candidates = count_at(j, "num_candidates", field_prefix);
-    m.num_users = count_at(j, "num_users", field_prefix);
-    m.num_items = count_at(j, "num_items", field_prefix);
-    m.examples[0] = count_at(j.at("examples"), "train", field_prefix + "examples.");
-    m.examples[1] = count_at(j.at("examples"), "valid", field_prefix + "examples.");
-    m.examples[2] = count_at(j.at("examples"), "test", field_prefix + "examples.");
+    m.num_candidates = json_field::count(j, "num_candidates", field_prefix);
+    m.num_users = json_field::count(j, "num_users", field_prefix);
+    m.num_items = json_field::count(j, "num_items", field_prefix);
+    m.examples[0] = json_field::count(j.at("examples"), "train", field_prefix + "examples.");
+    m.examples[1] = json_field::count(j.at("examples"), "valid", field_prefix + "examples.");
+    m.examples[2] = json_field::count(j.at("examples"), "test", field_prefix + "examples.");
     auto parse_file = [&](const nlohmann::json& f) {
       ManifestFile out;
       out.name = f.at("file").get<std::string>();
       if (out.name.empty() || out.name.find('/') != std::string::npos) {
         throw DataError(field_prefix + "file name '" + out.name + "' must be a plain name in the manifest's folder");
       }
-      out.bytes = count_at(f, "bytes", field_prefix);
+      out.bytes = json_field::count(f, "bytes", field_prefix);
       const std::string crc = f.at("crc32").get<std::string>();
       uint32_t value = 0;
       const auto [end, ec] = std::from_chars(crc.data(), crc.data() + crc.size(), value, 16);
@@ -135,14 +115,14 @@ Manifest read_manifest(const std::string& dir) {
         throw DataError(field_prefix + "crc32 '" + crc + "' of " + out.name + " is not 1-8 hexadecimal digits");
       }
       out.crc32 = value;
-      out.examples = f.contains("examples") ? count_at(f, "examples", field_prefix) : 0;
-      out.chains = f.contains("chains") ? count_at(f, "chains", field_prefix) : 0;
+      out.examples = f.contains("examples") ? json_field::count(f, "examples", field_prefix) : 0;
+      out.chains = f.contains("chains") ? json_field::count(f, "chains", field_prefix) : 0;
       return out;
     };
     m.catalog = parse_file(j.at("catalog"));
     for (const auto& s : j.at("shards")) m.shards.push_back(parse_file(s));
     if (m.shards.empty()) throw DataError(field_prefix + "shards: empty list");
-    if (static_cast<int64_t>(m.shards.size()) != count_at(j, "num_shards", field_prefix)) {
+    if (static_cast<int64_t>(m.shards.size()) != json_field::count(j, "num_shards", field_prefix)) {
       throw DataError(field_prefix + "num_shards disagrees with the shard list");
     }
     m.summary = j.value("summary", nlohmann::json::object());

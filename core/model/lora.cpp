@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "core/model/safetensors.h"
 
 namespace r2rec {
@@ -135,13 +136,11 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
   }
   if (!j.is_object()) throw fail("(top level)", "expected an object");
   // Optional fields must have the right type when present (nlohmann's value() would throw its own error).
-  auto optional_is = [&](const char* key, bool ok) {
-    if (j.contains(key) && !j[key].is_null() && !ok) throw fail(key, "has the wrong type");
-  };
-  optional_is("peft_type", j.contains("peft_type") && j["peft_type"].is_string());
-  optional_is("use_rslora", j.contains("use_rslora") && j["use_rslora"].is_boolean());
-  optional_is("fan_in_fan_out", j.contains("fan_in_fan_out") && j["fan_in_fan_out"].is_boolean());
-  optional_is("lora_dropout", j.contains("lora_dropout") && j["lora_dropout"].is_number());
+  const std::string where = config_path + ": ";
+  json_field::optional(j, "peft_type", std::string(), where);
+  const bool rslora = json_field::optional(j, "use_rslora", false, where);
+  const bool fan_in_fan_out = json_field::optional(j, "fan_in_fan_out", false, where);
+  const double dropout = json_field::optional(j, "lora_dropout", 0.0, where);
   if (!j.contains("peft_type") || j["peft_type"] != "LORA") throw fail("peft_type", "expected \"LORA\"");
   LoraSpec spec;
   if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0)
@@ -149,8 +148,8 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
   spec.rank = j["r"].get<int64_t>();
   if (!j.contains("lora_alpha") || !j["lora_alpha"].is_number()) throw fail("lora_alpha", "expected a number");
   spec.alpha = j["lora_alpha"].get<double>();
-  spec.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<double>() : 0.0;
-  spec.rslora = j.contains("use_rslora") && j["use_rslora"].is_boolean() && j["use_rslora"].get<bool>();
+  spec.dropout = dropout;
+  spec.rslora = rslora;
   if (!j.contains("target_modules") || !j["target_modules"].is_array()) {
     throw fail("target_modules", "expected a list of module names (regular expressions are not supported)");
   }
@@ -163,7 +162,7 @@ LoraSpec load_lora_adapter(TransformerImpl& model, const std::string& dir) {
       throw fail("target_modules", "'" + name + "' is not a projection r2rec has");
     spec.targets.push_back(name);
   }
-  if (j.contains("fan_in_fan_out") && j["fan_in_fan_out"].is_boolean() && j["fan_in_fan_out"].get<bool>()) {
+  if (fan_in_fan_out) {
     throw fail("fan_in_fan_out", "true is not supported (GPT-2 Conv1D layout)");
   }
   if (j.contains("modules_to_save") && !j["modules_to_save"].is_null() && !j["modules_to_save"].empty()) {

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "core/model/cpu_kernels.h"
 #include "core/model/lm_head_loss.h"
 #include "core/model/safetensors.h"
@@ -28,25 +29,8 @@ TransformerConfig TransformerConfig::from_hf_json(const std::string& path) {
     throw DataError(path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
   if (!j.is_object()) throw DataError(path + ": expected a JSON object");
-  // An optional field of the fallback's type: absent or null gives the fallback, another type is refused by name
-  // (nlohmann's value() would throw its own type_error, which names neither the file nor the key).
-  auto optional = [&](const char* key, auto fallback) {
-    using T = decltype(fallback);
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    const nlohmann::json& v = j[key];
-    bool ok = false;
-    if constexpr (std::is_same_v<T, bool>) {
-      ok = v.is_boolean();
-    } else if constexpr (std::is_same_v<T, std::string>) {
-      ok = v.is_string();
-    } else if constexpr (std::is_integral_v<T>) {
-      ok = v.is_number_integer();
-    } else {
-      ok = v.is_number();
-    }
-    if (!ok) throw DataError(path + ": " + key + ": has the wrong type (" + v.type_name() + ")");
-    return v.get<T>();
-  };
+  // An optional field of the fallback's type: absent or null gives the fallback, another type is refused by name.
+  auto optional = [&](const char* key, auto fallback) { return json_field::optional(j, key, fallback, path + ": "); };
   auto need = [&](const char* key) -> int64_t {
     if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0) {
       throw DataError(path + ": " + key + ": expected a positive integer");

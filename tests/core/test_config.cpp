@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/config_schema.h"
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "tests/test_support.h"
 
 namespace r2rec {
@@ -130,6 +131,41 @@ TEST(Config, SuggestionsFindTypos) {
   EXPECT_EQ(config_detail::suggest("sft.learnig_rate", config_keys()), "sft.learning_rate");
   EXPECT_EQ(config_detail::suggest("sampler.num_candidate", config_keys()), "sampler.num_candidates");
   EXPECT_EQ(config_detail::suggest("completely.unrelated.thing", config_keys()), "");
+}
+
+// The typed JSON fields every JSON reader shares: right types pass, wrong ones are one DataError naming file and key.
+TEST(JsonFields, TypedFieldsNameTheFileAndTheKey) {
+  const nlohmann::json j = nlohmann::json::parse(
+      R"({"n": 7, "big": 18446744073709551615, "f": 2.5, "s": "x", "b": true, "neg": -1, "huge": 1099511627777,
+          "null": null})");
+  auto message = [](auto&& call) {
+    try {
+      call();
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(json_field::integer(j, "n", "a.json: "), 7);
+  EXPECT_EQ(message([&] { json_field::integer(j, "f", "a.json: "); }), "a.json: f: expected an integer, got 2.5");
+  EXPECT_EQ(message([&] { json_field::integer(j, "big", "a.json: "); }),
+            "a.json: big: expected an integer, got 18446744073709551615");
+  EXPECT_EQ(message([&] { json_field::integer(j, "gone", "a.json: x."); }), "a.json: x.gone: missing");
+  EXPECT_EQ(json_field::count(j, "n", "a.json: "), 7);
+  EXPECT_EQ(message([&] { json_field::count(j, "neg", "a.json: "); }), "a.json: neg: -1 is outside [0, 2^40]");
+  EXPECT_EQ(message([&] { json_field::count(j, "huge", "a.json: "); }),
+            "a.json: huge: 1099511627777 is outside [0, 2^40]");
+  EXPECT_EQ(json_field::optional(j, "s", std::string("d"), "a.json: "), "x");
+  EXPECT_EQ(json_field::optional(j, "gone", std::string("d"), "a.json: "), "d");
+  EXPECT_EQ(json_field::optional(j, "null", int64_t{3}, "a.json: "), 3);
+  EXPECT_TRUE(json_field::optional(j, "b", false, "a.json: "));
+  EXPECT_DOUBLE_EQ(json_field::optional(j, "n", 0.0, "a.json: "), 7.0);  // an integer is a number
+  EXPECT_EQ(message([&] { json_field::optional(j, "s", false, "a.json: "); }),
+            "a.json: s: has the wrong type (string)");
+  EXPECT_EQ(message([&] { json_field::optional(j, "f", int64_t{0}, "a.json: "); }),
+            "a.json: f: has the wrong type (number)");
+  EXPECT_EQ(message([&] { json_field::optional(j, "big", int64_t{0}, "a.json: "); }),
+            "a.json: big: has the wrong type (number)");
 }
 
 }  // namespace
