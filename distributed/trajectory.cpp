@@ -178,6 +178,11 @@ void TrajectorySender::send(const TrajectoryBatch& batch, int receiver) {
   InFlight f;
   f.receiver = receiver;
   f.bytes = serialize(batch);
+  if (f.bytes.size() > options_.max_batch_bytes) {  // refused here, naming this side, before any message
+    throw DataError("trajectory channel: a batch of " + std::to_string(f.bytes.size()) + " bytes (" +
+                    std::to_string(batch.num_sequences()) + " sequences) for rank " + std::to_string(receiver) +
+                    " exceeds max_batch_bytes " + std::to_string(options_.max_batch_bytes));
+  }
   if (hook_) hook_(f.bytes);
   wait_credit(receiver);
   f.size = std::make_unique<int64_t>(static_cast<int64_t>(f.bytes.size()));

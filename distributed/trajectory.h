@@ -69,7 +69,7 @@ struct TrajectoryChannelOptions {
   int64_t max_staleness = 1;                 // RlConfig::max_staleness: versions a batch may lag the learner
   double timeout_s = 300.0;                  // deadline of a sender's wait for a credit / a receiver's pop()
   int tag = 100;                             // uses tags tag, tag+1, tag+2
-  size_t max_batch_bytes = size_t{1} << 30;  // a larger announced size is a DataError
+  size_t max_batch_bytes = size_t{1} << 30;  // a larger batch is a DataError: at send(), or announced to a receiver
 };
 
 class TrajectorySender {

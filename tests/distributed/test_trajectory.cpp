@@ -220,5 +220,58 @@ TEST(TrajectoryChannel, CorruptedBatchIsADataErrorAndTheChannelGoesOn) {
   }
 }
 
+// The byte limit, at both ends: a sender refuses a batch past its own max_batch_bytes before sending anything; a
+// receiver refuses a larger announced size (a sender configured otherwise) before allocating, naming the rank, and
+// goes on with the other senders.
+TEST(TrajectoryChannel, BatchPastTheByteLimitIsRefusedAtBothEnds) {
+  const int W = comm().size(), r = comm().rank();
+  TrajectoryChannelOptions options;
+  options.capacity = 2;
+  options.tag = 600;
+  options.timeout_s = kDeadline;
+  options.max_batch_bytes = 256;
+  TrajectoryBatch big;  // 50 tokens: 40 + 16 + 200 + 200 + 4 + 8 = 468 bytes
+  big.add(std::vector<int32_t>(50, 7), std::vector<float>(50, -1.0f), 1.0f, 1000 * r);
+  if (r == 0) {
+    std::vector<int> senders;
+    for (int q = 1; q < W; ++q) senders.push_back(q);
+    TrajectoryReceiver rx(comm(), senders, options);
+    int good = 0, errors = 0;
+    for (;;) {
+      try {
+        if (!rx.pop()) break;
+        ++good;
+      } catch (const DataError& e) {
+        ++errors;
+        EXPECT_NE(std::string(e.what()).find("batch from rank 1: announced size 468 bytes is outside [0, 256]"),
+                  std::string::npos)
+            << e.what();
+      }
+    }
+    EXPECT_EQ(errors, 1);
+    EXPECT_EQ(good, W - 2);  // one small batch from each sender but rank 1
+  } else if (r == 1) {
+    TrajectorySender bounded(comm(), options);
+    try {
+      bounded.send(big, 0);
+      ADD_FAILURE() << "a batch past max_batch_bytes was sent";
+    } catch (const DataError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "trajectory channel: a batch of 468 bytes (1 sequences) for rank 0 exceeds max_batch_bytes 256");
+    }
+    TrajectoryChannelOptions unbounded = options;  // a sender that disagrees about the limit
+    unbounded.max_batch_bytes = size_t{1} << 30;
+    TrajectorySender tx(comm(), unbounded);
+    tx.send(big, 0);
+    tx.flush();  // eager-sized: completes without the receiver, which has closed this stream (no close())
+  } else {
+    TrajectorySender tx(comm(), options);
+    TrajectoryBatch small;
+    small.add({1, 2, 3}, {-1.0f, -2.0f, -3.0f}, 1.0f, 1000 * r);
+    tx.send(small, 0);
+    tx.close(0);
+  }
+}
+
 }  // namespace
 }  // namespace r2rec
