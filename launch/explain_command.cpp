@@ -198,6 +198,10 @@ int command_explain(CommandContext& ctx, const ExplainOptions& o) {
   } else {
     std::cout << "Votes line: none written\n";
   }
+  if (check.count_claim) {  // "Candidate X. No chain reaches it." or the grouped layout's "Candidate X 3"
+    std::cout << "Count claim about the candidate it names: "
+              << (check.count_true ? "true to the prompt" : "not true to the prompt") << "\n";
+  }
   std::string favoured;
   for (int32_t k : check.favoured) favoured += (favoured.empty() ? "[" : ", [") + std::to_string(k + 1) + "]";
   std::cout << "Stated evidence favours: "
