@@ -46,6 +46,28 @@ TrajectoryBatch random_batch(int sender, int index, int64_t version) {
   return b;
 }
 
+// Rank 0 as the receiver of every other rank: pops until each sender has closed, counting the batches and the
+// DataErrors, each of which must say `expected`.
+struct Drained {
+  int good = 0, errors = 0;
+};
+Drained drain(const TrajectoryChannelOptions& options, const std::string& expected) {
+  std::vector<int> senders;
+  for (int q = 1; q < comm().size(); ++q) senders.push_back(q);
+  TrajectoryReceiver rx(comm(), senders, options);
+  Drained d;
+  for (;;) {
+    try {
+      if (!rx.pop()) break;
+      ++d.good;
+    } catch (const DataError& e) {
+      ++d.errors;
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+  return d;
+}
+
 int sender_of(const TrajectoryBatch& b, int fallback) {
   return b.example_ids.empty() ? fallback : int(b.example_ids[0] / 1000);
 }
@@ -188,23 +210,9 @@ TEST(TrajectoryChannel, CorruptedBatchIsADataErrorAndTheChannelGoesOn) {
   options.tag = 500;
   options.timeout_s = kDeadline;
   if (r == 0) {
-    std::vector<int> senders;
-    for (int q = 1; q < W; ++q) senders.push_back(q);
-    TrajectoryReceiver rx(comm(), senders, options);
-    int good = 0, errors = 0;
-    for (;;) {
-      try {
-        if (!rx.pop()) break;
-        ++good;
-      } catch (const DataError& e) {
-        ++errors;
-        EXPECT_NE(std::string(e.what()).find("batch from rank 1: trajectory batch: checksum mismatch"),
-                  std::string::npos)
-            << e.what();
-      }
-    }
-    EXPECT_EQ(errors, 1);
-    EXPECT_EQ(good, 3 * (W - 1) - 1);
+    const Drained d = drain(options, "batch from rank 1: trajectory batch: checksum mismatch");
+    EXPECT_EQ(d.errors, 1);
+    EXPECT_EQ(d.good, 3 * (W - 1) - 1);
   } else {
     TrajectorySender tx(comm(), options);
     for (int i = 0; i < 3; ++i) {
@@ -233,23 +241,9 @@ TEST(TrajectoryChannel, BatchPastTheByteLimitIsRefusedAtBothEnds) {
   TrajectoryBatch big;  // 50 tokens: 40 + 16 + 200 + 200 + 4 + 8 = 468 bytes
   big.add(std::vector<int32_t>(50, 7), std::vector<float>(50, -1.0f), 1.0f, 1000 * r);
   if (r == 0) {
-    std::vector<int> senders;
-    for (int q = 1; q < W; ++q) senders.push_back(q);
-    TrajectoryReceiver rx(comm(), senders, options);
-    int good = 0, errors = 0;
-    for (;;) {
-      try {
-        if (!rx.pop()) break;
-        ++good;
-      } catch (const DataError& e) {
-        ++errors;
-        EXPECT_NE(std::string(e.what()).find("batch from rank 1: announced size 468 bytes is outside [0, 256]"),
-                  std::string::npos)
-            << e.what();
-      }
-    }
-    EXPECT_EQ(errors, 1);
-    EXPECT_EQ(good, W - 2);  // one small batch from each sender but rank 1
+    const Drained d = drain(options, "batch from rank 1: announced size 468 bytes is outside [0, 256]");
+    EXPECT_EQ(d.errors, 1);
+    EXPECT_EQ(d.good, W - 2);  // one small batch from each sender but rank 1
   } else if (r == 1) {
     TrajectorySender bounded(comm(), options);
     try {
