@@ -36,6 +36,16 @@
 // When no prompt chain reaches the target the trace says so and nothing else ("Candidate <item_98>. No chain
 // reaches it."): a true statement, and the answer comes from the history the model read, not from chains.
 //
+// With task.chain_layout grouped the prompt lists each chain under the candidate it reaches, after the line
+// "Candidate <item_98> 2" (its count), and the evidence form copies those lines verbatim: the candidate's line, a
+// count claim checked against the prompt, then its first cited_chains chain lines ("" after "Candidate <item_98> 0").
+//
+//   <think>
+//   Candidate <item_98> 2
+//   <item_98><user_40><item_7>U
+//   <item_98><user_231><item_50>U
+//   </think><answer><item_98></answer>
+//
 // votes: the tally form — each cited chain walked forwards hop by hop (thought k names nodes k-1 and k), then
 // every reached candidate's votes (prompt chains containing it), most first:
 //
