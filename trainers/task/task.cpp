@@ -92,6 +92,21 @@ std::vector<std::string> entity_tokens(const Catalog& catalog, const TaskFormat&
 namespace {
 
 // The compact layout's path: the nodes from the last back to U, side by side (chain_line, evidence citations).
+// The names of chain c's nodes [offsets[c], end) as a prompt writes them; `hidden(n)` (a node's 0-based place)
+// writes the mask instead (the model teacher's prompts).
+template <class Hidden>
+std::vector<std::string> node_names(const Catalog& catalog, const ChainBuffer& chains, int64_t c, int64_t end,
+                                    int32_t u0, const TaskFormat& f, Hidden hidden) {
+  std::vector<std::string> nodes;
+  for (int64_t n = chains.offsets[c]; n < end; ++n)
+    nodes.push_back(hidden(n - chains.offsets[c]) ? kMaskedNode : node_name(catalog, chains, n, u0, f));
+  return nodes;
+}
+std::vector<std::string> node_names(const Catalog& catalog, const ChainBuffer& chains, int64_t c, int64_t end,
+                                    int32_t u0, const TaskFormat& f) {
+  return node_names(catalog, chains, c, end, u0, f, [](int64_t) { return false; });
+}
+
 std::string compact_path(const std::vector<std::string>& nodes) {
   std::string s;
   for (size_t n = nodes.size(); n-- > 0;) s += nodes[n];
@@ -140,12 +155,8 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
     s += "\n";
   }
   const auto nodes_of = [&](int64_t k) {
-    std::vector<std::string> nodes;
-    for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n) {
-      nodes.push_back(mask.hides(k, n - chains.offsets[first + k]) ? kMaskedNode
-                                                                   : node_name(catalog, chains, n, example.user, f));
-    }
-    return nodes;
+    return node_names(catalog, chains, first + k, chains.offsets[first + k + 1], example.user, f,
+                      [&](int64_t node) { return mask.hides(k, node); });
   };
   if (f.layout == ChainLayout::kGrouped) {
     // Each chain under the candidate it reaches, as the reasoning cites it: the candidate line with its count, then
@@ -298,10 +309,7 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
     int64_t written = 0;
     for (int64_t k = 0; k < count && written < cited; ++k) {
       if (groups[static_cast<size_t>(k)] != candidate_index) continue;
-      std::vector<std::string> nodes;
-      for (int64_t n = chains.offsets[first + k]; n < chains.offsets[first + k + 1]; ++n)
-        nodes.push_back(node_name(catalog, chains, n, example.user, f));
-      s += compact_path(nodes) + "\n";
+      s += compact_path(node_names(catalog, chains, first + k, chains.offsets[first + k + 1], example.user, f)) + "\n";
       ++written;
     }
     return s;
@@ -315,8 +323,8 @@ std::string evidence_reasoning(const Example& example, const ChainBuffer& chains
     int64_t p = chains.offsets[c];
     while (p < chains.offsets[c + 1] && !(is_item(chains, p) && chains.nodes[p] == item)) ++p;
     if (p == chains.offsets[c + 1]) continue;
-    std::vector<std::string> nodes;  // U .. the candidate's first place on the chain
-    for (int64_t n = chains.offsets[c]; n <= p; ++n) nodes.push_back(node_name(catalog, chains, n, example.user, f));
+    const std::vector<std::string> nodes =  // U .. the candidate's first place on the chain
+        node_names(catalog, chains, c, p + 1, example.user, f);
     // compact: the prompt line after its number, "cbaU."
     s += "\n" + (f.compact() ? compact_path(nodes) : chain_line(nodes, k + 1, backward)) + ".";
     ++written;
