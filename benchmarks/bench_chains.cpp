@@ -157,6 +157,8 @@ BENCHMARK_CAPTURE(BM_Naive, bridge, ChainKind::kBridge);
 BENCHMARK_CAPTURE(BM_Ours, closed, ChainKind::kClosed);
 BENCHMARK_CAPTURE(BM_Naive, closed, ChainKind::kClosed);
 BENCHMARK_CAPTURE(BM_Ours, walk4, ChainKind::kWalk);
+BENCHMARK_CAPTURE(BM_Ours, transition, ChainKind::kTransition);
+BENCHMARK_CAPTURE(BM_Ours, neighbour, ChainKind::kNeighbour);  // includes finding u0's nearest users per example
 
 // Console output as usual, plus the median chains/s of each benchmark for the summary.
 class MedianCollector : public benchmark::ConsoleReporter {
@@ -205,5 +207,11 @@ int main(int argc, char** argv) {
                                "bridge chains (the default kind) on ML-100K, one thread, vs naive walks");
   }
   if (m.count("BM_Ours/walk4")) std::cout << "  walk (max_hops 4): ours " << m["BM_Ours/walk4"] / 1e6 << " M/s\n";
+  for (const char* kind : {"transition", "neighbour"}) {
+    const std::string ours = std::string("BM_Ours/") + kind;
+    if (!m.count(ours) || !m.count("BM_Ours/bridge")) continue;
+    std::cout << "  " << kind << ": ours " << m[ours] / 1e6 << " M/s, ratio to bridge " << m[ours] / m["BM_Ours/bridge"]
+              << "\n";
+  }
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/config_schema.h"
 #include "core/error.h"
@@ -297,6 +299,21 @@ void validate(const Config& c, const std::string& where) {
   if (has("transition") && c.sampler.max_hops < 3) {
     conflict("sampler.max_hops", "transition chains need 3 hops, got max_hops " + std::to_string(c.sampler.max_hops));
   }
+  if (has("neighbour") && c.sampler.max_hops < 3) {
+    conflict("sampler.max_hops", "neighbour chains need 3 hops, got max_hops " + std::to_string(c.sampler.max_hops));
+  }
+  // A kind's own setting without the kind would have no effect: refused by name rather than silently ignored.
+  const SamplerConfig sampler_defaults;
+  for (const auto& [kind, key, value, fallback] :
+       {std::tuple<const char*, const char*, int64_t, int64_t>{
+            "closed", "sampler.min_shared_items", c.sampler.min_shared_items, sampler_defaults.min_shared_items},
+        {"transition", "sampler.transition_window", c.sampler.transition_window, sampler_defaults.transition_window},
+        {"neighbour", "sampler.neighbours", c.sampler.neighbours, sampler_defaults.neighbours}}) {
+    if (!has(kind) && value != fallback)
+      conflict(key, "is " + std::to_string(value) + " but sampler.chain_types draws no " + kind +
+                        " chains, the only ones it shapes (add '" + kind + "' or leave it at " +
+                        std::to_string(fallback) + ")");
+  }
   if (c.sampler.chains_per_example > 0 && types.empty()) {
     conflict("sampler.chain_types",
              "is empty but sampler.chains_per_example is " + std::to_string(c.sampler.chains_per_example));
@@ -340,6 +357,13 @@ std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
   for (const auto& f : config_detail::schema()) keys.push_back(f.key);
   return keys;
+}
+
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config, const std::string& prefix) {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const auto& f : config_detail::schema())
+    if (f.key.rfind(prefix, 0) == 0) values.emplace_back(f.key, config_detail::value_text(f, config));
+  return values;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -34,6 +34,7 @@ struct SamplerConfig {
   std::vector<std::string> chain_types = {"closed", "bridge", "walk"};
   int64_t min_shared_items = 2;         // closure constraint of closed chains
   int64_t transition_window = 10;       // transition chains: c within this many items after i in u1's sequence
+  int64_t neighbours = 20;              // neighbour chains: u1 among u0's this many nearest users
   int64_t train_examples_per_user = 5;  // sliding target positions per user in the train split
   int64_t num_shards = 4;
   int64_t compression = 4;  // HDF5 deflate level
@@ -266,6 +267,9 @@ std::string config_reference_markdown();
 
 // Every dotted key the schema knows, in schema order.
 std::vector<std::string> config_keys();
+
+// Every key under `prefix` ("baseline.bpr.") with its value in `config` as YAML flow text, in schema order.
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config, const std::string& prefix);
 
 // The dotted keys whose values differ between two configs, in schema order.
 std::vector<std::string> changed_keys(const Config& a, const Config& b);

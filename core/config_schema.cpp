@@ -78,11 +78,16 @@ std::vector<Field> build() {
       with_choices(make("sampler.chain_types", Kind::kStringList, R2_REF(sampler.chain_types),
                         "Chain forms to sample: closed (u0-i0-u1-i1-u0), bridge (u0-i-u1-candidate), walk "
                         "(alternating walk up to max_hops), transition (u0-i-u1-candidate: i one of the history "
-                        "items the prompt shows, the candidate among what u1 took right after i)."),
-                   {"closed", "bridge", "walk", "transition"}),
+                        "items the prompt shows, the candidate among what u1 took right after i), neighbour "
+                        "(u0-i-u1-candidate: u1 "
+                        "one of the sampler.neighbours users sharing most of u0's history)."),
+                   {"closed", "bridge", "walk", "transition", "neighbour"}),
       INT(sampler.transition_window, 1, 1000,
           "Transition chains: the candidate is among the this many items u1 took right after i (u1's train "
           "sequence, oldest first)."),
+      INT(sampler.neighbours, 1, 100000,
+          "Neighbour chains: u1 is one of the this many users sharing the most items with u0's visible history "
+          "(ties to the lower id)."),
       INT(sampler.min_shared_items, 1, 64,
           "Closure constraint: a closed chain's u1 shares at least this many "
           "history items with u0."),

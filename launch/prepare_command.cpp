@@ -65,6 +65,7 @@ std::string summary_text(const Manifest& m, const nlohmann::json& s, const std::
   o << "  chains     " << c["produced"] << " of " << c["requested"] << " requested (closed " << c["by_kind"][0]
     << ", bridge " << c["by_kind"][1] << ", walk " << c["by_kind"][2];
   if (c["by_kind"].size() > 3) o << ", transition " << c["by_kind"][3];  // manifests before the kind hold three
+  if (c["by_kind"].size() > 4) o << ", neighbour " << c["by_kind"][4];
   o << ")\n"
     << "  chains per example:";
   const auto& h = c["histogram"];

@@ -60,6 +60,7 @@ std::string check_chains(const Example& ex, const ChainBuffer& chains, int64_t f
   auto is_candidate = [&](int32_t item) {
     return std::find(ex.candidates.begin(), ex.candidates.end(), item) != ex.candidates.end();
   };
+  std::vector<int32_t> near;  // u0's nearest users, for neighbour chains
   for (int64_t c = first; c < first + count; ++c) {
     const int64_t b = chains.offsets[c], len = chains.length(c);
     const int32_t* n = chains.nodes.data() + b;
@@ -114,6 +115,19 @@ std::string check_chains(const Example& ex, const ChainBuffer& chains, int64_t f
         if (b <= a || b > a + opt.transition_window)
           return at(c, 3) +
                  "transition chain's candidate is not within transition_window after its item in u1's sequence";
+        break;
+      }
+      case ChainKind::kNeighbour: {
+        if (len != 4) return at(c, 0) + "neighbour chain without 3 hops";
+        if (!is_visible(n[1])) return at(c, 1) + "neighbour chain's item not visible to u0";
+        if (!is_candidate(n[3])) return at(c, 3) + "neighbour chain does not end at a candidate";
+        if (near.empty()) {  // once per example
+          std::vector<int32_t> counts(static_cast<size_t>(g.num_users), 0);
+          near = neighbours(g, ex.user, {seq.data, visible}, opt.neighbours, &counts);
+        }
+        if (std::find(near.begin(), near.end(), n[2]) == near.end())
+          return at(c, 2) + "neighbour chain's u1 is not among u0's " + std::to_string(opt.neighbours) +
+                 " nearest users";
         break;
       }
       default:

@@ -139,7 +139,47 @@ bool step_next_candidate(Walk& w) {
   return true;
 }
 
+// u0 -> i (neighbour): u1 uniform over u0's nearest users, then i uniform over the items u1 shares with V (a scan
+// of u1's list against the visible stamps; there is at least one by the neighbours' definition). u1 is pushed by
+// the next step, so that the chain keeps its u0 -> i -> u1 order.
+bool step_neighbour_item(Walk& w) {
+  if (w.neighbours == nullptr || w.neighbours->empty()) return false;
+  const int32_t u1 = (*w.neighbours)[static_cast<size_t>(w.rng.below(w.neighbours->size()))];
+  std::vector<int32_t>& shared = *w.scratch;
+  shared.clear();
+  for (int32_t i : w.graph->items_of(u1))
+    if (w.visible_mark[i] == w.stamp) shared.push_back(i);
+  if (shared.empty()) return false;
+  push(w, shared[static_cast<size_t>(w.rng.below(shared.size()))], NodeType::kItem);
+  w.next_user = u1;
+  return true;
+}
+
+// i -> u1 (neighbour): the user the previous step chose.
+bool step_neighbour_user(Walk& w) {
+  push(w, w.next_user, NodeType::kUser);
+  return true;
+}
+
 }  // namespace
+
+std::vector<int32_t> neighbours(const InteractionGraph& graph, int32_t u0, ItemSpan visible, int32_t k,
+                                std::vector<int32_t>* counts) {
+  std::vector<int32_t> touched;
+  for (int32_t i : visible)
+    for (int32_t u : graph.users_of(i)) {
+      if (u == u0) continue;
+      if ((*counts)[u]++ == 0) touched.push_back(u);
+    }
+  const auto nearer = [&](int32_t a, int32_t b) {
+    return (*counts)[a] != (*counts)[b] ? (*counts)[a] > (*counts)[b] : a < b;
+  };
+  const size_t keep = std::min(touched.size(), static_cast<size_t>(std::max(0, k)));
+  std::partial_sort(touched.begin(), touched.begin() + static_cast<std::ptrdiff_t>(keep), touched.end(), nearer);
+  for (int32_t u : touched) (*counts)[u] = 0;
+  touched.resize(keep);
+  return touched;
+}
 
 const char* chain_kind_name(ChainKind kind) {
   switch (kind) {
@@ -151,6 +191,8 @@ const char* chain_kind_name(ChainKind kind) {
       return "walk";
     case ChainKind::kTransition:
       return "transition";
+    case ChainKind::kNeighbour:
+      return "neighbour";
   }
   return "?";
 }
@@ -165,6 +207,7 @@ ChainOptions chain_options(const SamplerConfig& s) {
   o.min_shared_items = static_cast<int32_t>(s.min_shared_items);
   o.recent_items = static_cast<int32_t>(s.history_len);
   o.transition_window = static_cast<int32_t>(s.transition_window);
+  o.neighbours = static_cast<int32_t>(s.neighbours);
   o.kinds.clear();
   for (const std::string& name : s.chain_types) {
     if (name == "closed")
@@ -175,9 +218,11 @@ ChainOptions chain_options(const SamplerConfig& s) {
       o.kinds.push_back(ChainKind::kWalk);
     else if (name == "transition")
       o.kinds.push_back(ChainKind::kTransition);
+    else if (name == "neighbour")
+      o.kinds.push_back(ChainKind::kNeighbour);
     else
       throw ConfigError("sampler.chain_types: unknown chain type '" + name +
-                        "' (expected closed, bridge, walk, transition)");
+                        "' (expected closed, bridge, walk, transition, neighbour)");
   }
   if (o.kinds.empty() && o.chains_per_example > 0)
     throw ConfigError("sampler.chain_types: empty while sampler.chains_per_example > 0");
@@ -214,6 +259,14 @@ ChainSampler::ChainSampler(const InteractionGraph& graph, const Dataset& dataset
   transition.steps[0] = step_recent_item;
   transition.steps[1] = step_fresh_user;
   transition.steps[2] = step_next_candidate;
+  Plan& neighbour = plans_[static_cast<int>(ChainKind::kNeighbour)];
+  neighbour.kind = ChainKind::kNeighbour;
+  neighbour.num_steps = neighbour.min_steps = 3;
+  neighbour.steps[0] = step_neighbour_item;
+  neighbour.steps[1] = step_neighbour_user;
+  neighbour.steps[2] = step_candidate;
+  wants_neighbours_ =
+      std::find(options_.kinds.begin(), options_.kinds.end(), ChainKind::kNeighbour) != options_.kinds.end();
 
   visible_mark_.assign(graph_.num_items, 0);
   candidate_mark_.assign(graph_.num_items, 0);
@@ -225,6 +278,7 @@ ChainSampler::ChainSampler(const InteractionGraph& graph, const Dataset& dataset
   walk_.candidate_mark = candidate_mark_.data();
   walk_.min_shared = options_.min_shared_items;
   walk_.scratch = &scratch_;
+  walk_.neighbours = &neighbours_;
 }
 
 void ChainSampler::begin(const Example& ex, const ChainBuffer& out) {
@@ -243,8 +297,16 @@ void ChainSampler::begin(const Example& ex, const ChainBuffer& out) {
   for (int32_t i : walk_.visible) visible_mark_[i] = walk_.stamp;
   for (int32_t c : ex.candidates) candidate_mark_[c] = walk_.stamp;
   walk_.candidates = &ex.candidates;
+  neighbours_current_ = false;
+  if (wants_neighbours_) find_neighbours();
   walk_.rng = Rng(stream_key(seed_, static_cast<uint64_t>(Stream::kChains), static_cast<uint64_t>(ex.user),
                              static_cast<uint64_t>(ex.position)));
+}
+
+void ChainSampler::find_neighbours() {
+  if (neighbour_counts_.empty()) neighbour_counts_.assign(static_cast<size_t>(graph_.num_users), 0);
+  neighbours_ = neighbours(graph_, walk_.u0, walk_.visible, options_.neighbours, &neighbour_counts_);
+  neighbours_current_ = true;
 }
 
 bool ChainSampler::duplicate(const ChainBuffer& out) const {
@@ -278,6 +340,7 @@ bool ChainSampler::run_plan(const Plan& plan, ChainBuffer* out) {
 }
 
 bool ChainSampler::sample_kind(ChainKind kind, ChainBuffer* out) {
+  if (kind == ChainKind::kNeighbour && !neighbours_current_) find_neighbours();  // a kind outside options.kinds
   return run_plan(plans_[static_cast<int>(kind)], out);
 }
 

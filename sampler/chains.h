@@ -10,6 +10,10 @@
 //                                        the prompt shows), u1 != u0, c a candidate among the
 //                                        sampler.transition_window items u1 took right after i (u1's train
 //                                        sequence, chronological): "who took what you just took, took c next"
+//   neighbour u0 -> i -> u1 -> c         (3 hops) u1 one of u0's sampler.neighbours nearest users (most items
+//                                        shared with V, ties to the lower id; neighbours()), i uniform over the
+//                                        items u1 shares with V, c a candidate u1 took: "a user who shares most
+//                                        of your history took c" (user-based collaborative filtering)
 //
 // One generic loop (ChainSampler::run_plan) drives every kind; a kind is a plan: the list of step rules that
 // each append one node or give up. u0's visible items V = s[0..L-1] with L = min(p, n-2) (p = target position,
@@ -43,11 +47,11 @@
 namespace r2rec {
 
 enum class NodeType : uint8_t { kUser = 0, kItem = 1 };
-enum class ChainKind : uint8_t { kClosed = 0, kBridge = 1, kWalk = 2, kTransition = 3 };
-constexpr int kNumChainKinds = 4;
+enum class ChainKind : uint8_t { kClosed = 0, kBridge = 1, kWalk = 2, kTransition = 3, kNeighbour = 4 };
+constexpr int kNumChainKinds = 5;
 constexpr int kMaxChainHops = 16;
 
-const char* chain_kind_name(ChainKind kind);  // "closed" | "bridge" | "walk" | "transition"
+const char* chain_kind_name(ChainKind kind);  // "closed" | "bridge" | "walk" | "transition" | "neighbour"
 
 struct ChainBuffer {
   std::vector<int64_t> offsets = {0};  // [chains+1]
@@ -73,7 +77,14 @@ struct ChainOptions {
   int32_t attempts_per_chain = 16;  // bounded retries of one kind for one slot
   int32_t recent_items = 10;        // transition chains: i among u0's last this many visible items
   int32_t transition_window = 10;   // transition chains: c among the this many items u1 took after i
+  int32_t neighbours = 20;          // neighbour chains: u1 among u0's this many nearest users
 };
+
+// u0's `k` nearest users: the users u != u0 sharing at least one item with `visible`, ordered by how many they share
+// (most first, ties to the lower id), the first k. `counts` is scratch of graph.num_users zeros, left zeroed.
+// Cost: the sum of the visible items' degrees.
+std::vector<int32_t> neighbours(const InteractionGraph& graph, int32_t u0, ItemSpan visible, int32_t k,
+                                std::vector<int32_t>* counts);
 
 // From sampler.* keys. Throws ConfigError on an unknown chain type or max_hops out of range.
 ChainOptions chain_options(const SamplerConfig& sampler);
@@ -117,6 +128,8 @@ class ChainSampler {
     const uint32_t* candidate_mark = nullptr;  // [I] == stamp when the item is a candidate
     uint32_t stamp = 0;
     int32_t min_shared = 2;
+    const std::vector<int32_t>* neighbours = nullptr;  // u0's nearest users (neighbour chains)
+    int32_t next_user = -1;                            // u1, chosen with i by the neighbour step
     Rng rng{0};
     int32_t len = 0;  // nodes so far
     int32_t nodes[kMaxChainHops + 1] = {};
@@ -134,6 +147,7 @@ class ChainSampler {
 
  private:
   bool run_plan(const Plan& plan, ChainBuffer* out);
+  void find_neighbours();  // the example's nearest users, into neighbours_
   bool duplicate(const ChainBuffer& out) const;
 
   const InteractionGraph& graph_;
@@ -143,6 +157,9 @@ class ChainSampler {
   Plan plans_[kNumChainKinds];
   std::vector<uint32_t> visible_mark_, candidate_mark_;
   std::vector<int32_t> scratch_;
+  bool wants_neighbours_ = false;    // options.kinds has kNeighbour: found in begin()
+  bool neighbours_current_ = false;  // neighbours_ belongs to the example begin() set up
+  std::vector<int32_t> neighbours_, neighbour_counts_;
   Walk walk_;
   int64_t example_first_chain_ = 0;  // duplicates are checked against out's chains from here
   ChainStats stats_;
@@ -156,7 +173,8 @@ std::string check_no_leakage(const Example& example, const ChainBuffer& chains, 
 // Structure of every chain [first, first+count): starts at u0, types alternate, every hop is a train-graph edge,
 // and the kind's shape rule holds (closed: returns to u0, u1 != u0, i0 != i1, both visible, sharing >=
 // min_shared_items; bridge: ends at a candidate, u1 != u0; walk: no node twice, hops within max_hops; transition:
-// i among the recent visible items, c a candidate within transition_window after i in u1's train sequence).
+// i among the recent visible items, c a candidate within transition_window after i in u1's train sequence;
+// neighbour: u1 among u0's nearest users, i shared by u0 and u1, c a candidate).
 // Returns "" or the first violation.
 std::string check_chains(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                          const InteractionGraph& graph, const Dataset& dataset, const ChainOptions& options);

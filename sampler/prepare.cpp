@@ -35,10 +35,12 @@ std::string prepare_config_hash(const Config& c) {
   add("sampler.max_hops", std::to_string(c.sampler.max_hops));
   for (const auto& t : c.sampler.chain_types) add("sampler.chain_types", t);
   add("sampler.min_shared_items", std::to_string(c.sampler.min_shared_items));
-  // Only where transition chains are drawn, so that folders written before the key existed stay current.
+  // Only where transition (neighbour) chains are drawn, so that folders written before the key existed stay current.
   const auto& types = c.sampler.chain_types;
   if (std::find(types.begin(), types.end(), "transition") != types.end())
     add("sampler.transition_window", std::to_string(c.sampler.transition_window));
+  if (std::find(types.begin(), types.end(), "neighbour") != types.end())
+    add("sampler.neighbours", std::to_string(c.sampler.neighbours));
   add("sampler.train_examples_per_user", std::to_string(c.sampler.train_examples_per_user));
   add("sampler.num_shards", std::to_string(c.sampler.num_shards));
   add("sampler.compression", std::to_string(c.sampler.compression));
