@@ -90,6 +90,9 @@ void run_trained_baseline(const CommandContext& ctx, const std::string& method, 
   result.seconds = seconds;  // training and scoring
   result.outcomes = r.eval.outcomes();
   result.fingerprint = fingerprint;
+  result.settings = config_values(c, "baseline." + method + ".");
+  result.valid_curve = r.curve;
+  result.best_epoch = r.best_epoch;
   record_result(ctx, result);
   if (r.factor_dim > 0) {  // what pretrain.init_items reads
     const std::string path = ctx.layout.baseline_factors(method);

@@ -36,6 +36,18 @@ void update_report(const std::string& path, const std::string& dataset, int64_t 
   m["examples"] = r.examples;
   m["seconds"] = r.seconds;
   if (!r.fingerprint.empty()) m["fingerprint"] = r.fingerprint;
+  if (!r.settings.empty()) {
+    nlohmann::ordered_json settings = nlohmann::ordered_json::object();
+    for (const auto& [key, text] : r.settings) {  // numbers and booleans as JSON values, the rest as text
+      nlohmann::ordered_json v = nlohmann::ordered_json::parse(text, nullptr, false);
+      settings[key] = v.is_discarded() ? nlohmann::ordered_json(text) : v;
+    }
+    m["settings"] = settings;
+  }
+  if (!r.valid_curve.empty()) {
+    m["best_epoch"] = r.best_epoch;
+    m["valid_curve"] = r.valid_curve;  // [[epoch, validation NDCG@10], ...]
+  }
   split["methods"][r.method] = m;
   write_file_atomic(path, j.dump(2) + "\n");
 }
@@ -183,6 +195,29 @@ std::string report_markdown(const std::string& path, const std::string& protocol
         } else {
           out << " - |";
         }
+      }
+      out << "\n";
+    }
+    bool trained_header = false;  // each trained baseline's settings and validation curve
+    for (const auto& [method, values] : methods.items()) {
+      if (!values.contains("settings")) continue;
+      if (!trained_header)
+        out << "\nTrained baselines: their settings, and the validation NDCG@10 that early stopping read "
+               "(the best epoch's weights are the ones scored).\n\n";
+      trained_header = true;
+      out << "- `" << method << "`:";
+      for (const auto& [key, value] : values["settings"].items())
+        out << " " << key.substr(key.rfind('.') + 1) << " " << value.dump() << ";";
+      if (values.contains("valid_curve") && !values["valid_curve"].empty()) {
+        out << " validation NDCG@10 by epoch:";
+        for (const auto& point : values["valid_curve"]) {
+          std::snprintf(buf, sizeof(buf), " %lld %.4f,", static_cast<long long>(point[0].get<int64_t>()),
+                        point[1].get<double>());
+          out << buf;
+        }
+        out << " best at epoch " << values.value("best_epoch", int64_t{0});
+      } else {
+        out << " no training";
       }
       out << "\n";
     }

@@ -26,6 +26,11 @@ struct MethodResult {
   double seconds = 0;
   std::vector<ExampleOutcome> outcomes;  // per example, for examples.jsonl (trainers/eval/examples_file.h)
   std::string fingerprint;               // what the entry depends on (a cached stage's key); "" = none kept
+  // Trained methods: the settings they trained with ("baseline.bpr.dim" -> "64", YAML flow text) and the
+  // validation curve early stopping read ((epoch, NDCG@10), best_epoch the one restored). Empty = none.
+  std::vector<std::pair<std::string, std::string>> settings;
+  std::vector<std::pair<int64_t, double>> valid_curve;
+  int64_t best_epoch = 0;
 };
 
 // Merges `result` into the report at `path` (<run.dir>/report.json, creating it). Throws RuntimeFailure on I/O

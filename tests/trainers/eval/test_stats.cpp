@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "tests/test_support.h"
@@ -190,6 +192,45 @@ TEST(ExamplesFile, ReportComparesEveryLmRowWithTheBestBaseline) {
   const std::string md = report_markdown(report, "protocol", compare_every_split(report, examples, 1));
   EXPECT_NE(md.find("best classical baseline of this table (`bpr`)"), std::string::npos) << md;
   EXPECT_NE(md.find("| llm-rl-gen | 0.7500 | 0.5000 | +0.2500 ["), std::string::npos) << md;
+}
+
+// A trained baseline's entry keeps the settings it trained with and the validation curve early stopping read, so a
+// grid over settings (benchmarks/baseline_grid.sh) reads its choice and curve back from report.json.
+TEST(Report, TrainedEntriesKeepTheirSettingsAndValidationCurve) {
+  testing::TempDir dir;
+  const std::string report = dir.file("report.json");
+  MethodResult r;
+  r.method = "bpr";
+  r.split = "valid";
+  r.metrics = {{"HR@1", 0.42}};
+  r.examples = 943;
+  Config c;
+  c.baseline.bpr.dim = 32;
+  r.settings = config_values(c, "baseline.bpr.");
+  r.valid_curve = {{5, 0.61}, {10, 0.68}, {15, 0.67}};
+  r.best_epoch = 10;
+  update_report(report, "ml-100k", 20, r);
+  const nlohmann::json j = nlohmann::json::parse(read_file(report));
+  const nlohmann::json& m = j["splits"]["valid"]["methods"]["bpr"];
+  EXPECT_EQ(m["settings"]["baseline.bpr.dim"], 32);
+  EXPECT_EQ(m["settings"]["baseline.bpr.learning_rate"], 0.001);
+  EXPECT_EQ(m["settings"]["baseline.bpr.fold_in"], true);
+  EXPECT_EQ(m["settings"].size(), config_values(c, "baseline.bpr.").size());
+  for (const auto& [key, value] : m["settings"].items()) EXPECT_EQ(key.rfind("baseline.bpr.", 0), 0u) << key;
+  EXPECT_EQ(m["best_epoch"], 10);
+  EXPECT_EQ(m["valid_curve"].dump(), "[[5,0.61],[10,0.68],[15,0.67]]");
+  const std::string md = report_markdown(report, "protocol", {});
+  EXPECT_NE(md.find("- `bpr`: dim 32; epochs 100;"), std::string::npos) << md;
+  EXPECT_NE(md.find("validation NDCG@10 by epoch: 5 0.6100, 10 0.6800, 15 0.6700, best at epoch 10"), std::string::npos)
+      << md;
+  // An untrained method's entry has neither.
+  r.method = "popularity";
+  r.settings.clear();
+  r.valid_curve.clear();
+  update_report(report, "ml-100k", 20, r);
+  const nlohmann::json k = nlohmann::json::parse(read_file(report));
+  EXPECT_FALSE(k["splits"]["valid"]["methods"]["popularity"].contains("settings"));
+  EXPECT_FALSE(k["splits"]["valid"]["methods"]["popularity"].contains("valid_curve"));
 }
 
 }  // namespace
