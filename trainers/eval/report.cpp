@@ -236,7 +236,8 @@ std::string report_markdown(const std::string& path, const std::string& protocol
           << (c.difference.excludes_zero() ? " *" : "") << " | " << c.difference.n << " |\n";
     }
   }
-  out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `lightgcn`, `sasrec` are the classical baselines "
+  out << "\nMethods: `random`, `popularity`, `chainvote`, `itemknn`, `bpr`, `lightgcn`, `sasrec` are the classical "
+         "baselines "
          "(docs/baselines.md). `llm-*` rank the candidates by the answer token's likelihood after the direct prompt; "
          "`llm-*-gen` is HR@1 of the model's own greedy reasoning with the answer constrained to the candidates, and "
          "`valid` the share of unconstrained answers naming a candidate (docs/training.md), `forced` the share that "
