@@ -73,15 +73,23 @@ Sampled sample_all(const ChainOptions& opt, uint64_t seed, bool reverse = false)
 
 ChainBuffer one_chain(std::vector<int32_t> nodes, std::vector<uint8_t> types, ChainKind kind);  // one hand-built chain
 
+// "" when every example's chains pass check_chains and check_no_leakage, else the first failure and its example.
+std::string first_invalid(const Sampled& s, const ChainOptions& opt) {
+  const World& w = world();
+  for (size_t k = 0; k < w.examples.size(); ++k) {
+    const int64_t n = s.first[k + 1] - s.first[k];
+    std::string why = check_chains(w.examples[k], s.chains, s.first[k], n, w.graph, w.ds, opt);
+    if (why.empty()) why = check_no_leakage(w.examples[k], s.chains, s.first[k], n, w.ds);
+    if (!why.empty()) return "example " + std::to_string(k) + ": " + why;
+  }
+  return "";
+}
+
 TEST(Chains, EveryChainIsValidAndLeakFreeOnMl100k) {
   const World& w = world();
   const ChainOptions opt = chain_options(sampler_config());
   const Sampled s = sample_all(opt, kSeed);
-  for (size_t k = 0; k < w.examples.size(); ++k) {
-    const int64_t n = s.first[k + 1] - s.first[k];
-    ASSERT_EQ(check_chains(w.examples[k], s.chains, s.first[k], n, w.graph, w.ds, opt), "") << "example " << k;
-    ASSERT_EQ(check_no_leakage(w.examples[k], s.chains, s.first[k], n, w.ds), "") << "example " << k;
-  }
+  ASSERT_EQ(first_invalid(s, opt), "");
   EXPECT_EQ(s.stats.examples, static_cast<int64_t>(w.examples.size()));
   EXPECT_EQ(s.stats.requested, s.stats.produced + s.stats.missing);
   EXPECT_EQ(s.stats.produced, s.chains.size());
@@ -164,11 +172,9 @@ TEST(Chains, TransitionChainsFollowUsersFromARecentItemToWhatTheyTookNext) {
   const Sampled s = sample_all(opt, kSeed);
   ASSERT_GT(s.chains.size(), static_cast<int64_t>(w.examples.size()) * 2);
   EXPECT_EQ(s.stats.by_kind[static_cast<int>(ChainKind::kTransition)], s.chains.size());
+  ASSERT_EQ(first_invalid(s, opt), "");
   for (size_t k = 0; k < w.examples.size(); ++k) {
     const Example& ex = w.examples[k];
-    const int64_t n = s.first[k + 1] - s.first[k];
-    ASSERT_EQ(check_chains(ex, s.chains, s.first[k], n, w.graph, w.ds, opt), "") << "example " << k;
-    ASSERT_EQ(check_no_leakage(ex, s.chains, s.first[k], n, w.ds), "") << "example " << k;
     const ItemSpan seq = w.ds.sequence(ex.user);
     const int64_t visible = std::min<int64_t>(ex.position, seq.size - 2);
     for (int64_t c = s.first[k]; c < s.first[k + 1]; ++c) {
@@ -220,11 +226,9 @@ TEST(Chains, NeighbourChainsGoThroughTheUsersSharingMostOfTheHistory) {
   const Sampled s = sample_all(opt, kSeed);
   ASSERT_GT(s.chains.size(), static_cast<int64_t>(w.examples.size()) * 4);
   EXPECT_EQ(s.stats.by_kind[static_cast<int>(ChainKind::kNeighbour)], s.chains.size());
+  ASSERT_EQ(first_invalid(s, opt), "");
   for (size_t k = 0; k < w.examples.size(); ++k) {
     const Example& ex = w.examples[k];
-    const int64_t n = s.first[k + 1] - s.first[k];
-    ASSERT_EQ(check_chains(ex, s.chains, s.first[k], n, w.graph, w.ds, opt), "") << "example " << k;
-    ASSERT_EQ(check_no_leakage(ex, s.chains, s.first[k], n, w.ds), "") << "example " << k;
     const ItemSpan seq = w.ds.sequence(ex.user);
     const std::vector<int32_t> visible(seq.begin(), seq.begin() + std::min<int64_t>(ex.position, seq.size - 2));
     std::vector<bool> in_v(static_cast<size_t>(w.graph.num_items), false);
