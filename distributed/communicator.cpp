@@ -104,20 +104,25 @@ bool Work::is_completed() {
 
 void Work::wait(double timeout_s) {
   if (done_) return;
-  if (!failed_ && poll()) {  // already complete: no watchdog bookkeeping
-    finish();
-    return;
-  }
   const std::string label = op_ + " of " + bytes_label(count_, dtype_);
   if (failed_) throw CommError(label + ": waited on again after it timed out");
+  // The op is the watchdog's before the first poll: Open MPI progresses only inside MPI_Test, and a progress call
+  // that does not return (a CI run saw a rank stay 117 s in a weight sync "outside any communication op" while its
+  // peer was SIGSTOPped) must still meet the backstop at deadline + grace. The record is rewritten (one pwrite)
+  // only when the op does not complete at that first poll, so a completed op costs a lock, not a syscall.
   Watchdog* dog = Watchdog::active();
-  if (dog) dog->op_begin(label, timeout_s);
+  if (dog) dog->op_begin(label, timeout_s, /*publish=*/false);
   struct EndOp {
     Watchdog* dog;
     ~EndOp() {
       if (dog) dog->op_end();
     }
   } end_op{dog};
+  if (poll()) {
+    finish();
+    return;
+  }
+  if (dog) dog->publish();  // peers diagnosing right now see which op this rank waits in
 
   // Poll. Open MPI progresses a non-blocking collective only inside MPI_Test, so the first second spins on
   // poll() alone, like a blocking MPI call does; later polls sleep 20 µs in between, so a long wait (a slow

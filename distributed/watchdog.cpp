@@ -101,6 +101,7 @@ struct Watchdog::OpState {
   std::chrono::steady_clock::time_point deadline;  // of the op being waited on
   double timeout_s = 0;
   std::string failure;  // note_failure's text, "" = none
+  bool shown = false;   // the record on disk names an op
 };
 
 Watchdog* Watchdog::active() { return g_active.load(); }
@@ -172,7 +173,7 @@ Watchdog::~Watchdog() {
   // A job that ended by MPI_Abort leaves its folder behind (<TMPDIR>/r2rec-watchdog-*, a few KB).
 }
 
-void Watchdog::op_begin(const std::string& op, double timeout_s) {
+void Watchdog::op_begin(const std::string& op, double timeout_s, bool publish) {
   {
     std::lock_guard<std::mutex> lock(op_->mutex);
     op_->op = op;
@@ -180,15 +181,19 @@ void Watchdog::op_begin(const std::string& op, double timeout_s) {
     op_->deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                            std::chrono::duration<double>(timeout_s));
   }
-  write_record();  // peers diagnosing right now see which op this rank waits in
+  if (publish) write_record();  // peers diagnosing right now see which op this rank waits in
 }
 
+void Watchdog::publish() { write_record(); }
+
 void Watchdog::op_end() {
+  bool shown = false;
   {
     std::lock_guard<std::mutex> lock(op_->mutex);
     op_->op.clear();
+    shown = op_->shown;
   }
-  write_record();  // ~2 µs (one pwrite); keeps "in <op>" of a rank that stops between ops truthful
+  if (shown) write_record();  // ~2 µs (one pwrite); keeps "in <op>" of a rank that stops between ops truthful
 }
 
 void Watchdog::note_failure(const std::string& what) {
@@ -227,6 +232,7 @@ void Watchdog::write_record() {
     std::lock_guard<std::mutex> lock(op_->mutex);
     op = op_->op;
     failure = op_->failure;
+    op_->shown = !op.empty();
   }
   char buf[kRecordBytes];
   std::memset(buf, ' ', sizeof(buf));

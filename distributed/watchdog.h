@@ -65,8 +65,13 @@ class Watchdog {
   std::string failed_peers() const;
   double peer_check_interval_s() const { return world_ > 12 ? 0.02 * world_ : 0.25; }
 
-  // Called by Work::wait around the blocking part. `op` is the full label ("all_reduce of 4.0 MB").
-  void op_begin(const std::string& op, double timeout_s);
+  // Called by Work::wait around the whole wait, its first poll included. `op` is the full label ("all_reduce of
+  // 4.0 MB"). The backstop watches the op from op_begin; peers see it in this rank's record once it is written:
+  // at once (publish true), by publish() (Work::wait calls it when the first poll did not complete the op), or at
+  // the next heartbeat. op_end rewrites the record only if it names the op, so an op that completes at its first
+  // poll costs two lock round trips and no syscall.
+  void op_begin(const std::string& op, double timeout_s, bool publish = true);
+  void publish();
   void op_end();
 
  private:

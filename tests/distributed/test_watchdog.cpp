@@ -89,6 +89,22 @@ TEST(Watchdog, BackstopEndsAJobStuckInABlockingCall) {
       << all;
 }
 
+// The same with the survivors stuck in the first poll of a Work (a progress call that does not return): the op is
+// the watchdog's before that poll, so the backstop ends the job. Before it was, such a rank hung outside any op.
+TEST(Watchdog, BackstopEndsAJobStuckInTheFirstPollOfAnOp) {
+  JobResult job = run_job("first-poll");
+  const std::string all = job.result.out + job.result.err;
+  std::printf("[first-poll] exit %d after %.2f s (%.2f s after the failure)\n%s\n", job.result.exit_code, job.seconds,
+              job.after_failure, job.result.err.c_str());
+  EXPECT_EQ(job.result.exit_code, 3) << all;
+  EXPECT_LT(job.seconds, 30.0) << all;
+  EXPECT_GT(job.after_failure, 4.5) << "gave up before the 5 s deadline: " << all;
+  EXPECT_LT(job.after_failure, 15.0) << all;
+  EXPECT_NE(all.find("helper loop: blocking all_reduce of 4.0 MB timed out after 5 s (backstop); rank 1"),
+            std::string::npos)
+      << all;
+}
+
 // A rank whose stage fails on its own (not a dead rank: an error, caught and waiting to be agreed on) while the
 // others wait for it in a collective: they end at once with its error, not at their 30 s timeout.
 TEST(Watchdog, PeerThatFailedOnItsOwnEndsTheWaitAtOnceWithItsError) {

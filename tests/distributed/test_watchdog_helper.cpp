@@ -1,13 +1,16 @@
-// watchdog_helper <kill|stop|block|throw|none> <timeout_s>: the job that test_watchdog runs under `mpirun -np 3`.
+// watchdog_helper <kill|stop|block|first-poll|throw|none> <timeout_s>: the job that test_watchdog runs under `mpirun
+// -np 3`.
 //
 // Every rank runs a loop of 4 MB all-reduces in phase "helper loop" with a Watchdog. With `kill`, rank 1
 // SIGKILLs itself at step 20; with `stop`, it SIGSTOPs itself (alive but silent). The survivors must
 // leave within the deadline, printing one line that names the phase, the op and rank 1, and end the job
 // with exit status 3 (MpiSession::abort_job), as launch/main.cpp does for any CommError. `block` is `stop`
 // with the survivors inside a blocking MPI_Allreduce that nothing polls: only the watchdog's backstop
-// thread can end that job (at deadline + grace). With `throw`, rank 1's stage fails on its own (a DataError
-// inside run_agreed) while the others wait for it in an all-reduce: they must end at once, well before the
-// deadline, naming rank 1 and its error (the watchdog record carries it).
+// thread can end that job (at deadline + grace). `first-poll` is `stop` with the survivors in a Work whose first
+// poll does not return (a blocking all-reduce inside poll(), as an Open MPI progress call stuck on a stopped peer):
+// Work::wait hands the op to the watchdog before that poll, so the backstop ends it too. With `throw`, rank 1's stage
+// fails on its own (a DataError inside run_agreed) while the others wait for it in an all-reduce: they must end at
+// once, well before the deadline, naming rank 1 and its error (the watchdog record carries it).
 #include <mpi.h>
 #include <signal.h>
 
@@ -22,6 +25,24 @@
 #include "distributed/communicator.h"
 #include "distributed/process.h"
 #include "distributed/watchdog.h"
+
+namespace {
+// A Work whose poll() blocks in MPI until every rank has joined.
+class BlockingPollWork : public r2rec::Work {
+ public:
+  BlockingPollWork(std::vector<float>* buf, double timeout_s)
+      : Work("blocking all_reduce", buf->size(), r2rec::DType::kF32, timeout_s), buf_(buf) {}
+
+ protected:
+  bool poll() override {
+    MPI_Allreduce(MPI_IN_PLACE, buf_->data(), static_cast<int>(buf_->size()), MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
+    return true;
+  }
+
+ private:
+  std::vector<float>* buf_;
+};
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace r2rec;
@@ -44,13 +65,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "helper: rank 1 fails (%s) at %.3f\n", mode.c_str(), now);
         std::fflush(stderr);
         if (mode == "kill") raise(SIGKILL);
-        if (mode == "stop" || mode == "block") raise(SIGSTOP);
+        if (mode == "stop" || mode == "block" || mode == "first-poll") raise(SIGSTOP);
         if (mode == "throw") run_agreed([] { throw DataError("helper: shard 3 is truncated"); });
       }
       if (mode == "block") {
         dog.op_begin("raw MPI_Allreduce of 4.0 MB", timeout_s);
         MPI_Allreduce(MPI_IN_PLACE, buf.data(), static_cast<int>(buf.size()), MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
         dog.op_end();
+        continue;
+      }
+      if (mode == "first-poll") {
+        BlockingPollWork(&buf, timeout_s).wait();
         continue;
       }
       comm->all_reduce(buf.data(), buf.size(), ReduceOp::kMax)->wait();
