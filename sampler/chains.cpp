@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "core/error.h"
 
@@ -234,37 +235,22 @@ ChainSampler::ChainSampler(const InteractionGraph& graph, const Dataset& dataset
   if (options_.max_hops < 2 || options_.max_hops > kMaxChainHops)
     throw ConfigError("sampler.max_hops: " + std::to_string(options_.max_hops) + " is outside 2.." +
                       std::to_string(kMaxChainHops));
-  Plan& closed = plans_[static_cast<int>(ChainKind::kClosed)];
-  closed.kind = ChainKind::kClosed;
-  closed.num_steps = closed.min_steps = 4;
-  closed.steps[0] = step_visible_item;
-  closed.steps[1] = step_fresh_user;
-  closed.steps[2] = step_shared_item;
-  closed.steps[3] = step_close;
-  Plan& bridge = plans_[static_cast<int>(ChainKind::kBridge)];
-  bridge.kind = ChainKind::kBridge;
-  bridge.num_steps = bridge.min_steps = 3;
-  bridge.steps[0] = step_visible_item;
-  bridge.steps[1] = step_fresh_user;
-  bridge.steps[2] = step_candidate;
-  Plan& walk = plans_[static_cast<int>(ChainKind::kWalk)];
+  const auto fixed = [this](ChainKind kind, std::initializer_list<StepRule> steps) {
+    Plan& plan = plans_[static_cast<int>(kind)];
+    plan.kind = kind;
+    plan.num_steps = plan.min_steps = static_cast<int32_t>(steps.size());  // every step must complete
+    std::copy(steps.begin(), steps.end(), plan.steps);
+  };
+  fixed(ChainKind::kClosed, {step_visible_item, step_fresh_user, step_shared_item, step_close});
+  fixed(ChainKind::kBridge, {step_visible_item, step_fresh_user, step_candidate});
+  fixed(ChainKind::kTransition, {step_recent_item, step_fresh_user, step_next_candidate});
+  fixed(ChainKind::kNeighbour, {step_neighbour_item, step_neighbour_user, step_candidate});
+  Plan& walk = plans_[static_cast<int>(ChainKind::kWalk)];  // any length from 3 hops to max_hops
   walk.kind = ChainKind::kWalk;
   walk.num_steps = options_.max_hops;
   walk.min_steps = std::min(3, options_.max_hops);
   walk.steps[0] = step_visible_item;
   for (int s = 1; s < walk.num_steps; ++s) walk.steps[s] = (s % 2 == 1) ? step_fresh_user : step_fresh_item;
-  Plan& transition = plans_[static_cast<int>(ChainKind::kTransition)];
-  transition.kind = ChainKind::kTransition;
-  transition.num_steps = transition.min_steps = 3;
-  transition.steps[0] = step_recent_item;
-  transition.steps[1] = step_fresh_user;
-  transition.steps[2] = step_next_candidate;
-  Plan& neighbour = plans_[static_cast<int>(ChainKind::kNeighbour)];
-  neighbour.kind = ChainKind::kNeighbour;
-  neighbour.num_steps = neighbour.min_steps = 3;
-  neighbour.steps[0] = step_neighbour_item;
-  neighbour.steps[1] = step_neighbour_user;
-  neighbour.steps[2] = step_candidate;
   wants_neighbours_ =
       std::find(options_.kinds.begin(), options_.kinds.end(), ChainKind::kNeighbour) != options_.kinds.end();
 
