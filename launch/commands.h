@@ -49,6 +49,9 @@ void write_report_markdown(const CommandContext& ctx);
 struct CompareOptions {
   std::vector<std::string> methods;  // A, B
   std::vector<std::string> run_dirs;
+  // B's outcomes from these runs instead (one per --run-dir, in the same seed order): two configurations compared
+  // seed by seed, e.g. the same method with and without chains in its prompt.
+  std::vector<std::string> against_run_dirs;
   std::string split = "test";
   int64_t resamples = 10000;
   uint64_t seed = 0;

@@ -5,6 +5,8 @@
 //                    (trainers/eval/examples_file.h): each run's HR@1 of A, B and A - B; over several runs, their
 //                    means with t intervals; and the paired bootstrap over examples of A - B, each example's
 //                    difference averaged over the runs that scored it on both sides (trainers/eval/stats.h).
+//                    With --against-run-dir (one per --run-dir), B is read from those runs: two configurations
+//                    of one seed each pair up, and an example counts only where both scored the same list.
 // No MPI, no config: it only reads files.
 #include <algorithm>
 #include <cstdio>
@@ -90,23 +92,32 @@ int command_compare(const CompareOptions& o) {
   if (o.run_dirs.empty()) throw ConfigError("compare: pass --run-dir DIR (repeat it for one run per seed)");
   if (o.methods.empty()) return method_table(o);
   if (o.methods.size() != 2) throw ConfigError("compare: name two methods, A and B (e.g. llm-rl-gen bpr), or none");
+  const bool against = !o.against_run_dirs.empty();
+  if (against && o.against_run_dirs.size() != o.run_dirs.size()) {
+    throw ConfigError("compare: --against-run-dir: " + std::to_string(o.against_run_dirs.size()) + " given for " +
+                      std::to_string(o.run_dirs.size()) + " --run-dir; pass one per run, in the same seed order");
+  }
   const std::string& a = o.methods[0];
   const std::string& b = o.methods[1];
   std::vector<double> hr_a, hr_b, diff;
   std::map<int64_t, std::pair<double, int64_t>> per_example;  // id -> (sum of A - B over runs, runs)
   nlohmann::ordered_json runs = nlohmann::ordered_json::array();
-  for (const std::string& dir : o.run_dirs) {
+  const auto outcomes_of = [&](const std::string& dir, const std::string& method) {
     const std::string path = RunLayout::examples_jsonl_of(dir);
     if (!std::filesystem::exists(path)) {
       throw DataError(path + ": not found (runs write it from this version on; eval and baseline fill it in)");
     }
-    std::vector<double> ha, hb;
-    const auto table = read_examples(path, o.split);
-    for (const std::string& m : {a, b}) {
-      if (!table.count(m)) throw DataError(path + ": no outcomes of '" + m + "' on the " + o.split + " split");
-    }
-    const auto& ta = table.at(a);
-    const auto& tb = table.at(b);
+    auto table = read_examples(path, o.split);
+    auto it = table.find(method);
+    if (it == table.end()) throw DataError(path + ": no outcomes of '" + method + "' on the " + o.split + " split");
+    return std::move(it->second);
+  };
+  for (size_t r = 0; r < o.run_dirs.size(); ++r) {
+    const std::string& dir = o.run_dirs[r];
+    const std::string& dir_b = against ? o.against_run_dirs[r] : dir;
+    const std::string path = RunLayout::examples_jsonl_of(dir);
+    const auto ta = outcomes_of(dir, a);
+    const auto tb = outcomes_of(dir_b, b);
     double sa = 0, sb = 0;
     int64_t n = 0;
     for (const auto& [id, oa] : ta) {
@@ -119,12 +130,16 @@ int command_compare(const CompareOptions& o) {
       e.second += 1;
       ++n;
     }
-    if (n == 0) throw DataError(path + ": '" + a + "' and '" + b + "' share no example scored on the same list");
+    if (n == 0) {
+      throw DataError(path + ": '" + a + "' and '" + b + "'" + (against ? " of " + dir_b : "") +
+                      " share no example scored on the same list");
+    }
     hr_a.push_back(sa / n);
     hr_b.push_back(sb / n);
     diff.push_back((sa - sb) / n);
     runs.push_back(
-        {{"run_dir", dir}, {"examples", n}, {a, hr_a.back()}, {b, hr_b.back()}, {"difference", diff.back()}});
+        {{"run_dir", dir}, {"examples", n}, {"a", hr_a.back()}, {"b", hr_b.back()}, {"difference", diff.back()}});
+    if (against) runs.back()["against_run_dir"] = dir_b;
   }
   std::vector<double> mean_diff, zeros;
   for (const auto& [id, e] : per_example) {
@@ -152,9 +167,10 @@ int command_compare(const CompareOptions& o) {
               o.run_dirs.size());
   std::printf("  %-40s %10s %10s %11s %9s\n", "run", a.c_str(), b.c_str(), "difference", "examples");
   for (const auto& r : runs) {
-    std::printf("  %-40s %10.4f %10.4f %+11.4f %9lld\n", r["run_dir"].get<std::string>().c_str(), r[a].get<double>(),
-                r[b].get<double>(), r["difference"].get<double>(),
-                static_cast<long long>(r["examples"].get<int64_t>()));
+    std::printf("  %-40s %10.4f %10.4f %+11.4f %9lld%s\n", r["run_dir"].get<std::string>().c_str(),
+                r["a"].get<double>(), r["b"].get<double>(), r["difference"].get<double>(),
+                static_cast<long long>(r["examples"].get<int64_t>()),
+                against ? ("  (B: " + r["against_run_dir"].get<std::string>() + ")").c_str() : "");
   }
   if (o.run_dirs.size() > 1) {
     std::printf("  mean over runs, 95%% t interval: %s %s, %s %s, difference %s\n", a.c_str(),

@@ -154,6 +154,9 @@ int main(int argc, char** argv) {
   compare.app->add_option("methods", cmp.methods,
                           "Two methods of the report, A then B (e.g. llm-rl-gen bpr); none: every method's mean");
   compare.app->add_option("--run-dir", cmp.run_dirs, "A run directory (repeat: one per seed)")->required();
+  compare.app->add_option("--against-run-dir", cmp.against_run_dirs,
+                          "B from this run instead (repeat: one per --run-dir, same seeds): two configurations, "
+                          "paired over the same examples");
   compare.app->add_option("--split", cmp.split, "valid | test")->capture_default_str();
   compare.app->add_option("--resamples", cmp.resamples, "Bootstrap resamples")
       ->capture_default_str()

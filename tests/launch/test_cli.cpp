@@ -42,6 +42,43 @@ TEST(Cli, CompareSaysWhatIsMissing) {
   EXPECT_NE(r.err.find("report.json"), std::string::npos) << r.err;
 }
 
+// Two configurations, one run per seed each: --against-run-dir reads B from the second set, pairs the examples
+// scored on the same list, and skips the one whose list differs. By hand: seed 1, A hits ids 1 and 2, B hits 2
+// and 3 (id 4 is on another list in B's run) -> +0/3; seed 2, A hits 1, 2, 3, B hits 1 -> +2/3.
+TEST(Cli, CompareTwoConfigurationsSeedBySeed) {
+  testing::TempDir d;
+  const auto line = [](int id, const char* list, double hit) {
+    return "{\"split\":\"valid\",\"id\":" + std::to_string(id) + ",\"user\":" + std::to_string(id) + ",\"list\":\"" +
+           list + "\",\"methods\":{\"llm-rl-gen\":{\"hit\":" + std::to_string(hit) + "}}}\n";
+  };
+  const char* l = "00000000000000a1";
+  const char* other = "00000000000000b2";
+  d.write("a1/examples.jsonl", line(1, l, 1) + line(2, l, 1) + line(3, l, 0) + line(4, l, 1));
+  d.write("b1/examples.jsonl", line(1, l, 0) + line(2, l, 1) + line(3, l, 1) + line(4, other, 0));
+  d.write("a2/examples.jsonl", line(1, l, 1) + line(2, l, 1) + line(3, l, 1));
+  d.write("b2/examples.jsonl", line(1, l, 1) + line(2, l, 0) + line(3, l, 0));
+  CommandResult r = run_command({testing::r2rec_binary(), "compare", "llm-rl-gen", "llm-rl-gen", "--split", "valid",
+                                 "--json", "--run-dir", d.file("a1"), "--run-dir", d.file("a2"), "--against-run-dir",
+                                 d.file("b1"), "--against-run-dir", d.file("b2")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["runs"].size(), 2u);
+  EXPECT_EQ(j["runs"][0]["examples"], 3);
+  EXPECT_NEAR(j["runs"][0]["a"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(j["runs"][0]["b"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(j["runs"][1]["difference"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_EQ(j["runs"][1]["against_run_dir"], d.file("b2"));
+  EXPECT_NEAR(j["mean_difference"]["mean"].get<double>(), 1.0 / 3, 1e-12);
+  // Each example's difference averaged over the seeds: id 1 (1 + 0)/2, id 2 (0 + 1)/2, id 3 (-1 + 1)/2.
+  EXPECT_EQ(j["bootstrap_examples"], 3);
+  EXPECT_NEAR(j["bootstrap"]["mean"].get<double>(), 1.0 / 3, 1e-12);
+
+  r = run_command({testing::r2rec_binary(), "compare", "llm-rl-gen", "llm-rl-gen", "--split", "valid", "--run-dir",
+                   d.file("a1"), "--run-dir", d.file("a2"), "--against-run-dir", d.file("b1")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--against-run-dir: 1 given for 2 --run-dir"), std::string::npos) << r.err;
+}
+
 void expect_info_object(const nlohmann::json& j, int world) {
   for (const char* key : {"version", "torch_version", "blas", "blas_library", "intra_op_threads", "cuda_available",
                           "nccl_compiled", "rank", "world_size", "local_rank", "role", "mpi_library"}) {
