@@ -241,6 +241,16 @@ void validate(const Config& c, const std::string& where) {
              "grouped lists a chain under the candidate it reaches, which would show the model teacher a chain "
              "node its masked prompt hides; use compact with annotate.teacher model");
   }
+  if (c.task.candidate_order == "support" && !compact) {
+    conflict("task.candidate_order",
+             "support lists candidates by their chains' count, which only the compact and "
+             "grouped layouts define; set task.chain_layout compact or grouped");
+  }
+  if (c.task.candidate_order == "support" && c.annotate.teacher == "model") {
+    conflict("task.candidate_order",
+             "support orders the candidates by chains whose nodes the model teacher's masked prompts hide; use "
+             "given with annotate.teacher model");
+  }
   if (m.smeared_keys && !m.path.empty()) {
     conflict("model.smeared_keys",
              "is for a model trained from scratch; a checkpoint at model.path keeps its own "

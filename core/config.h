@@ -42,12 +42,13 @@ struct SamplerConfig {
 };
 
 struct TaskConfig {
-  std::string item_text = "auto";        // auto | token | title | token+title: how an item appears in prompts
-  bool user_tokens = true;               // chain users as one added token each (<user_N>) instead of text
-  int64_t cited_chains = 3;              // most chains a template trace walks
-  double direct_share = 0.25;            // share of SFT traces in the direct (answer-only) form
-  std::string trace_form = "evidence";   // evidence | votes (trainers/task/task.h)
-  std::string chain_layout = "forward";  // forward | backward | compact: how the prompt writes a chain (task.h)
+  std::string item_text = "auto";         // auto | token | title | token+title: how an item appears in prompts
+  bool user_tokens = true;                // chain users as one added token each (<user_N>) instead of text
+  int64_t cited_chains = 3;               // most chains a template trace walks
+  double direct_share = 0.25;             // share of SFT traces in the direct (answer-only) form
+  std::string trace_form = "evidence";    // evidence | votes (trainers/task/task.h)
+  std::string chain_layout = "forward";   // forward | backward | compact: how the prompt writes a chain (task.h)
+  std::string candidate_order = "given";  // given | support: the order the compact and grouped prompts list candidates
 };
 
 // The model teacher of `annotate` (docs/teacher.md): progressive masked prompting of a checkpoint, rejection by

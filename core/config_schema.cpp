@@ -124,6 +124,11 @@ std::vector<Field> build() {
            "line and then its chains (docs/training.md, \"Transition chains and grouped chains\"). compact and grouped "
            "need item and user "
            "tokens."),
+      ENUM(task.candidate_order, (V{"given", "support"}),
+           "The order the compact and grouped prompts list the candidates in: given, the candidate list's own "
+           "(shuffled) order; support, most prompt chains reaching a candidate first (ties in the given order), so "
+           "that a small model reads the chains' tally from a line's place (docs/training.md, \"Candidates in order "
+           "of support\"). Answers name the item token, so the order changes no answer's meaning."),
       // annotate
       ENUM(annotate.teacher, (V{"template", "model"}),
            "Who writes the SFT traces: template, the string formatter of trainers/task/task.h; model, a checkpoint "

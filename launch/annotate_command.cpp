@@ -67,8 +67,9 @@ std::string task_settings(const Config& c) {
   const TaskFormat f = task_format(c);
   return "items=" + std::to_string(static_cast<int>(f.items)) + " users=" + std::to_string(f.user_tokens) +
          " cited=" + std::to_string(f.cited_chains) + " form=" + c.task.trace_form + " layout=" + c.task.chain_layout +
-         " direct=" + std::to_string(c.task.direct_share) + " skip_unreached=" + std::to_string(c.sft.skip_unreached) +
-         " seed=" + std::to_string(c.run.seed) + " schema=" + std::to_string(kTraceSchemaVersion);
+         (f.support_order ? " order=support" : "") + " direct=" + std::to_string(c.task.direct_share) +
+         " skip_unreached=" + std::to_string(c.sft.skip_unreached) + " seed=" + std::to_string(c.run.seed) +
+         " schema=" + std::to_string(kTraceSchemaVersion);
 }
 
 // One train example as annotate sees it: its prompt and template trace rendered while reading; its chains kept

@@ -71,7 +71,9 @@ TaskFormat task_format(const Config& config) {
              : layout == "compact" ? ChainLayout::kCompact
              : layout == "grouped" ? ChainLayout::kGrouped
                                    : ChainLayout::kForward;
-  // compact and grouped need item and user tokens: refused by name in core/config.cpp validate.
+  // compact and grouped need item and user tokens: refused by name in core/config.cpp validate; so does support
+  // order in another layout.
+  f.support_order = config.task.candidate_order == "support";
   return f;
 }
 
@@ -143,6 +145,20 @@ std::vector<int32_t> group_sizes(const Example& example, const std::vector<int32
   return sizes;
 }
 
+std::vector<int32_t> candidate_order(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                                     const TaskFormat& f) {
+  std::vector<int32_t> order(example.candidates.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (!f.support_order) return order;
+  const std::vector<int32_t> support = f.layout == ChainLayout::kGrouped
+                                           ? group_sizes(example, chain_groups(example, chains, first, count))
+                                           : chain_votes(example, chains, first, count);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return support[static_cast<size_t>(a)] > support[static_cast<size_t>(b)];
+  });
+  return order;
+}
+
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                           const Catalog& catalog, const TaskFormat& f, PromptForm form, const ChainMask& mask) {
   std::string s;
@@ -169,10 +185,11 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
         if (groups[static_cast<size_t>(k)] < 0) s += chain_line(nodes_of(k), k + 1, f) + "\n";
     }
     s += "Candidates and the chains that reach them (U is this user):\n";
-    for (size_t i = 0; i < example.candidates.size(); ++i) {
-      s += "Candidate " + item_token(catalog, example.candidates[i]) + " " + std::to_string(sizes[i]) + "\n";
+    for (int32_t i : candidate_order(example, chains, first, count, f)) {
+      s += "Candidate " + item_token(catalog, example.candidates[static_cast<size_t>(i)]) + " " +
+           std::to_string(sizes[static_cast<size_t>(i)]) + "\n";
       for (int64_t k = 0; k < count; ++k)
-        if (groups[static_cast<size_t>(k)] == static_cast<int32_t>(i)) s += compact_path(nodes_of(k)) + "\n";
+        if (groups[static_cast<size_t>(k)] == i) s += compact_path(nodes_of(k)) + "\n";
     }
     s += form == PromptForm::kReason ? "Think over the chains step by step, then answer with one candidate."
                                      : "Answer with one candidate.";
@@ -190,7 +207,8 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
     // One line per candidate, written as the reasoning names it ("Candidate <item_98>."): the look-up copy
     // (docs/model.md) then proposes exactly the candidates where a completion starts a "Candidate " line.
     s += "Candidates:\n";
-    for (int32_t c : example.candidates) s += "Candidate " + item_token(catalog, c) + "\n";
+    for (int32_t i : candidate_order(example, chains, first, count, f))
+      s += "Candidate " + item_token(catalog, example.candidates[static_cast<size_t>(i)]) + "\n";
   } else {
     s += "Candidates: ";
     for (int32_t c : example.candidates) s += item_token(catalog, c);

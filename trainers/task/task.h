@@ -97,6 +97,7 @@ struct TaskFormat {
   int64_t cited_chains = 3;
   TraceForm trace_form = TraceForm::kEvidence;
   ChainLayout layout = ChainLayout::kForward;
+  bool support_order = false;  // task.candidate_order support (candidate_order below)
   bool item_tokens() const { return items != ItemText::kTitle; }
   // Chains as entity tokens side by side, cited by their hops (compact and grouped).
   bool compact() const { return layout == ChainLayout::kCompact || layout == ChainLayout::kGrouped; }
@@ -133,6 +134,13 @@ extern const char* const kMaskedNode;  // "?"
 // candidate's group: the count its "Candidate <item_98> 3" line states.
 std::vector<int32_t> chain_groups(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count);
 std::vector<int32_t> group_sizes(const Example& example, const std::vector<int32_t>& groups);
+
+// The order the prompt lists the candidates in (0-based indices into example.candidates): the given order, or
+// with task.candidate_order support the candidates most prompt chains reach first — in the grouped layout the size
+// of each one's group, in compact its votes (prompt chains holding it) — ties in the given order. Only the display
+// changes: answers name item tokens, and every check reads the example's own candidate list.
+std::vector<int32_t> candidate_order(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
+                                     const TaskFormat& format);
 
 // The user turn for `example` with its chains [first, first+count) of `chains`.
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,

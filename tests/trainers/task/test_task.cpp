@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "sampler/chain_vote.h"
 #include "sampler/prepare.h"
 #include "sampler/shard_reader.h"
 #include "tests/test_support.h"
@@ -355,6 +356,63 @@ TEST(Task, GroupedLayoutListsEachChainUnderItsCandidateAndTracesCopyItsLines) {
   EXPECT_GT(grouped, 1000);  // the default mix: bridge chains reach a candidate, closed ones never do
   EXPECT_GT(ungrouped, 1000);
   EXPECT_GT(cited, 1000);
+}
+
+// task.candidate_order support lists the candidates most prompt chains reach first (the grouped layout's counts, the
+// compact layout's votes), ties in the given order, each grouped block whole; only the display changes, so the
+// template traces stay grounded, true and consistent, and a completion is judged the same in either order.
+TEST(Task, SupportOrderListsTheMostReachedCandidatesFirst) {
+  const Records& r = ml100k_records();
+  for (const ChainLayout layout : {ChainLayout::kGrouped, ChainLayout::kCompact}) {
+    TaskFormat given = format_of(ItemText::kToken, true);
+    given.layout = layout;
+    given.cited_chains = 4;
+    TaskFormat support = given;
+    support.support_order = true;
+    int64_t reordered = 0;
+    for (size_t x = 0; x < r.examples.size(); ++x) {
+      const Example& e = r.examples[x];
+      const ChainBuffer& c = r.chains[x];
+      const std::string prompt = render_prompt(e, c, 0, c.size(), r.catalog, support);
+      const std::vector<int32_t> counts = layout == ChainLayout::kGrouped
+                                              ? group_sizes(e, chain_groups(e, c, 0, c.size()))
+                                              : chain_votes(e, c, 0, c.size());
+      // Reference: the candidates' lines in the prompt, in the order they appear.
+      std::vector<int32_t> shown;
+      for (size_t at = prompt.find("\nCandidate "); at != std::string::npos; at = prompt.find("\nCandidate ", at + 1)) {
+        const size_t open = at + 11, close = prompt.find('>', open);
+        const std::string token = prompt.substr(open, close + 1 - open);
+        for (size_t k = 0; k < e.candidates.size(); ++k)
+          if (item_token(r.catalog, e.candidates[k]) == token) shown.push_back(static_cast<int32_t>(k));
+      }
+      ASSERT_EQ(shown.size(), e.candidates.size()) << prompt;
+      for (size_t i = 1; i < shown.size(); ++i) {
+        const int32_t a = counts[static_cast<size_t>(shown[i - 1])], b = counts[static_cast<size_t>(shown[i])];
+        ASSERT_TRUE(a > b || (a == b && shown[i - 1] < shown[i])) << prompt;
+      }
+      ASSERT_EQ(shown, candidate_order(e, c, 0, c.size(), support));
+      reordered += !std::is_sorted(shown.begin(), shown.end());
+      if (layout == ChainLayout::kGrouped) {
+        // Each candidate's block (its line and its chains) is the one the given order writes.
+        const std::string plain = render_prompt(e, c, 0, c.size(), r.catalog, given);
+        for (size_t k = 0; k < e.candidates.size(); ++k) {
+          const std::string line = "\nCandidate " + item_token(r.catalog, e.candidates[k]) + " ";
+          const auto block = [&](const std::string& p) {
+            const size_t from = p.find(line), to = p.find("\nCandidate ", from + 1);
+            return p.substr(from, (to == std::string::npos ? p.find("\nThink over") : to) - from);
+          };
+          ASSERT_EQ(block(prompt), block(plain));
+        }
+      }
+      const Trace t = template_trace(e, c, 0, c.size(), r.catalog, support);
+      const ReasoningCheck check = check_reasoning(t.text, e, c, 0, c.size(), r.catalog, support);
+      ASSERT_EQ(check.named, e.target_index) << t.text;
+      for (const Citation& ci : check.citations) ASSERT_TRUE(ci.grounded) << ci.why;
+      ASSERT_TRUE(check.consistent(e.target_index)) << t.text;
+      ASSERT_EQ(parse_answer(t.text, e, r.catalog), e.target_index);
+    }
+    EXPECT_GT(reordered, static_cast<int64_t>(r.examples.size()) / 2);  // most prompts change order
+  }
 }
 
 // A path citation is judged by its hops alone: one that no prompt chain holds, in any order or with one entity
