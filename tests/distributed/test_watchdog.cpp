@@ -75,34 +75,29 @@ TEST(Watchdog, StoppedRankEndsTheJobNamingPhaseOpAndRank) {
   EXPECT_NE(all.find("did not answer"), std::string::npos) << all;
 }
 
-TEST(Watchdog, BackstopEndsAJobStuckInABlockingCall) {
-  JobResult job = run_job("block");
+// Rank 1 SIGSTOPs itself while the survivors are stuck where nothing polls: only the watchdog's backstop thread can
+// end the job, at the 5 s deadline + 2 s grace, with exit 3 and one line naming the op (`backstop_line`) and rank 1.
+void expect_backstop(const std::string& mode, const std::string& backstop_line) {
+  JobResult job = run_job(mode);
   const std::string all = job.result.out + job.result.err;
-  std::printf("[block] exit %d after %.2f s (%.2f s after the failure)\n%s\n", job.result.exit_code, job.seconds,
-              job.after_failure, job.result.err.c_str());
+  std::printf("[%s] exit %d after %.2f s (%.2f s after the failure)\n%s\n", mode.c_str(), job.result.exit_code,
+              job.seconds, job.after_failure, job.result.err.c_str());
   EXPECT_EQ(job.result.exit_code, 3) << all;
   EXPECT_LT(job.seconds, 30.0) << all;
   EXPECT_GT(job.after_failure, 4.5) << "gave up before the 5 s deadline: " << all;
   EXPECT_LT(job.after_failure, 15.0) << all;
-  EXPECT_NE(all.find("helper loop: raw MPI_Allreduce of 4.0 MB timed out after 5 s (backstop); rank 1"),
-            std::string::npos)
-      << all;
+  EXPECT_NE(all.find(backstop_line), std::string::npos) << all;
 }
 
-// The same with the survivors stuck in the first poll of a Work (a progress call that does not return): the op is
-// the watchdog's before that poll, so the backstop ends the job. Before it was, such a rank hung outside any op.
+// The survivors inside a blocking MPI_Allreduce.
+TEST(Watchdog, BackstopEndsAJobStuckInABlockingCall) {
+  expect_backstop("block", "helper loop: raw MPI_Allreduce of 4.0 MB timed out after 5 s (backstop); rank 1");
+}
+
+// The survivors inside the first poll of a Work (a progress call that does not return): the op is the watchdog's
+// before that poll. Before it was, such a rank hung outside any op until timeout(1).
 TEST(Watchdog, BackstopEndsAJobStuckInTheFirstPollOfAnOp) {
-  JobResult job = run_job("first-poll");
-  const std::string all = job.result.out + job.result.err;
-  std::printf("[first-poll] exit %d after %.2f s (%.2f s after the failure)\n%s\n", job.result.exit_code, job.seconds,
-              job.after_failure, job.result.err.c_str());
-  EXPECT_EQ(job.result.exit_code, 3) << all;
-  EXPECT_LT(job.seconds, 30.0) << all;
-  EXPECT_GT(job.after_failure, 4.5) << "gave up before the 5 s deadline: " << all;
-  EXPECT_LT(job.after_failure, 15.0) << all;
-  EXPECT_NE(all.find("helper loop: blocking all_reduce of 4.0 MB timed out after 5 s (backstop); rank 1"),
-            std::string::npos)
-      << all;
+  expect_backstop("first-poll", "helper loop: blocking all_reduce of 4.0 MB timed out after 5 s (backstop); rank 1");
 }
 
 // A rank whose stage fails on its own (not a dead rank: an error, caught and waiting to be agreed on) while the
