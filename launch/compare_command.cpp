@@ -90,9 +90,10 @@ int method_table(const CompareOptions& o) {
 
 int command_compare(const CompareOptions& o) {
   if (o.run_dirs.empty()) throw ConfigError("compare: pass --run-dir DIR (repeat it for one run per seed)");
+  const bool against = !o.against_run_dirs.empty();
+  if (o.methods.empty() && against) throw ConfigError("compare: --against-run-dir needs two methods, A and B");
   if (o.methods.empty()) return method_table(o);
   if (o.methods.size() != 2) throw ConfigError("compare: name two methods, A and B (e.g. llm-rl-gen bpr), or none");
-  const bool against = !o.against_run_dirs.empty();
   if (against && o.against_run_dirs.size() != o.run_dirs.size()) {
     throw ConfigError("compare: --against-run-dir: " + std::to_string(o.against_run_dirs.size()) + " given for " +
                       std::to_string(o.run_dirs.size()) + " --run-dir; pass one per run, in the same seed order");
@@ -102,22 +103,29 @@ int command_compare(const CompareOptions& o) {
   std::vector<double> hr_a, hr_b, diff;
   std::map<int64_t, std::pair<double, int64_t>> per_example;  // id -> (sum of A - B over runs, runs)
   nlohmann::ordered_json runs = nlohmann::ordered_json::array();
-  const auto outcomes_of = [&](const std::string& dir, const std::string& method) {
+  using Table = std::map<std::string, std::map<int64_t, ExampleOutcome>>;
+  const auto table_of = [&](const std::string& dir) {
     const std::string path = RunLayout::examples_jsonl_of(dir);
     if (!std::filesystem::exists(path)) {
       throw DataError(path + ": not found (runs write it from this version on; eval and baseline fill it in)");
     }
-    auto table = read_examples(path, o.split);
+    return read_examples(path, o.split);
+  };
+  const auto outcomes_of = [&](const Table& table, const std::string& dir, const std::string& method) -> const auto& {
     auto it = table.find(method);
-    if (it == table.end()) throw DataError(path + ": no outcomes of '" + method + "' on the " + o.split + " split");
-    return std::move(it->second);
+    if (it == table.end()) {
+      throw DataError(RunLayout::examples_jsonl_of(dir) + ": no outcomes of '" + method + "' on the " + o.split +
+                      " split");
+    }
+    return it->second;
   };
   for (size_t r = 0; r < o.run_dirs.size(); ++r) {
     const std::string& dir = o.run_dirs[r];
     const std::string& dir_b = against ? o.against_run_dirs[r] : dir;
     const std::string path = RunLayout::examples_jsonl_of(dir);
-    const auto ta = outcomes_of(dir, a);
-    const auto tb = outcomes_of(dir_b, b);
+    const Table table = table_of(dir), against_table = against ? table_of(dir_b) : Table{};
+    const auto& ta = outcomes_of(table, dir, a);
+    const auto& tb = outcomes_of(against ? against_table : table, dir_b, b);
     double sa = 0, sb = 0;
     int64_t n = 0;
     for (const auto& [id, oa] : ta) {

@@ -77,6 +77,9 @@ TEST(Cli, CompareTwoConfigurationsSeedBySeed) {
                    d.file("a1"), "--run-dir", d.file("a2"), "--against-run-dir", d.file("b1")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--against-run-dir: 1 given for 2 --run-dir"), std::string::npos) << r.err;
+  r = run_command({testing::r2rec_binary(), "compare", "--run-dir", d.file("a1"), "--against-run-dir", d.file("b1")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--against-run-dir needs two methods"), std::string::npos) << r.err;
 }
 
 void expect_info_object(const nlohmann::json& j, int world) {
