@@ -18,6 +18,35 @@ uint64_t bucket_checksum(const void* data, size_t bytes) {
   return h == 0 ? 1 : h;
 }
 
+int64_t check_received_broadcast(const std::vector<int64_t>& header, const std::vector<void*>& data,
+                                 const std::vector<Bucket>& buckets, int64_t last, int rank,
+                                 const std::function<void(size_t, void*, size_t)>& hook) {
+  const size_t nb = buckets.size();
+  const std::string who = std::string(kWho) + ": rank " + std::to_string(rank);
+  if (header.size() != 2 + nb || data.size() != nb)
+    throw std::invalid_argument(who + ": a header of " + std::to_string(header.size()) + " words and " +
+                                std::to_string(data.size()) + " bucket(s) for " + std::to_string(nb) + " bucket(s)");
+  const int64_t received = header[0];
+  if (header[1] != static_cast<int64_t>(nb))
+    throw CommError(who + " expected " + std::to_string(nb) + " buckets, the header says " + std::to_string(header[1]));
+  if (received <= last)
+    throw CommError(who + " received version " + std::to_string(received) + " after version " + std::to_string(last) +
+                    " (versions must increase)");
+  for (size_t j = 0; j < nb; ++j) {
+    if (hook) hook(j, data[j], buckets[j].bytes());
+    if (header[2 + j] == 0) continue;
+    const uint64_t got = bucket_checksum(data[j], buckets[j].bytes());
+    if (got != static_cast<uint64_t>(header[2 + j])) {
+      std::ostringstream s;
+      s << who << ": checksum mismatch in bucket " << j << " (" << bytes_label(buckets[j].numel, buckets[j].dtype)
+        << ") of version " << received << ": sent " << std::hex << static_cast<uint64_t>(header[2 + j]) << ", received "
+        << got;
+      throw CommError(s.str());
+    }
+  }
+  return received;
+}
+
 ParameterBroadcaster::ParameterBroadcaster(std::vector<torch::Tensor> params, Communicator& sync_group,
                                            const BroadcastOptions& options)
     : params_(std::move(params)), comm_(sync_group), options_(options) {
@@ -67,26 +96,9 @@ int64_t ParameterBroadcaster::broadcast(int64_t version) {
   for (auto& w : works) w->wait(options_.timeout_s);
   if (is_root()) return version_ = version;
 
-  const int64_t received = header[0];
-  if (header[1] != static_cast<int64_t>(nb))
-    throw CommError(std::string(kWho) + ": rank " + std::to_string(comm_.rank()) + " expected " + std::to_string(nb) +
-                    " buckets, the header says " + std::to_string(header[1]));
-  if (received <= version_)
-    throw CommError(std::string(kWho) + ": rank " + std::to_string(comm_.rank()) + " received version " +
-                    std::to_string(received) + " after version " + std::to_string(version_) +
-                    " (versions must increase)");
-  for (size_t j = 0; j < nb; ++j) {
-    if (hook_) hook_(j, flats_[j].data_ptr(), buckets_[j].bytes());
-    if (header[2 + j] == 0) continue;
-    const uint64_t got = bucket_checksum(flats_[j].data_ptr(), buckets_[j].bytes());
-    if (got != static_cast<uint64_t>(header[2 + j])) {
-      std::ostringstream s;
-      s << kWho << ": rank " << comm_.rank() << ": checksum mismatch in bucket " << j << " ("
-        << bytes_label(buckets_[j].numel, buckets_[j].dtype) << ") of version " << received << ": sent " << std::hex
-        << static_cast<uint64_t>(header[2 + j]) << ", received " << got;
-      throw CommError(s.str());
-    }
-  }
+  std::vector<void*> data;
+  for (const torch::Tensor& f : flats_) data.push_back(f.data_ptr());
+  const int64_t received = check_received_broadcast(header, data, buckets_, version_, comm_.rank(), hook_);
   for (size_t j = 0; j < nb && !options_.alias; ++j) {
     const Bucket& b = buckets_[j];
     for (size_t i = 0; i < b.params.size(); ++i) {

@@ -2,22 +2,31 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/hash.h"
 #include "core/model/lora.h"
 #include "core/model/safetensors.h"
 #include "core/model/transformer.h"
 #include "core/tokenizer/tokenizer.h"
+#include "distributed/buckets.h"
+#include "distributed/param_broadcast.h"
 #include "distributed/trajectory.h"
+#include "sampler/chain_vote.h"
 #include "sampler/manifest.h"
 #include "sampler/raw_log.h"
+#include "sampler/shard.h"
 #include "tests/core/model/tiny_model.h"
+#include "trainers/lm/checkpoint_plan.h"
+#include "trainers/lm/train_state.h"
 
 namespace r2rec::fuzz {
 namespace {
@@ -203,6 +212,182 @@ void trajectory(const uint8_t* data, size_t size) {
   }
 }
 
+// Values drawn from the input in order; past its end every draw is 0 (so any input is a complete recipe).
+class Draw {
+ public:
+  Draw(const uint8_t* data, size_t size) : p_(data), end_(data + size) {}
+  uint8_t byte() { return p_ < end_ ? *p_++ : 0; }
+  template <typename T>
+  T value() {
+    T v{};
+    const size_t n = std::min(sizeof(T), static_cast<size_t>(end_ - p_));
+    std::memcpy(&v, p_, n);
+    p_ += n;
+    return v;
+  }
+  // A small count: mostly `usual` (the consistent length), sometimes off by a few (a length that disagrees).
+  size_t count(size_t usual) {
+    const uint8_t b = byte();
+    if (b < 224) return usual;
+    return static_cast<size_t>(std::max<int64_t>(0, static_cast<int64_t>(usual) + (b & 7) - 3));
+  }
+  template <typename T>
+  std::vector<T> column(size_t usual, int64_t lo, int64_t span) {  // values lo + (draw mod span), some raw
+    std::vector<T> v(count(usual));
+    for (auto& x : v) {
+      const uint8_t how = byte();
+      x = how < 240 && span > 0 ? static_cast<T>(lo + static_cast<int64_t>(value<uint16_t>() % span)) : value<T>();
+    }
+    return v;
+  }
+  // Non-decreasing offsets from 0 to `total` over `rows` rows, unless the draw says otherwise.
+  std::vector<int64_t> offsets(size_t rows, int64_t total) {
+    std::vector<int64_t> v(count(rows + 1), 0);
+    for (size_t i = 1; i < v.size(); ++i) v[i] = std::min<int64_t>(total, v[i - 1] + byte() % 5);
+    if (!v.empty() && byte() < 240) v.back() = total;
+    if (byte() >= 250 && !v.empty()) v[byte() % v.size()] = value<int64_t>();
+    return v;
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// The shard's columns as drawn: lengths that mostly agree with num_examples, ids mostly within the bounds, offsets
+// mostly well formed. read_shard must accept them or refuse by name; what it accepts must be usable (every example
+// and its chains read back, the chain vote over them).
+void shard(const uint8_t* data, size_t size) {
+  Draw d(data, size);
+  const int32_t items = 1 + d.byte() % 40, users = 1 + d.byte() % 40;
+  const int64_t E = d.byte() % 6, C = d.byte() % 5;
+  ExampleColumns c;
+  c.num_candidates = C;
+  c.id.resize(static_cast<size_t>(E));
+  for (int64_t e = 0; e < E; ++e) c.id[static_cast<size_t>(e)] = e * 7 + d.byte() % 3;
+  c.user = d.column<int32_t>(E, 0, users);
+  c.target = d.column<int32_t>(E, 0, items);
+  c.split = d.column<int8_t>(E, 0, 3);
+  c.position = d.column<int32_t>(E, 1, 12);
+  c.target_index = d.column<int32_t>(E, 0, std::max<int64_t>(C, 1));
+  c.candidates.resize(static_cast<size_t>(E * C));
+  for (auto& x : c.candidates) x = d.byte() % items;
+  for (size_t e = 0; e < c.target.size() && e < c.target_index.size(); ++e) {  // mostly a true target index
+    const size_t at = e * static_cast<size_t>(C) + static_cast<size_t>(c.target_index[e]);
+    if (C > 0 && c.target_index[e] >= 0 && c.target_index[e] < C && at < c.candidates.size() && d.byte() < 240)
+      c.candidates[at] = c.target[e];
+  }
+  c.history_items = d.column<int32_t>(d.byte() % 12, 0, items);
+  c.history_offsets = d.offsets(static_cast<size_t>(E), static_cast<int64_t>(c.history_items.size()));
+  const size_t chains = d.byte() % 10;
+  c.chains.kinds = d.column<uint8_t>(chains, 0, kNumChainKinds);
+  c.chains.nodes = d.column<int32_t>(d.byte() % 24, 0, std::min(items, users));
+  c.chains.types = d.column<uint8_t>(c.chains.nodes.size(), 0, 2);
+  c.chains.offsets = d.offsets(c.chains.kinds.size(), static_cast<int64_t>(c.chains.nodes.size()));
+  c.chain_offsets = d.offsets(static_cast<size_t>(E), static_cast<int64_t>(c.chains.kinds.size()));
+  const std::string path = fresh_dir() + "/shard-00000-of-00001.h5";
+  ShardMeta meta;
+  meta.dataset = "fuzz";
+  try {
+    write_shard(path, meta, c, /*compression=*/0);
+  } catch (const std::exception&) {
+    return;  // a file this harness cannot write is not an input to the reader
+  }
+  try {
+    std::vector<int64_t> ids;
+    std::vector<int8_t> splits;
+    read_shard_index(path, &ids, &splits);
+    const ExampleColumns got = read_shard(path, nullptr, items, users);
+    for (int64_t e = 0; e < got.size(); ++e) {
+      const Example ex = got.example(e);
+      ChainBuffer buffer;
+      const int64_t n = got.copy_chains(e, &buffer);
+      (void)chain_votes(ex, buffer, 0, n);
+    }
+  } catch (const Error&) {
+  }
+}
+
+// A checkpoint folder (trainers/lm/train_state.h) around the input: state.json, then after a NUL rng.json, beside a
+// tiny model's trainable.safetensors and a settings.yaml. Where state.json lists files as an object, their sizes and
+// hashes are resealed to the folder's true ones, so that mutations get past the hash check to what follows it.
+void checkpoint(const uint8_t* data, size_t size) {
+  const auto [state_text, rng_text] = split_at_nul(data, size);
+  const std::string dir = fresh_dir() + "/checkpoints", step = dir + "/step-3";
+  fs::create_directories(step);
+  static Transformer model = [] {
+    torch::manual_seed(7);
+    return Transformer(testing::tiny(/*qwen=*/true));
+  }();
+  static const std::string weights = [] {
+    const std::string p = fs::temp_directory_path() / ("r2rec-fuzz-weights-" + std::to_string(::getpid()));
+    std::vector<std::pair<std::string, at::Tensor>> t;
+    for (auto& [n, w] : trainable_parameters(*model)) t.emplace_back(n, w.detach().contiguous());
+    write_safetensors(p, t, {{"format", "pt"}});
+    std::string bytes = read_file(p);
+    fs::remove(p);
+    return bytes;
+  }();
+  put(step + "/trainable.safetensors", weights);
+  put(step + "/settings.yaml", "pretrain:\n  steps: 3\n");
+  put(step + "/rng.json", rng_text);
+  std::string state = state_text;
+  try {
+    nlohmann::json j = nlohmann::json::parse(state_text);
+    if (j.is_object() && j.contains("files") && j["files"].is_object()) {
+      for (auto& [rel, f] : j["files"].items()) {
+        const std::string p = step + "/" + rel;
+        std::error_code ec;
+        if (!f.is_object() || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (1 << 20)) continue;
+        const std::string bytes = read_file(p);
+        f["bytes"] = bytes.size();
+        f["fnv1a"] = hex64(fnv1a_lanes(kFnvOffset, bytes.data(), bytes.size()));
+      }
+      state = j.dump();
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  put(step + "/state.json", state);
+  try {
+    const std::optional<CheckpointInfo> found = newest_checkpoint(dir);
+    if (found) (void)load_train_state(found->path, *model, /*optimizer=*/nullptr, /*rank=*/0);
+  } catch (const Error&) {
+  }
+}
+
+// The weight broadcast as a receiver gets it (distributed/param_broadcast.h): byte 0 picks 1-3 tensors of a few
+// sizes and dtypes, bucketed as the broadcaster does; then the header (version, bucket count, one checksum per
+// bucket) and the buckets' bytes. The checksums are resealed to the true ones when the draw says so, so that both
+// the mismatch and the accepted path run.
+void weight_broadcast(const uint8_t* data, size_t size) {
+  Draw d(data, size);
+  const uint8_t shape = d.byte();
+  std::vector<size_t> bytes;
+  std::vector<DType> dtypes;
+  for (int k = 0; k <= shape % 3; ++k) {
+    const DType t = (shape >> (2 + k)) & 1 ? DType::kBF16 : DType::kF32;
+    bytes.push_back(dtype_size(t) * (1 + d.byte() % 64));
+    dtypes.push_back(t);
+  }
+  const std::vector<Bucket> buckets = assign_buckets(bytes, dtypes, /*cap_bytes=*/d.byte() % 3 * 64);
+  std::vector<int64_t> header(2 + buckets.size());
+  for (auto& w : header) w = d.value<int64_t>();
+  const bool reseal = d.byte() % 2 == 0;
+  std::vector<std::vector<uint8_t>> flat(buckets.size());
+  std::vector<void*> ptrs;
+  for (size_t j = 0; j < buckets.size(); ++j) {
+    flat[j].resize(buckets[j].bytes());
+    for (auto& b : flat[j]) b = d.byte();
+    if (reseal) header[2 + j] = static_cast<int64_t>(bucket_checksum(flat[j].data(), flat[j].size()));
+    ptrs.push_back(flat[j].data());
+  }
+  try {
+    const int64_t version = check_received_broadcast(header, ptrs, buckets, /*last=*/d.value<int8_t>(), /*rank=*/1);
+    if (version != header[0]) throw std::logic_error("weight_broadcast: accepted a version other than the header's");
+  } catch (const Error&) {
+  }
+}
+
 }  // namespace
 
 const std::vector<Target>& targets() {
@@ -216,6 +401,9 @@ const std::vector<Target>& targets() {
       {"model_config", model_config},
       {"adapter_config", adapter_config},
       {"trajectory", trajectory},
+      {"shard", shard},
+      {"checkpoint", checkpoint},
+      {"weight_broadcast", weight_broadcast},
   };
   return all;
 }

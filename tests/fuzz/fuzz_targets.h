@@ -32,6 +32,11 @@ struct Target {
 // model_config      a Hugging Face config.json (TransformerConfig::from_hf_json)
 // adapter_config    a PEFT adapter_config.json (load_lora_adapter on a tiny model)
 // trajectory        a trajectory batch message (deserialize)
+// shard             an HDF5 example shard whose columns are drawn from the input (read_shard_index, read_shard,
+//                   then every accepted example, its chains and their vote)
+// checkpoint        a checkpoint folder: state.json and, after a NUL, rng.json, with a tiny model's weights
+//                   (newest_checkpoint, load_train_state); state.json's file hashes resealed where it lists files
+// weight_broadcast  a weight-broadcast header and buckets as a receiver gets them (check_received_broadcast)
 const std::vector<Target>& targets();
 const Target* find_target(const std::string& name);
 

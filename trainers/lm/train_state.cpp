@@ -101,9 +101,16 @@ std::string damage(const std::string& dir, nlohmann::json* state) {
   if (!fs::exists(sp)) return "no state.json: it was not finished";
   try {
     *state = nlohmann::json::parse(read_file(sp));
+    if (!state->is_object() || !state->at("files").is_object()) return "state.json: files is not an object";
+    // Only the folder's own files: a listed "../x" or "/x" would be read (and hashed) from outside it.
+    const std::vector<std::string> present = files_under(dir);
     for (const auto& [rel, f] : state->at("files").items()) {
       const std::string p = dir + "/" + rel;
-      if (!fs::exists(p)) return rel + " is missing";
+      if (!std::binary_search(present.begin(), present.end(), rel)) {
+        const fs::path r(rel);
+        const bool inside = !r.is_absolute() && r.lexically_normal() == r && rel.rfind("..", 0) != 0;
+        return inside ? rel + " is missing" : "state.json: files: '" + rel + "' is not a file of this checkpoint";
+      }
       if (!f.at("bytes").is_number_integer()) return "state.json: files." + rel + ".bytes is not an integer";
       if (static_cast<int64_t>(fs::file_size(p)) != f.at("bytes").get<int64_t>()) return rel + " has the wrong size";
       if (file_hash(p) != f.at("fnv1a").get<std::string>()) return rel + " does not match its hash";
@@ -268,14 +275,32 @@ nlohmann::json load_train_state(const std::string& path, TransformerImpl& model,
     }
   }
   if (optimizer != nullptr) {
-    torch::serialize::InputArchive ar;
-    ar.load_from(path + "/optimizer.pt");
-    optimizer->load(ar);
+    try {  // libtorch's archive reader throws c10::Error on a damaged file
+      torch::serialize::InputArchive ar;
+      ar.load_from(path + "/optimizer.pt");
+      optimizer->load(ar);
+    } catch (const c10::Error& e) {
+      throw DataError(path + "/optimizer.pt: not an optimizer state for this model (" + e.what_without_backtrace() +
+                      ")");
+    }
   }
-  const nlohmann::json rng = nlohmann::json::parse(read_file(path + "/rng.json"));
-  const auto& states = rng.at("torch_cpu");
+  const std::string rng_path = path + "/rng.json";
+  nlohmann::json states;
+  try {
+    states = nlohmann::json::parse(read_file(rng_path)).at("torch_cpu");
+    if (!states.is_array()) throw DataError(rng_path + ": torch_cpu is not a list");
+    for (const auto& g : states)
+      if (!g.is_string()) throw DataError(rng_path + ": torch_cpu holds a value that is not a hex string");
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(rng_path + ": malformed (" + e.what() + ")");
+  }
   if (rank < static_cast<int>(states.size()) && states.size() == state.at("world_size").get<size_t>()) {
-    set_generator_state(states.at(static_cast<size_t>(rank)).get<std::string>(), path + "/rng.json");
+    try {
+      set_generator_state(states.at(static_cast<size_t>(rank)).get<std::string>(), rng_path);
+    } catch (const c10::Error& e) {
+      throw DataError(rng_path + ": rank " + std::to_string(rank) + "'s generator state does not fit this libtorch (" +
+                      e.what_without_backtrace() + ")");
+    }
   } else if (rank == 0) {
     LOG(WARNING) << path << ": written by " << states.size()
                  << " rank(s), resumed on another count: the torch generators start afresh (only LoRA dropout "
