@@ -246,7 +246,12 @@ TEST(Amazon, LlmrankSequencesLoad) {
   const auto t0 = std::chrono::steady_clock::now();
   const Dataset ds = load_dataset(d, kSeed);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // 440k lines in under 2 s; instrumented code (GCC defines these under -fsanitize) runs several times slower.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  EXPECT_LT(s, 10.0);
+#else
   EXPECT_LT(s, 2.0);
+#endif
   EXPECT_EQ(ds.stats.raw_users, 50546);
   EXPECT_EQ(ds.stats.raw_items, 16859);
   EXPECT_EQ(ds.stats.raw_interactions, 440264);

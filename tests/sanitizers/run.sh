@@ -6,8 +6,10 @@
 #     AddressSanitizer + UndefinedBehaviorSanitizer over the tests that parse outside input or run r2rec's threads
 #     without training: the YAML config loader and overrides, the metrics log, tokenizer files and encode/decode,
 #     the dataset readers, HDF5 shards and manifests, the shard reader's prefetch thread, process groups, the
-#     collectives, the trajectory channel and its decoder, the weight broadcast, the safetensors parser, and every
-#     stored fuzz input replayed through its target (test_fuzz_corpus).
+#     collectives, the trajectory channel and its decoder, the weight broadcast, the safetensors parser, every
+#     stored fuzz input replayed through its target (test_fuzz_corpus); and training in process: the CPU kernels,
+#     the chunked LM head, the transformer and generation, LoRA, SFT, GRPO, checkpoint state, data-parallel SFT and
+#     GRPO over 2-3 ranks and split GRPO (the binary's end-to-end tests are left out: docs/hardening.md).
 #   tests/sanitizers/run.sh thread [BUILD_DIR]              (default build-tsan)
 #     ThreadSanitizer over the threaded parts: shard prefetch, the gradient-sync progress thread, the watchdog, the
 #     trajectory channel, the metrics log, process groups and the collectives.
@@ -18,7 +20,9 @@ case "$mode" in
   address,undefined)
     build=${2:-build-asan}
     tests=(test_config test_metrics_log test_tokenizer test_sampler_dataset test_shards test_reader test_process
-           test_collectives test_trajectory test_param_broadcast test_safetensors test_fuzz_corpus) ;;
+           test_collectives test_trajectory test_param_broadcast test_safetensors test_fuzz_corpus
+           test_cpu_kernels test_lm_head_loss test_transformer test_generation test_lora test_sft test_grpo
+           test_train_state test_data_parallel test_grpo_split) ;;
   thread)
     build=${2:-build-tsan}
     tests=(test_reader test_gradient_sync test_watchdog test_trajectory test_metrics_log test_process
