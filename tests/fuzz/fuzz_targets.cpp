@@ -175,6 +175,30 @@ void safetensors(const uint8_t* data, size_t size) {
   }
 }
 
+// A sharded checkpoint's model.safetensors.index.json beside two small shards (a.safetensors: "x" f32[2, 3] and
+// "y" bf16[4]; b.safetensors: "z" f32[1]); every tensor it maps is then loaded.
+void safetensors_index(const uint8_t* data, size_t size) {
+  const std::string dir = fresh_dir();
+  static const std::pair<std::string, std::string> shards = [] {
+    const std::string tmp = fs::temp_directory_path() / ("r2rec-fuzz-shards-" + std::to_string(::getpid()));
+    write_safetensors(tmp + "-a",
+                      {{"x", torch::arange(6, torch::kFloat).view({2, 3})}, {"y", torch::ones({4}, torch::kBFloat16)}});
+    write_safetensors(tmp + "-b", {{"z", torch::full({1}, 2.5f)}});
+    std::pair<std::string, std::string> out{read_file(tmp + "-a"), read_file(tmp + "-b")};
+    fs::remove(tmp + "-a");
+    fs::remove(tmp + "-b");
+    return out;
+  }();
+  put(dir + "/a.safetensors", shards.first);
+  put(dir + "/b.safetensors", shards.second);
+  put(dir + "/model.safetensors.index.json", reinterpret_cast<const char*>(data), size);
+  try {
+    const SafetensorsCheckpoint c(dir);
+    for (const std::string& name : c.names()) (void)c.load(name);
+  } catch (const Error&) {
+  }
+}
+
 void model_config(const uint8_t* data, size_t size) {
   const std::string path = fresh_dir() + "/config.json";
   put(path, reinterpret_cast<const char*>(data), size);
@@ -398,6 +422,7 @@ const std::vector<Target>& targets() {
       {"manifest", manifest},
       {"tokenizer", tokenizer},
       {"safetensors", safetensors},
+      {"safetensors_index", safetensors_index},
       {"model_config", model_config},
       {"adapter_config", adapter_config},
       {"trajectory", trajectory},

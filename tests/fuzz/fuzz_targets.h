@@ -29,6 +29,8 @@ struct Target {
 // tokenizer         byte 0 even: tokenizer.json; odd: vocab.json and merges.txt split at the first NUL
 //                   (Tokenizer::load); when it loads, encode/decode must round-trip a fixed text
 // safetensors       a .safetensors file (SafetensorsFile, then every tensor loaded)
+// safetensors_index a model.safetensors.index.json beside two small shards (SafetensorsCheckpoint, every mapped
+//                   tensor loaded)
 // model_config      a Hugging Face config.json (TransformerConfig::from_hf_json)
 // adapter_config    a PEFT adapter_config.json (load_lora_adapter on a tiny model)
 // trajectory        a trajectory batch message (deserialize)

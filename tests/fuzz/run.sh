@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh TARGET SECONDS [BUILD_DIR]     (default build-fuzz)
 #
 # TARGET is one of tests/fuzz/fuzz_targets.h's (config overrides dataset manifest tokenizer safetensors
-# model_config adapter_config trajectory). Builds build-fuzz with clang (ASan + UBSan + libFuzzer), starts from the
+# safetensors_index model_config adapter_config trajectory shard checkpoint weight_broadcast). Builds build-fuzz with clang (ASan + UBSan + libFuzzer), starts from the
 # stored inputs in tests/fuzz/corpus/TARGET, keeps what it learns in BUILD_DIR/corpus/TARGET, and writes a crash to
 # BUILD_DIR/crashes/TARGET/; store each crash in tests/fuzz/corpus/TARGET/ once fixed, so test_fuzz_corpus replays it.
 set -euo pipefail
