@@ -3,6 +3,7 @@
 // DataError naming the file. The crafted cases came out of the `checkpoint` fuzz target (tests/fuzz).
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -30,18 +31,21 @@ std::string generator_hex() {
   return s;
 }
 
-// checkpoints/step-3 holding `model`'s weights, rng.json `rng` and a state.json listing every file with its true
-// size and hash, plus `extra` entries as given.
+// checkpoints/step-3 holding `model`'s weights, rng.json `rng`, the `more` files and a state.json listing every file
+// with its true size and hash, plus `extra` entries as given.
 std::string write_checkpoint(const testing::TempDir& tmp, TransformerImpl& model, const nlohmann::json& rng,
-                             const nlohmann::json& extra = nlohmann::json::object()) {
+                             const nlohmann::json& extra = nlohmann::json::object(),
+                             const std::map<std::string, std::string>& more = {}) {
   const std::string dir = tmp.file("checkpoints/step-3");
   std::filesystem::create_directories(dir);
   std::vector<std::pair<std::string, at::Tensor>> t;
   for (auto& [n, w] : trainable_parameters(model)) t.emplace_back(n, w.detach().contiguous());
   write_safetensors(dir + "/trainable.safetensors", t, {{"format", "pt"}});
   write_file_atomic(dir + "/rng.json", rng.dump());
+  std::vector<std::string> listed = {"trainable.safetensors", "rng.json"};
+  for (const auto& [rel, bytes] : more) write_file_atomic(dir + "/" + rel, bytes), listed.push_back(rel);
   nlohmann::json files = extra;
-  for (const char* rel : {"trainable.safetensors", "rng.json"}) {
+  for (const std::string& rel : listed) {
     const std::string bytes = read_file(dir + "/" + rel);
     files[rel] = {{"bytes", bytes.size()}, {"fnv1a", hash_of(bytes)}};
   }
@@ -51,9 +55,9 @@ std::string write_checkpoint(const testing::TempDir& tmp, TransformerImpl& model
   return dir;
 }
 
-std::string refusal(const std::string& dir, TransformerImpl& model) {
+std::string refusal(const std::string& dir, TransformerImpl& model, torch::optim::Optimizer* optimizer = nullptr) {
   try {
-    load_train_state(dir, model, nullptr, 0);
+    load_train_state(dir, model, optimizer, 0);
   } catch (const DataError& e) {
     return e.what();
   }
@@ -102,6 +106,18 @@ TEST(TrainState, AGeneratorStateThatDoesNotFitIsRefusedNamingRngJson) {
   EXPECT_NE(refusal(dir, *model).find("rng.json: torch_cpu is not a list"), std::string::npos) << refusal(dir, *model);
   dir = write_checkpoint(tmp, *model, {{"world_size", 1}});
   EXPECT_NE(refusal(dir, *model).find("rng.json: malformed"), std::string::npos) << refusal(dir, *model);
+}
+
+TEST(TrainState, ADamagedOptimizerArchiveIsRefusedNamingIt) {
+  testing::TempDir tmp;
+  Transformer model(testing::tiny(/*qwen=*/true));
+  torch::optim::AdamW optimizer(model->parameters());
+  // Sealed in state.json like the rest: before, libtorch's c10::Error escaped ("internal error").
+  const std::string dir = write_checkpoint(tmp, *model, {{"world_size", 1}, {"torch_cpu", {generator_hex()}}},
+                                           nlohmann::json::object(), {{"optimizer.pt", "PK\x03\x04 not an archive"}});
+  EXPECT_NE(refusal(dir, *model, &optimizer).find("optimizer.pt: not an optimizer state for this model"),
+            std::string::npos)
+      << refusal(dir, *model, &optimizer);
 }
 
 }  // namespace
