@@ -42,8 +42,9 @@ uint64_t bucket_checksum(const void* data, size_t bytes);
 
 // A receiver's checks of one broadcast as it arrived (step 3 above): `header` is the int64[2 + buckets.size()] it
 // received, data[j] the bytes of bucket j (buckets[j].bytes() of them); `last` the last version received (-1 before
-// the first). Returns the received version; CommError naming `rank` and the failed check otherwise. `hook` (may be
-// empty) sees each bucket before its checksum is verified (ParameterBroadcaster's test seam).
+// the first). Returns the received version; CommError naming `rank` and the failed check otherwise, and
+// std::invalid_argument when `header` or `data` does not have the buckets' length (a caller's error). `hook` (may
+// be empty) sees each bucket before its checksum is verified (ParameterBroadcaster's test seam).
 int64_t check_received_broadcast(const std::vector<int64_t>& header, const std::vector<void*>& data,
                                  const std::vector<Bucket>& buckets, int64_t last, int rank,
                                  const std::function<void(size_t, void*, size_t)>& hook = {});

@@ -175,20 +175,23 @@ void safetensors(const uint8_t* data, size_t size) {
   }
 }
 
+// The bytes of a .safetensors file holding `tensors` (written through a scratch file, then removed).
+std::string safetensors_bytes(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  const std::string p = fs::temp_directory_path() / ("r2rec-fuzz-st-" + std::to_string(::getpid()));
+  write_safetensors(p, tensors, {{"format", "pt"}});
+  std::string bytes = read_file(p);
+  fs::remove(p);
+  return bytes;
+}
+
 // A sharded checkpoint's model.safetensors.index.json beside two small shards (a.safetensors: "x" f32[2, 3] and
 // "y" bf16[4]; b.safetensors: "z" f32[1]); every tensor it maps is then loaded.
 void safetensors_index(const uint8_t* data, size_t size) {
   const std::string dir = fresh_dir();
-  static const std::pair<std::string, std::string> shards = [] {
-    const std::string tmp = fs::temp_directory_path() / ("r2rec-fuzz-shards-" + std::to_string(::getpid()));
-    write_safetensors(tmp + "-a",
-                      {{"x", torch::arange(6, torch::kFloat).view({2, 3})}, {"y", torch::ones({4}, torch::kBFloat16)}});
-    write_safetensors(tmp + "-b", {{"z", torch::full({1}, 2.5f)}});
-    std::pair<std::string, std::string> out{read_file(tmp + "-a"), read_file(tmp + "-b")};
-    fs::remove(tmp + "-a");
-    fs::remove(tmp + "-b");
-    return out;
-  }();
+  static const std::pair<std::string, std::string> shards = {
+      safetensors_bytes(
+          {{"x", torch::arange(6, torch::kFloat).view({2, 3})}, {"y", torch::ones({4}, torch::kBFloat16)}}),
+      safetensors_bytes({{"z", torch::full({1}, 2.5f)}})};
   put(dir + "/a.safetensors", shards.first);
   put(dir + "/b.safetensors", shards.second);
   put(dir + "/model.safetensors.index.json", reinterpret_cast<const char*>(data), size);
@@ -344,13 +347,9 @@ void checkpoint(const uint8_t* data, size_t size) {
     return Transformer(testing::tiny(/*qwen=*/true));
   }();
   static const std::string weights = [] {
-    const std::string p = fs::temp_directory_path() / ("r2rec-fuzz-weights-" + std::to_string(::getpid()));
     std::vector<std::pair<std::string, at::Tensor>> t;
     for (auto& [n, w] : trainable_parameters(*model)) t.emplace_back(n, w.detach().contiguous());
-    write_safetensors(p, t, {{"format", "pt"}});
-    std::string bytes = read_file(p);
-    fs::remove(p);
-    return bytes;
+    return safetensors_bytes(t);
   }();
   put(step + "/trainable.safetensors", weights);
   put(step + "/settings.yaml", "pretrain:\n  steps: 3\n");
@@ -360,10 +359,10 @@ void checkpoint(const uint8_t* data, size_t size) {
     nlohmann::json j = nlohmann::json::parse(state_text);
     if (j.is_object() && j.contains("files") && j["files"].is_object()) {
       for (auto& [rel, f] : j["files"].items()) {
-        const std::string p = step + "/" + rel;
-        std::error_code ec;
-        if (!f.is_object() || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (1 << 20)) continue;
-        const std::string bytes = read_file(p);
+        // The folder's own files only (the ones written above): a listed "../x" is the reader's to refuse, and
+        // reading it here could meet an unreadable or endless file outside the folder.
+        if (!f.is_object() || (rel != "trainable.safetensors" && rel != "settings.yaml" && rel != "rng.json")) continue;
+        const std::string bytes = read_file(step + "/" + rel);
         f["bytes"] = bytes.size();
         f["fnv1a"] = hex64(fnv1a_lanes(kFnvOffset, bytes.data(), bytes.size()));
       }

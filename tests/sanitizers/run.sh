@@ -9,7 +9,8 @@
 #     collectives, the trajectory channel and its decoder, the weight broadcast, the safetensors parser, every
 #     stored fuzz input replayed through its target (test_fuzz_corpus); and training in process: the CPU kernels,
 #     the chunked LM head, the transformer and generation, LoRA, SFT, GRPO, checkpoint state, data-parallel SFT and
-#     GRPO over 2-3 ranks and split GRPO (the binary's end-to-end tests are left out: docs/hardening.md).
+#     GRPO over 2-3 ranks and split GRPO; buckets, gradient sync, splits, chains, item tokens, metrics and the
+#     paired statistics (the binary's end-to-end tests and a few slow ones are left out: docs/hardening.md).
 #   tests/sanitizers/run.sh thread [BUILD_DIR]              (default build-tsan)
 #     ThreadSanitizer over the threaded parts: shard prefetch, the gradient-sync progress thread, the watchdog, the
 #     trajectory channel, the metrics log, process groups and the collectives.
@@ -22,7 +23,8 @@ case "$mode" in
     tests=(test_config test_metrics_log test_tokenizer test_sampler_dataset test_shards test_reader test_process
            test_collectives test_trajectory test_param_broadcast test_safetensors test_fuzz_corpus
            test_cpu_kernels test_lm_head_loss test_transformer test_generation test_lora test_sft test_grpo
-           test_train_state test_data_parallel test_grpo_split) ;;
+           test_train_state test_data_parallel test_grpo_split test_buckets test_gradient_sync test_sampler_split
+           test_sampler_chains test_item_tokens test_metrics test_stats) ;;
   thread)
     build=${2:-build-tsan}
     tests=(test_reader test_gradient_sync test_watchdog test_trajectory test_metrics_log test_process
