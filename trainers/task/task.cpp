@@ -146,29 +146,25 @@ std::vector<int32_t> group_sizes(const Example& example, const std::vector<int32
 }
 
 namespace {
-// Candidate indices most `support` first, ties in the given order.
-std::vector<int32_t> by_support(const std::vector<int32_t>& support) {
+// Candidate indices in the order the prompt lists them: with support order the most `support` first, ties in the
+// given order; else the given order.
+std::vector<int32_t> order_by(const TaskFormat& f, const std::vector<int32_t>& support) {
   std::vector<int32_t> order(support.size());
   std::iota(order.begin(), order.end(), 0);
+  if (!f.support_order) return order;
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     return support[static_cast<size_t>(a)] > support[static_cast<size_t>(b)];
   });
-  return order;
-}
-
-std::vector<int32_t> given_order(size_t n) {
-  std::vector<int32_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
   return order;
 }
 }  // namespace
 
 std::vector<int32_t> candidate_order(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
                                      const TaskFormat& f) {
-  if (!f.support_order) return given_order(example.candidates.size());
-  return by_support(f.layout == ChainLayout::kGrouped
-                        ? group_sizes(example, chain_groups(example, chains, first, count))
-                        : chain_votes(example, chains, first, count));
+  if (!f.support_order) return order_by(f, std::vector<int32_t>(example.candidates.size(), 0));
+  return order_by(f, f.layout == ChainLayout::kGrouped
+                         ? group_sizes(example, chain_groups(example, chains, first, count))
+                         : chain_votes(example, chains, first, count));
 }
 
 std::string render_prompt(const Example& example, const ChainBuffer& chains, int64_t first, int64_t count,
@@ -198,7 +194,7 @@ std::string render_prompt(const Example& example, const ChainBuffer& chains, int
     }
     s += "Candidates and the chains that reach them (U is this user):\n";
     // The groups' sizes are the support (candidate_order), computed once here.
-    for (int32_t i : f.support_order ? by_support(sizes) : given_order(sizes.size())) {
+    for (int32_t i : order_by(f, sizes)) {
       s += "Candidate " + item_token(catalog, example.candidates[static_cast<size_t>(i)]) + " " +
            std::to_string(sizes[static_cast<size_t>(i)]) + "\n";
       for (int64_t k = 0; k < count; ++k)
