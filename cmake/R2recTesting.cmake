@@ -9,8 +9,9 @@
 # instead of stalling CI, and the labels given so `ctest -L unit` or `ctest -LE slow` select them:
 #  unit, mpi  what CI's main run selects (all of it);
 #  gpu        needs a GPU (built with R2REC_GPU_TESTS);
-#  slow       >= 60 s in the main run on 2 cores, or minutes of CPU instrumented: left out of the sanitizer run
-#             (tests/sanitizers/run.sh, docs/hardening.md).
+#  format     the clang-format check (tests/CMakeLists.txt);
+#  slow       >= 60 s in the main run on 2 cores, or minutes of CPU instrumented: left out of the AddressSanitizer
+#             run with gpu and format (tests/sanitizers/run.sh, docs/hardening.md).
 set(R2REC_TEST_ENV
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # CI and dev boxes run as root
   OMPI_MCA_rmaps_base_oversubscribe=1                         # more ranks than cores on 2-core machines
@@ -22,9 +23,10 @@ set(R2REC_TEST_ENV
 if(R2REC_SANITIZE)
   # The sanitizer build (docs/hardening.md): a finding fails the test that met it, in test binaries and in the r2rec
   # processes they start; Open MPI's own exit-time allocations are suppressed with their reason in lsan.supp.
+  set(asan_options detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1)
   list(APPEND R2REC_TEST_ENV
     # fast_unwind_on_malloc=0: full stacks through the uninstrumented Open MPI libraries, so that suppressions match
-    ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:fast_unwind_on_malloc=0
+    ASAN_OPTIONS=detect_leaks=1:${asan_options}:fast_unwind_on_malloc=0
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0
     OMPI_MCA_mca_base_component_disable_dlclose=1  # keep MCA components loaded so leak stacks name them
@@ -34,12 +36,12 @@ endif()
 # suppressions of Open MPI's exit-time allocations match only with the slow unwinder (above), which costs every
 # start of the binary ~7 s of libtorch's start-up mallocs (8.6 s against 1.8 s for `r2rec --help` instrumented), and
 # these tests start it dozens of times. Out-of-bounds accesses, use after free and undefined behaviour still stop
-# them; leaks are checked by the in-process tests, which run the same libraries.
+# them. The libraries' leaks are checked by the in-process tests; the code compiled into the binary alone
+# (launch/: the commands, the stage drivers, the report) is not checked for leaks.
 set(R2REC_BINARY_TEST_ENV ${R2REC_TEST_ENV})
 if(R2REC_SANITIZE MATCHES "address")
   list(FILTER R2REC_BINARY_TEST_ENV EXCLUDE REGEX "^(ASAN|LSAN)_OPTIONS=")
-  list(APPEND R2REC_BINARY_TEST_ENV
-    ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1)
+  list(APPEND R2REC_BINARY_TEST_ENV ASAN_OPTIONS=detect_leaks=0:${asan_options})
 endif()
 if(R2REC_SANITIZE)
   set(R2REC_TIMEOUT_SCALE 3)
@@ -47,10 +49,16 @@ else()
   set(R2REC_TIMEOUT_SCALE 1)
 endif()
 
-# r2rec_script_test(<name> SCRIPT file TIMEOUT s LABELS ...): a bash script run with the repository root and the r2rec
-# binary as its arguments, in R2REC_BINARY_TEST_ENV.
+# r2rec_script_test(<name> SCRIPT file [TIMEOUT s] [LABELS ...]): a bash script run with the repository root and the
+# r2rec binary as its arguments, in R2REC_BINARY_TEST_ENV.
 function(r2rec_script_test name)
   cmake_parse_arguments(T "" "SCRIPT;TIMEOUT" "LABELS" ${ARGN})
+  if(T_UNPARSED_ARGUMENTS OR NOT T_SCRIPT)
+    message(FATAL_ERROR "r2rec_script_test(${name}): expected SCRIPT file [TIMEOUT s] [LABELS ...], got ${ARGN}")
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
   math(EXPR timeout "${T_TIMEOUT} * ${R2REC_TIMEOUT_SCALE}")
   add_test(NAME ${name} COMMAND bash "${T_SCRIPT}" "${PROJECT_SOURCE_DIR}" $<TARGET_FILE:r2rec>)
   set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS "${T_LABELS}"
